@@ -1,0 +1,51 @@
+/**
+ * The one error class of the engine. Every failure that comes from an image (or from the bytes
+ * source below it) is a SquashfsError with a code, the on-disk structure that was being decoded and,
+ * where known, the byte offset in the image. Layers above map the code: the FUSE adapter to an errno,
+ * the CLI to an exit status and one line on stderr.
+ */
+export type ErrorCode =
+  | 'BAD_MAGIC' // not a SquashFS 4.0 image at all
+  | 'UNSUPPORTED' // valid but not handled: version, compressor, feature
+  | 'CORRUPT' // a value that the format forbids
+  | 'OUT_OF_BOUNDS' // a pointer or index outside its table or the image
+  | 'OVERFLOW' // a size or count beyond what can be represented or allocated
+  | 'DECOMPRESS_FAILED' // the codec rejected a block, or it inflated to the wrong size
+  | 'NOT_FOUND' // a path or name that does not exist in the image
+  | 'NOT_A_DIRECTORY' // a path component that is not a directory
+  | 'IS_A_DIRECTORY' // a file operation on a directory
+  | 'LOOP' // a directory cycle or symlink loop
+  | 'UNSAFE_PATH' // extraction would write outside its destination
+  | 'IO'; // the byte source failed (short read, EIO from the disk)
+
+export class SquashfsError extends Error {
+  override readonly name = 'SquashfsError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** The structure being decoded: "superblock", "inode table", "fragment table", … */
+    readonly structure?: string,
+    /** Byte offset in the image (relative to the start of the SquashFS, not the host file). */
+    readonly offset?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** One line for humans: "CORRUPT in inode table at 0x1a2b: inode type 0". */
+  describe(): string {
+    const where = [this.structure ? `in ${this.structure}` : '', this.offset !== undefined ? `at 0x${this.offset.toString(16)}` : '']
+      .filter(Boolean)
+      .join(' ');
+    return `${this.code}${where ? ' ' + where : ''}: ${this.message}`;
+  }
+}
+
+export function isSquashfsError(e: unknown): e is SquashfsError {
+  return e instanceof SquashfsError;
+}
+
+/** Throws a CORRUPT/OUT_OF_BOUNDS/... error unless cond holds. Keeps checks to one line each. */
+export function check(cond: boolean, code: ErrorCode, message: string, structure?: string, offset?: number): asserts cond {
+  if (!cond) throw new SquashfsError(code, message, structure, offset);
+}
