@@ -1,0 +1,111 @@
+/**
+ * Directory listings (format: "Directory Table"). A directory inode points at a byte range of the
+ * directory table; that range is a sequence of runs, each a 12-byte header
+ *
+ *   u32 count-1 | u32 start (inode-table block of the run's inodes) | u32 base inode number
+ *
+ * followed by count entries of
+ *
+ *   u16 offset (in that inode block) | i16 inode number delta | u16 basic type | u16 name_size-1 | name
+ *
+ * A run holds at most 256 entries, all of whose inodes share one metadata block. Names are sorted
+ * by byte value (strcmp) across the whole listing; lookups rely on it (the directory index is a
+ * sample of the first name of runs), so an unsorted or duplicated name is rejected as corrupt.
+ */
+import { check } from '../errors';
+import { ByteCursor, i16, u16, u32 } from './bytes';
+import { DIR_MAX_ENTRIES_PER_HEADER, KIND_BY_BASIC_TYPE, MAX_NAME_SIZE, METADATA_SIZE, type FileKind } from './constants';
+import { InodeRef, makeInodeRef } from './inode';
+
+export interface DirEntry {
+  name: string;
+  /** The name's bytes as stored (names need not be UTF-8; extraction uses these). */
+  nameBytes: Uint8Array;
+  /** Basic inode type recorded in the entry (1..7). */
+  type: number;
+  kind: FileKind;
+  inodeRef: InodeRef;
+  inodeNumber: number;
+}
+
+const S = 'directory table';
+const utf8 = new TextDecoder('utf-8');
+
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return a[i]! - b[i]!;
+  }
+  return a.length - b.length;
+}
+
+/** A directory entry name must be a single path component: non-empty, not . or .., no / or NUL. */
+export function validateName(name: Uint8Array, structure: string, offset: number): void {
+  check(name.length > 0, 'CORRUPT', 'empty name', structure, offset);
+  check(!(name.length === 1 && name[0] === 0x2e) && !(name.length === 2 && name[0] === 0x2e && name[1] === 0x2e), 'CORRUPT', `name "${utf8.decode(name)}" is . or ..`, structure, offset);
+  check(name.indexOf(0x2f) < 0, 'CORRUPT', `name "${utf8.decode(name)}" contains /`, structure, offset);
+  check(name.indexOf(0) < 0, 'CORRUPT', `name "${utf8.decode(name).replace(/\0/g, '\\0')}" contains NUL`, structure, offset);
+}
+
+export interface ListingContext {
+  inodeCount: number;
+}
+
+/**
+ * Decodes `size` bytes of directory listing from the cursor, calling `visit` for each entry in
+ * order; `visit` returns false to stop early (lookups stop once past the wanted name). `after`
+ * is the name that precedes the first entry (for sortedness when starting from an index point).
+ */
+export function parseListing(
+  cur: ByteCursor,
+  size: number,
+  ctx: ListingContext,
+  visit: (e: DirEntry) => boolean | void,
+  after?: Uint8Array,
+): void {
+  let remaining = size;
+  let prev = after;
+  while (remaining > 0) {
+    const at = cur.position();
+    check(remaining >= 12, 'CORRUPT', `${remaining} trailing bytes in a directory listing, less than a header`, S, at);
+    const h = cur.bytes(12);
+    remaining -= 12;
+    const count = u32(h, 0) + 1;
+    check(count <= DIR_MAX_ENTRIES_PER_HEADER, 'CORRUPT', `directory header count ${count} > 256`, S, at);
+    const start = u32(h, 4);
+    const base = u32(h, 8);
+    for (let i = 0; i < count; i++) {
+      const eat = cur.position();
+      check(remaining >= 8, 'CORRUPT', `directory listing ends inside an entry (${remaining} bytes left)`, S, eat);
+      const e = cur.bytes(8);
+      const offset = u16(e, 0);
+      const delta = i16(e, 2);
+      const type = u16(e, 4);
+      const nameSize = u16(e, 6) + 1;
+      remaining -= 8;
+      check(offset < METADATA_SIZE, 'CORRUPT', `entry inode offset ${offset} ≥ 8192`, S, eat);
+      check(type >= 1 && type <= 7, 'CORRUPT', `entry type ${type} (valid basic types: 1..7)`, S, eat + 4);
+      check(nameSize <= MAX_NAME_SIZE, 'CORRUPT', `name size ${nameSize} > 256`, S, eat + 6);
+      check(remaining >= nameSize, 'CORRUPT', `name of ${nameSize} bytes runs past the listing (${remaining} left)`, S, eat + 8);
+      const nameBytes = Uint8Array.from(cur.bytes(nameSize));
+      remaining -= nameSize;
+      validateName(nameBytes, S, eat + 8);
+      const inodeNumber = base + delta;
+      check(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount, 'CORRUPT', `entry "${utf8.decode(nameBytes)}" has inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, eat + 2);
+      if (prev) {
+        const c = compareBytes(prev, nameBytes);
+        check(c < 0, 'CORRUPT', c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`, S, eat + 8);
+      }
+      prev = nameBytes;
+      const entry: DirEntry = {
+        name: utf8.decode(nameBytes),
+        nameBytes,
+        type,
+        kind: KIND_BY_BASIC_TYPE[type]!,
+        inodeRef: makeInodeRef(start, offset),
+        inodeNumber,
+      };
+      if (visit(entry) === false) return;
+    }
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * File contents (format: "Data and Fragment Blocks"). A regular file is a run of data blocks
+ * stored back to back from blocks_start (each block_size bytes once decompressed, the last one
+ * shorter when the file has no fragment) and optionally a tail: the last size % block_size bytes,
+ * packed with the tails of other files into a shared fragment block.
+ *
+ * Hot blocks live decompressed in two byte-bounded LRU caches (data, fragments), so a 4 KiB read
+ * in the middle of a compressed 128 KiB block decompresses it once while it is hot. Reads hand out
+ * subarray views of cached blocks. For each file, the position of block i is a prefix sum of the
+ * on-disk sizes; it is computed once per inode (the "block index") so reading at offset X of a large
+ * file does not walk its block list.
+ */
+import { SquashfsError, check } from '../errors';
+import { decodeBlockWord } from '../format/data-block';
+import { NO_INDEX } from '../format/constants';
+import type { FileInode } from '../format/inode';
+import { parseFragmentEntry, type FragmentEntry } from '../format/tables';
+import type { Codec } from '../codec';
+import type { ByteSource } from '../io/source';
+import { LruCache } from '../io/lru';
+import type { LookupTable } from './lookup-table';
+
+export interface DataReaderOptions {
+  blockSize: number;
+  /** Data and fragment blocks lie between the superblock and the inode table. */
+  dataEnd: number;
+  dataCacheBytes: number;
+  fragmentCacheBytes: number;
+}
+
+export class DataReader {
+  readonly dataCache: LruCache<number, Uint8Array>;
+  readonly fragmentCache: LruCache<number, Uint8Array>;
+  private readonly blockIndex = new WeakMap<FileInode, Float64Array>();
+  private readonly zeros: Uint8Array;
+
+  constructor(
+    private readonly source: ByteSource,
+    private readonly codec: Codec,
+    private readonly fragments: LookupTable | undefined,
+    private readonly opts: DataReaderOptions,
+  ) {
+    this.dataCache = new LruCache(opts.dataCacheBytes, (b) => b.length + 64);
+    this.fragmentCache = new LruCache(opts.fragmentCacheBytes, (b) => b.length + 64);
+    this.zeros = new Uint8Array(opts.blockSize);
+  }
+
+  /** Byte offset of each data block from blocks_start; entry n is the end of the last block. */
+  private positions(inode: FileInode): Float64Array {
+    let idx = this.blockIndex.get(inode);
+    if (!idx) {
+      const n = inode.blockSizes.length;
+      idx = new Float64Array(n + 1);
+      let pos = 0;
+      for (let i = 0; i < n; i++) {
+        idx[i] = pos;
+        pos += decodeBlockWord(inode.blockSizes[i]!).onDiskSize;
+      }
+      idx[n] = pos;
+      check(inode.blocksStart + pos <= this.opts.dataEnd, 'OUT_OF_BOUNDS', `data blocks of inode ${inode.inodeNumber} (${inode.blocksStart}+${pos}) run past the data area (${this.opts.dataEnd})`, 'data block', inode.blocksStart);
+      this.blockIndex.set(inode, idx);
+    }
+    return idx;
+  }
+
+  /** Decompressed length of data block i: a full block, except a fragment-less file's last one. */
+  private blockLength(inode: FileInode, i: number): number {
+    return Math.min(this.opts.blockSize, inode.fileSize - i * this.opts.blockSize);
+  }
+
+  /** Data block i of the file, decompressed (a cached buffer or a view; never mutate it). */
+  block(inode: FileInode, i: number): Uint8Array {
+    const expected = this.blockLength(inode, i);
+    const word = decodeBlockWord(inode.blockSizes[i]!);
+    if (word.sparse) return this.zeros.subarray(0, expected);
+    const pos = inode.blocksStart + this.positions(inode)[i]!;
+    const hit = this.dataCache.get(pos);
+    if (hit) {
+      // The same on-disk block may serve two files (duplicates) but always with the same length.
+      check(hit.length === expected, 'CORRUPT', `block at ${pos} is ${hit.length} bytes, inode ${inode.inodeNumber} expects ${expected}`, 'data block', pos);
+      return hit;
+    }
+    const data = this.load(pos, word.onDiskSize, word.compressed, expected, 'data block');
+    check(data.length === expected, 'CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', pos);
+    this.dataCache.set(pos, data);
+    return data;
+  }
+
+  private load(pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): Uint8Array {
+    check(onDisk <= this.opts.blockSize, 'CORRUPT', `on-disk length ${onDisk} exceeds the block size ${this.opts.blockSize}`, structure, pos);
+    check(pos + onDisk <= this.opts.dataEnd, 'OUT_OF_BOUNDS', `block at ${pos} (${onDisk} bytes) runs past the data area (${this.opts.dataEnd})`, structure, pos);
+    const raw = this.source.readAt(pos, onDisk);
+    if (!compressed) return raw;
+    try {
+      return this.codec.decompress(raw, maxOut);
+    } catch (e) {
+      if (e instanceof SquashfsError) throw new SquashfsError(e.code, e.message, structure, pos, { cause: e });
+      throw e;
+    }
+  }
+
+  fragmentEntry(index: number): FragmentEntry {
+    if (!this.fragments) throw new SquashfsError('CORRUPT', `fragment index ${index} but the image has no fragment table`, 'fragment table');
+    return parseFragmentEntry(this.fragments.entry(index), 0, this.fragments.start);
+  }
+
+  /** The file's tail (bytes after its last full block) as a view into its fragment block. */
+  tail(inode: FileInode): Uint8Array {
+    const tailLength = inode.fileSize - inode.blockSizes.length * this.opts.blockSize;
+    const entry = this.fragmentEntry(inode.fragIndex);
+    let frag = this.fragmentCache.get(entry.start);
+    if (!frag) {
+      const word = decodeBlockWord(entry.sizeWord);
+      check(!word.sparse, 'CORRUPT', `fragment ${inode.fragIndex} has size 0`, 'fragment table');
+      frag = this.load(entry.start, word.onDiskSize, word.compressed, this.opts.blockSize, 'fragment block');
+      this.fragmentCache.set(entry.start, frag);
+    }
+    check(
+      inode.fragOffset + tailLength <= frag.length,
+      'OUT_OF_BOUNDS',
+      `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${frag.length}-byte fragment`,
+      'fragment block',
+      entry.start,
+    );
+    return frag.subarray(inode.fragOffset, inode.fragOffset + tailLength);
+  }
+
+  /**
+   * The bytes [offset, offset + length) of the file as a sequence of views, clipped to the file size.
+   * Nothing is copied: each view points into a cached block (or the source's memory).
+   */
+  *chunks(inode: FileInode, offset = 0, length = Infinity): Generator<Uint8Array> {
+    const bs = this.opts.blockSize;
+    const end = Math.min(inode.fileSize, offset + length);
+    let pos = Math.max(0, offset);
+    const fullBlocks = inode.blockSizes.length;
+    while (pos < end) {
+      const i = Math.floor(pos / bs);
+      let blk: Uint8Array;
+      let blkStart: number;
+      if (i < fullBlocks) {
+        blk = this.block(inode, i);
+        blkStart = i * bs;
+      } else {
+        check(inode.fragIndex !== NO_INDEX, 'CORRUPT', `inode ${inode.inodeNumber} has ${inode.fileSize} bytes but only ${fullBlocks} blocks and no fragment`, 'inode table');
+        blk = this.tail(inode);
+        blkStart = fullBlocks * bs;
+      }
+      const from = pos - blkStart;
+      const to = Math.min(blk.length, end - blkStart);
+      check(to > from, 'CORRUPT', `block ${i} of inode ${inode.inodeNumber} is shorter than the file size implies`, 'data block');
+      yield blk.subarray(from, to);
+      pos = blkStart + to;
+    }
+  }
+
+  /** Copies up to target.length bytes at `offset` into target; returns the count (0 at EOF). */
+  readInto(inode: FileInode, offset: number, target: Uint8Array): number {
+    let n = 0;
+    for (const c of this.chunks(inode, offset, target.length)) {
+      target.set(c, n);
+      n += c.length;
+    }
+    return n;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Metadata blocks (format: "Metadata Blocks"): inodes, directory listings and the lookup tables
+ * are stored as a chain of blocks, each a u16 header (bit 15: stored uncompressed; low 15 bits:
+ * on-disk length) and at most 8 KiB of data once decompressed. A block's successor starts right
+ * after it, so a position in a table is (block position, offset in the decompressed block).
+ *
+ * Every read is bounded to one table's byte range [lo, hi): a pointer or a chain that would walk out
+ * of its table is an OUT_OF_BOUNDS error instead of bytes from a neighbouring structure.
+ */
+import { SquashfsError, check } from '../errors';
+import { ByteCursor, u16 } from '../format/bytes';
+import { METADATA_SIZE, METADATA_UNCOMPRESSED } from '../format/constants';
+import type { Codec } from '../codec';
+import type { ByteSource } from '../io/source';
+import { LruCache } from '../io/lru';
+
+export interface MetaBlock {
+  data: Uint8Array;
+  /** Absolute position of the next block in the chain. */
+  next: number;
+}
+
+/** The byte range of one table and its name for error messages. */
+export interface Region {
+  lo: number;
+  hi: number;
+  structure: string;
+}
+
+export class MetadataReader {
+  readonly cache: LruCache<number, MetaBlock>;
+  constructor(
+    private readonly source: ByteSource,
+    private readonly codec: Codec,
+    cacheBytes: number,
+  ) {
+    this.cache = new LruCache(cacheBytes, (b) => b.data.length + 64);
+  }
+
+  /** The decompressed block at absolute position `pos`, which must lie inside `region`. */
+  block(pos: number, region: Region): MetaBlock {
+    const cached = this.cache.get(pos);
+    if (cached) return cached;
+    check(pos >= region.lo && pos + 2 <= region.hi, 'OUT_OF_BOUNDS', `metadata block at ${pos} is outside the ${region.structure} (${region.lo}..${region.hi})`, region.structure, pos);
+    const header = u16(this.source.readAt(pos, 2), 0);
+    const size = header & ~METADATA_UNCOMPRESSED & 0xffff;
+    const compressed = (header & METADATA_UNCOMPRESSED) === 0;
+    check(size > 0 && size <= METADATA_SIZE, 'CORRUPT', `metadata block length ${size} (valid: 1..8192)`, region.structure, pos);
+    check(pos + 2 + size <= region.hi, 'OUT_OF_BOUNDS', `metadata block at ${pos} (${size} bytes) runs past the ${region.structure} end ${region.hi}`, region.structure, pos);
+    const raw = this.source.readAt(pos + 2, size);
+    let data: Uint8Array;
+    if (compressed) {
+      try {
+        data = this.codec.decompress(raw, METADATA_SIZE);
+      } catch (e) {
+        if (e instanceof SquashfsError) throw new SquashfsError(e.code, `metadata block: ${e.message}`, region.structure, pos, { cause: e });
+        throw e;
+      }
+    } else {
+      data = raw;
+    }
+    check(data.length > 0, 'CORRUPT', 'metadata block decompressed to 0 bytes', region.structure, pos);
+    const blk = { data, next: pos + 2 + size };
+    this.cache.set(pos, blk);
+    return blk;
+  }
+
+  /** A cursor at (block `pos`, `offset`), confined to `region`. */
+  cursor(pos: number, offset: number, region: Region): MetaCursor {
+    return new MetaCursor(this, pos, offset, region);
+  }
+}
+
+/**
+ * Reads a byte stream that continues across chained metadata blocks. A request that fits in the
+ * current block is returned as a view (no copy); one that straddles blocks is assembled into a new
+ * buffer.
+ */
+export class MetaCursor implements ByteCursor {
+  private blk: MetaBlock;
+  constructor(
+    private readonly reader: MetadataReader,
+    private pos: number,
+    private offset: number,
+    private readonly region: Region,
+  ) {
+    this.blk = reader.block(pos, region);
+    check(offset <= this.blk.data.length, 'OUT_OF_BOUNDS', `offset ${offset} beyond the ${this.blk.data.length}-byte metadata block`, region.structure, pos);
+  }
+
+  private advance(): void {
+    this.pos = this.blk.next;
+    this.offset = 0;
+    this.blk = this.reader.block(this.pos, this.region);
+  }
+
+  bytes(n: number): Uint8Array {
+    if (this.offset === this.blk.data.length && n > 0) this.advance();
+    const avail = this.blk.data.length - this.offset;
+    if (n <= avail) {
+      const v = this.blk.data.subarray(this.offset, this.offset + n);
+      this.offset += n;
+      return v;
+    }
+    const out = new Uint8Array(n);
+    let done = 0;
+    while (done < n) {
+      if (this.offset === this.blk.data.length) this.advance();
+      const take = Math.min(n - done, this.blk.data.length - this.offset);
+      out.set(this.blk.data.subarray(this.offset, this.offset + take), done);
+      this.offset += take;
+      done += take;
+    }
+    return out;
+  }
+
+  /** The metadata block position being read (for error messages). */
+  position(): number {
+    return this.pos;
+  }
+
+  /** Where the cursor stands, to resume later. */
+  where(): { pos: number; offset: number } {
+    return { pos: this.pos, offset: this.offset };
+  }
+}
