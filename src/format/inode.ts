@@ -112,7 +112,7 @@ export interface InodeContext {
   blockSize: number;
   inodeCount: number;
   bytesUsed: number;
-  /** Largest block list (in bytes) that could possibly fit: the inode table's size. */
+  /** Largest block list (in bytes) that could possibly fit in the decompressed inode table. */
   maxBlockListBytes: number;
 }
 
@@ -262,16 +262,27 @@ function parseOther(cur: ByteCursor, type: number, common: InodeCommon, at: numb
 /**
  * The block list: one u32 size word per data block. A file whose tail lives in a fragment has
  * floor(size / block_size) blocks; one without a fragment has ceil(size / block_size). The count
- * comes from an untrusted 64-bit size, so it is checked against the inode table's own size before
- * anything is allocated.
+ * comes from an untrusted 64-bit size: it is checked against the most the inode table could hold
+ * once decompressed, and the list is then read in slices, so memory grows only with bytes that are
+ * really there (a lying size runs out of inode table and fails OUT_OF_BOUNDS, having allocated
+ * little).
  */
 function readBlockList(cur: ByteCursor, fileSize: number, fragIndex: number, ctx: InodeContext, at: number): Uint32Array {
   const count = fragIndex === NO_INDEX ? Math.ceil(fileSize / ctx.blockSize) : Math.floor(fileSize / ctx.blockSize);
   if (count * 4 > ctx.maxBlockListBytes) {
     throw new SquashfsError('CORRUPT', `file_size ${fileSize} needs ${count} block sizes, more than the inode table can hold`, S, at);
   }
-  const raw = cur.bytes(count * 4);
+  const SLICE = 2048;
+  const slices: Uint32Array[] = [];
+  for (let done = 0; done < count; done += SLICE) {
+    const n = Math.min(SLICE, count - done);
+    const raw = cur.bytes(n * 4);
+    const words = new Uint32Array(n);
+    for (let i = 0; i < n; i++) words[i] = u32(raw, i * 4);
+    slices.push(words);
+  }
+  if (slices.length === 1) return slices[0]!;
   const out = new Uint32Array(count);
-  for (let i = 0; i < count; i++) out[i] = u32(raw, i * 4);
+  slices.forEach((w, i) => out.set(w, i * SLICE));
   return out;
 }

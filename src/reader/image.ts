@@ -155,7 +155,8 @@ export class Image {
       blockSize: sb.blockSize,
       inodeCount: sb.inodeCount,
       bytesUsed: sb.bytesUsed,
-      maxBlockListBytes: sb.directoryTableStart - sb.inodeTableStart,
+      // Each metadata block takes at least 3 bytes on disk (header + 1) and holds at most 8 KiB.
+      maxBlockListBytes: Math.ceil((sb.directoryTableStart - sb.inodeTableStart) / 3) * 8192,
     };
   }
 
