@@ -1,0 +1,150 @@
+/**
+ * BCJ ("branch/call/jump") filters, decoding direction. An encoder rewrites the relative target of call and
+ * branch instructions into an absolute address (relative + position), which makes repeated calls to one
+ * function identical bytes and so compress better; decoding subtracts the position again. `start` is the
+ * filter's start offset property (usually 0). Each function filters a whole, already decompressed xz block
+ * in place; bytes too close to the end to hold a whole instruction are left as they are, exactly as the
+ * encoder left them.
+ */
+
+/** x86: E8 (call) / E9 (jmp) followed by a 32-bit relative displacement. */
+export function x86Decode(buf: Uint8Array, start: number): void {
+  // The x86 filter only converts displacements whose most significant byte is 0x00 or 0xFF (plausible
+  // near targets), and it skips E8/E9 bytes that sit inside the 4 bytes after a recent E8/E9 unless the
+  // pattern of those recent hits (prevMask, one bit per byte back) says it is safe. The two tables encode
+  // that rule: which masks allow a conversion, and which byte of the displacement to test for a mask.
+  const ALLOWED = [true, true, true, false, true, false, false, false];
+  const MASK_TO_BYTE = [0, 1, 2, 2, 3, 3, 3, 3];
+  const isMsb = (b: number) => b === 0x00 || b === 0xff;
+  const size = buf.length;
+  if (size < 5) return;
+  const limit = size - 4;
+  let prevPos = -1;
+  let prevMask = 0;
+  let i = 0;
+  for (; i < limit; i++) {
+    if ((buf[i] & 0xfe) !== 0xe8) continue;
+    const gap = i - prevPos;
+    if (gap > 3) {
+      prevMask = 0;
+    } else {
+      prevMask = (prevMask << (gap - 1)) & 7;
+      if (prevMask !== 0) {
+        const b = buf[i + 4 - MASK_TO_BYTE[prevMask]];
+        if (!ALLOWED[prevMask] || isMsb(b)) {
+          prevPos = i;
+          prevMask = ((prevMask << 1) | 1) & 7;
+          continue;
+        }
+      }
+    }
+    prevPos = i;
+    if (!isMsb(buf[i + 4])) {
+      prevMask = ((prevMask << 1) | 1) & 7;
+      continue;
+    }
+    let src = (buf[i + 1] | (buf[i + 2] << 8) | (buf[i + 3] << 16) | (buf[i + 4] << 24)) >>> 0;
+    let dest: number;
+    for (;;) {
+      dest = (src - (start + i + 5)) >>> 0;
+      if (prevMask === 0) break;
+      const j = MASK_TO_BYTE[prevMask] * 8;
+      if (!isMsb((dest >>> (24 - j)) & 0xff)) break;
+      src = (dest ^ (2 ** (32 - j) - 1)) >>> 0;
+    }
+    // Sign-extend bit 24 into the top byte: the result is again 0x00xxxxxx or 0xFFxxxxxx.
+    dest &= 0x01ffffff;
+    if (dest & 0x01000000) dest |= 0xff000000;
+    buf[i + 1] = dest & 0xff;
+    buf[i + 2] = (dest >>> 8) & 0xff;
+    buf[i + 3] = (dest >>> 16) & 0xff;
+    buf[i + 4] = (dest >>> 24) & 0xff;
+    i += 4;
+  }
+}
+
+/** PowerPC: big-endian "bl" (opcode 18 with AA=0, LK=1). */
+export function powerpcDecode(buf: Uint8Array, start: number): void {
+  for (let i = 0; i + 4 <= buf.length; i += 4) {
+    let ins = ((buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]) >>> 0;
+    if ((ins & 0xfc000003) >>> 0 !== 0x48000001) continue;
+    ins = (((ins & 0x03fffffc) - (start + i)) & 0x03fffffc) | 0x48000001;
+    buf[i] = ins >>> 24;
+    buf[i + 1] = (ins >>> 16) & 0xff;
+    buf[i + 2] = (ins >>> 8) & 0xff;
+    buf[i + 3] = ins & 0xff;
+  }
+}
+
+/** IA-64: 128-bit bundles; the template (low 5 bits) says which of the three 41-bit slots hold branches. */
+export function ia64Decode(buf: Uint8Array, start: number): void {
+  const BRANCH_SLOTS = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 6, 6, 0, 0, 7, 7, 4, 4, 0, 0, 4, 4, 0, 0];
+  for (let i = 0; i + 16 <= buf.length; i += 16) {
+    const mask = BRANCH_SLOTS[buf[i] & 0x1f];
+    for (let slot = 0; slot < 3; slot++) {
+      if (((mask >>> slot) & 1) === 0) continue;
+      const bitPos = 5 + 41 * slot;
+      const bytePos = i + (bitPos >>> 3);
+      const bitRes = BigInt(bitPos & 7);
+      // A slot spans up to 6 bytes; 48-bit arithmetic is done in BigInt (rare path, only branch slots).
+      let instr = 0n;
+      for (let j = 0; j < 6; j++) instr |= BigInt(buf[bytePos + j]) << BigInt(8 * j);
+      let norm = instr >> bitRes;
+      if (((norm >> 37n) & 0x0fn) !== 0x05n || ((norm >> 9n) & 0x07n) !== 0n) continue;
+      let addr = Number((norm >> 13n) & 0x0fffffn) | (Number((norm >> 36n) & 1n) << 20);
+      addr = ((addr << 4) - (start + i)) >>> 4; // 21-bit target in 16-byte units
+      norm &= ~(0x8fffffn << 13n);
+      norm |= BigInt(addr & 0x0fffff) << 13n;
+      norm |= BigInt(addr & 0x100000) << 16n; // bit 20 of the target goes to bit 36
+      instr &= (1n << bitRes) - 1n;
+      instr |= norm << bitRes;
+      for (let j = 0; j < 6; j++) buf[bytePos + j] = Number((instr >> BigInt(8 * j)) & 0xffn);
+    }
+  }
+}
+
+/** ARM: little-endian BL (condition "always", 0xEB) with a 24-bit word offset. */
+export function armDecode(buf: Uint8Array, start: number): void {
+  for (let i = 0; i + 4 <= buf.length; i += 4) {
+    if (buf[i + 3] !== 0xeb) continue;
+    const src = ((buf[i + 2] << 16) | (buf[i + 1] << 8) | buf[i]) << 2;
+    const dest = ((src - (start + i + 8)) >>> 2) & 0xffffff;
+    buf[i] = dest & 0xff;
+    buf[i + 1] = (dest >>> 8) & 0xff;
+    buf[i + 2] = (dest >>> 16) & 0xff;
+  }
+}
+
+/** ARM Thumb: the two-halfword BL pair (F000 prefix, F800 suffix) with a 22-bit halfword offset. */
+export function armThumbDecode(buf: Uint8Array, start: number): void {
+  for (let i = 0; i + 4 <= buf.length; i += 2) {
+    if ((buf[i + 1] & 0xf8) !== 0xf0 || (buf[i + 3] & 0xf8) !== 0xf8) continue;
+    const src = (((buf[i + 1] & 7) << 19) | (buf[i] << 11) | ((buf[i + 3] & 7) << 8) | buf[i + 2]) << 1;
+    const dest = (src - (start + i + 4)) >>> 1;
+    buf[i + 1] = 0xf0 | ((dest >>> 19) & 7);
+    buf[i] = (dest >>> 11) & 0xff;
+    buf[i + 3] = 0xf8 | ((dest >>> 8) & 7);
+    buf[i + 2] = dest & 0xff;
+    i += 2;
+  }
+}
+
+/** SPARC: big-endian "call" whose 30-bit displacement is a small positive or negative number. */
+export function sparcDecode(buf: Uint8Array, start: number): void {
+  for (let i = 0; i + 4 <= buf.length; i += 4) {
+    let ins = ((buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]) >>> 0;
+    const top = ins >>> 22;
+    if (top !== 0x100 && top !== 0x1ff) continue;
+    ins = (((ins << 2) >>> 0) - (start + i)) >>> 2;
+    ins = ((0x40000000 - (ins & 0x400000)) | 0x40000000 | (ins & 0x3fffff)) >>> 0;
+    buf[i] = ins >>> 24;
+    buf[i + 1] = (ins >>> 16) & 0xff;
+    buf[i + 2] = (ins >>> 8) & 0xff;
+    buf[i + 3] = ins & 0xff;
+  }
+}
+
+/** Delta: each byte was stored as its difference from the byte `distance` positions earlier. */
+export function deltaDecode(buf: Uint8Array, distance: number): void {
+  for (let i = distance; i < buf.length; i++) buf[i] = (buf[i] + buf[i - distance]) & 0xff;
+}

@@ -1,0 +1,327 @@
+/**
+ * The LZMA symbol decoder shared by legacy lzma (id 2) and xz's LZMA2 (id 4). Written for SquashFS's
+ * situation: a whole block is decoded in one call into one output buffer, so the output buffer *is* the
+ * dictionary (no circular window), and every back-reference is checked against the start of the current
+ * dictionary (LZMA2 can reset it mid-block).
+ *
+ * LZMA in one paragraph: an adaptive binary range coder decodes bits, each with its own 11-bit probability
+ * that adapts after every use. Symbols are a literal (8 bits, coded with the previous byte's top lc bits
+ * and lp bits of position as context; after a match the literal is coded against the byte at rep0, the
+ * "matched literal"), a match (length + distance), or a repeat of one of the four most recent distances
+ * (rep0..rep3, plus the 1-byte "short rep"). A 12-value state machine over the kinds of the last symbols
+ * selects which probabilities are used.
+ */
+import { corrupt } from './util';
+
+const CODEC = 'lzma';
+
+// Layout of the probability array (one Uint16Array, offsets fixed; literal coders at the end).
+const NUM_STATES = 12;
+const POS_STATES_MAX = 16; // 1 << pb, pb <= 4
+const IS_MATCH = 0; // [state][posState]
+const IS_REP = IS_MATCH + NUM_STATES * POS_STATES_MAX;
+const IS_REP_G0 = IS_REP + NUM_STATES;
+const IS_REP_G1 = IS_REP_G0 + NUM_STATES;
+const IS_REP_G2 = IS_REP_G1 + NUM_STATES;
+const IS_REP0_LONG = IS_REP_G2 + NUM_STATES; // [state][posState]
+const POS_SLOT = IS_REP0_LONG + NUM_STATES * POS_STATES_MAX; // [min(len,3)][64]
+const SPEC_POS = POS_SLOT + 4 * 64; // distance bits for slots 4..13 (114 probabilities)
+const ALIGN = SPEC_POS + 114; // low 4 bits of distances with slot >= 14
+// A length coder: choice, choice2, low[16 posStates][8], mid[16][8], high[256].
+const LEN_CHOICE = 0;
+const LEN_CHOICE2 = 1;
+const LEN_LOW = 2;
+const LEN_MID = LEN_LOW + POS_STATES_MAX * 8;
+const LEN_HIGH = LEN_MID + POS_STATES_MAX * 8;
+const LEN_CODER_SIZE = LEN_HIGH + 256;
+const MATCH_LEN = ALIGN + 16;
+const REP_LEN = MATCH_LEN + LEN_CODER_SIZE;
+const LITERAL = REP_LEN + LEN_CODER_SIZE;
+
+const PROB_INIT = 1024; // probability 0.5 in 11 bits
+const TOP = 1 << 24;
+
+export interface LzmaProps {
+  lc: number;
+  lp: number;
+  pb: number;
+}
+
+/** The props byte: (pb * 5 + lp) * 9 + lc. */
+export function parsePropsByte(b: number, codec: string): LzmaProps {
+  if (b >= 9 * 5 * 5) throw corrupt(codec, `LZMA properties byte 0x${b.toString(16)} is out of range`);
+  const lc = b % 9;
+  const rest = (b - lc) / 9;
+  const lp = rest % 5;
+  return { lc, lp, pb: (rest - lp) / 5 };
+}
+
+export const END_MARKER = 0xffffffff;
+
+export class LzmaDecoder {
+  // Range coder.
+  private range = 0;
+  private code = 0;
+  ip = 0;
+  private inEnd = 0;
+  private input: Uint8Array = new Uint8Array(0);
+  // Model.
+  private probs: Uint16Array = new Uint16Array(0);
+  private lc = 0;
+  private lpMask = 0;
+  private pbMask = 0;
+  private state = 0;
+  private rep0 = 0;
+  private rep1 = 0;
+  private rep2 = 0;
+  private rep3 = 0;
+  /** Bytes of a match still to copy when the previous LZMA2 chunk ended inside it. */
+  private pending = 0;
+  // Output, which is also the dictionary.
+  op = 0;
+  dictStart = 0;
+
+  constructor(
+    readonly out: Uint8Array,
+    private readonly codec = CODEC,
+  ) {}
+
+  setProps(p: LzmaProps): void {
+    const size = LITERAL + (0x300 << (p.lc + p.lp));
+    if (this.probs.length !== size) this.probs = new Uint16Array(size);
+    this.lc = p.lc;
+    this.lpMask = (1 << p.lp) - 1;
+    this.pbMask = (1 << p.pb) - 1;
+  }
+
+  /** Forget everything learnt: probabilities, state machine, recent distances. */
+  resetState(): void {
+    this.probs.fill(PROB_INIT);
+    this.state = 0;
+    this.rep0 = this.rep1 = this.rep2 = this.rep3 = 0;
+    this.pending = 0;
+  }
+
+  resetDict(): void {
+    this.dictStart = this.op;
+    this.pending = 0;
+  }
+
+  /** Starts the range coder on input[start..end): 5 bytes, the first of which is always 0. */
+  initRangeCoder(input: Uint8Array, start: number, end: number): void {
+    if (end - start < 5) throw corrupt(this.codec, `range coder needs 5 bytes at input offset ${start}, have ${end - start}`);
+    if (input[start] !== 0) throw corrupt(this.codec, `range coder first byte is 0x${input[start].toString(16)}, must be 0`);
+    this.input = input;
+    this.inEnd = end;
+    this.range = 0xffffffff;
+    this.code = ((input[start + 1] << 24) | (input[start + 2] << 16) | (input[start + 3] << 8) | input[start + 4]) >>> 0;
+    this.ip = start + 5;
+    if (this.code === this.range) throw corrupt(this.codec, 'range coder starts with an impossible code');
+  }
+
+  /** The encoder flushes so that a finished stream leaves code at 0. */
+  rangeCoderFinished(): boolean {
+    return this.code === 0;
+  }
+
+  private bit(i: number): number {
+    const probs = this.probs;
+    const p = probs[i];
+    // range < 2^32 and p < 2^11, so bound < 2^32: plain double arithmetic, no 32-bit overflow.
+    const bound = (this.range >>> 11) * p;
+    let b: number;
+    if (this.code < bound) {
+      this.range = bound;
+      probs[i] = p + ((2048 - p) >>> 5);
+      b = 0;
+    } else {
+      this.range -= bound;
+      this.code -= bound;
+      probs[i] = p - (p >>> 5);
+      b = 1;
+    }
+    if (this.range < TOP) {
+      if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
+      this.range = (this.range * 256) >>> 0;
+      this.code = ((this.code * 256) + this.input[this.ip++]) >>> 0;
+    }
+    return b;
+  }
+
+  /** Bits with probability exactly 1/2 (the middle bits of large distances). Result < 2^26. */
+  private direct(count: number): number {
+    let r = 0;
+    for (let i = 0; i < count; i++) {
+      this.range = this.range >>> 1;
+      let b = 0;
+      if (this.code >= this.range) {
+        this.code -= this.range;
+        b = 1;
+      }
+      r = r * 2 + b;
+      if (this.range < TOP) {
+        if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
+        this.range = (this.range * 256) >>> 0;
+        this.code = ((this.code * 256) + this.input[this.ip++]) >>> 0;
+      }
+    }
+    return r;
+  }
+
+  private tree(base: number, bits: number): number {
+    let m = 1;
+    for (let i = 0; i < bits; i++) m = (m << 1) | this.bit(base + m);
+    return m - (1 << bits);
+  }
+
+  private reverseTree(base: number, bits: number): number {
+    let m = 1;
+    let r = 0;
+    for (let i = 0; i < bits; i++) {
+      const b = this.bit(base + m);
+      m = (m << 1) | b;
+      r |= b << i;
+    }
+    return r;
+  }
+
+  /** Match length minus 2: 0..271. */
+  private length(base: number, posState: number): number {
+    if (this.bit(base + LEN_CHOICE) === 0) return this.tree(base + LEN_LOW + posState * 8, 3);
+    if (this.bit(base + LEN_CHOICE2) === 0) return 8 + this.tree(base + LEN_MID + posState * 8, 3);
+    return 16 + this.tree(base + LEN_HIGH, 8);
+  }
+
+  /** Distance minus 1 (0 .. 2^32-1; 2^32-1 is the end marker). */
+  private distance(len: number): number {
+    const slot = this.tree(POS_SLOT + (len < 3 ? len : 3) * 64, 6);
+    if (slot < 4) return slot;
+    const bits = (slot >>> 1) - 1;
+    // Up to 3 * 2^30 + ...: use multiplication, not shifts, above 2^31.
+    let dist = (2 + (slot & 1)) * 2 ** bits;
+    if (slot < 14) return dist + this.reverseTree(SPEC_POS + dist - slot - 1, bits);
+    dist += this.direct(bits - 4) * 16;
+    return dist + this.reverseTree(ALIGN - 1, 4);
+  }
+
+  /**
+   * Decodes symbols until the output reaches `limit` or an end marker is read. Returns true on an end
+   * marker. A match that runs past `limit` is cut there and its remainder kept for the next call (LZMA2
+   * chunks may split a match); the caller decides whether that is allowed.
+   */
+  run(limit: number): boolean {
+    const out = this.out;
+    const lc = this.lc;
+    const lpMask = this.lpMask;
+    const pbMask = this.pbMask;
+    let op = this.op;
+    const dictStart = this.dictStart;
+    let state = this.state;
+
+    if (this.pending > 0) {
+      const n = Math.min(this.pending, limit - op);
+      let from = op - this.rep0 - 1;
+      for (let i = 0; i < n; i++) out[op++] = out[from++];
+      this.pending -= n;
+    }
+    try {
+      while (op < limit) {
+        const pos = op - dictStart;
+        const posState = pos & pbMask;
+        if (this.bit(IS_MATCH + state * 16 + posState) === 0) {
+          // Literal.
+          const prev = pos > 0 ? out[op - 1] : 0;
+          const base = LITERAL + 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
+          let sym = 1;
+          if (state >= 7) {
+            // After a match, the byte at rep0 predicts this one bit by bit until they first differ.
+            let matchByte = out[op - this.rep0 - 1];
+            do {
+              const matchBit = (matchByte >>> 7) & 1;
+              matchByte <<= 1;
+              const b = this.bit(base + 0x100 + (matchBit << 8) + sym);
+              sym = (sym << 1) | b;
+              if (b !== matchBit) break;
+            } while (sym < 0x100);
+          }
+          while (sym < 0x100) sym = (sym << 1) | this.bit(base + sym);
+          out[op++] = sym & 0xff;
+          state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
+          continue;
+        }
+        let len: number;
+        if (this.bit(IS_REP + state) === 0) {
+          // A new match: length, then distance.
+          len = this.length(MATCH_LEN, posState);
+          state = state < 7 ? 7 : 10;
+          const dist = this.distance(len);
+          if (dist === END_MARKER) {
+            this.op = op;
+            this.state = state;
+            return true;
+          }
+          this.rep3 = this.rep2;
+          this.rep2 = this.rep1;
+          this.rep1 = this.rep0;
+          this.rep0 = dist;
+        } else {
+          if (pos === 0) throw corrupt(this.codec, `repeated match at output offset ${op} with an empty dictionary`);
+          if (this.bit(IS_REP_G0 + state) === 0) {
+            if (this.bit(IS_REP0_LONG + state * 16 + posState) === 0) {
+              // "Short rep": one byte from rep0.
+              state = state < 7 ? 9 : 11;
+              out[op] = out[op - this.rep0 - 1];
+              op++;
+              continue;
+            }
+          } else {
+            let dist: number;
+            if (this.bit(IS_REP_G1 + state) === 0) {
+              dist = this.rep1;
+            } else {
+              if (this.bit(IS_REP_G2 + state) === 0) {
+                dist = this.rep2;
+              } else {
+                dist = this.rep3;
+                this.rep3 = this.rep2;
+              }
+              this.rep2 = this.rep1;
+            }
+            this.rep1 = this.rep0;
+            this.rep0 = dist;
+          }
+          len = this.length(REP_LEN, posState);
+          state = state < 7 ? 8 : 11;
+        }
+        // The one place corrupt input could reach outside the output: every distance is checked against
+        // the bytes decoded since the last dictionary reset before anything is copied.
+        const rep0 = this.rep0;
+        if (rep0 >= op - dictStart) throw corrupt(this.codec, `match distance ${rep0 + 1} at output offset ${op} reaches before the dictionary start (${dictStart})`);
+        len += 2;
+        const n = len < limit - op ? len : limit - op;
+        this.pending = len - n;
+        let from = op - rep0 - 1;
+        const end = op + n;
+        while (op < end) out[op++] = out[from++];
+      }
+    } finally {
+      this.op = op;
+      this.state = state;
+    }
+    return false;
+  }
+
+  get pendingMatch(): number {
+    return this.pending;
+  }
+
+  /** After the known output size was reached: the stream may still carry an end marker (and nothing else). */
+  readEndMarker(): void {
+    const posState = (this.op - this.dictStart) & this.pbMask;
+    if (this.bit(IS_MATCH + this.state * 16 + posState) === 0 || this.bit(IS_REP + this.state) !== 0) {
+      throw corrupt(this.codec, `data continues past the declared size at output offset ${this.op}`);
+    }
+    const len = this.length(MATCH_LEN, posState);
+    if (this.distance(len) !== END_MARKER) throw corrupt(this.codec, `data continues past the declared size at output offset ${this.op}`);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * LZO1X (id 3), the "safe" decoder: every input read, output write and back-reference is bounds-checked.
+ * All mksquashfs -Xalgorithm choices (lzo1x_1, _1_11, _1_12, _1_15, lzo1x_999) emit the same LZO1X stream
+ * format, so one decoder serves them all. No pure-JS package exists; this is written from the format
+ * description.
+ *
+ * Stream format. A stream is a sequence of instructions; each is a match (copy from earlier output) whose
+ * last two "S" bits say how many literal bytes (0..3) follow it directly. The meaning of an instruction byte
+ * below 16 depends on what came before it, which is the `state` below:
+ *   state 0 (previous match had S = 0, or start of stream)  0000LLLL: a literal run of L+3 bytes
+ *            (L = 0: 18 + 255*zero bytes + next non-zero byte); afterwards state = 4
+ *   state 1..3 (previous instruction was followed by 1..3 literals)  0000DDSS + H: 2-byte match at
+ *            distance (H<<2) + D + 1
+ *   state 4 (previous instruction was a literal run of 4 or more)  0000DDSS + H: 3-byte match at
+ *            distance (H<<2) + D + 2049
+ * Instructions >= 16 mean the same in every state:
+ *   0001HLLL + LE16(D:14,S:2)   length L+2 (L = 0: extended, base 7), distance 16384 + (H<<14) + D;
+ *                              distance exactly 16384 is the end-of-stream marker (bytes 11 00 00)
+ *   001LLLLL + LE16(D:14,S:2)   length L+2 (L = 0: extended, base 31), distance D + 1
+ *   01LDDDSS + H               length 3 + L, distance (H<<3) + D + 1
+ *   1LLDDDSS + H               length 5 + L, distance (H<<3) + D + 1
+ * A first byte above 17 is special: a literal run of (byte - 17) bytes, after which state is min(run, 4).
+ */
+import type { Codec } from './index';
+import { checkArgs, corrupt, finish } from './util';
+
+export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
+  checkArgs('lzo', src, maxOutput);
+  const out = Buffer.allocUnsafe(maxOutput);
+  const iend = src.length;
+  let ip = 0;
+  let op = 0;
+  let state = 0;
+
+  const truncated = (what: string) => corrupt('lzo', `truncated ${what} at input offset ${ip} (block is ${iend} bytes)`);
+  /** Long lengths: each zero byte adds 255, the first non-zero byte ends the count. */
+  const extendedLength = (base: number): number => {
+    let n = base;
+    for (;;) {
+      if (ip >= iend) throw truncated('length');
+      const b = src[ip++];
+      if (b !== 0) return n + b;
+      n += 255;
+    }
+  };
+  const copyLiterals = (n: number): void => {
+    if (n > iend - ip) throw corrupt('lzo', `literal run of ${n} bytes at input offset ${ip} runs past the end of the block (${iend})`);
+    if (n > maxOutput - op) throw corrupt('lzo', `literal run of ${n} bytes at output offset ${op} exceeds the output limit ${maxOutput}`);
+    if (n < 32) for (let i = 0; i < n; i++) out[op + i] = src[ip + i];
+    else out.set(src.subarray(ip, ip + n), op);
+    ip += n;
+    op += n;
+  };
+
+  if (src[0] > 17) {
+    ip = 1;
+    const n = src[0] - 17;
+    copyLiterals(n);
+    state = n < 4 ? n : 4;
+  }
+  for (;;) {
+    if (ip >= iend) throw truncated('instruction (no end-of-stream marker)');
+    const inst = src[ip++];
+    let len: number;
+    let dist: number;
+    let next: number; // literals that follow this match: the S bits
+    if (inst >= 64) {
+      if (ip >= iend) throw truncated('distance');
+      len = (inst >>> 5) + 1; // 01L..... -> 3..4, 1LL..... -> 5..8
+      dist = (src[ip++] << 3) + ((inst >>> 2) & 7) + 1;
+      next = inst & 3;
+    } else if (inst >= 32) {
+      len = (inst & 31) === 0 ? extendedLength(31) + 2 : (inst & 31) + 2;
+      if (iend - ip < 2) throw truncated('distance');
+      const le = src[ip] | (src[ip + 1] << 8);
+      ip += 2;
+      dist = (le >>> 2) + 1;
+      next = le & 3;
+    } else if (inst >= 16) {
+      len = (inst & 7) === 0 ? extendedLength(7) + 2 : (inst & 7) + 2;
+      if (iend - ip < 2) throw truncated('distance');
+      const le = src[ip] | (src[ip + 1] << 8);
+      ip += 2;
+      dist = 16384 + ((inst & 8) << 11) + (le >>> 2);
+      if (dist === 16384) {
+        if (ip !== iend) throw corrupt('lzo', `end-of-stream marker at input offset ${ip - 3}, but the block has ${iend - ip} more bytes`);
+        break;
+      }
+      next = le & 3;
+    } else if (state === 0) {
+      copyLiterals(inst === 0 ? extendedLength(15) + 3 : inst + 3);
+      state = 4;
+      continue;
+    } else {
+      if (ip >= iend) throw truncated('distance');
+      const far = state === 4;
+      len = far ? 3 : 2;
+      dist = (src[ip++] << 2) + (inst >>> 2) + (far ? 2049 : 1);
+      next = inst & 3;
+    }
+    if (dist > op) throw corrupt('lzo', `match distance ${dist} at output offset ${op} points before the start of the block`);
+    if (len > maxOutput - op) throw corrupt('lzo', `match of ${len} bytes at output offset ${op} exceeds the output limit ${maxOutput}`);
+    let from = op - dist;
+    const end = op + len;
+    while (op < end) out[op++] = out[from++]; // may overlap (dist < len): byte by byte, forwards
+    if (next !== 0) copyLiterals(next);
+    state = next;
+  }
+  return finish(out, op);
+}
+
+export const lzoCodec: Codec = {
+  id: 3,
+  name: 'lzo',
+  decompress: lzo1xDecompress,
+};
