@@ -106,7 +106,7 @@ class Lexer {
       return tok('ident', s.slice(start, this.pos));
     }
     // Numbers are only skipped over, so the pattern is generous: 12, 0x1F, 1.5e-3f, .5, 1e+9.
-    const number = /(?:[0-9]|\.[0-9])(?:[0-9A-Za-z_.]|[eE][+-])*/y;
+    const number = /(?:[0-9]|\.[0-9])(?:[eE][+-]|[0-9A-Za-z_.])*/y;
     number.lastIndex = start;
     if (number.test(s)) {
       this.pos = number.lastIndex;
