@@ -73,6 +73,7 @@ function parseComponent(full: string): PackageName | null {
     const arch = parts[i] as Arch;
     const version = parts.slice(i + 1);
     if (version.length === 0) return { pkg, arch, upstream: '', rev: 0, full };
+    if (version.length === 1 && version[0] === '') return null; // `bash-amd64-`: a dash with no version
     const last = version[version.length - 1];
     if (version.length > 1 && REVISION.test(last) && Number.isSafeInteger(Number(last))) {
       return { pkg, arch, upstream: version.slice(0, -1).join('-'), rev: Number(last), full };
@@ -82,37 +83,27 @@ function parseComponent(full: string): PackageName | null {
   return null;
 }
 
-/** `-amd64-` inside, or `-amd64` at the end (the bare `<pkg>-<arch>` form). */
-function hasArchToken(component: string, bareAllowed: boolean): boolean {
-  for (const arch of ARCHITECTURES) {
-    if (component.includes(`-${arch}-`)) return true;
-    if (bareAllowed && component.endsWith(`-${arch}`)) return true;
-  }
-  return false;
-}
-
 /**
  * Finds and parses the package name in a full name, file name, path or shebang line.
  *
- * The string is split into components at `/` and whitespace; the first component containing
- * `-<arch>-` is the name (with `.squashfs`, `.meta.textproto`, `.log` and a transport suffix such as
- * `.squashfs.gz` removed). Only when no component has that form is a component ending in `-<arch>`
- * taken as a bare `<pkg>-<arch>`.
+ * The string is split into components at `/` and whitespace; the first component of the form
+ * `<pkg>-<arch>-<version>` is the name (with `.squashfs`, `.meta.textproto`, `.log` and a transport
+ * suffix such as `.squashfs.gz` removed). Only when there is none is the first bare
+ * `<pkg>-<arch>` component taken.
  *
  * Returns null for strings that hold no package name (`README`, `amd64-1`, `-amd64-1`): callers
  * scanning a store directory or a script skip those; a caller that requires a name (`install FOO`)
  * reports the null in its own words.
  */
 export function parsePackageName(s: string): PackageName | null {
-  const components = s.split(/[/\s]+/).map(stripFileSuffix);
-  for (const bareAllowed of [false, true]) {
-    for (const c of components) {
-      if (!hasArchToken(c, bareAllowed)) continue;
-      const parsed = parseComponent(c);
-      if (parsed) return parsed;
-    }
+  let bare: PackageName | null = null;
+  for (const component of s.split(/[/\s]+/)) {
+    const parsed = parseComponent(stripFileSuffix(component));
+    if (parsed === null) continue;
+    if (parsed.upstream !== '') return parsed;
+    bare ??= parsed;
   }
-  return null;
+  return bare;
 }
 
 /** `<pkg>-<arch>`: the identity shared by all revisions of one package, e.g. `less-amd64`. */
