@@ -11,9 +11,10 @@ import * as ls from './commands/ls';
 import * as cat from './commands/cat';
 import * as stat from './commands/stat';
 import * as xattrs from './commands/xattrs';
+import * as mount from './commands/mount';
 
 // Add new commands here (one line each, in the order --help should list them).
-const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs];
+const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, mount];
 
 export function buildProgram(): Command {
   const program = new Command('distri')

@@ -1,0 +1,219 @@
+/**
+ * `distri mount IMAGE MOUNTPOINT [-f] [-o OPTIONS]` and `distri unmount MOUNTPOINT`: one image
+ * through FUSE, with squashfuse's options and habits. Without -f the command returns once the
+ * mount is usable (or has failed), leaving the daemon in the background.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { reportError } from '../common';
+import { readyEnvName, runDaemon, unmount, type MountOptions, type MountResult } from '../../fuse/daemon';
+
+/** Options accepted with -o, as squashfuse spells them. */
+const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'ro', 'debug'];
+/** How long the foreground command waits for the background daemon to say it is mounted. */
+const READY_WAIT_MS = 30_000;
+
+function nonNegativeInt(name: string, v: string): number {
+  const n = Number(v);
+  if (v === '' || !Number.isSafeInteger(n) || n < 0) throw new Error(`-o ${name}= needs a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Parses every -o list (comma-separated key[=value]) into mount options; unknown keys are errors. */
+export function parseMountOptions(lists: string[]): Omit<MountOptions, 'image' | 'mountpoint'> {
+  const o: Omit<MountOptions, 'image' | 'mountpoint'> = {};
+  for (const list of lists) {
+    for (const item of list.split(',')) {
+      if (item === '') continue;
+      const eq = item.indexOf('=');
+      const key = eq < 0 ? item : item.slice(0, eq);
+      const value = eq < 0 ? undefined : item.slice(eq + 1);
+      const needValue = () => {
+        if (value === undefined) throw new Error(`-o ${key} needs a value (${key}=…)`);
+        return value;
+      };
+      switch (key) {
+        case 'subdir':
+          o.subdir = needValue();
+          break;
+        case 'offset':
+          o.offset = nonNegativeInt(key, needValue());
+          break;
+        case 'timeout': {
+          const v = needValue();
+          const n = Number(v);
+          if (v === '' || !Number.isFinite(n) || n <= 0) throw new Error(`-o timeout= needs a positive number of seconds, got ${JSON.stringify(v)}`);
+          o.idleTimeout = n;
+          break;
+        }
+        case 'notify_pipe':
+          o.notifyPipe = needValue();
+          break;
+        case 'uid':
+          o.uid = nonNegativeInt(key, needValue());
+          break;
+        case 'gid':
+          o.gid = nonNegativeInt(key, needValue());
+          break;
+        case 'allow_other':
+          o.allowOther = true;
+          break;
+        case 'ro': // always read-only; accepted so that fstab-style option lists work
+          break;
+        case 'debug':
+          o.debug = true;
+          break;
+        default:
+          throw new Error(`unknown -o option ${JSON.stringify(item)} (known: ${KNOWN.join(', ')})`);
+      }
+    }
+  }
+  return o;
+}
+
+interface MountFlags {
+  foreground?: boolean;
+  debug?: boolean;
+  options: string[];
+  pidFile?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('mount')
+    .description('mount a SquashFS image read-only through FUSE (like squashfuse); returns once the mount is ready unless -f')
+    .argument('<image>', 'a .squashfs file')
+    .argument('<mountpoint>', 'an existing directory')
+    .option('-f, --foreground', 'stay in the foreground until unmounted (Ctrl-C unmounts)')
+    .option('-d, --debug', 'libfuse debug output on stderr (implies -f)')
+    .option('-o, --options <list>', `comma-separated: ${KNOWN.join(', ')}`, (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--pid-file <file>', 'write the daemon pid here while mounted')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Options (-o, comma-separated, as squashfuse):',
+        '  subdir=PATH       serve this directory of the image as the root',
+        '  offset=BYTES      the image starts this many bytes into the file (e.g. an AppImage)',
+        '  timeout=SECONDS   unmount after this long without any access while no file is open',
+        '  notify_pipe=FIFO  write "s" to FIFO once mounted, "f" if mounting failed',
+        '  uid=N, gid=N      report every file as owned by N',
+        '  allow_other       let other users in (non-root needs user_allow_other in /etc/fuse.conf)',
+        '',
+        'Examples:',
+        '  distri mount app.sqfs /mnt/app && ls /mnt/app',
+        '  distri mount -o subdir=usr/share,uid=1000,gid=1000 rootfs.sqfs ~/share',
+        '  distri mount -o offset=193728 My.AppImage /tmp/app',
+        '  distri mount -f -o timeout=60 pkg.squashfs /tmp/pkg      (foreground, leaves after 60 s idle)',
+        '  distri unmount /mnt/app',
+      ].join('\n'),
+    )
+    .action(async (image: string, mountpoint: string, flags: MountFlags) => {
+      let parsed: ReturnType<typeof parseMountOptions>;
+      try {
+        parsed = parseMountOptions(flags.options);
+      } catch (e) {
+        reportError('mount', e);
+        return;
+      }
+      const opts: MountOptions = { ...parsed, image: path.resolve(image), mountpoint: path.resolve(mountpoint), pidFile: flags.pidFile && path.resolve(flags.pidFile) };
+      if (flags.debug) opts.debug = true;
+      if (flags.foreground || opts.debug || process.env[readyEnvName] !== undefined) {
+        const code = await runDaemon(opts);
+        // The native FUSE thread holds the event loop open after unmounting; this is the process
+        // edge, so end it here with the daemon's status.
+        process.exit(code);
+      }
+      const r = await spawnDaemon(process.argv.slice(1), opts);
+      if (!r.ok) {
+        process.stderr.write(`distri: mount ${image} on ${mountpoint}: ${r.message ?? 'failed'}\n`);
+        process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('unmount')
+    .alias('umount')
+    .description('unmount a FUSE mount made by distri mount (the daemon then exits)')
+    .argument('<mountpoint>', 'where it is mounted')
+    .option('-l, --lazy', 'detach now even if busy; it goes away when no longer used')
+    .addHelpText('after', '\nExamples:\n  distri unmount /mnt/app\n  distri unmount -l /mnt/app     (a shell is still inside it)')
+    .action(async (mountpoint: string, opts: { lazy?: boolean }) => {
+      const problem = await unmount(path.resolve(mountpoint), Boolean(opts.lazy));
+      if (problem) {
+        process.stderr.write(`distri: unmount ${mountpoint}: ${problem}${opts.lazy ? '' : ' (busy? try --lazy)'}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+/**
+ * Starts this same command as a detached daemon (its own session, cwd /), relays its stderr until
+ * it reports on the readiness pipe, and returns what it reported. A daemon that dies or stays
+ * silent past READY_WAIT_MS is a failure (and is killed in the second case).
+ */
+function spawnDaemon(argv: string[], opts: MountOptions): Promise<MountResult> {
+  return new Promise((resolve) => {
+    // argv[0] is this script; image and mountpoint are made absolute because the daemon leaves the cwd.
+    const child = spawn(process.execPath, [...process.execArgv, argv[0]!, ...argv.slice(1)], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+      env: { ...process.env, [readyEnvName]: '3' },
+    });
+    let stderr = '';
+    let done = false;
+    const ready = child.stdio[3] as NodeJS.ReadableStream;
+    const finish = (r: MountResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.stderr?.removeAllListeners('data');
+      child.stderr?.destroy();
+      (ready as unknown as { destroy(): void }).destroy();
+      child.removeAllListeners('exit');
+      child.unref();
+      resolve(r);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      finish({ ok: false, message: `the daemon did not report within ${READY_WAIT_MS / 1000} s${stderr ? `: ${stderr.trim()}` : ''}` });
+    }, READY_WAIT_MS);
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      process.stderr.write(d);
+    });
+    let line = '';
+    ready.on('data', (d: Buffer) => {
+      line += d.toString();
+      const nl = line.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        finish(JSON.parse(line.slice(0, nl)) as MountResult);
+      } catch {
+        finish({ ok: false, message: `unreadable readiness report ${JSON.stringify(line.slice(0, 200))}` });
+      }
+    });
+    child.on('exit', (code, signal) => {
+      // Give the readiness pipe a moment to deliver a report written just before exiting.
+      setTimeout(() => {
+        if (done) return;
+        if (opts.notifyPipe) void writeFailure(opts.notifyPipe);
+        finish({ ok: false, message: `the daemon exited (${signal ?? `status ${code}`}) before mounting${stderr ? '' : ' without a message'}` });
+      }, 100);
+    });
+    child.on('error', (e) => finish({ ok: false, message: `could not start the daemon: ${e.message}` }));
+  });
+}
+
+/** The daemon died before it could write 'f' to notify_pipe itself. Best effort, never blocks. */
+async function writeFailure(fifo: string): Promise<void> {
+  try {
+    const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    fs.writeSync(fd, 'f');
+    fs.closeSync(fd);
+  } catch {
+    // no reader yet: nobody is waiting for the answer
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * The FUSE edge: any Vfs served through fuse-native (libfuse 2's high-level, path-based API).
+ * This is the only module that knows fuse-native and errno values.
+ *
+ * How a request travels: the kernel hands it to one of libfuse's worker threads (fuse_loop_mt),
+ * which passes it to the single JavaScript thread (uv_async_send) and blocks until the callback
+ * answers. Every handler here is synchronous and wrapped in try/catch, so each request is answered
+ * exactly once, right away; an exception (a corrupt block, a bug) becomes an errno for that request
+ * and never leaves a kernel request hanging, which would wedge every process touching the mount.
+ * For that reason fuse-native's per-operation timeout (a setTimeout per request, 15 s by default,
+ * answering ETIMEDOUT) is turned off: it cannot fire for synchronous handlers and costs a timer per
+ * request.
+ *
+ * Caching, for an immutable image:
+ * - kernel_cache: file pages stay in the page cache across opens (repeat reads never reach us);
+ * - entry_timeout/attr_timeout/negative_timeout: one day, so lookups, stat and misses are answered
+ *   by the kernel after the first time;
+ * - use_ino: stat shows the image's inode numbers (libfuse 2 otherwise invents its own), so that
+ *   hard links show the same inode number as through the kernel's SquashFS driver;
+ * - ro: the kernel refuses writes before they reach us; the write handlers (EROFS) are a second
+ *   line in case a binding or option changes;
+ * - default_permissions: the kernel checks mode bits against the caller, like a kernel mount (this
+ *   matters with allow_other).
+ * - nonempty: libfuse 2 refuses a non-empty mountpoint unless told; squashfuse (libfuse 3) does not.
+ * libfuse 2 has no option for these last two and several others; fuse-native passes `fsname`
+ * verbatim into the comma-separated -o list, which is how they reach libfuse.
+ *
+ * Xattrs: when the image has no xattr table, getxattr answers ENOSYS. The kernel then sets
+ * `no_getxattr` for the whole connection and answers every later getxattr itself with EOPNOTSUPP
+ * (fs/fuse/xattr.c), so `ls -l`'s per-file security.selinux / system.posix_acl_* queries stop
+ * reaching the daemon after the first. listxattr does the same (the kernel's SquashFS driver also
+ * answers EOPNOTSUPP for an image without an xattr table).
+ */
+import { SquashfsError, type ErrorCode } from '../errors';
+import type { Vfs, VfsAttr } from '../vfs/types';
+
+// fuse-native ships no types; this is the part of its API used here.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const FuseNative = require('fuse-native') as FuseClass;
+type Cb = (code: number, ...values: unknown[]) => void;
+type Signal = (code: number, ...values: unknown[]) => void;
+interface FuseInstance {
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+interface FuseClass {
+  new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>): FuseInstance;
+  prototype: Record<string, unknown>;
+}
+
+/** errno values on Linux, as FUSE answers want them (negated). */
+export const Errno = {
+  ENOENT: 2,
+  EIO: 5,
+  EBADF: 9,
+  EACCES: 13,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  EROFS: 30,
+  ERANGE: 34,
+  ENOSYS: 38,
+  ELOOP: 40,
+  ENODATA: 61,
+  EOVERFLOW: 75,
+  EOPNOTSUPP: 95,
+} as const;
+
+const ERRNO_BY_CODE: Record<ErrorCode, number> = {
+  NOT_FOUND: Errno.ENOENT,
+  NOT_A_DIRECTORY: Errno.ENOTDIR,
+  IS_A_DIRECTORY: Errno.EISDIR,
+  LOOP: Errno.ELOOP,
+  UNSAFE_PATH: Errno.EACCES,
+  // Everything that means "this image (or its storage) is broken" is an I/O error for that request
+  // only, never ENOENT (that would make corruption look like a missing file) and never EPERM.
+  BAD_MAGIC: Errno.EIO,
+  UNSUPPORTED: Errno.EIO,
+  CORRUPT: Errno.EIO,
+  OUT_OF_BOUNDS: Errno.EIO,
+  OVERFLOW: Errno.EIO,
+  DECOMPRESS_FAILED: Errno.EIO,
+  IO: Errno.EIO,
+};
+
+/** The positive errno for a failure: a SquashfsError by its code; anything else (a bug) is EIO. */
+export function errnoOf(e: unknown): number {
+  if (e instanceof SquashfsError) return ERRNO_BY_CODE[e.code] ?? Errno.EIO;
+  return Errno.EIO;
+}
+
+export interface FuseServeOptions {
+  /** Let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root). */
+  allowOther?: boolean;
+  /** Shown as the mount's source in /proc/mounts (findmnt SOURCE). */
+  fsname?: string;
+  /** Filesystem type shown as fuse.<subtype>. */
+  subtype?: string;
+  /** libfuse debug output on stderr. */
+  debug?: boolean;
+  /** Seconds the kernel may cache entries, attributes and misses (default one day). */
+  cacheTimeout?: number;
+  /** Called for a failure that is not a SquashfsError (a bug): once per message. */
+  onUnexpected?: (op: string, e: unknown) => void;
+}
+
+/** Per-operation request counts (for benchmarks and the xattr test). */
+export type OpCounts = Record<string, number>;
+
+const WRITE_OPS = ['truncate', 'ftruncate', 'chown', 'chmod', 'mknod', 'setxattr', 'removexattr', 'create', 'utimens', 'unlink', 'rename', 'link', 'symlink', 'mkdir', 'rmdir', 'write', 'fsync', 'fsyncdir'];
+
+/** O_ACCMODE | O_TRUNC | O_APPEND | O_CREAT on Linux. */
+const WRITE_FLAGS = 0o3 | 0o1000 | 0o2000 | 0o100;
+
+/** One mount of one Vfs. */
+export class FuseServer {
+  readonly counts: OpCounts = Object.create(null) as OpCounts;
+  /** Total requests answered; the daemon watches it for the idle timeout. */
+  requests = 0;
+  private fuse: FuseInstance | undefined;
+  private readonly reported = new Set<string>();
+
+  constructor(
+    readonly vfs: Vfs,
+    readonly mountpoint: string,
+    private readonly options: FuseServeOptions = {},
+  ) {}
+
+  private count(op: string): void {
+    this.requests++;
+    this.counts[op] = (this.counts[op] ?? 0) + 1;
+  }
+
+  private fail(op: string, e: unknown): number {
+    if (!(e instanceof SquashfsError) && this.options.onUnexpected) {
+      const key = `${op}: ${e instanceof Error ? e.message : String(e)}`;
+      if (!this.reported.has(key) && this.reported.size < 100) {
+        this.reported.add(key);
+        this.options.onUnexpected(op, e);
+      }
+    }
+    return -errnoOf(e);
+  }
+
+  /**
+   * Mounts and resolves once the kernel has sent FUSE_INIT (the mount is usable). Rejects with
+   * libfuse's generic "fuse failed" when the mount itself fails; the caller checks the mountpoint
+   * first to give a better message.
+   */
+  mount(): Promise<void> {
+    const t = this.options.cacheTimeout ?? 86400;
+    // Options libfuse 2 knows but fuse-native has no switch for ride along in fsname (see top).
+    const fsname = (this.options.fsname ?? 'distri').replace(/[,\\]/g, '_');
+    const extra = ['ro', 'use_ino', 'default_permissions', 'nonempty', `negative_timeout=${t}`];
+    const fuseOpts = {
+      fsname: [fsname, ...extra].join(','),
+      subtype: this.options.subtype ?? 'distri',
+      kernelCache: true,
+      attrTimeout: t,
+      entryTimeout: t,
+      allowOther: Boolean(this.options.allowOther),
+      debug: Boolean(this.options.debug),
+      timeout: false,
+    };
+    const Server = subclassWithExactXattrs(this);
+    const fuse = new Server(this.mountpoint, this.ops(), fuseOpts);
+    this.fuse = fuse;
+    return new Promise((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  }
+
+  private ops(): Record<string, unknown> {
+    const vfs = this.vfs;
+    const ops: Record<string, unknown> = {
+      getattr: (path: string, cb: Cb) => {
+        this.count('getattr');
+        let st: VfsAttr;
+        try {
+          st = vfs.getattr(path);
+        } catch (e) {
+          return cb(this.fail('getattr', e));
+        }
+        const ms = st.mtime * 1000;
+        cb(0, {
+          mode: st.mode,
+          uid: st.uid,
+          gid: st.gid,
+          size: st.size,
+          nlink: st.nlink,
+          ino: st.ino,
+          rdev: st.rdev,
+          blksize: 4096,
+          // The kernel driver's i_blocks for a file: 512-byte units covering the size.
+          blocks: Math.ceil(st.size / 512),
+          atime: ms,
+          mtime: ms,
+          ctime: ms,
+        });
+      },
+      readdir: (path: string, cb: Cb) => {
+        this.count('readdir');
+        try {
+          cb(0, vfs.readdir(path));
+        } catch (e) {
+          cb(this.fail('readdir', e));
+        }
+      },
+      readlink: (path: string, cb: Cb) => {
+        this.count('readlink');
+        try {
+          cb(0, vfs.readlink(path));
+        } catch (e) {
+          cb(this.fail('readlink', e));
+        }
+      },
+      open: (path: string, flags: number, cb: Cb) => {
+        this.count('open');
+        if (flags & WRITE_FLAGS) return cb(-Errno.EROFS);
+        try {
+          cb(0, vfs.open(path));
+        } catch (e) {
+          cb(this.fail('open', e));
+        }
+      },
+      read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+        this.count('read');
+        try {
+          cb(vfs.read(fd, buf, len, pos));
+        } catch (e) {
+          cb(this.fail('read', e));
+        }
+      },
+      release: (_path: string, fd: number, cb: Cb) => {
+        this.count('release');
+        try {
+          vfs.release(fd);
+          cb(0);
+        } catch (e) {
+          cb(this.fail('release', e));
+        }
+      },
+      statfs: (_path: string, cb: Cb) => {
+        this.count('statfs');
+        try {
+          const s = vfs.statfs();
+          cb(0, { bsize: s.blockSize, frsize: s.blockSize, blocks: s.blocks, bfree: 0, bavail: 0, files: s.files, ffree: 0, favail: 0, fsid: 0, flag: 1 /* ST_RDONLY */, namemax: s.nameMax });
+        } catch (e) {
+          cb(this.fail('statfs', e));
+        }
+      },
+      // getxattr/listxattr: the subclass below answers them (it needs the reply buffer's size);
+      // these entries only mark them as implemented for fuse-native.
+      getxattr: () => undefined,
+      listxattr: () => undefined,
+    };
+    for (const op of WRITE_OPS) {
+      ops[op] = (...args: unknown[]) => {
+        this.count(op);
+        const cb = args[args.length - 1] as Cb;
+        cb(-Errno.EROFS);
+      };
+    }
+    return ops;
+  }
+
+  /** getxattr into the kernel's buffer: size 0 asks for the length; too small is ERANGE. */
+  answerGetxattr(path: string, name: string, buf: Buffer): number {
+    this.count('getxattr');
+    if (!this.vfs.hasXattrs) return -Errno.ENOSYS;
+    try {
+      const v = this.vfs.getxattr(path, name);
+      if (v === undefined) return -Errno.ENODATA;
+      if (buf.length === 0) return v.length;
+      if (v.length > buf.length) return -Errno.ERANGE;
+      buf.set(v, 0);
+      return v.length;
+    } catch (e) {
+      return this.fail('getxattr', e);
+    }
+  }
+
+  /** listxattr: NUL-terminated names; size 0 asks for the length; too small is ERANGE. */
+  answerListxattr(path: string, buf: Buffer): number {
+    this.count('listxattr');
+    if (!this.vfs.hasXattrs) return -Errno.ENOSYS;
+    try {
+      const names = this.vfs.listxattr(path);
+      const bytes = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
+      if (buf.length === 0) return bytes.length;
+      if (bytes.length > buf.length) return -Errno.ERANGE;
+      buf.set(bytes, 0);
+      return bytes.length;
+    } catch (e) {
+      return this.fail('listxattr', e);
+    }
+  }
+}
+
+/**
+ * fuse-native's own xattr glue hides the size of the kernel's buffer from the handler (and would
+ * write past a too-small one into a truncated answer); these two methods replace it. They override
+ * internals of the pinned fuse-native 2.2.6 (`_op_getxattr(signal, path, name, buf, position)`,
+ * `_op_listxattr(signal, path, buf)`; the answer travels as the return code, the buffer's
+ * ArrayBuffer goes back so the binding can detach it).
+ */
+function subclassWithExactXattrs(server: FuseServer): FuseClass {
+  class Server extends (FuseNative as unknown as new (...a: unknown[]) => object) {
+    _op_getxattr(signal: Signal, path: string, name: string, buf: Buffer): void {
+      signal(server.answerGetxattr(path, name, buf), buf.buffer);
+    }
+    _op_listxattr(signal: Signal, path: string, buf: Buffer): void {
+      signal(server.answerListxattr(path, buf), buf.buffer);
+    }
+  }
+  return Server as unknown as FuseClass;
+}

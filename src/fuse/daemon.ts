@@ -1,0 +1,338 @@
+/**
+ * The life of one mount: check the mountpoint (cleaning up a stale one), open the image, mount,
+ * report readiness, serve until told to stop, unmount, exit.
+ *
+ * Two processes take part when the mount goes to the background (the default, like squashfuse):
+ * the command the user ran spawns this daemon as a detached child with a readiness pipe on fd 3
+ * (DISTRI_MOUNT_READY_FD), waits for one line on it ("ok", or the failure), relays the child's
+ * stderr until then and exits with the result, so `distri mount a.sqfs m && ls m` works. With -f
+ * the same code runs in the user's process and no pipe is involved.
+ *
+ * The daemon never touches its own mountpoint with a synchronous call after mounting: every FUSE
+ * request is answered on this JavaScript thread, so a synchronous stat of the mountpoint would wait
+ * for itself forever. Unmount commands run as child processes (asynchronously) for the same reason.
+ *
+ * The end of a mount is noticed three ways: SIGINT/SIGTERM (unmount, lazily when busy, exit);
+ * the idle timeout (unmount only when nothing is open, else try again later); and the mount
+ * disappearing from /proc/self/mountinfo because someone ran `distri unmount` or `fusermount -u`
+ * (exit once no file is open any more: after a lazy unmount, processes that still have files open
+ * keep reading until they close them).
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SquashfsError } from '../errors';
+import { Image } from '../reader/image';
+import { ImageVfs } from '../vfs/image-vfs';
+import { FuseServer } from './adapter';
+
+export interface MountOptions {
+  image: string;
+  mountpoint: string;
+  offset?: number;
+  subdir?: string;
+  uid?: number;
+  gid?: number;
+  allowOther?: boolean;
+  /** Unmount after this many seconds without a request while no file is open. */
+  idleTimeout?: number;
+  /** Write 's' (mounted) or 'f' (failed) to this FIFO, as squashfuse does. */
+  notifyPipe?: string;
+  pidFile?: string;
+  debug?: boolean;
+}
+
+/** What a daemon run reports to its caller; `message` explains a failure. */
+export interface MountResult {
+  ok: boolean;
+  message?: string;
+}
+
+const READY_ENV = 'DISTRI_MOUNT_READY_FD';
+const STATS_ENV = 'DISTRI_FUSE_STATS';
+/** Bound on every wait in here: mounting, notify_pipe, unmount commands. */
+const MOUNT_WAIT_MS = 20_000;
+const NOTIFY_WAIT_MS = 30_000;
+const COMMAND_WAIT_MS = 10_000;
+
+function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: COMMAND_WAIT_MS }, (err, stdout, stderr) => {
+      resolve({ ok: !err, out: `${stdout}${stderr}`.trim() || (err ? err.message : '') });
+    });
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Unmounts `mountpoint`: plainly first; when that fails (busy) and `lazy`, detaches it lazily so
+ * that it vanishes from the namespace now and goes away once the last user lets go. fusermount
+ * first (works for non-root users too), then umount. Returns the last error, or undefined.
+ */
+export async function unmount(mountpoint: string, lazy: boolean): Promise<string | undefined> {
+  const attempts: Array<[string, string[]]> = [
+    ['fusermount', ['-u', mountpoint]],
+    ['umount', [mountpoint]],
+  ];
+  if (lazy) attempts.push(['fusermount', ['-uz', mountpoint]], ['umount', ['-l', mountpoint]]);
+  let last = '';
+  for (const [cmd, args] of attempts) {
+    const r = await run(cmd, args);
+    if (r.ok) return undefined;
+    last = `${cmd} ${args.join(' ')}: ${r.out}`;
+  }
+  return last;
+}
+
+/** A mount in /proc/self/mountinfo: its device (major:minor), mountpoint and type. */
+interface MountInfo {
+  dev: string;
+  mountpoint: string;
+  fstype: string;
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+export async function mountsAt(mountpoint: string): Promise<MountInfo[]> {
+  const text = await fs.promises.readFile('/proc/self/mountinfo', 'utf8');
+  const out: MountInfo[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (f.length < 10 || dash < 0) continue;
+    const mp = unescapeMountinfo(f[4]!);
+    if (mp === mountpoint) out.push({ dev: f[2]!, mountpoint: mp, fstype: f[dash + 1]! });
+  }
+  return out;
+}
+
+/**
+ * Checks the mountpoint before mounting. A FUSE mount whose daemon died answers every access with
+ * ENOTCONN ("Transport endpoint is not connected"): it is unmounted (lazily) and checked again.
+ */
+async function prepareMountpoint(mnt: string, log: (s: string) => void): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(mnt);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new Error(`mountpoint ${mnt} does not exist`);
+    if (err.code !== 'ENOTCONN') throw new Error(`mountpoint ${mnt}: ${err.message}`);
+    log(`${mnt}: stale mount of a daemon that is gone (transport endpoint is not connected); unmounting it`);
+    const problem = await unmount(mnt, true);
+    if (problem) throw new Error(`mountpoint ${mnt} is a stale FUSE mount and could not be unmounted: ${problem}`);
+    try {
+      st = await fs.promises.stat(mnt);
+    } catch (e2) {
+      throw new Error(`mountpoint ${mnt} after cleaning up a stale mount: ${(e2 as Error).message}`);
+    }
+  }
+  if (!st.isDirectory()) throw new Error(`mountpoint ${mnt} is not a directory`);
+  const parent = await fs.promises.stat(path.dirname(mnt));
+  if (parent.dev !== st.dev && mnt !== '/') {
+    throw new Error(`mountpoint ${mnt} is already a mount point (see findmnt ${mnt}); unmount it first`);
+  }
+}
+
+/** Writes one byte to squashfuse's notify pipe; bounded, because opening a FIFO waits for a reader. */
+async function notify(fifo: string, byte: 's' | 'f', log: (s: string) => void): Promise<void> {
+  try {
+    const fh = await withTimeout(fs.promises.open(fifo, fs.constants.O_WRONLY), NOTIFY_WAIT_MS, `notify_pipe ${fifo}`);
+    try {
+      await fh.write(byte);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    log(`notify_pipe ${fifo}: ${(e as Error).message}`);
+  }
+}
+
+/** The readiness pipe to a parent that spawned this daemon, if any. */
+function readyFd(): number | undefined {
+  const v = process.env[READY_ENV];
+  if (v === undefined) return undefined;
+  delete process.env[READY_ENV];
+  const fd = Number(v);
+  return Number.isInteger(fd) && fd > 2 ? fd : undefined;
+}
+
+function describe(e: unknown): string {
+  if (e instanceof SquashfsError) return e.describe();
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Runs one mount to its end (in this process) and returns the exit status: 0 after a clean
+ * unmount, 1 when mounting failed. The caller exits the process with it: the FUSE thread of the
+ * native binding keeps the event loop alive after unmounting.
+ */
+export async function runDaemon(o: MountOptions): Promise<number> {
+  const ready = readyFd();
+  const background = ready !== undefined;
+  // In the background, stderr is a pipe to a parent that leaves once the mount is up: write to it
+  // only until then, and never let a write to the closed pipe become an uncaught error.
+  let stderrOpen = true;
+  process.stderr.on('error', () => {
+    stderrOpen = false;
+  });
+  const log = (s: string) => {
+    if (stderrOpen) process.stderr.write(`distri mount: ${s}\n`);
+  };
+  const report = (r: MountResult) => {
+    if (ready === undefined) return;
+    try {
+      fs.writeSync(ready, JSON.stringify(r) + '\n');
+      fs.closeSync(ready);
+    } catch {
+      // the parent is gone; nothing to tell
+    }
+  };
+
+  const mnt = path.resolve(o.mountpoint);
+  let image: Image | undefined;
+  let server: FuseServer;
+  try {
+    await prepareMountpoint(mnt, log);
+    try {
+      image = Image.open(path.resolve(o.image), { offset: o.offset ?? 0 });
+    } catch (e) {
+      throw new Error(`cannot open image ${o.image}: ${describe(e)}`);
+    }
+    let vfs: ImageVfs;
+    try {
+      vfs = new ImageVfs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
+    } catch (e) {
+      throw new Error(`${o.image}: subdir=${o.subdir}: ${describe(e)}`);
+    }
+    server = new FuseServer(vfs, mnt, {
+      allowOther: o.allowOther,
+      fsname: path.resolve(o.image),
+      subtype: 'distri',
+      debug: o.debug,
+      onUnexpected: (op, e) => log(`${op}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+    });
+    try {
+      await withTimeout(server.mount(), MOUNT_WAIT_MS, `mounting on ${mnt}`);
+    } catch (e) {
+      throw new Error(`cannot mount on ${mnt}: ${describe(e)}${(e as Error).message === 'fuse failed' ? ' (libfuse refused: see its message above; is /dev/fuse there, are you allowed to mount?)' : ''}`);
+    }
+  } catch (e) {
+    image?.close();
+    const message = describe(e);
+    if (!background) log(message); // in the background the parent prints the report instead
+    if (o.notifyPipe) await notify(o.notifyPipe, 'f', log);
+    report({ ok: false, message });
+    return 1;
+  }
+
+  if (o.pidFile) {
+    try {
+      fs.writeFileSync(o.pidFile, `${process.pid}\n`);
+    } catch (e) {
+      log(`pid file ${o.pidFile}: ${(e as Error).message}`);
+    }
+  }
+  const mine = (await mountsAt(mnt).catch(() => [])).filter((m) => m.fstype.startsWith('fuse')).pop();
+  report({ ok: true });
+  if (background) {
+    stderrOpen = false; // the parent exits now; see above
+    process.chdir('/'); // do not keep the caller's directory busy, like daemon(3)
+  }
+  const notified = o.notifyPipe ? notify(o.notifyPipe, 's', log) : Promise.resolve();
+
+  const vfs = server.vfs as ImageVfs;
+  const writeStats = () => {
+    const file = process.env[STATS_ENV];
+    if (!file) return;
+    try {
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, cache: image!.cacheStats() }, null, 1) + '\n');
+    } catch {
+      // statistics are best effort
+    }
+  };
+
+  const code = await new Promise<number>((resolve) => {
+    let stopping = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (c: number) => {
+      for (const t of timers) clearInterval(t);
+      resolve(c);
+    };
+
+    const stop = async (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      if (!background) log(`${why}: unmounting ${mnt}`);
+      const problem = await unmount(mnt, true);
+      if (problem) log(`could not unmount ${mnt}: ${problem}`);
+      finish(problem ? 1 : 0);
+    };
+    process.on('SIGINT', () => void stop('interrupted'));
+    process.on('SIGTERM', () => void stop('terminated'));
+    process.on('SIGHUP', () => void stop('hangup'));
+    process.on('SIGUSR1', writeStats);
+
+    // Gone from the mount table (someone unmounted it): leave once no file is open any more.
+    timers.push(
+      setInterval(() => {
+        if (stopping) return;
+        mountsAt(mnt)
+          .then((ms) => {
+            const present = mine ? ms.some((m) => m.dev === mine.dev) : ms.some((m) => m.fstype.startsWith('fuse'));
+            if (!present && vfs.openHandles === 0 && !stopping) {
+              stopping = true;
+              finish(0);
+            }
+          })
+          .catch(() => undefined);
+      }, 500),
+    );
+
+    if (o.idleTimeout !== undefined && o.idleTimeout > 0) {
+      const limitMs = o.idleTimeout * 1000;
+      let seen = server.requests;
+      let idleSince = Date.now();
+      let trying = false;
+      timers.push(
+        setInterval(
+          () => {
+            if (server.requests !== seen || vfs.openHandles > 0) {
+              seen = server.requests;
+              idleSince = Date.now();
+              return;
+            }
+            if (trying || stopping || Date.now() - idleSince < limitMs) return;
+            // Plain unmount only: a busy mount (a shell inside it) is not idle; try again later.
+            trying = true;
+            void unmount(mnt, false).then((problem) => {
+              trying = false;
+              idleSince = Date.now();
+              if (!problem && !stopping) {
+                stopping = true;
+                finish(0);
+              }
+            });
+          },
+          Math.max(100, Math.min(1000, limitMs / 4)),
+        ),
+      );
+    }
+  });
+
+  writeStats();
+  await withTimeout(notified, 1000, 'notify_pipe').catch(() => undefined);
+  if (o.pidFile) fs.rmSync(o.pidFile, { force: true });
+  return code;
+}
+
+export const readyEnvName = READY_ENV;
