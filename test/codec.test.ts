@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { allCodecs, codecById, codecByName, type Codec } from '../src/codec';
+import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
 
 const BS = 131072;
@@ -148,6 +149,7 @@ const mksquashfsHelp = (() => {
 })();
 const haveMksquashfs = /Compressors available/.test(mksquashfsHelp);
 const haveXz = spawnSync('xz', ['--version']).status === 0;
+const haveZstd = spawnSync('zstd', ['--version']).status === 0;
 const haveUnsquashfs = spawnSync('unsquashfs', ['-help']).status !== null && !spawnSync('unsquashfs', ['-help']).error;
 
 function supports(comp: string): boolean {
@@ -290,6 +292,47 @@ describe('xz and lzma streams from the xz CLI', { skip: haveXz ? false : 'xz not
       assert.ok(Buffer.from(codecByName('lzma').decompress(stream, chunk.length)).equals(chunk), 'exact limit');
       expectDecompressFailed(() => codecByName('lzma').decompress(stream, chunk.length - 1), 'limit one byte short');
     }
+  });
+});
+
+describe('zstd backends', () => {
+  test('the WASM decoder is in use', () => {
+    assert.equal(zstdBackend(), 'wasm');
+  });
+  test('zstd CLI frames: 1 MiB, large limits (WASM memory growth), multiple frames', { skip: haveZstd ? false : 'zstd not installed' }, () => {
+    const big = Buffer.concat([SOURCE.subarray(0, 900 * 1024), text(124 * 1024, 8)]);
+    const frame = execFileSync('zstd', ['-c', '-19', '--no-check'], { input: big, maxBuffer: 1 << 26 });
+    const z = codecByName('zstd');
+    assert.ok(Buffer.from(z.decompress(frame, 1 << 20)).equals(big));
+    assert.ok(Buffer.from(z.decompress(frame, 48 << 20)).equals(big));
+    expectDecompressFailed(() => z.decompress(frame, (1 << 20) - 1), 'limit one byte short');
+    const two = Buffer.concat([execFileSync('zstd', ['-c'], { input: big.subarray(0, 1000) }), execFileSync('zstd', ['-c', '--check'], { input: big.subarray(1000, 50000) })]);
+    assert.ok(Buffer.from(z.decompress(two, BS)).equals(big.subarray(0, 50000)));
+    const checked = execFileSync('zstd', ['-c', '--check'], { input: big.subarray(0, 50000) });
+    checked[checked.length - 1] ^= 1;
+    expectDecompressFailed(() => z.decompress(checked, BS), 'bad content checksum');
+  });
+  test('fzstd fallback (used when WebAssembly is unavailable) on real blocks and corrupt input', (t) => {
+    const s = samples.get(6);
+    if (!s) {
+      t.skip('no zstd image');
+      return;
+    }
+    _setZstdBackendForTest('fzstd');
+    try {
+      assert.equal(zstdBackend(), 'fzstd');
+      const z = codecByName('zstd');
+      for (const b of [s.small, s.full]) {
+        assert.ok(Buffer.from(z.decompress(b.data, BS)).equals(b.expected));
+        expectDecompressFailed(() => z.decompress(b.data, b.expected.length - 1), 'fallback, limit one byte short');
+        expectDecompressFailed(() => z.decompress(b.data.subarray(0, b.data.length >> 1), BS), 'fallback, truncated');
+      }
+      expectDecompressFailed(() => z.decompress(new Uint8Array(0), BS), 'fallback, empty');
+      for (let seed = 1; seed <= 20; seed++) expectDecompressFailedOrBounded(z, randomBytes(500, seed), BS, 'fallback, random');
+    } finally {
+      _setZstdBackendForTest('auto');
+    }
+    assert.equal(zstdBackend(), 'wasm');
   });
 });
 
