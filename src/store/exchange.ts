@@ -256,6 +256,7 @@ export class ExchangeTree {
   /** The virtual root: its children are the exchange directories (`bin`, `lib`, …). */
   readonly root: ExchangeDir;
 
+  /** Made by buildExchangeTree; `index` holds every contributor's entries by directory, in store order. */
   constructor(index: ReadonlyMap<string, readonly (readonly DirEntry[])[]>) {
     this.root = new ExchangeDir('', index);
   }
