@@ -1,0 +1,292 @@
+/**
+ * Extraction of an image (or of some of its subtrees) into a directory, like `unsquashfs -d`, so
+ * that the result looks exactly like the kernel's mount of the image: contents, owners, modes
+ * (setuid included), mtimes, device nodes, fifos, sockets, hard links and xattrs.
+ *
+ * Three phases, because some attributes undo or block others:
+ *  1. create, in walk order (parents first): directories mode 0700, files mode 0600 with their
+ *     contents, symlinks, devices, fifos, sockets, hard links (same inode number → link()). As root
+ *     non-directories are chowned right away: chown clears security.capability and setuid bits, so
+ *     it must come before both.
+ *  2. xattrs, all at once with `setfattr -h --restore` (./xattr-restore.ts). Files are still 0600
+ *     and directories 0700, so even a non-root user may add user.* attributes to what will end up
+ *     read-only.
+ *  3. in reverse walk order (so a directory comes after everything inside it): directory owners,
+ *     modes, mtimes (symlinks: lutimes). Until then every directory is 0700, which also keeps other
+ *     users out of the tree while it is being written.
+ *
+ * Safety comes from two independent layers: the decoder rejects names that are empty, `.`, `..`,
+ * contain `/` or NUL, duplicates and unsorted listings (CORRUPT), and the walker rejects loops and
+ * absurd depth; SafeTree (./safe-tree.ts) refuses by itself to write anywhere but inside the
+ * destination, whatever names it is given.
+ *
+ * Not root: owners are left as the extracting user, device nodes are skipped, setuid/setgid bits
+ * are dropped, trusted.* and security.* xattrs are skipped; the report counts each so the CLI can
+ * say so once. user.* xattrs on anything but files and directories cannot exist on Linux and are
+ * skipped (and counted) for everyone.
+ */
+import * as fs from 'node:fs';
+import { SquashfsError } from '../errors';
+import type { DirEntry } from '../format/directory';
+import type { Inode } from '../format/inode';
+import type { Image } from '../reader/image';
+import { walk } from '../reader/walk';
+import { SafeTree, type EntryKind } from './safe-tree';
+import { restoreXattrs, type XattrJob } from './xattr-restore';
+
+export interface ExtractOptions {
+  /** Extract into a non-empty destination and replace what is in the way (see SafeTree). */
+  force?: boolean;
+  /** Only these paths inside the image (and the directories leading to them); all when empty. */
+  paths?: string[];
+  /** Restore xattrs (default true; needs `setfattr` when the image has any). */
+  xattrs?: boolean;
+  /** Act as root (owners, devices, setuid, trusted./security. xattrs). Default: the real uid is 0. */
+  root?: boolean;
+  /** Called after each file (and during large ones) with the running counts. */
+  onProgress?: (c: Readonly<ExtractCounts>) => void;
+}
+
+export interface ExtractCounts {
+  dirs: number;
+  files: number;
+  symlinks: number;
+  hardlinks: number;
+  devices: number;
+  fifos: number;
+  sockets: number;
+  /** Bytes of file contents written (holes included). */
+  bytes: number;
+  xattrs: number;
+}
+
+export interface ExtractSkipped {
+  /** Not root: entries whose owner in the image is not the extracting user. */
+  owners: number;
+  /** Not root: device nodes not created. */
+  devices: number;
+  /** Not root: entries whose setuid/setgid bits were dropped. */
+  setidBits: number;
+  /** Not root: trusted.* / security.* attributes not written. */
+  privilegedXattrs: number;
+  /** user.* attributes on symlinks, devices, fifos or sockets (Linux allows them only on files and directories). */
+  userXattrsOnSpecial: number;
+}
+
+export interface ExtractReport {
+  counts: ExtractCounts;
+  skipped: ExtractSkipped;
+  /** setfattr's complaints, one per attribute it could not set. */
+  xattrErrors: string[];
+  root: boolean;
+}
+
+interface Pending {
+  comps: Uint8Array[];
+  kind: EntryKind;
+  ino: number;
+  mode: number;
+  mtime: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** What to extract: each inode with its components below the destination. */
+interface Item {
+  inode: Inode;
+  comps: Uint8Array[];
+  entry?: DirEntry;
+}
+
+export async function extract(image: Image, dest: string, options: ExtractOptions = {}): Promise<ExtractReport> {
+  const root = options.root ?? (typeof process.getuid === 'function' && process.getuid() === 0);
+  const wantXattrs = options.xattrs ?? true;
+  const myUid = typeof process.getuid === 'function' ? process.getuid() : -1;
+  const myGid = typeof process.getgid === 'function' ? process.getgid() : -1;
+  if (wantXattrs && image.hasXattrs && !hasSetfattr()) {
+    throw new Error('the image has xattrs and setfattr (package "attr") is not installed: install it, or pass --no-xattrs');
+  }
+  const counts: ExtractCounts = { dirs: 0, files: 0, symlinks: 0, hardlinks: 0, devices: 0, fifos: 0, sockets: 0, bytes: 0, xattrs: 0 };
+  const skipped: ExtractSkipped = { owners: 0, devices: 0, setidBits: 0, privilegedXattrs: 0, userXattrsOnSpecial: 0 };
+  const pending: Pending[] = [];
+  const jobs: XattrJob[] = [];
+  /** inode number → where its first name was extracted (hard links). */
+  const firstName = new Map<number, Uint8Array[]>();
+  const zeros = new Uint8Array(image.superblock.blockSize);
+
+  const tree = SafeTree.open(dest, { force: options.force });
+  try {
+    // ---- phase 1: create --------------------------------------------------------------------
+    for (const { inode, comps } of items(image, options.paths ?? [])) {
+      const kind = inode.kind;
+      if (kind !== 'dir') {
+        const first = firstName.get(inode.inodeNumber);
+        if (first) {
+          tree.link(first, comps, kind);
+          counts.hardlinks++;
+          continue;
+        }
+      }
+      const st = image.stat(inode);
+      const ownIt = root;
+      if (!root && (st.uid !== myUid || st.gid !== myGid)) skipped.owners++;
+      let ino: number | undefined;
+      switch (kind) {
+        case 'dir':
+          if (comps.length > 0) tree.mkdir(comps);
+          counts.dirs++;
+          break;
+        case 'file': {
+          const fd = tree.createFile(comps);
+          try {
+            let pos = 0;
+            for (const chunk of image.chunks(inode)) {
+              // All-zero chunks (holes in the image, or zeros) become holes; ftruncate sets the size.
+              if (!isZero(chunk, zeros)) fs.writeSync(fd, chunk, 0, chunk.length, pos);
+              pos += chunk.length;
+              counts.bytes += chunk.length;
+              if (chunk.length >= 65536) options.onProgress?.(counts);
+            }
+            fs.ftruncateSync(fd, inode.fileSize);
+            if (ownIt) fs.fchownSync(fd, st.uid, st.gid);
+            ino = fs.fstatSync(fd).ino;
+          } finally {
+            fs.closeSync(fd);
+          }
+          counts.files++;
+          options.onProgress?.(counts);
+          break;
+        }
+        case 'symlink':
+          tree.symlink(comps, inode.target);
+          counts.symlinks++;
+          break;
+        case 'blockdev':
+        case 'chardev':
+          if (!root) {
+            skipped.devices++;
+            continue;
+          }
+          tree.mknod(comps, kind, inode.major, inode.minor);
+          counts.devices++;
+          break;
+        case 'fifo':
+          tree.mknod(comps, 'fifo');
+          counts.fifos++;
+          break;
+        case 'socket':
+          await tree.socket(comps);
+          counts.sockets++;
+          break;
+      }
+      if (kind !== 'dir' && kind !== 'file' && ownIt) tree.lchown(comps, st.uid, st.gid);
+      ino ??= tree.lstat(comps).ino;
+      if (kind !== 'dir') firstName.set(inode.inodeNumber, comps);
+
+      let mode = inode.permissions;
+      if (!root && mode & 0o6000) {
+        mode &= ~0o6000;
+        skipped.setidBits++;
+      }
+      pending.push({ comps, kind, ino, mode, mtime: inode.mtime, ...(kind === 'dir' && ownIt ? { uid: st.uid, gid: st.gid } : {}) });
+
+      if (wantXattrs) {
+        const xs = image.xattrs(inode).filter((x) => {
+          if (!x.name.startsWith('user.')) {
+            if (root) return true;
+            skipped.privilegedXattrs++;
+            return false;
+          }
+          if (kind === 'dir' || kind === 'file') return true;
+          skipped.userXattrsOnSpecial++;
+          return false;
+        });
+        if (xs.length) {
+          jobs.push({ comps, xattrs: xs });
+          counts.xattrs += xs.length;
+        }
+      }
+    }
+
+    // ---- phase 2: xattrs --------------------------------------------------------------------
+    const xattrErrors = restoreXattrs(tree.rootFd, jobs);
+
+    // ---- phase 3: owners of directories, modes, mtimes; children before their parents --------
+    for (let i = pending.length - 1; i >= 0; i--) {
+      const p = pending[i]!;
+      tree.finish(p.comps, p.kind, p.ino, { uid: p.uid, gid: p.gid, mode: p.mode, mtime: p.mtime });
+    }
+    return { counts, skipped, xattrErrors, root };
+  } finally {
+    tree.close();
+  }
+}
+
+function hasSetfattr(): boolean {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && fs.existsSync(`${dir}/setfattr`)) return true;
+  }
+  return false;
+}
+
+function isZero(chunk: Uint8Array, zeros: Uint8Array): boolean {
+  if (chunk.length > zeros.length) return false;
+  return Buffer.compare(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length), Buffer.from(zeros.buffer, 0, chunk.length)) === 0;
+}
+
+/**
+ * The inodes to extract, parents before children. Everything: the image's walk from the root (the
+ * root itself is the destination). Selected paths: for each, the directories leading to it (each
+ * once, not their other contents) and then its whole subtree; a path inside another selected one
+ * adds nothing. Path arguments are matched name by name; a symlink on the way is not followed.
+ */
+function* items(image: Image, paths: string[]): Generator<Item> {
+  if (paths.length === 0) {
+    yield* subtree(image, image.root(), []);
+    return;
+  }
+  const selected: string[][] = [];
+  for (const p of paths) {
+    const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+    if (parts.includes('..')) throw new SquashfsError('NOT_FOUND', `${JSON.stringify(p)}: paths to extract may not contain ..`, 'path');
+    selected.push(parts);
+  }
+  selected.sort((a, b) => Buffer.compare(Buffer.from(a.join('/')), Buffer.from(b.join('/'))));
+  const kept = selected.filter((s, i) => !selected.slice(0, i).some((o) => o.length <= s.length && o.every((c, j) => c === s[j])));
+  const emitted = new Set<string>();
+  for (const parts of kept) {
+    let cur: Inode = image.root();
+    const comps: Uint8Array[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const key = parts.slice(0, i).join('/');
+      if (!emitted.has(key)) {
+        emitted.add(key);
+        yield { inode: cur, comps: comps.slice() };
+      }
+      if (cur.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', `${parts.slice(0, i).join('/')} is a ${cur.kind}, not a directory`, 'path');
+      const e = image.lookup(cur, parts[i]!);
+      if (!e) throw new SquashfsError('NOT_FOUND', `no such file or directory in the image: ${parts.slice(0, i + 1).join('/')}`, 'path');
+      cur = image.entryInode(e);
+      comps.push(e.nameBytes);
+    }
+    if (parts.length === 0) {
+      yield* subtree(image, cur, []);
+      return;
+    }
+    yield* subtree(image, cur, comps);
+  }
+}
+
+/** The walk below `start`, with each item's components (base + the names the walk went through). */
+function* subtree(image: Image, start: Inode, base: Uint8Array[]): Generator<Item> {
+  const names: Uint8Array[] = [];
+  for (const it of walk(image, start)) {
+    if (it.depth === 0) {
+      yield { inode: it.inode, comps: base.slice() };
+      continue;
+    }
+    names.length = it.depth - 1;
+    names.push(it.entry!.nameBytes);
+    yield { inode: it.inode, comps: [...base, ...names], entry: it.entry };
+  }
+}

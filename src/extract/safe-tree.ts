@@ -1,0 +1,407 @@
+/**
+ * A destination directory that can only be written *inside*. Every operation names its target as a
+ * list of single path components below the destination (raw bytes, so names that are not UTF-8
+ * survive), and every component is reached through directory file descriptors opened with
+ * O_PATH | O_DIRECTORY | O_NOFOLLOW, one component at a time, starting from the root of the host
+ * filesystem. Node has no openat()/mkdirat()/fchmodat(); on Linux the same effect comes from
+ * /proc/self/fd/N/NAME, which the kernel resolves from the directory that fd N holds, whatever
+ * its path is now. So:
+ *
+ *  - a symlink anywhere on the way (one of DEST's parents, DEST itself, a directory of the image
+ *    replaced by a planted or extracted symlink) makes the open fail with ELOOP/ENOTDIR, which is
+ *    reported as UNSAFE_PATH: nothing is ever written through a link;
+ *  - files are created with O_CREAT | O_EXCL | O_NOFOLLOW, directories with mkdir (which never
+ *    follows a final symlink), symlinks/devices/fifos/sockets by calls that fail on an existing
+ *    name; an existing entry is replaced only with --force, and never a symlink that stands where a
+ *    directory or a regular file is to be written;
+ *  - chmod/chown/utimes act on an O_PATH | O_NOFOLLOW descriptor (through its /proc/self/fd path,
+ *    which names the inode itself), after fstat confirmed its type and inode number; symlinks get
+ *    lchown/lutimes, which never follow.
+ *
+ * What this does NOT defend against: another process that swaps components of DEST's parent path
+ * between the start of extraction and the setfattr run (xattrs are written by a child process with
+ * paths relative to DEST's descriptor, so only DEST's own subtree is named by path, and that subtree
+ * stays mode 0700 until the last phase). It needs Linux with /proc mounted.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SquashfsError } from '../errors';
+
+/** Not in Node's fs.constants; the asm-generic value, also x86-64's. */
+export const O_PATH = 0o10000000;
+const { O_DIRECTORY, O_NOFOLLOW, O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
+
+export type EntryKind = 'dir' | 'file' | 'symlink' | 'blockdev' | 'chardev' | 'fifo' | 'socket';
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
+
+/** A readable rendering of raw path bytes for messages. */
+export function showPath(comps: readonly Uint8Array[]): string {
+  return JSON.stringify(comps.length ? comps.map((c) => Buffer.from(c).toString('utf8')).join('/') : '.');
+}
+
+/** One path component: non-empty, not . or .., no / and no NUL. */
+export function checkComponent(name: Uint8Array, where: readonly Uint8Array[]): void {
+  const bad =
+    name.length === 0
+      ? 'an empty name'
+      : (name.length === 1 && name[0] === DOT) || (name.length === 2 && name[0] === DOT && name[1] === DOT)
+        ? `the name ${JSON.stringify(Buffer.from(name).toString('latin1'))}`
+        : name.indexOf(SLASH) >= 0
+          ? 'a name containing /'
+          : name.indexOf(0) >= 0
+            ? 'a name containing NUL'
+            : undefined;
+  if (bad) throw new SquashfsError('UNSAFE_PATH', `refusing to extract ${bad} under ${showPath(where)}`, 'extraction');
+}
+
+function kindOf(st: fs.Stats): EntryKind {
+  if (st.isDirectory()) return 'dir';
+  if (st.isFile()) return 'file';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isBlockDevice()) return 'blockdev';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isFIFO()) return 'fifo';
+  return 'socket';
+}
+
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+/** A filesystem error from the destination, with the path inside DEST that caused it. */
+function destError(what: string, comps: readonly Uint8Array[], e: unknown): Error {
+  const code = errno(e);
+  if (code === 'ELOOP' || code === 'ENOTDIR') {
+    return new SquashfsError('UNSAFE_PATH', `${what} ${showPath(comps)}: a component is a symbolic link or not a directory (${code}); refusing to write through it`, 'extraction', undefined, { cause: e });
+  }
+  return new Error(`${what} ${showPath(comps)}: ${(e as Error).message}`, { cause: e });
+}
+
+/** Directory descriptors along one path, reused while consecutive operations share a prefix. */
+class DirChain {
+  private readonly names: Buffer[] = [];
+  private readonly fds: number[] = [];
+  constructor(private readonly root: number) {}
+
+  fd(dir: readonly Uint8Array[]): number {
+    let common = 0;
+    while (common < this.names.length && common < dir.length && this.names[common]!.equals(dir[common]!)) common++;
+    this.truncate(common);
+    for (let i = common; i < dir.length; i++) {
+      const parent = i === 0 ? this.root : this.fds[i - 1]!;
+      let fd: number;
+      try {
+        fd = fs.openSync(procPath(parent, dir[i]!), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      } catch (e) {
+        throw destError('opening directory', dir.slice(0, i + 1), e);
+      }
+      this.names.push(Buffer.from(dir[i]!));
+      this.fds.push(fd);
+    }
+    return dir.length === 0 ? this.root : this.fds[dir.length - 1]!;
+  }
+
+  truncate(n: number): void {
+    while (this.fds.length > n) {
+      fs.closeSync(this.fds.pop()!);
+      this.names.pop();
+    }
+  }
+}
+
+/** /proc/self/fd/FD/NAME as bytes: NAME resolved inside the directory that FD holds. */
+export function procPath(fd: number, name?: Uint8Array): Buffer {
+  const head = Buffer.from(`/proc/self/fd/${fd}`);
+  return name ? Buffer.concat([head, Buffer.of(SLASH), name]) : head;
+}
+
+/** The same for a child process, which must name our pid. */
+function procPathFor(pid: number, fd: number, name: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(`/proc/${pid}/fd/${fd}/`), name]);
+}
+
+export interface SafeTreeOptions {
+  /** Allow a non-empty existing destination, and replace entries that are in the way. */
+  force?: boolean;
+}
+
+export class SafeTree {
+  private readonly chain: DirChain;
+  private readonly linkChain: DirChain;
+  /** Every path created in this run (latin1 of the '/'-joined bytes): a second one is a duplicate. */
+  private readonly created = new Set<string>();
+  private closed = false;
+
+  private constructor(
+    /** O_PATH descriptor of the destination directory. */
+    readonly rootFd: number,
+    /** The destination as given, resolved to an absolute path (for messages only). */
+    readonly dest: string,
+    readonly force: boolean,
+  ) {
+    this.chain = new DirChain(rootFd);
+    this.linkChain = new DirChain(rootFd);
+  }
+
+  /**
+   * Opens (creating its last component if missing) the destination. Refuses: a destination or
+   * parent that is a symlink; a destination that is not a directory; a non-empty one without force.
+   * The parent directory must exist (like unsquashfs -d).
+   */
+  static open(dest: string, options: SafeTreeOptions = {}): SafeTree {
+    if (process.platform !== 'linux' || !fs.existsSync('/proc/self/fd')) {
+      throw new SquashfsError('UNSUPPORTED', 'extraction needs Linux with /proc mounted (it writes through /proc/self/fd descriptors)', 'extraction');
+    }
+    const abs = path.resolve(dest);
+    const parts = abs.split('/').filter((p) => p !== '');
+    let fd = fs.openSync('/', O_PATH | O_DIRECTORY);
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const name = Buffer.from(parts[i]!);
+        const here = '/' + parts.slice(0, i + 1).join('/');
+        const last = i === parts.length - 1;
+        let st: fs.Stats | undefined;
+        try {
+          st = fs.lstatSync(procPath(fd, name));
+        } catch (e) {
+          if (errno(e) !== 'ENOENT') throw e;
+        }
+        if (st === undefined) {
+          if (!last) throw new Error(`${here} does not exist (the destination's parent directory must exist)`);
+          fs.mkdirSync(procPath(fd, name), 0o700);
+        } else if (st.isSymbolicLink()) {
+          throw new SquashfsError(
+            'UNSAFE_PATH',
+            `${last ? 'the destination' : 'a parent of the destination'} ${here} is a symbolic link (to ${JSON.stringify(fs.readlinkSync(procPath(fd, name), 'utf8'))}); refusing to extract through it (pass the real path, e.g. "$(realpath ${here})")`,
+            'extraction',
+          );
+        } else if (!st.isDirectory()) {
+          throw new Error(`${here} exists and is not a directory`);
+        }
+        let next: number;
+        try {
+          next = fs.openSync(procPath(fd, name), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+        } catch (e) {
+          // It was a directory a moment ago: someone swapped it.
+          throw destError('opening', [name], e);
+        }
+        fs.closeSync(fd);
+        fd = next;
+      }
+      if (!options.force && fs.readdirSync(procPath(fd)).length > 0) {
+        throw new Error(`${abs} exists and is not empty (use --force to extract into it)`);
+      }
+      return new SafeTree(fd, abs, options.force ?? false);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.chain.truncate(0);
+    this.linkChain.truncate(0);
+    fs.closeSync(this.rootFd);
+  }
+
+  /** The descriptor of directory `dir` (components below DEST). */
+  dirFd(dir: readonly Uint8Array[]): number {
+    return this.chain.fd(dir);
+  }
+
+  /** Validates the last component, records the path, and returns (parent fd, its /proc path). */
+  private prepare(comps: readonly Uint8Array[], kind: EntryKind): { parent: number; at: Buffer; name: Uint8Array } {
+    if (comps.length === 0) throw new SquashfsError('UNSAFE_PATH', `cannot create the destination itself as a ${kind}`, 'extraction');
+    const dir = comps.slice(0, -1);
+    const name = comps[comps.length - 1]!;
+    checkComponent(name, dir);
+    const key = Buffer.concat(comps.flatMap((c, i) => (i ? [Buffer.of(SLASH), c] : [c]))).toString('latin1');
+    if (this.created.has(key)) throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is extracted twice (duplicate names in the image)`, 'extraction');
+    this.created.add(key);
+    const parent = this.chain.fd(dir);
+    const at = procPath(parent, name);
+    this.clearWay(at, comps, kind);
+    return { parent, at, name };
+  }
+
+  /**
+   * Makes room for a new entry of `kind`. Without force anything already there is an error. With
+   * force: an existing directory is kept when a directory is wanted (extraction merges into it);
+   * a symlink where a directory or a regular file is wanted is refused (that is the classic way to
+   * redirect writes); anything else that is not a directory is unlinked (unlink never follows).
+   */
+  private clearWay(at: Buffer, comps: readonly Uint8Array[], kind: EntryKind): void {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(at);
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return;
+      throw destError('checking', comps, e);
+    }
+    const have = kindOf(st);
+    if (!this.force) throw new Error(`${showPath(comps)} already exists (a ${have}) in ${this.dest}; use --force to replace it`);
+    if (have === 'dir') {
+      if (kind === 'dir') return;
+      throw new Error(`${showPath(comps)}: a directory is in the way of a ${kind}; remove it first`);
+    }
+    if (have === 'symlink' && (kind === 'dir' || kind === 'file')) {
+      throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is a symbolic link (to ${JSON.stringify(fs.readlinkSync(at, 'utf8'))}) where the image has a ${kind}; refusing to write through or over it, even with --force`, 'extraction');
+    }
+    fs.unlinkSync(at);
+  }
+
+  /** mkdir mode 0700 (the final mode is set by `finish` once the contents are in). */
+  mkdir(comps: readonly Uint8Array[]): void {
+    const { at } = this.prepare(comps, 'dir');
+    try {
+      fs.mkdirSync(at, 0o700);
+    } catch (e) {
+      if (!(errno(e) === 'EEXIST' && this.force)) throw destError('creating directory', comps, e);
+    }
+    // Opening it now proves it is a directory and not a link (clearWay kept an existing one).
+    this.chain.fd(comps);
+  }
+
+  /** Creates a new regular file (mode 0600) and returns a descriptor open for writing. */
+  createFile(comps: readonly Uint8Array[]): number {
+    const { at } = this.prepare(comps, 'file');
+    try {
+      return fs.openSync(at, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    } catch (e) {
+      throw destError('creating file', comps, e);
+    }
+  }
+
+  symlink(comps: readonly Uint8Array[], target: Uint8Array): void {
+    if (target.length === 0 || target.indexOf(0) >= 0) {
+      throw new SquashfsError('CORRUPT', `symlink ${showPath(comps)} has an empty target or one containing NUL`, 'inode table');
+    }
+    const { at } = this.prepare(comps, 'symlink');
+    try {
+      fs.symlinkSync(Buffer.from(target), at);
+    } catch (e) {
+      throw destError('creating symlink', comps, e);
+    }
+  }
+
+  /** Device nodes and fifos, by the mknod(1) tool (Node has no mknod). */
+  mknod(comps: readonly Uint8Array[], kind: 'blockdev' | 'chardev' | 'fifo', major = 0, minor = 0): void {
+    const { parent, name } = this.prepare(comps, kind);
+    const args = kind === 'fifo' ? ['p'] : [kind === 'blockdev' ? 'b' : 'c', String(major), String(minor)];
+    // The child resolves our descriptor through /proc/<our pid>/fd (same user, so allowed).
+    const target = procPathFor(process.pid, parent, name);
+    const r = spawnSync('mknod', [target.toString('latin1'), ...args], { encoding: 'utf8' });
+    if (r.error) throw new Error(`creating ${kind} ${showPath(comps)}: mknod could not run: ${r.error.message}`);
+    if (r.status !== 0) throw new Error(`creating ${kind} ${showPath(comps)}: ${r.stderr.trim()}`);
+  }
+
+  /**
+   * A Unix socket inode: bind a listening socket to a temporary name in the same directory, hard
+   * link the final name to it, close (which removes the temporary name). bind() fails on any
+   * existing name, so nothing is followed. The /proc path must fit in sun_path (107 bytes).
+   */
+  async socket(comps: readonly Uint8Array[]): Promise<void> {
+    const { parent, at } = this.prepare(comps, 'socket');
+    const tmp = procPath(parent, Buffer.from(`.distri-sock-${process.pid}-${Math.random().toString(36).slice(2, 10)}`));
+    const net = await import('node:net');
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tmp.toString('latin1'), () => resolve());
+    }).catch((e: unknown) => {
+      throw destError('creating socket', comps, e);
+    });
+    try {
+      fs.linkSync(tmp, at);
+    } catch (e) {
+      throw destError('creating socket', comps, e);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      try {
+        fs.unlinkSync(tmp); // normally already gone (Node unlinks on close)
+      } catch {
+        // gone
+      }
+    }
+  }
+
+  /** A second name for an inode extracted earlier at `existing` (link() never follows a symlink). */
+  link(existing: readonly Uint8Array[], comps: readonly Uint8Array[], kind: EntryKind): void {
+    const src = procPath(this.linkChain.fd(existing.slice(0, -1)), existing[existing.length - 1]!);
+    const { at } = this.prepare(comps, kind);
+    try {
+      fs.linkSync(src, at);
+    } catch (e) {
+      throw destError('creating hard link', comps, e);
+    }
+  }
+
+  /** lstat of an extracted entry (inode number, for checks later). */
+  lstat(comps: readonly Uint8Array[]): fs.Stats {
+    if (comps.length === 0) return fs.fstatSync(this.rootFd);
+    return fs.lstatSync(procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!));
+  }
+
+  lchown(comps: readonly Uint8Array[], uid: number, gid: number): void {
+    const at = procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!);
+    try {
+      fs.lchownSync(at, uid, gid);
+    } catch (e) {
+      throw destError('chown', comps, e);
+    }
+  }
+
+  /**
+   * Sets owner (when uid is given), mode and mtime of an extracted entry without following a
+   * symlink: a symlink gets lchown + lutimes (its mode is always 0777 on Linux); anything else is
+   * opened O_PATH | O_NOFOLLOW, checked to be the same inode of the expected kind, and changed
+   * through its descriptor. `ino` is what lstat said right after creation.
+   */
+  finish(comps: readonly Uint8Array[], kind: EntryKind, ino: number, meta: { uid?: number; gid?: number; mode: number; mtime: number }): void {
+    if (kind === 'symlink') {
+      const at = procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!);
+      try {
+        const st = fs.lstatSync(at);
+        if (!st.isSymbolicLink() || st.ino !== ino) throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} was replaced during extraction`, 'extraction');
+        if (meta.uid !== undefined) fs.lchownSync(at, meta.uid, meta.gid!);
+        fs.lutimesSync(at, meta.mtime, meta.mtime);
+      } catch (e) {
+        if (e instanceof SquashfsError) throw e;
+        throw destError('setting attributes of', comps, e);
+      }
+      return;
+    }
+    let fd: number;
+    let own = false;
+    if (comps.length === 0) {
+      fd = this.rootFd;
+    } else {
+      try {
+        fd = fs.openSync(procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!), O_PATH | O_NOFOLLOW);
+        own = true;
+      } catch (e) {
+        throw destError('opening', comps, e);
+      }
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (kindOf(st) !== kind || st.ino !== ino) {
+        throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is now a ${kindOf(st)} (inode ${st.ino}), not the ${kind} (inode ${ino}) extracted there`, 'extraction');
+      }
+      const self = procPath(fd);
+      if (meta.uid !== undefined) fs.chownSync(self, meta.uid, meta.gid!);
+      fs.chmodSync(self, meta.mode);
+      fs.utimesSync(self, meta.mtime, meta.mtime);
+    } catch (e) {
+      if (e instanceof SquashfsError) throw e;
+      throw destError('setting attributes of', comps, e);
+    } finally {
+      if (own) fs.closeSync(fd);
+    }
+  }
+}
