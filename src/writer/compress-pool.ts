@@ -1,0 +1,87 @@
+/**
+ * A pool of compression workers (worker_threads). Blocks are queued and handed to whichever worker
+ * has room (two jobs each, so none idles between a reply and its next job); results come back as
+ * promises, in any order: the data writer puts them back in order. Workers start on first use, so
+ * an image made of tiny files costs no thread start-up.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { SquashfsError } from '../errors';
+
+interface Job {
+  id: number;
+  data: Uint8Array;
+  resolve(out: Uint8Array | null): void;
+  reject(e: Error): void;
+}
+
+const PER_WORKER = 2;
+
+export class CompressPool {
+  private readonly workers: Array<{ w: Worker; busy: number }> = [];
+  private readonly queue: Job[] = [];
+  private readonly pending = new Map<number, Job>();
+  private nextId = 0;
+  private failed: Error | undefined;
+
+  constructor(
+    private readonly codec: string,
+    private readonly level: number | undefined,
+    readonly size: number = Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
+  ) {}
+
+  compress(data: Uint8Array): Promise<Uint8Array | null> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, data, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private start(): void {
+    const w = new Worker(path.join(__dirname, 'compress-worker.js'), { workerData: { codec: this.codec, level: this.level } });
+    const slot = { w, busy: 0 };
+    w.on('message', (m: { id: number; out?: Uint8Array | null; error?: string }) => {
+      const job = this.pending.get(m.id);
+      if (!job) return;
+      this.pending.delete(m.id);
+      slot.busy--;
+      if (m.error !== undefined) job.reject(new SquashfsError('IO', `${this.codec} compression failed: ${m.error}`));
+      else job.resolve(m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : null);
+      this.pump();
+    });
+    w.on('error', (e) => this.fail(e));
+    w.on('exit', (code) => {
+      if (code !== 0 && this.pending.size > 0) this.fail(new Error(`compression worker exited with code ${code}`));
+    });
+    this.workers.push(slot);
+  }
+
+  private fail(e: Error): void {
+    this.failed = e;
+    for (const j of [...this.pending.values(), ...this.queue]) j.reject(e);
+    this.pending.clear();
+    this.queue.length = 0;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let slot = this.workers.find((s) => s.busy < PER_WORKER);
+      if (!slot && this.workers.length < this.size) {
+        this.start();
+        slot = this.workers[this.workers.length - 1];
+      }
+      if (!slot) return;
+      const job = this.queue.shift()!;
+      slot.busy++;
+      this.pending.set(job.id, job);
+      slot.w.postMessage({ id: job.id, data: job.data });
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((s) => s.w.terminate()));
+    this.workers.length = 0;
+  }
+}

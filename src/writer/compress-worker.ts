@@ -1,0 +1,21 @@
+/**
+ * A compression worker: receives blocks, answers each with its compressed form or null (not
+ * smaller). Started by CompressPool; one per CPU so that block compression, the CPU-bound part of
+ * packing, runs beside the thread that reads files and writes the image.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { codecByName } from '../codec';
+
+const { codec: name, level } = workerData as { codec: string; level?: number };
+const codec = codecByName(name);
+if (!codec.compress) throw new Error(`codec ${name} cannot compress`);
+const compress = codec.compress.bind(codec);
+
+parentPort!.on('message', (m: { id: number; data: Uint8Array }) => {
+  try {
+    const out = compress(m.data, level === undefined ? undefined : { level });
+    parentPort!.postMessage({ id: m.id, out: out && out.length < m.data.length ? out : null });
+  } catch (e) {
+    parentPort!.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) });
+  }
+});

@@ -1,0 +1,240 @@
+/**
+ * Data and fragment blocks, the writing side (format: "Data and Fragment Blocks"). Files are cut
+ * into block_size blocks, compressed (in the worker pool) and written back to back in file order;
+ * each file's inode later records where its first block is and one size word per block.
+ *
+ *   - A block that is all zeros is not stored: its size word is 0 (a hole), as mksquashfs does.
+ *   - A block whose compressed form is not smaller is stored as is, with bit 24 of its word set.
+ *   - A file smaller than a block (and, with always-use-fragments, the tail of any file) goes into
+ *     the current fragment block at the next free offset; when a tail does not fit, the fragment
+ *     block is sealed into the output stream right there and a new one started.
+ *   - Duplicate files (same size, same SHA-256, then the same bytes) are stored once: the second
+ *     file gets the first one's block list and fragment.
+ *
+ * Blocks are compressed out of order but written strictly in order: every block takes a slot in a
+ * chain of promises, and the slot learns its position only when all earlier slots are written. So
+ * the image is identical whatever the number of workers, and at most `maxInFlight` blocks are in
+ * memory at once. Nothing here holds the image: blocks go to the file with positional writes.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { SquashfsError } from '../errors';
+import { DATA_BLOCK_UNCOMPRESSED, NO_INDEX } from '../format/constants';
+import type { CompressPool } from './compress-pool';
+import type { FileContent } from './tree';
+
+export interface FileData {
+  /** Absolute position of the first block (0 for a file without blocks). */
+  blocksStart: number;
+  blockWords: number[];
+  fragIndex: number;
+  fragOffset: number;
+  /** Bytes of this file stored as holes. */
+  sparse: number;
+}
+
+export interface DataWriterOptions {
+  blockSize: number;
+  fragments: 'default' | 'none' | 'always';
+  duplicates: boolean;
+  /** Undefined: store everything uncompressed. */
+  pool: CompressPool | undefined;
+  maxInFlight?: number;
+  /** Called with the number of bytes of file content consumed so far. */
+  progress?: (bytes: number) => void;
+}
+
+type Written = { data: Uint8Array | null; compressed: boolean };
+
+export class DataWriter {
+  /** Next free byte of the image (data starts after the superblock and compressor options). */
+  pos: number;
+  readonly fragmentTable: Array<{ start: number; sizeWord: number }> = [];
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight: Array<Promise<void>> = [];
+  private readonly maxInFlight: number;
+  private frag: Uint8Array;
+  private fragFill = 0;
+  private readonly zero: Uint8Array;
+  private readonly done = new Map<string, Array<{ content: FileContent; data: FileData }>>();
+  private consumed = 0;
+  private error: unknown;
+
+  constructor(
+    private readonly fd: number,
+    start: number,
+    private readonly opts: DataWriterOptions,
+  ) {
+    this.pos = start;
+    this.frag = new Uint8Array(opts.blockSize);
+    this.zero = new Uint8Array(opts.blockSize);
+    this.maxInFlight = opts.maxInFlight ?? Math.max(8, (opts.pool?.size ?? 1) * 8);
+  }
+
+  /** Queues one output item; `onWritten` learns its position and stored length, in order. */
+  private async enqueue(result: Promise<Written> | Written, onWritten: (pos: number, stored: number, compressed: boolean) => void): Promise<void> {
+    const prev = this.chain;
+    const slot = (async () => {
+      const r = await result;
+      await prev;
+      const pos = this.pos;
+      if (r.data) {
+        let off = 0;
+        while (off < r.data.length) off += fs.writeSync(this.fd, r.data, off, r.data.length - off, pos + off);
+        this.pos += r.data.length;
+      }
+      onWritten(pos, r.data ? r.data.length : 0, r.compressed);
+    })();
+    slot.catch((e) => {
+      this.error ??= e;
+    });
+    this.chain = slot;
+    this.inFlight.push(slot);
+    while (this.inFlight.length > this.maxInFlight) await this.inFlight.shift();
+    if (this.error) throw this.error;
+  }
+
+  private compress(block: Uint8Array): Promise<Written> | Written {
+    if (!this.opts.pool) return { data: block, compressed: false };
+    return this.opts.pool.compress(block).then((out) => (out ? { data: out, compressed: true } : { data: block, compressed: false }));
+  }
+
+  private isZero(b: Uint8Array): boolean {
+    return Buffer.compare(b, this.zero.subarray(0, b.length)) === 0;
+  }
+
+  /** Stores one file's contents; the result's fields are final once finish() has resolved. */
+  async addFile(content: FileContent, hash: string | undefined): Promise<FileData> {
+    const size = content.size;
+    const bs = this.opts.blockSize;
+    if (size === 0) return { blocksStart: 0, blockWords: [], fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
+    if (hash !== undefined && this.opts.duplicates) {
+      const key = `${size}:${hash}`;
+      for (const c of this.done.get(key) ?? []) {
+        if (sameBytes(c.content, content, bs)) {
+          this.consumed += size;
+          this.opts.progress?.(this.consumed);
+          return c.data;
+        }
+      }
+    }
+    const tailInFragment = this.opts.fragments !== 'none' && (size < bs || this.opts.fragments === 'always') && size % bs !== 0;
+    const fullBlocks = tailInFragment ? Math.floor(size / bs) : Math.ceil(size / bs);
+    const data: FileData = { blocksStart: 0, blockWords: new Array(fullBlocks).fill(0), fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
+    try {
+      for (let i = 0; i < fullBlocks; i++) {
+        const len = Math.min(bs, size - i * bs);
+        const buf = Buffer.allocUnsafe(len);
+        readFully(content, i * bs, buf);
+        const first = i === 0;
+        if (this.isZero(buf)) {
+          data.sparse += len;
+          await this.enqueue({ data: null, compressed: false }, (pos) => {
+            if (first) data.blocksStart = pos;
+          });
+        } else {
+          await this.enqueue(this.compress(buf), (pos, stored, compressed) => {
+            if (first) data.blocksStart = pos;
+            data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
+          });
+        }
+        this.consumed += len;
+        this.opts.progress?.(this.consumed);
+      }
+      if (tailInFragment) {
+        const len = size - fullBlocks * bs;
+        const tail = Buffer.allocUnsafe(len);
+        readFully(content, fullBlocks * bs, tail);
+        if (this.isZero(tail)) {
+          // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
+          data.blockWords.push(0);
+          data.sparse += len;
+          if (fullBlocks === 0) await this.enqueue({ data: null, compressed: false }, (pos) => (data.blocksStart = pos));
+        } else {
+          if (this.fragFill + len > bs) await this.sealFragment();
+          this.frag.set(tail, this.fragFill);
+          data.fragIndex = this.fragmentTable.length;
+          data.fragOffset = this.fragFill;
+          this.fragFill += len;
+        }
+        this.consumed += len;
+        this.opts.progress?.(this.consumed);
+      }
+    } finally {
+      content.close?.();
+    }
+    // mksquashfs never records a file as entirely sparse (the kernel treats sparse == size oddly
+    // in old versions): one byte less.
+    if (data.sparse >= size) data.sparse = size - 1;
+    if (hash !== undefined && this.opts.duplicates) {
+      const key = `${size}:${hash}`;
+      const list = this.done.get(key) ?? [];
+      list.push({ content, data });
+      this.done.set(key, list);
+    }
+    return data;
+  }
+
+  private async sealFragment(): Promise<void> {
+    if (this.fragFill === 0) return;
+    const index = this.fragmentTable.length;
+    this.fragmentTable.push({ start: 0, sizeWord: 0 });
+    const block = this.frag.subarray(0, this.fragFill);
+    this.frag = new Uint8Array(this.opts.blockSize);
+    this.fragFill = 0;
+    await this.enqueue(this.compress(block), (pos, stored, compressed) => {
+      this.fragmentTable[index] = { start: pos, sizeWord: (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0 };
+    });
+  }
+
+  /** Seals the last fragment block and waits for every block to be written. */
+  async finish(): Promise<void> {
+    await this.sealFragment();
+    await this.chain;
+    await Promise.all(this.inFlight);
+    if (this.error) throw this.error;
+  }
+}
+
+function readFully(content: FileContent, position: number, buf: Uint8Array): void {
+  const n = content.read(position, buf);
+  if (n !== buf.length) {
+    throw new SquashfsError('IO', `${content.origin ?? 'file'}: read ${n} bytes at ${position}, expected ${buf.length} (did the file shrink while packing?)`);
+  }
+}
+
+/** Byte comparison of two contents of the same size, one chunk at a time. */
+function sameBytes(a: FileContent, b: FileContent, chunk: number): boolean {
+  if (a.size !== b.size) return false;
+  const step = Math.max(chunk, 1 << 20);
+  const x = Buffer.allocUnsafe(Math.min(step, a.size));
+  const y = Buffer.allocUnsafe(Math.min(step, a.size));
+  try {
+    for (let p = 0; p < a.size; p += step) {
+      const n = Math.min(step, a.size - p);
+      readFully(a, p, x.subarray(0, n));
+      readFully(b, p, y.subarray(0, n));
+      if (!x.subarray(0, n).equals(y.subarray(0, n))) return false;
+    }
+    return true;
+  } finally {
+    a.close?.();
+    b.close?.();
+  }
+}
+
+/** SHA-256 of a content, read in 1 MiB chunks (for the duplicate pre-pass). */
+export function hashContent(content: FileContent): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(1, content.size)));
+  try {
+    for (let p = 0; p < content.size; p += buf.length) {
+      const n = Math.min(buf.length, content.size - p);
+      readFully(content, p, buf.subarray(0, n));
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    content.close?.();
+  }
+  return h.digest('hex');
+}

@@ -1,0 +1,260 @@
+/**
+ * The writer's input: a tree of nodes described in code, or scanned from a directory. A node is
+ * what becomes one inode; a non-directory node reachable under several names is a hard link (the
+ * scanner gives every (st_dev, st_ino) pair one node object, code does the same by reusing an
+ * object). Directory entries are kept as given and sorted by name bytes when the image is written.
+ *
+ * File contents are a `FileContent`: a size and a positional read, so that neither the scanner nor
+ * the packer ever holds a whole file (or the image) in memory.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SquashfsError } from '../errors';
+import { compareBytes } from '../format/directory';
+
+export interface Xattr {
+  /** Full name with its prefix: user.*, trusted.* or security.* (the prefixes SquashFS can store). */
+  name: string;
+  value: Uint8Array;
+}
+
+export interface NodeAttrs {
+  /** The 12 permission bits (setuid, setgid, sticky, rwx×3). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch (SquashFS stores an unsigned 32-bit value). */
+  mtime: number;
+  xattrs: Xattr[];
+}
+
+/** File contents: a size and a positional read that fills `buf` from `position` (returns bytes read). */
+export interface FileContent {
+  readonly size: number;
+  read(position: number, buf: Uint8Array): number;
+  /** Optional: called once the packer is done with the contents (closes a file descriptor). */
+  close?(): void;
+  /** For messages: where the contents come from. */
+  readonly origin?: string;
+}
+
+export interface DirEntryNode {
+  name: Uint8Array;
+  node: TreeNode;
+}
+
+export type TreeNode =
+  | (NodeAttrs & { kind: 'dir'; entries: DirEntryNode[] })
+  | (NodeAttrs & { kind: 'file'; content: FileContent })
+  | (NodeAttrs & { kind: 'symlink'; target: Uint8Array })
+  | (NodeAttrs & { kind: 'blockdev' | 'chardev'; major: number; minor: number })
+  | (NodeAttrs & { kind: 'fifo' | 'socket' });
+
+export type DirNode = Extract<TreeNode, { kind: 'dir' }>;
+export type FileNode = Extract<TreeNode, { kind: 'file' }>;
+
+// ---- building trees in code -----------------------------------------------------------------------
+
+export type AttrInput = Partial<Omit<NodeAttrs, 'xattrs'>> & { xattrs?: Record<string, string | Uint8Array> | Xattr[] };
+
+function attrs(a: AttrInput | undefined, defMode: number): NodeAttrs {
+  let xattrs: Xattr[] = [];
+  if (Array.isArray(a?.xattrs)) xattrs = a!.xattrs;
+  else if (a?.xattrs) xattrs = Object.entries(a.xattrs).map(([name, v]) => ({ name, value: typeof v === 'string' ? Buffer.from(v, 'utf8') : v }));
+  return { mode: a?.mode ?? defMode, uid: a?.uid ?? 0, gid: a?.gid ?? 0, mtime: a?.mtime ?? 0, xattrs };
+}
+
+const enc = (s: string | Uint8Array) => (typeof s === 'string' ? Buffer.from(s, 'utf8') : s);
+
+/** In-memory contents. */
+export function bufferContent(data: Uint8Array | string): FileContent {
+  const b = enc(data);
+  return {
+    size: b.length,
+    read(position, buf) {
+      const n = Math.max(0, Math.min(buf.length, b.length - position));
+      buf.set(b.subarray(position, position + n));
+      return n;
+    },
+  };
+}
+
+/** Contents produced by a function of the position (large or sparse synthetic files in tests). */
+export function generatedContent(size: number, fill: (position: number, buf: Uint8Array) => void): FileContent {
+  return {
+    size,
+    read(position, buf) {
+      const n = Math.max(0, Math.min(buf.length, size - position));
+      fill(position, buf.subarray(0, n));
+      return n;
+    },
+  };
+}
+
+/** Contents of a file on disk, opened lazily and read positionally. */
+export function fileContent(file: string | Buffer, size: number): FileContent {
+  let fd: number | undefined;
+  return {
+    size,
+    origin: file.toString(),
+    read(position, buf) {
+      if (fd === undefined) fd = fs.openSync(file, 'r');
+      let done = 0;
+      while (done < buf.length) {
+        const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    },
+    close() {
+      if (fd !== undefined) fs.closeSync(fd);
+      fd = undefined;
+    },
+  };
+}
+
+export const tree = {
+  dir(entries: Record<string, TreeNode> | DirEntryNode[], a?: AttrInput): TreeNode {
+    const list = Array.isArray(entries) ? entries : Object.entries(entries).map(([name, node]) => ({ name: enc(name), node }));
+    return { kind: 'dir', entries: list, ...attrs(a, 0o755) };
+  },
+  file(content: string | Uint8Array | FileContent, a?: AttrInput): TreeNode {
+    const c = typeof content === 'string' || content instanceof Uint8Array ? bufferContent(content) : content;
+    return { kind: 'file', content: c, ...attrs(a, 0o644) };
+  },
+  symlink(target: string | Uint8Array, a?: AttrInput): TreeNode {
+    return { kind: 'symlink', target: enc(target), ...attrs(a, 0o777) };
+  },
+  device(kind: 'blockdev' | 'chardev', major: number, minor: number, a?: AttrInput): TreeNode {
+    return { kind, major, minor, ...attrs(a, 0o644) };
+  },
+  fifo(a?: AttrInput): TreeNode {
+    return { kind: 'fifo', ...attrs(a, 0o644) };
+  },
+  socket(a?: AttrInput): TreeNode {
+    return { kind: 'socket', ...attrs(a, 0o755) };
+  },
+};
+
+// ---- scanning a directory --------------------------------------------------------------------------
+
+export interface ScanOptions {
+  /** Read extended attributes with getfattr (default true). */
+  xattrs?: boolean;
+  /** Called with a warning line (missing getfattr, unstorable xattr prefixes). */
+  warn?: (message: string) => void;
+}
+
+/** glibc's major()/minor() of a 64-bit dev_t, in BigInt so no bit is lost. */
+function splitRdev(dev: bigint): { major: number; minor: number } {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
+}
+
+/**
+ * Scans `root` with lstat (never following symlinks), one node per inode: names under which the
+ * same (dev, ino) appears share a node, which the packer writes as a hard link. Iterative, so deep
+ * trees do not overflow the stack. Extended attributes come from one `getfattr -R` run.
+ */
+export function scanDirectory(root: string, options: ScanOptions = {}): DirNode {
+  const warn = options.warn ?? ((m: string) => process.stderr.write(`distri: ${m}\n`));
+  const rootBuf = Buffer.from(path.resolve(root));
+  const seen = new Map<string, TreeNode>();
+  const byPath = new Map<string, TreeNode>(); // latin1 of the absolute path bytes → node
+  const make = (abs: Buffer, st: fs.BigIntStats): TreeNode => {
+    const a: NodeAttrs = {
+      mode: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtime: Number(st.mtimeNs / 1_000_000_000n),
+      xattrs: [],
+    };
+    if (st.isDirectory()) return { kind: 'dir', entries: [], ...a };
+    if (st.isFile()) return { kind: 'file', content: fileContent(abs, Number(st.size)), ...a };
+    if (st.isSymbolicLink()) return { kind: 'symlink', target: fs.readlinkSync(abs, { encoding: 'buffer' }), ...a };
+    if (st.isBlockDevice()) return { kind: 'blockdev', ...splitRdev(st.rdev), ...a };
+    if (st.isCharacterDevice()) return { kind: 'chardev', ...splitRdev(st.rdev), ...a };
+    if (st.isFIFO()) return { kind: 'fifo', ...a };
+    if (st.isSocket()) return { kind: 'socket', ...a };
+    throw new SquashfsError('UNSUPPORTED', `${abs.toString()}: unknown file type (mode 0o${st.mode.toString(8)})`);
+  };
+  const rootSt = fs.lstatSync(rootBuf, { bigint: true });
+  if (!rootSt.isDirectory()) throw new SquashfsError('NOT_A_DIRECTORY', `${root} is not a directory`);
+  const top = make(rootBuf, rootSt) as DirNode;
+  byPath.set(rootBuf.toString('latin1'), top);
+  const stack: Array<{ abs: Buffer; node: DirNode }> = [{ abs: rootBuf, node: top }];
+  while (stack.length) {
+    const { abs, node } = stack.pop()!;
+    const names = fs.readdirSync(abs, { encoding: 'buffer' });
+    names.sort(compareBytes);
+    for (const name of names) {
+      const childAbs = Buffer.concat([abs, Buffer.from('/'), name]);
+      const st = fs.lstatSync(childAbs, { bigint: true });
+      let child: TreeNode | undefined;
+      if (!st.isDirectory() && st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        child = seen.get(key);
+        if (!child) seen.set(key, (child = make(childAbs, st)));
+      } else {
+        child = make(childAbs, st);
+      }
+      node.entries.push({ name, node: child });
+      byPath.set(childAbs.toString('latin1'), child);
+      if (child.kind === 'dir') stack.push({ abs: childAbs, node: child });
+    }
+  }
+  if (options.xattrs ?? true) readXattrsInto(rootBuf, byPath, warn);
+  return top;
+}
+
+/** getfattr quotes bytes as \ooo (octal); this turns a printed name back into its bytes (latin1). */
+function unquote(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * Node has no xattr API, so the whole tree's attributes come from one `getfattr -R` process
+ * (physical walk, symlinks not followed, values in hex). Missing getfattr is a loud warning and an
+ * image without xattrs, never a failure.
+ */
+function readXattrsInto(rootBuf: Buffer, byPath: Map<string, TreeNode>, warn: (m: string) => void): void {
+  const r = spawnSync('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', rootBuf.toString()], {
+    maxBuffer: 1 << 30,
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  if (r.error) {
+    warn(`WARNING: getfattr could not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}): extended attributes are NOT packed (install the "attr" package, or pass --no-xattrs to silence this)`);
+    return;
+  }
+  const errors = r.stderr
+    .toString()
+    .split('\n')
+    .filter((l) => l !== '' && !l.endsWith('Operation not supported'));
+  if (r.status !== 0 && errors.length > 0) throw new SquashfsError('IO', `getfattr failed: ${errors.slice(0, 5).join('; ')}`);
+  const skipped = new Set<string>();
+  let current: TreeNode | undefined;
+  for (const line of r.stdout.toString('latin1').split('\n')) {
+    if (line.startsWith('# file: ')) {
+      current = byPath.get(unquote(line.slice(8)));
+      if (!current) throw new SquashfsError('IO', `getfattr reported a path the scan did not see: ${line.slice(8)}`);
+    } else if (line === '') {
+      current = undefined;
+    } else if (current) {
+      const eq = line.indexOf('=');
+      const name = Buffer.from(unquote(eq < 0 ? line : line.slice(0, eq)), 'latin1').toString('utf8');
+      const raw = eq < 0 ? '' : line.slice(eq + 1);
+      if (!/^(user|trusted|security)\./.test(name)) {
+        skipped.add(name.replace(/\..*$/, '.'));
+        continue;
+      }
+      if (raw !== '' && !raw.startsWith('0x')) throw new SquashfsError('IO', `getfattr printed ${name} not in hex: ${raw.slice(0, 40)}`);
+      const value = Buffer.from(raw.slice(2), 'hex');
+      // The same node may be reported under several names (hard links): keep one copy.
+      if (!current.xattrs.some((x) => x.name === name)) current.xattrs.push({ name, value });
+    }
+  }
+  if (skipped.size) warn(`warning: extended attributes with prefixes ${[...skipped].join(', ')} cannot be stored in SquashFS and were skipped`);
+}
