@@ -11,11 +11,12 @@ import * as ls from './commands/ls';
 import * as cat from './commands/cat';
 import * as stat from './commands/stat';
 import * as xattrs from './commands/xattrs';
+import * as pack from './commands/pack';
 import * as extract from './commands/extract';
 import * as mount from './commands/mount';
 
 // Add new commands here (one line each, in the order --help should list them).
-const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount];
+const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount, pack];
 
 export function buildProgram(): Command {
   const program = new Command('distri')
