@@ -1,0 +1,172 @@
+/**
+ * Crafting bad images from good ones. A seed is made by the real mksquashfs from a small tree built
+ * in a temporary directory; with `-noI -noD -noF -noX` its metadata is stored uncompressed, so a
+ * field can be patched in place (there are no checksums). Positions of inodes and directory entries
+ * are found by reading the seed with the engine itself and then looking at the raw bytes, so the
+ * tests say *which field* they break, not which offset.
+ *
+ * Limitation, checked: the tables of a seed must each fit in one 8 KiB metadata block (so that an
+ * inode reference's offset is a plain offset into the file). Seeds here are a few entries big.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Image } from '../../src/reader/image';
+import type { DirInode, Inode } from '../../src/format/inode';
+import { refBlock, refOffset } from '../../src/format/inode';
+
+export const UNCOMPRESSED = ['-noI', '-noD', '-noF', '-noX'];
+
+/** A temporary directory removed by `cleanup` (call it in a finally or t.after). */
+export function tempDir(prefix = 'distri-test-'): { dir: string; cleanup(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return {
+    dir,
+    cleanup() {
+      // Extraction tests leave 0000-mode directories; rmSync as root removes them, otherwise fix modes.
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        spawnSync('chmod', ['-R', 'u+rwx', dir]);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export function sh(script: string, cwd: string): void {
+  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`shell failed (${r.status}): ${script.slice(0, 200)}\n${r.stderr}`);
+}
+
+export function mksquashfs(src: string, out: string, args: string[] = []): Buffer {
+  const r = spawnSync('mksquashfs', [src, out, '-noappend', '-no-progress', '-quiet', '-mkfs-time', '0', ...args], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`mksquashfs failed: ${r.stderr}${r.stdout}`);
+  return fs.readFileSync(out);
+}
+
+export function u16(b: Uint8Array, at: number): number {
+  return b[at]! | (b[at + 1]! << 8);
+}
+export function u32(b: Uint8Array, at: number): number {
+  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16)) + b[at + 3]! * 0x1000000;
+}
+export function w16(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+}
+export function w32(b: Uint8Array, at: number, v: number): void {
+  w16(b, at, v & 0xffff);
+  w16(b, at + 2, Math.floor(v / 0x10000) & 0xffff);
+}
+export function w64(b: Uint8Array, at: number, v: bigint): void {
+  w32(b, at, Number(v & 0xffffffffn));
+  w32(b, at + 4, Number((v >> 32n) & 0xffffffffn));
+}
+export function r64(b: Uint8Array, at: number): bigint {
+  return BigInt(u32(b, at)) + (BigInt(u32(b, at + 4)) << 32n);
+}
+
+/** Superblock field offsets (format: "Superblock"). */
+export const SB = {
+  inodeCount: 4,
+  mtime: 8,
+  blockSize: 12,
+  fragmentCount: 16,
+  compression: 20,
+  blockLog: 22,
+  flags: 24,
+  idCount: 26,
+  rootInode: 32,
+  bytesUsed: 40,
+  idTable: 48,
+  xattrIdTable: 56,
+  inodeTable: 64,
+  directoryTable: 72,
+  fragmentTable: 80,
+  exportTable: 88,
+} as const;
+
+export interface EntryAt {
+  name: Buffer;
+  /** Image offset of the run's 12-byte header. */
+  header: number;
+  /** Image offset of the 8-byte entry (offset, inode delta, type, name_size-1), then the name. */
+  entry: number;
+  name_at: number;
+}
+
+/** Layout of an uncompressed seed: where each inode and directory entry is in the file. */
+export class Layout {
+  readonly img: Image;
+  constructor(readonly buf: Buffer) {
+    this.img = Image.fromBuffer(buf);
+    const sb = this.img.superblock;
+    if (!(u16(buf, sb.inodeTableStart) & 0x8000) || !(u16(buf, sb.directoryTableStart) & 0x8000)) {
+      throw new Error('seed metadata is compressed: build it with -noI -noD -noF -noX');
+    }
+    if (sb.directoryTableStart - sb.inodeTableStart > 8194) throw new Error('seed inode table spans more than one metadata block: use a smaller tree');
+  }
+
+  /** The inode at a path ('' is the root), not following a final symlink. */
+  inode(p: string): Inode {
+    return p === '' ? this.img.root() : this.img.resolve(p, false);
+  }
+
+  /** Image offset of the first byte of an inode. */
+  inodeAt(inode: Inode | string): number {
+    const i = typeof inode === 'string' ? this.inode(inode) : inode;
+    const block = refBlock(i.ref);
+    if (block !== 0) throw new Error('seed inode outside the first metadata block');
+    return this.img.superblock.inodeTableStart + 2 + refOffset(i.ref);
+  }
+
+  /** Every entry of a directory's listing with the image offsets of its parts. */
+  entries(dirPath: string): EntryAt[] {
+    const dir = this.inode(dirPath) as DirInode;
+    if (dir.kind !== 'dir') throw new Error(`${dirPath} is not a directory`);
+    if (dir.dirBlock !== 0) throw new Error('seed directory outside the first metadata block');
+    const first = this.img.superblock.directoryTableStart;
+    if (dir.dirOffset + dir.listingSize > (u16(this.buf, first) & 0x7fff)) throw new Error('seed directory listing crosses a metadata block');
+    let at = first + 2 + dir.dirOffset;
+    const end = at + dir.listingSize;
+    const out: EntryAt[] = [];
+    while (at < end) {
+      const header = at;
+      const count = u32(this.buf, at) + 1;
+      at += 12;
+      for (let i = 0; i < count; i++) {
+        const size = u16(this.buf, at + 6) + 1;
+        out.push({ name: this.buf.subarray(at + 8, at + 8 + size), header, entry: at, name_at: at + 8 });
+        at += 8 + size;
+      }
+    }
+    return out;
+  }
+
+  entry(dirPath: string, name: string): EntryAt {
+    const e = this.entries(dirPath).find((x) => x.name.toString('latin1') === name);
+    if (!e) throw new Error(`no entry ${name} in ${dirPath || '/'}`);
+    return e;
+  }
+
+  close(): void {
+    this.img.close();
+  }
+}
+
+/** Returns a copy of the seed with entry `name` of `dir` renamed to `to` (same length). */
+export function renameEntry(seed: Buffer, dir: string, name: string, to: Buffer | string): Buffer {
+  const toBuf = typeof to === 'string' ? Buffer.from(to, 'latin1') : to;
+  if (toBuf.length !== name.length) throw new Error('renameEntry keeps the length: the name size field is not changed');
+  const out = Buffer.from(seed);
+  const l = new Layout(seed);
+  try {
+    const e = l.entry(dir, name);
+    toBuf.copy(out, e.name_at);
+  } finally {
+    l.close();
+  }
+  return out;
+}
