@@ -24,6 +24,19 @@
 import type { Codec } from './index';
 import { checkArgs, corrupt, finish } from './util';
 
+function truncated(what: string, ip: number, iend: number) {
+  return corrupt('lzo', `truncated ${what} at input offset ${ip} (block is ${iend} bytes)`);
+}
+
+function literalsError(n: number, ip: number, op: number, iend: number, maxOutput: number) {
+  return n > iend - ip
+    ? corrupt('lzo', `literal run of ${n} bytes at input offset ${ip} runs past the end of the block (${iend})`)
+    : corrupt('lzo', `literal run of ${n} bytes at output offset ${op} exceeds the output limit ${maxOutput}`);
+}
+
+// The loop below keeps ip/op in plain locals (no helper closures that would capture and mutate them:
+// that moves them to the heap and halves the speed), so literal copies and long lengths are written out
+// inline at each place they occur.
 export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
   checkArgs('lzo', src, maxOutput);
   const out = Buffer.allocUnsafe(maxOutput);
@@ -32,67 +45,77 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
   let op = 0;
   let state = 0;
 
-  const truncated = (what: string) => corrupt('lzo', `truncated ${what} at input offset ${ip} (block is ${iend} bytes)`);
-  /** Long lengths: each zero byte adds 255, the first non-zero byte ends the count. */
-  const extendedLength = (base: number): number => {
-    let n = base;
-    for (;;) {
-      if (ip >= iend) throw truncated('length');
-      const b = src[ip++];
-      if (b !== 0) return n + b;
-      n += 255;
-    }
-  };
-  const copyLiterals = (n: number): void => {
-    if (n > iend - ip) throw corrupt('lzo', `literal run of ${n} bytes at input offset ${ip} runs past the end of the block (${iend})`);
-    if (n > maxOutput - op) throw corrupt('lzo', `literal run of ${n} bytes at output offset ${op} exceeds the output limit ${maxOutput}`);
-    if (n < 32) for (let i = 0; i < n; i++) out[op + i] = src[ip + i];
-    else out.set(src.subarray(ip, ip + n), op);
-    ip += n;
-    op += n;
-  };
-
   if (src[0] > 17) {
-    ip = 1;
     const n = src[0] - 17;
-    copyLiterals(n);
+    ip = 1;
+    if (n > iend - ip || n > maxOutput - op) throw literalsError(n, ip, op, iend, maxOutput);
+    for (let i = 0; i < n; i++) out[op++] = src[ip++];
     state = n < 4 ? n : 4;
   }
   for (;;) {
-    if (ip >= iend) throw truncated('instruction (no end-of-stream marker)');
+    if (ip >= iend) throw truncated('instruction (no end-of-stream marker)', ip, iend);
     const inst = src[ip++];
     let len: number;
     let dist: number;
     let next: number; // literals that follow this match: the S bits
     if (inst >= 64) {
-      if (ip >= iend) throw truncated('distance');
+      if (ip >= iend) throw truncated('distance', ip, iend);
       len = (inst >>> 5) + 1; // 01L..... -> 3..4, 1LL..... -> 5..8
       dist = (src[ip++] << 3) + ((inst >>> 2) & 7) + 1;
       next = inst & 3;
-    } else if (inst >= 32) {
-      len = (inst & 31) === 0 ? extendedLength(31) + 2 : (inst & 31) + 2;
-      if (iend - ip < 2) throw truncated('distance');
-      const le = src[ip] | (src[ip + 1] << 8);
-      ip += 2;
-      dist = (le >>> 2) + 1;
-      next = le & 3;
     } else if (inst >= 16) {
-      len = (inst & 7) === 0 ? extendedLength(7) + 2 : (inst & 7) + 2;
-      if (iend - ip < 2) throw truncated('distance');
+      // 001LLLLL (base 31) and 0001HLLL (base 7): long lengths add 255 per zero byte, then a non-zero byte.
+      const m3 = inst >= 32;
+      len = m3 ? inst & 31 : inst & 7;
+      if (len === 0) {
+        len = m3 ? 31 : 7;
+        for (;;) {
+          if (ip >= iend) throw truncated('length', ip, iend);
+          const b = src[ip++];
+          if (b !== 0) break;
+          len += 255;
+        }
+        len += src[ip - 1];
+      }
+      len += 2;
+      if (iend - ip < 2) throw truncated('distance', ip, iend);
       const le = src[ip] | (src[ip + 1] << 8);
       ip += 2;
-      dist = 16384 + ((inst & 8) << 11) + (le >>> 2);
-      if (dist === 16384) {
-        if (ip !== iend) throw corrupt('lzo', `end-of-stream marker at input offset ${ip - 3}, but the block has ${iend - ip} more bytes`);
-        break;
-      }
       next = le & 3;
+      if (m3) {
+        dist = (le >>> 2) + 1;
+      } else {
+        dist = 16384 + ((inst & 8) << 11) + (le >>> 2);
+        if (dist === 16384) {
+          if (ip !== iend) throw corrupt('lzo', `end-of-stream marker at input offset ${ip - 3}, but the block has ${iend - ip} more bytes`);
+          break;
+        }
+      }
     } else if (state === 0) {
-      copyLiterals(inst === 0 ? extendedLength(15) + 3 : inst + 3);
+      let n = inst;
+      if (n === 0) {
+        n = 15;
+        for (;;) {
+          if (ip >= iend) throw truncated('length', ip, iend);
+          const b = src[ip++];
+          if (b !== 0) break;
+          n += 255;
+        }
+        n += src[ip - 1];
+      }
+      n += 3;
+      if (n > iend - ip || n > maxOutput - op) throw literalsError(n, ip, op, iend, maxOutput);
+      if (n < 64) {
+        for (let i = 0; i < n; i++) out[op + i] = src[ip + i];
+      } else {
+        out.set(src.subarray(ip, ip + n), op);
+      }
+      ip += n;
+      op += n;
       state = 4;
       continue;
     } else {
-      if (ip >= iend) throw truncated('distance');
+      if (ip >= iend) throw truncated('distance', ip, iend);
       const far = state === 4;
       len = far ? 3 : 2;
       dist = (src[ip++] << 2) + (inst >>> 2) + (far ? 2049 : 1);
@@ -101,9 +124,17 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
     if (dist > op) throw corrupt('lzo', `match distance ${dist} at output offset ${op} points before the start of the block`);
     if (len > maxOutput - op) throw corrupt('lzo', `match of ${len} bytes at output offset ${op} exceeds the output limit ${maxOutput}`);
     let from = op - dist;
-    const end = op + len;
-    while (op < end) out[op++] = out[from++]; // may overlap (dist < len): byte by byte, forwards
-    if (next !== 0) copyLiterals(next);
+    if (dist >= len && len >= 64) {
+      out.copyWithin(op, from, from + len);
+      op += len;
+    } else {
+      const end = op + len;
+      while (op < end) out[op++] = out[from++]; // may overlap (dist < len): byte by byte, forwards
+    }
+    if (next !== 0) {
+      if (next > iend - ip || next > maxOutput - op) throw literalsError(next, ip, op, iend, maxOutput);
+      for (let i = 0; i < next; i++) out[op++] = src[ip++];
+    }
     state = next;
   }
   return finish(out, op);
