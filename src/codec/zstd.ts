@@ -16,6 +16,7 @@
  */
 import * as fs from 'node:fs';
 import { decompress as fzstdDecompress } from 'fzstd';
+import { SquashfsError } from '../errors';
 import type { Codec } from './index';
 import { checkArgs, corrupt, wrapForeign } from './util';
 
@@ -94,7 +95,17 @@ function declaredSize(b: Uint8Array): number {
 export function zstdDecompress(input: Uint8Array, maxOutput: number): Uint8Array {
   checkArgs('zstd', input, maxOutput);
   const w = loadWasm();
-  if (w) return decodeWasm(w, input, maxOutput);
+  if (w) {
+    try {
+      return decodeWasm(w, input, maxOutput);
+    } catch (e) {
+      if (e instanceof SquashfsError) throw e;
+      // A trap (WebAssembly.RuntimeError, e.g. an abort in malloc) can leave the C heap inconsistent:
+      // drop this instance; the next call compiles a fresh one.
+      wasm = undefined;
+      throw wrapForeign('zstd', e);
+    }
+  }
   const declared = declaredSize(input);
   if (declared > maxOutput) throw corrupt('zstd', `frame declares ${declared} bytes, more than the limit ${maxOutput}`);
   let out: Uint8Array;
