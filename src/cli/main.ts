@@ -14,9 +14,11 @@ import * as xattrs from './commands/xattrs';
 import * as pack from './commands/pack';
 import * as extract from './commands/extract';
 import * as mount from './commands/mount';
+import * as fuse from './commands/fuse';
+import * as fusectl from './commands/fusectl';
 
 // Add new commands here (one line each, in the order --help should list them).
-const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount, pack];
+const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount, pack, fuse, fusectl];
 
 export function buildProgram(): Command {
   const program = new Command('distri')

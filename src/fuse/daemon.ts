@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { Image } from '../reader/image';
 import { ImageVfs } from '../vfs/image-vfs';
+import type { Vfs } from '../vfs/types';
 import { FuseServer } from './adapter';
 
 export interface MountOptions {
@@ -40,6 +41,29 @@ export interface MountOptions {
   notifyPipe?: string;
   pidFile?: string;
   debug?: boolean;
+  /** Prefix of log lines (default "distri mount"). */
+  logName?: string;
+}
+
+/**
+ * What a daemon serves. `distri mount` serves one image (the default, made from MountOptions);
+ * other commands (`distri fuse`, the /ro store) pass their own to runDaemon.
+ */
+export interface DaemonSource {
+  vfs: Vfs;
+  /** The mount's source in /proc/mounts (findmnt SOURCE). */
+  fsname: string;
+  /** Seconds the kernel caches entries and attributes (default one day; ~1 for a tree that changes). */
+  cacheTimeout?: number;
+  /** false: libfuse numbers the inodes (when several images' inode numbers would collide). */
+  useIno?: boolean;
+  /** Files open now: after an external unmount the daemon leaves only once this is 0. */
+  openHandles(): number;
+  /** Called once the mount is up and reported (e.g. to start a control socket or a watcher). */
+  started?(log: (s: string) => void): void;
+  /** Written to $DISTRI_FUSE_STATS as `cache`. */
+  stats?(): unknown;
+  close(): void;
 }
 
 /** What a daemon run reports to its caller; `message` explains a failure. */
@@ -176,7 +200,7 @@ function describe(e: unknown): string {
  * unmount, 1 when mounting failed. The caller exits the process with it: the FUSE thread of the
  * native binding keeps the event loop alive after unmounting.
  */
-export async function runDaemon(o: MountOptions): Promise<number> {
+export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) => void) => DaemonSource | Promise<DaemonSource>): Promise<number> {
   const ready = readyFd();
   const background = ready !== undefined;
   // In the background, stderr is a pipe to a parent that leaves once the mount is up: write to it
@@ -186,7 +210,7 @@ export async function runDaemon(o: MountOptions): Promise<number> {
     stderrOpen = false;
   });
   const log = (s: string) => {
-    if (stderrOpen) process.stderr.write(`distri mount: ${s}\n`);
+    if (stderrOpen) process.stderr.write(`${o.logName ?? 'distri mount'}: ${s}\n`);
   };
   const report = (r: MountResult) => {
     if (ready === undefined) return;
@@ -199,26 +223,18 @@ export async function runDaemon(o: MountOptions): Promise<number> {
   };
 
   const mnt = path.resolve(o.mountpoint);
-  let image: Image | undefined;
+  let source: DaemonSource | undefined;
   let server: FuseServer;
   try {
     await prepareMountpoint(mnt, log);
-    try {
-      image = Image.open(path.resolve(o.image), { offset: o.offset ?? 0 });
-    } catch (e) {
-      throw new Error(`cannot open image ${o.image}: ${describe(e)}`);
-    }
-    let vfs: ImageVfs;
-    try {
-      vfs = new ImageVfs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
-    } catch (e) {
-      throw new Error(`${o.image}: subdir=${o.subdir}: ${describe(e)}`);
-    }
-    server = new FuseServer(vfs, mnt, {
+    source = makeSource ? await makeSource(log) : imageSource(o);
+    server = new FuseServer(source.vfs, mnt, {
       allowOther: o.allowOther,
-      fsname: path.resolve(o.image),
+      fsname: source.fsname,
       subtype: 'distri',
       debug: o.debug,
+      cacheTimeout: source.cacheTimeout,
+      useIno: source.useIno,
       onUnexpected: (op, e) => log(`${op}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
     });
     try {
@@ -227,7 +243,7 @@ export async function runDaemon(o: MountOptions): Promise<number> {
       throw new Error(`cannot mount on ${mnt}: ${describe(e)}${(e as Error).message === 'fuse failed' ? ' (libfuse refused: see its message above; is /dev/fuse there, are you allowed to mount?)' : ''}`);
     }
   } catch (e) {
-    image?.close();
+    source?.close();
     const message = describe(e);
     if (!background) log(message); // in the background the parent prints the report instead
     if (o.notifyPipe) await notify(o.notifyPipe, 'f', log);
@@ -249,13 +265,13 @@ export async function runDaemon(o: MountOptions): Promise<number> {
     process.chdir('/'); // do not keep the caller's directory busy, like daemon(3)
   }
   const notified = o.notifyPipe ? notify(o.notifyPipe, 's', log) : Promise.resolve();
-
-  const vfs = server.vfs as ImageVfs;
+  const served = source;
+  served.started?.(log);
   const writeStats = () => {
     const file = process.env[STATS_ENV];
     if (!file) return;
     try {
-      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, cache: image!.cacheStats() }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, cache: served.stats?.() }, null, 1) + '\n');
     } catch {
       // statistics are best effort
     }
@@ -289,7 +305,7 @@ export async function runDaemon(o: MountOptions): Promise<number> {
         mountsAt(mnt)
           .then((ms) => {
             const present = mine ? ms.some((m) => m.dev === mine.dev) : ms.some((m) => m.fstype.startsWith('fuse'));
-            if (!present && vfs.openHandles === 0 && !stopping) {
+            if (!present && served.openHandles() === 0 && !stopping) {
               stopping = true;
               finish(0);
             }
@@ -306,7 +322,7 @@ export async function runDaemon(o: MountOptions): Promise<number> {
       timers.push(
         setInterval(
           () => {
-            if (server.requests !== seen || vfs.openHandles > 0) {
+            if (server.requests !== seen || served.openHandles() > 0) {
               seen = server.requests;
               idleSince = Date.now();
               return;
@@ -330,9 +346,32 @@ export async function runDaemon(o: MountOptions): Promise<number> {
   });
 
   writeStats();
+  try {
+    served.close();
+  } catch (e) {
+    log(`closing: ${describe(e)}`);
+  }
   await withTimeout(notified, 1000, 'notify_pipe').catch(() => undefined);
   if (o.pidFile) fs.rmSync(o.pidFile, { force: true });
   return code;
+}
+
+/** The default source: one image, as `distri mount` serves it. */
+function imageSource(o: MountOptions): DaemonSource {
+  let image: Image;
+  try {
+    image = Image.open(path.resolve(o.image), { offset: o.offset ?? 0 });
+  } catch (e) {
+    throw new Error(`cannot open image ${o.image}: ${describe(e)}`);
+  }
+  let vfs: ImageVfs;
+  try {
+    vfs = new ImageVfs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
+  } catch (e) {
+    image.close();
+    throw new Error(`${o.image}: subdir=${o.subdir}: ${describe(e)}`);
+  }
+  return { vfs, fsname: path.resolve(o.image), openHandles: () => vfs.openHandles, stats: () => image.cacheStats(), close: () => image.close() };
 }
 
 export const readyEnvName = READY_ENV;

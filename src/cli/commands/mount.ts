@@ -154,7 +154,7 @@ export function register(program: Command): void {
  * it reports on the readiness pipe, and returns what it reported. A daemon that dies or stays
  * silent past READY_WAIT_MS is a failure (and is killed in the second case).
  */
-function spawnDaemon(argv: string[], opts: MountOptions): Promise<MountResult> {
+export function spawnDaemon(argv: string[], opts: Pick<MountOptions, 'notifyPipe'>): Promise<MountResult> {
   return new Promise((resolve) => {
     // argv[0] is this script; image and mountpoint are made absolute because the daemon leaves the cwd.
     const child = spawn(process.execPath, [...process.execArgv, argv[0]!, ...argv.slice(1)], {

@@ -1,0 +1,280 @@
+/**
+ * The persisted store index: for every package image, the entries of its exchange source
+ * directories (`bin/`, `out/lib/`, `out/share/`, …), the fields of its meta that /ro needs, and
+ * whether it has xattrs. With it, mounting a store and listing `/ro/bin` open no image at all: the
+ * exchange directories are assembled from the index alone, and an image is opened only when
+ * something inside its package directory is first touched.
+ *
+ * Where: `<store>/.distri-index/exchange-v1.json`, next to the images it describes (a store copied
+ * or moved keeps its index; the directory watcher ignores dot-names, and the index lives one level
+ * down so rewriting it does not wake the watcher). When the store is not writable (a read-only
+ * mirror), `$XDG_CACHE_HOME/distri/store-index/<sha256 of the store's real path>.json` (default
+ * `~/.cache`) instead. It is only a cache: deleting it costs one rebuild.
+ *
+ * Never trusted blindly:
+ * - a record is used only while the image's and the meta's (size, mtime, inode number) equal what
+ *   is on disk now; anything else is rebuilt from the files;
+ * - every record is shape-checked on load (a damaged or foreign file is ignored as a whole);
+ * - each record carries the image superblock's bytes_used, inode count and creation time; when the
+ *   image is opened for serving, those are compared with the real superblock, and a mismatch (a file
+ *   rewritten in place with the same size and mtime) throws the record away and re-indexes it.
+ *
+ * Building a record opens the image with small caches, walks only the exchange source directories
+ * (iteratively, with the reader's loop and depth guards), and closes it again. A corrupt image or an
+ * unparsable meta becomes a record with `error` set, so that it is reported once and not re-read on
+ * every mount until the file changes.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SquashfsError } from '../errors';
+import { Image } from '../reader/image';
+import { walk } from '../reader/walk';
+import { EXCHANGE_DIRS, type ImageEntry } from '../store/exchange';
+import { parseMeta, type RuntimeUnion } from '../store/meta';
+import { sameKey, type FileKey, type ScannedPackage } from './store-scan';
+
+export const INDEX_FORMAT = 'distri-store-index/1';
+const INDEX_DIR = '.distri-index';
+const INDEX_FILE = 'exchange-v1.json';
+
+export interface IndexRecord {
+  image: FileKey;
+  meta: FileKey;
+  /** Superblock bytes_used, inode_count, mkfs_time: checked when the image is opened. */
+  sb: [number, number, number];
+  runtimeDep: string[];
+  sourcePkg: string;
+  version: string;
+  runtimeUnion: RuntimeUnion[];
+  hasXattrs: boolean;
+  /** Exchange entries, `\0`-separated, directories with a trailing `/` (names never hold NUL). */
+  entries: string;
+  /** Why the package is skipped (corrupt image, unreadable meta); entries are empty then. */
+  error?: string;
+}
+
+/** Cache sizes for the short-lived open that builds a record. */
+const INDEX_OPEN_OPTIONS = { metadataCacheBytes: 1 << 20, dataCacheBytes: 256 << 10, fragmentCacheBytes: 256 << 10, inodeCacheEntries: 256, dirCacheBytes: 256 << 10 };
+
+function describe(e: unknown): string {
+  return e instanceof SquashfsError ? e.describe() : e instanceof Error ? e.message : String(e);
+}
+
+/** Lists the entries of an image's exchange source dirs (`bin`, `bin/less`, `out/lib/pkgconfig`, …). */
+export function exchangeEntries(image: Image): ImageEntry[] {
+  const out: ImageEntry[] = [];
+  const root = image.root();
+  for (const { image: source } of EXCHANGE_DIRS) {
+    // Resolve component by component without following symlinks: an exchange dir that is a
+    // symlink (distri's `debug`) is a non-directory, which the exchange rules ignore.
+    let inode = root as ReturnType<Image['root']> | ReturnType<Image['entryInode']>;
+    let found = true;
+    for (const c of source.split('/')) {
+      if (inode.kind !== 'dir') {
+        found = false;
+        break;
+      }
+      const e = image.lookup(inode, c);
+      if (!e) {
+        found = false;
+        break;
+      }
+      inode = image.entryInode(e);
+    }
+    if (!found) continue;
+    if (inode.kind !== 'dir') {
+      out.push({ path: source, type: 'other' });
+      continue;
+    }
+    for (const item of walk(image, inode, source)) out.push({ path: item.path, type: item.inode.kind === 'dir' ? 'dir' : 'other' });
+  }
+  return out;
+}
+
+export function encodeEntries(entries: readonly ImageEntry[]): string {
+  return entries.map((e) => (e.type === 'dir' ? e.path + '/' : e.path)).join('\0');
+}
+
+export function decodeEntries(s: string): ImageEntry[] {
+  if (s === '') return [];
+  return s.split('\0').map((p) => (p.endsWith('/') ? { path: p.slice(0, -1), type: 'dir' as const } : { path: p, type: 'other' as const }));
+}
+
+/** Builds the record of one complete package from its files. Never throws: failures become `error`. */
+export function buildRecord(p: ScannedPackage): IndexRecord {
+  const rec: IndexRecord = { image: p.image, meta: p.meta!, sb: [0, 0, 0], runtimeDep: [], sourcePkg: '', version: '', runtimeUnion: [], hasXattrs: false, entries: '' };
+  try {
+    const meta = parseMeta(fs.readFileSync(p.metaPath, 'utf8'));
+    rec.runtimeDep = [...meta.runtimeDep];
+    rec.sourcePkg = meta.sourcePkg;
+    rec.version = meta.version;
+    rec.runtimeUnion = meta.runtimeUnion.map((u) => ({ dir: u.dir, pkg: u.pkg }));
+  } catch (e) {
+    rec.error = `meta ${p.metaPath}: ${describe(e)}`;
+    return rec;
+  }
+  let image: Image | undefined;
+  try {
+    image = Image.open(p.imagePath, INDEX_OPEN_OPTIONS);
+    const sb = image.superblock;
+    rec.sb = [sb.bytesUsed, sb.inodeCount, sb.modificationTime];
+    rec.hasXattrs = image.hasXattrs;
+    rec.entries = encodeEntries(exchangeEntries(image));
+  } catch (e) {
+    rec.error = `image ${p.imagePath}: ${describe(e)}`;
+    rec.entries = '';
+  } finally {
+    image?.close();
+  }
+  return rec;
+}
+
+function isKey(v: unknown): v is FileKey {
+  const k = v as FileKey;
+  return typeof k === 'object' && k !== null && Number.isFinite(k.size) && Number.isFinite(k.mtimeMs) && Number.isFinite(k.ino);
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === 'string');
+}
+
+/** Shape check of one record read from disk. */
+function isRecord(v: unknown): v is IndexRecord {
+  const r = v as IndexRecord;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    isKey(r.image) &&
+    isKey(r.meta) &&
+    Array.isArray(r.sb) &&
+    r.sb.length === 3 &&
+    r.sb.every((n) => Number.isSafeInteger(n)) &&
+    isStringArray(r.runtimeDep) &&
+    typeof r.sourcePkg === 'string' &&
+    typeof r.version === 'string' &&
+    Array.isArray(r.runtimeUnion) &&
+    r.runtimeUnion.every((u) => typeof u === 'object' && u !== null && typeof u.dir === 'string' && typeof u.pkg === 'string') &&
+    typeof r.hasXattrs === 'boolean' &&
+    typeof r.entries === 'string' &&
+    (r.error === undefined || typeof r.error === 'string')
+  );
+}
+
+export interface IndexStats {
+  /** Records loaded from disk at start. */
+  loaded: number;
+  /** Records used as they were (keys matched). */
+  hits: number;
+  /** Records (re)built from the files. */
+  built: number;
+  /** Records thrown away because the superblock disagreed. */
+  invalidated: number;
+  /** Where the index is read from and written to. */
+  file: string;
+  /** Last write failure, if any. */
+  writeError?: string;
+}
+
+/** The index of one store: records by full package name, loaded once, saved when changed. */
+export class StoreIndex {
+  private records = new Map<string, IndexRecord>();
+  private dirty = false;
+  readonly stats: IndexStats;
+
+  constructor(readonly store: string) {
+    this.stats = { loaded: 0, hits: 0, built: 0, invalidated: 0, file: StoreIndex.locate(store) };
+    this.load();
+  }
+
+  /** The index file: in the store when it is writable, else in the user's cache directory. */
+  static locate(store: string): string {
+    const inStore = path.join(store, INDEX_DIR, INDEX_FILE);
+    try {
+      fs.accessSync(fs.existsSync(path.dirname(inStore)) ? path.dirname(inStore) : store, fs.constants.W_OK);
+      return inStore;
+    } catch {
+      const real = (() => {
+        try {
+          return fs.realpathSync(store);
+        } catch {
+          return path.resolve(store);
+        }
+      })();
+      const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+      return path.join(cache, 'distri', 'store-index', crypto.createHash('sha256').update(real).digest('hex') + '.json');
+    }
+  }
+
+  private load(): void {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(fs.readFileSync(this.stats.file, 'utf8'));
+    } catch {
+      return; // missing or unreadable: rebuilt as needed
+    }
+    const d = doc as { format?: unknown; packages?: unknown };
+    if (typeof d !== 'object' || d === null || d.format !== INDEX_FORMAT || typeof d.packages !== 'object' || d.packages === null) return;
+    for (const [full, rec] of Object.entries(d.packages as Record<string, unknown>)) {
+      if (isRecord(rec)) this.records.set(full, rec);
+    }
+    this.stats.loaded = this.records.size;
+  }
+
+  /** The record for a complete package, reused when its keys match, else built (and kept). */
+  get(p: ScannedPackage): IndexRecord {
+    const full = p.name.full;
+    const r = this.records.get(full);
+    if (r && sameKey(r.image, p.image) && sameKey(r.meta, p.meta)) {
+      this.stats.hits++;
+      return r;
+    }
+    const built = buildRecord(p);
+    this.stats.built++;
+    this.records.set(full, built);
+    this.dirty = true;
+    return built;
+  }
+
+  /** The superblock of an opened image disagrees with the record: forget it (rebuilt on next get). */
+  invalidate(full: string): void {
+    if (this.records.delete(full)) {
+      this.stats.invalidated++;
+      this.dirty = true;
+    }
+  }
+
+  /** Drops records of packages no longer in the store. */
+  retain(present: ReadonlySet<string>): void {
+    for (const full of this.records.keys()) {
+      if (!present.has(full)) {
+        this.records.delete(full);
+        this.dirty = true;
+      }
+    }
+  }
+
+  get needsSave(): boolean {
+    return this.dirty;
+  }
+
+  /** Writes the index atomically (temp file + rename) when it changed. Failures are recorded, not thrown. */
+  save(): void {
+    if (!this.dirty) return;
+    const file = this.stats.file;
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const packages: Record<string, IndexRecord> = {};
+      for (const [k, v] of [...this.records].sort((a, b) => (a[0] < b[0] ? -1 : 1))) packages[k] = v;
+      fs.writeFileSync(tmp, JSON.stringify({ format: INDEX_FORMAT, packages }));
+      fs.renameSync(tmp, file);
+      this.dirty = false;
+      this.stats.writeError = undefined;
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      this.stats.writeError = (e as Error).message;
+    }
+  }
+}
