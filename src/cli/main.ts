@@ -16,9 +16,10 @@ import * as extract from './commands/extract';
 import * as mount from './commands/mount';
 import * as fuse from './commands/fuse';
 import * as fusectl from './commands/fusectl';
+import * as demo from './commands/demo';
 
 // Add new commands here (one line each, in the order --help should list them).
-const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount, pack, fuse, fusectl];
+const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount, pack, fuse, fusectl, demo];
 
 export function buildProgram(): Command {
   const program = new Command('distri')
