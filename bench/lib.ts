@@ -1,0 +1,77 @@
+/**
+ * Shared benchmark plumbing: run commands side by side, several rounds alternating between the
+ * contenders (so machine noise hits both alike), report medians and ratios. Benchmarks print; they
+ * never assert timings.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const repo = path.resolve(__dirname, '..', '..');
+export const cli = path.join(repo, 'dist/src/cli/main.js');
+
+export function have(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+}
+
+/** Drops the page cache so that "cold" means cold (root only; a no-op otherwise). */
+export function dropCaches(): void {
+  try {
+    spawnSync('sync');
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+  } catch {
+    /* not root: warm runs only */
+  }
+}
+
+export function sh(cmd: string, args: string[], opts: { stdout?: 'ignore' | 'pipe' } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'] });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout ?? '';
+}
+
+/** Wall time of one run of fn, in seconds. */
+export function time(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface Contender {
+  name: string;
+  /** Runs once; may throw to mark the contender unavailable. */
+  run: () => void;
+  /** Runs before each timed run (e.g. clear the destination, drop caches). */
+  before?: () => void;
+}
+
+/** Alternates contenders for `rounds` rounds and returns the median seconds of each. */
+export function compare(contenders: Contender[], rounds: number): Map<string, number> {
+  const times = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const c of contenders) {
+      c.before?.();
+      times.get(c.name)!.push(time(c.run));
+    }
+  }
+  return new Map([...times].map(([k, v]) => [k, median(v)]));
+}
+
+/** A fixed-width table; the first column left-aligned, the rest right-aligned. */
+export function table(header: string[], rows: string[][]): string {
+  const all = [header, ...rows];
+  const w = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
