@@ -8,10 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { reportError } from '../common';
-import { readyEnvName, runDaemon, unmount, type MountOptions, type MountResult } from '../../fuse/daemon';
+import { DEFAULT_CACHE_MIB, readyEnvName, runDaemon, unmount, type MountOptions, type MountResult } from '../../fuse/daemon';
 
 /** Options accepted with -o, as squashfuse spells them. */
-const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'ro', 'debug'];
+const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'cache=MIB', 'ro', 'debug'];
 /** How long the foreground command waits for the background daemon to say it is mounted. */
 const READY_WAIT_MS = 30_000;
 
@@ -57,6 +57,12 @@ export function parseMountOptions(lists: string[]): Omit<MountOptions, 'image' |
         case 'gid':
           o.gid = nonNegativeInt(key, needValue());
           break;
+        case 'cache': {
+          const n = nonNegativeInt(key, needValue());
+          if (n < 1) throw new Error('-o cache= needs at least 1 (MiB)');
+          o.cacheMiB = n;
+          break;
+        }
         case 'allow_other':
           o.allowOther = true;
           break;
@@ -101,6 +107,7 @@ export function register(program: Command): void {
         '  notify_pipe=FIFO  write "s" to FIFO once mounted, "f" if mounting failed',
         '  uid=N, gid=N      report every file as owned by N',
         '  allow_other       let other users in (non-root needs user_allow_other in /etc/fuse.conf)',
+        `  cache=MIB         decompressed data blocks kept in memory (default ${DEFAULT_CACHE_MIB}; distri only)`,
         '',
         'Examples:',
         '  distri mount app.sqfs /mnt/app && ls /mnt/app',
