@@ -39,7 +39,7 @@ export class LookupTable {
 
   /** The lowest position any of this table's blocks occupies (the table's true start). */
   get firstBlock(): number {
-    return this.pointers.length ? Math.min(...this.pointers) : this.start;
+    return this.pointers.reduce((lo, p) => Math.min(lo, p), this.start); // not Math.min(...): 130k+ pointers overflow the stack
   }
 
   /** The bytes of entry `i` (a view; valid while the caller holds it). */
