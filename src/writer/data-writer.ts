@@ -16,6 +16,7 @@
  * the image is identical whatever the number of workers, and at most `maxInFlight` blocks are in
  * memory at once. Nothing here holds the image: blocks go to the file with positional writes.
  */
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
@@ -43,6 +44,9 @@ export interface DataWriterOptions {
   /** Called with the number of bytes of file content consumed so far. */
   progress?: (bytes: number) => void;
 }
+
+/** Files up to this size that may be duplicates are read once, into memory. */
+const IN_MEMORY_HASH_LIMIT = 8 << 20;
 
 type Written = { data: Uint8Array | null; compressed: boolean };
 
@@ -78,11 +82,7 @@ export class DataWriter {
       const r = await result;
       await prev;
       const pos = this.pos;
-      if (r.data) {
-        let off = 0;
-        while (off < r.data.length) off += fs.writeSync(this.fd, r.data, off, r.data.length - off, pos + off);
-        this.pos += r.data.length;
-      }
+      if (r.data) this.write(r.data);
       onWritten(pos, r.data ? r.data.length : 0, r.compressed);
     })();
     slot.catch((e) => {
@@ -94,6 +94,29 @@ export class DataWriter {
     if (this.error) throw this.error;
   }
 
+  /**
+   * Appends at this.pos through a staging buffer, so that runs of small blocks and fragments
+   * become one write system call per 1 MiB.
+   */
+  private write(data: Uint8Array): void {
+    if (this.stageFill + data.length > this.stage.length) this.flush();
+    if (data.length >= this.stage.length) {
+      writeAll(this.fd, data, this.pos);
+    } else {
+      this.stage.set(data, this.stageFill);
+      this.stageFill += data.length;
+    }
+    this.pos += data.length;
+  }
+
+  private flush(): void {
+    if (this.stageFill === 0) return;
+    writeAll(this.fd, this.stage.subarray(0, this.stageFill), this.pos - this.stageFill);
+    this.stageFill = 0;
+  }
+  private readonly stage = Buffer.allocUnsafe(1 << 20);
+  private stageFill = 0;
+
   private compress(block: Uint8Array): Promise<Written> | Written {
     if (!this.opts.pool) return { data: block, compressed: false };
     return this.opts.pool.compress(block).then((out) => (out ? { data: out, compressed: true } : { data: block, compressed: false }));
@@ -104,11 +127,27 @@ export class DataWriter {
   }
 
   /** Stores one file's contents; the result's fields are final once finish() has resolved. */
-  async addFile(content: FileContent, hash: string | undefined): Promise<FileData> {
+  async addFile(source: FileContent, mayDuplicate: boolean): Promise<FileData> {
+    let content = source;
     const size = content.size;
     const bs = this.opts.blockSize;
     if (size === 0) return { blocksStart: 0, blockWords: [], fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
-    if (hash !== undefined && this.opts.duplicates) {
+    let hash: string | undefined;
+    if (mayDuplicate && this.opts.duplicates) {
+      // Another file has this size. A small file is read once into memory, hashed, and stored
+      // from there; a large one is hashed in a first read (the data is read again to store it).
+      if (size <= IN_MEMORY_HASH_LIMIT) {
+        const all = Buffer.allocUnsafe(size);
+        try {
+          readFully(content, 0, all);
+        } finally {
+          content.close?.();
+        }
+        hash = sha256(all);
+        content = { size, origin: source.origin, read: (p, buf) => (buf.set(all.subarray(p, p + buf.length)), Math.min(buf.length, size - p)) };
+      } else {
+        hash = hashContent(content);
+      }
       const key = `${size}:${hash}`;
       for (const c of this.done.get(key) ?? []) {
         if (sameBytes(c.content, content, bs)) {
@@ -169,7 +208,7 @@ export class DataWriter {
     if (hash !== undefined && this.opts.duplicates) {
       const key = `${size}:${hash}`;
       const list = this.done.get(key) ?? [];
-      list.push({ content, data });
+      list.push({ content: source, data });
       this.done.set(key, list);
     }
     return data;
@@ -193,7 +232,13 @@ export class DataWriter {
     await this.chain;
     await Promise.all(this.inFlight);
     if (this.error) throw this.error;
+    this.flush();
   }
+}
+
+function writeAll(fd: number, data: Uint8Array, pos: number): void {
+  let off = 0;
+  while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, pos + off);
 }
 
 function readFully(content: FileContent, position: number, buf: Uint8Array): void {
@@ -221,6 +266,12 @@ function sameBytes(a: FileContent, b: FileContent, chunk: number): boolean {
     a.close?.();
     b.close?.();
   }
+}
+
+/** One-shot SHA-256 (crypto.hash where Node has it: no Hash object per small file). */
+const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
+function sha256(data: Uint8Array): string {
+  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 /** SHA-256 of a content, read in 1 MiB chunks (for the duplicate pre-pass). */

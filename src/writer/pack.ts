@@ -23,15 +23,15 @@ import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
 import { codecByName } from '../codec';
 import { Compressor, Flag, InodeType, MAX_BLOCK_SIZE, MAX_NAME_SIZE, MAX_SYMLINK_SIZE, MIN_BLOCK_SIZE, NO_INDEX, SUPERBLOCK_SIZE } from '../format/constants';
-import { validateName } from '../format/directory';
+import { compareBytes } from '../format/directory';
 import { CompressPool } from './compress-pool';
-import { DataWriter, hashContent, type FileData } from './data-writer';
+import { DataWriter, type FileData } from './data-writer';
 import { buildListing, sortEntries, writeListing, type ListingEntry } from './directory-writer';
 import { encodeDeviceInode, encodeDirInode, encodeFileInode, encodeIpcInode, encodeSymlinkInode, type InodeHeader } from './encode-inode';
 import { encodeCompressorOptions, encodeSuperblock } from './encode-superblock';
 import { MetadataWriter, type BlockCompressor } from './metadata-writer';
 import { IdTable, XattrTableWriter, encodeFragmentEntries, encodeU32s, encodeU64s, lookupTable } from './tables';
-import { scanDirectory, type DirNode, type TreeNode } from './tree';
+import { scanDirectoryAsync, type DirNode, type TreeNode } from './tree';
 
 export type Compression = 'gzip' | 'lzo' | 'lz4' | 'xz' | 'zstd' | 'none';
 export const COMPRESSIONS: Compression[] = ['gzip', 'lzo', 'lz4', 'xz', 'zstd', 'none'];
@@ -130,7 +130,9 @@ function resolveOptions(o: PackOptions) {
 /** Builds a SquashFS image at `imagePath` from a directory or an in-code tree. */
 export async function pack(source: string | DirNode, imagePath: string, options: PackOptions = {}): Promise<PackResult> {
   const opt = resolveOptions(options);
-  const root = typeof source === 'string' ? scanDirectory(source, { xattrs: opt.xattrs, warn: options.warn }) : source;
+  // A scanned directory's xattrs are read by getfattr while the data is packed.
+  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn }) : undefined;
+  const root = scanned ? scanned.root : (source as DirNode);
   if (root.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', 'the root of a tree must be a directory');
 
   // ---- 1. numbering ----
@@ -138,7 +140,6 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const order: TreeNode[] = []; // pre-order, unique nodes, root excluded
   const rootInfo: NodeInfo = { number: 0, nlink: 2 };
   info.set(root, rootInfo);
-  const stack: Array<{ node: DirNode; path: string }> = [{ node: root, path: '' }];
   let sdeClamp: number | undefined;
   if (options.reproducible && process.env.SOURCE_DATE_EPOCH !== undefined) {
     const v = Number(process.env.SOURCE_DATE_EPOCH);
@@ -149,20 +150,23 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   // with an explicit stack of (directory, next entry index).
   const walk: Array<{ dir: DirNode; i: number; path: string }> = [];
   const enter = (dir: DirNode, path: string) => {
-    const di = info.get(dir)!;
-    const names = new Set<string>();
-    for (const e of dir.entries) {
-      validateName(e.name, 'tree', 0);
-      if (e.name.length > MAX_NAME_SIZE) throw new SquashfsError('UNSUPPORTED', `${path}/${Buffer.from(e.name).toString()}: name longer than ${MAX_NAME_SIZE} bytes`);
-      const k = Buffer.from(e.name).toString('latin1');
-      if (names.has(k)) throw new SquashfsError('CORRUPT', `${path}: duplicate name ${JSON.stringify(Buffer.from(e.name).toString())}`, 'tree');
-      names.add(k);
+    const sorted = sortEntries(dir.entries);
+    for (let i = 0; i < sorted.length; i++) {
+      const name = sorted[i]!.name;
+      const bad =
+        name.length === 0 ? 'is empty'
+        : name.length > MAX_NAME_SIZE ? `is longer than ${MAX_NAME_SIZE} bytes`
+        : name.indexOf(0x2f) >= 0 ? 'contains /'
+        : name.indexOf(0) >= 0 ? 'contains NUL'
+        : (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) ? 'is . or ..'
+        : i > 0 && compareBytes(sorted[i - 1]!.name, name) === 0 ? 'appears twice'
+        : undefined;
+      if (bad) throw new SquashfsError('CORRUPT', `${path}/: name ${JSON.stringify(Buffer.from(name).toString())} ${bad}`, 'tree');
     }
-    di.children = sortEntries(dir.entries);
+    info.get(dir)!.children = sorted;
     walk.push({ dir, i: 0, path });
   };
   enter(root, '');
-  void stack;
   while (walk.length) {
     const f = walk[walk.length - 1]!;
     const children = info.get(f.dir)!.children!;
@@ -171,10 +175,10 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       continue;
     }
     const { name, node } = children[f.i++]!;
-    const path = `${f.path}/${Buffer.from(name).toString()}`;
+    const pathOf = () => `${f.path}/${Buffer.from(name).toString()}`;
     const seen = info.get(node);
     if (seen) {
-      if (node.kind === 'dir') throw new SquashfsError('LOOP', `${path}: a directory cannot appear twice in a tree (hard-linked directory or cycle)`, 'tree');
+      if (node.kind === 'dir') throw new SquashfsError('LOOP', `${pathOf()}: a directory cannot appear twice in a tree (hard-linked directory or cycle)`, 'tree');
       seen.nlink++;
       continue;
     }
@@ -182,13 +186,13 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     info.set(node, ni);
     order.push(node);
     if (node.kind === 'symlink' && (node.target.length === 0 || node.target.length > MAX_SYMLINK_SIZE)) {
-      throw new SquashfsError('UNSUPPORTED', `${path}: symlink target of ${node.target.length} bytes (1..${MAX_SYMLINK_SIZE})`);
+      throw new SquashfsError('UNSUPPORTED', `${pathOf()}: symlink target of ${node.target.length} bytes (1..${MAX_SYMLINK_SIZE})`);
     }
     if (node.kind === 'dir') {
       ni.nlink = 2;
       ni.parent = info.get(f.dir)!.number; // fixed for the root below
       info.get(f.dir)!.nlink++;
-      enter(node, path);
+      enter(node, pathOf());
     }
   }
   const inodeCount = order.length + 1;
@@ -212,13 +216,9 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   // ---- 2. data ----
   const files = order.filter((n): n is Extract<TreeNode, { kind: 'file' }> => n.kind === 'file');
   const total = files.reduce((s, f) => s + f.content.size, 0);
-  const hashes = new Map<TreeNode, string>();
-  if (opt.duplicates) {
-    // Only a file whose size another file shares can be a duplicate: hash just those.
-    const bySize = new Map<number, number>();
-    for (const f of files) if (f.content.size > 0) bySize.set(f.content.size, (bySize.get(f.content.size) ?? 0) + 1);
-    for (const f of files) if ((bySize.get(f.content.size) ?? 0) > 1) hashes.set(f, hashContent(f.content));
-  }
+  // Only a file whose size another file shares can be a duplicate.
+  const bySize = new Map<number, number>();
+  for (const f of files) bySize.set(f.content.size, (bySize.get(f.content.size) ?? 0) + 1);
 
   const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression);
   const fd = fs.openSync(imagePath, 'w');
@@ -233,12 +233,13 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       pool,
       progress: options.progress ? (done) => options.progress!(done, total) : undefined,
     });
-    for (const f of files) info.get(f)!.data = await dw.addFile(f.content, hashes.get(f));
+    for (const f of files) info.get(f)!.data = await dw.addFile(f.content, (bySize.get(f.content.size) ?? 0) > 1);
     await dw.finish();
     await pool?.close();
     pool = undefined;
 
     // ---- 3. metadata ----
+    await scanned?.xattrs;
     const inodes = new MetadataWriter(opt.compress);
     const dirs = new MetadataWriter(opt.compress);
     const ids = new IdTable();

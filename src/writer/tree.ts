@@ -7,7 +7,7 @@
  * File contents are a `FileContent`: a size and a positional read, so that neither the scanner nor
  * the packer ever holds a whole file (or the image) in memory.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
@@ -160,41 +160,80 @@ function splitRdev(dev: bigint): { major: number; minor: number } {
  * trees do not overflow the stack. Extended attributes come from one `getfattr -R` run.
  */
 export function scanDirectory(root: string, options: ScanOptions = {}): DirNode {
-  const warn = options.warn ?? ((m: string) => process.stderr.write(`distri: ${m}\n`));
+  const scan = scanNodes(root);
+  if (options.xattrs ?? true) {
+    const r = spawnSync('getfattr', getfattrArgs(scan.rootBuf), { maxBuffer: 1 << 30, env: { ...process.env, LC_ALL: 'C' } });
+    applyGetfattr(r.error, r.status, r.stdout, r.stderr, scan.byPath, options.warn ?? defaultWarn);
+  }
+  return scan.root;
+}
+
+/**
+ * The same as scanDirectory, but the xattrs are read by a getfattr process that runs while the
+ * caller goes on (packing the file data): `xattrs` resolves once they are attached to the nodes.
+ */
+export function scanDirectoryAsync(root: string, options: ScanOptions = {}): { root: DirNode; xattrs: Promise<void> } {
+  const scan = scanNodes(root);
+  if (!(options.xattrs ?? true)) return { root: scan.root, xattrs: Promise.resolve() };
+  const xattrs = new Promise<void>((resolve, reject) => {
+    const child = spawn('getfattr', getfattrArgs(scan.rootBuf), { env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    let spawnError: Error | undefined;
+    child.on('error', (e) => (spawnError = e));
+    child.on('close', (status) => {
+      try {
+        applyGetfattr(spawnError, status, Buffer.concat(out), Buffer.concat(err), scan.byPath, options.warn ?? defaultWarn);
+        resolve();
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+  return { root: scan.root, xattrs };
+}
+
+const defaultWarn = (m: string) => process.stderr.write(`distri: ${m}\n`);
+
+function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; byPath: Map<string, TreeNode> } {
   const rootBuf = Buffer.from(path.resolve(root));
   const seen = new Map<string, TreeNode>();
   const byPath = new Map<string, TreeNode>(); // latin1 of the absolute path bytes → node
-  const make = (abs: Buffer, st: fs.BigIntStats): TreeNode => {
+  const make = (abs: Buffer, st: fs.Stats): TreeNode => {
     const a: NodeAttrs = {
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtime: Number(st.mtimeNs / 1_000_000_000n),
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      mtime: Math.floor(st.mtimeMs / 1000),
       xattrs: [],
     };
     if (st.isDirectory()) return { kind: 'dir', entries: [], ...a };
-    if (st.isFile()) return { kind: 'file', content: fileContent(abs, Number(st.size)), ...a };
+    if (st.isFile()) return { kind: 'file', content: fileContent(abs, st.size), ...a };
     if (st.isSymbolicLink()) return { kind: 'symlink', target: fs.readlinkSync(abs, { encoding: 'buffer' }), ...a };
-    if (st.isBlockDevice()) return { kind: 'blockdev', ...splitRdev(st.rdev), ...a };
-    if (st.isCharacterDevice()) return { kind: 'chardev', ...splitRdev(st.rdev), ...a };
+    if (st.isBlockDevice()) return { kind: 'blockdev', ...splitRdev(BigInt(st.rdev)), ...a };
+    if (st.isCharacterDevice()) return { kind: 'chardev', ...splitRdev(BigInt(st.rdev)), ...a };
     if (st.isFIFO()) return { kind: 'fifo', ...a };
     if (st.isSocket()) return { kind: 'socket', ...a };
     throw new SquashfsError('UNSUPPORTED', `${abs.toString()}: unknown file type (mode 0o${st.mode.toString(8)})`);
   };
-  const rootSt = fs.lstatSync(rootBuf, { bigint: true });
+  const rootSt = fs.lstatSync(rootBuf);
   if (!rootSt.isDirectory()) throw new SquashfsError('NOT_A_DIRECTORY', `${root} is not a directory`);
   const top = make(rootBuf, rootSt) as DirNode;
   byPath.set(rootBuf.toString('latin1'), top);
+  const slash = Buffer.from('/');
   const stack: Array<{ abs: Buffer; node: DirNode }> = [{ abs: rootBuf, node: top }];
   while (stack.length) {
     const { abs, node } = stack.pop()!;
     const names = fs.readdirSync(abs, { encoding: 'buffer' });
     names.sort(compareBytes);
     for (const name of names) {
-      const childAbs = Buffer.concat([abs, Buffer.from('/'), name]);
-      const st = fs.lstatSync(childAbs, { bigint: true });
+      const childAbs = Buffer.concat([abs, slash, name]);
+      const st = fs.lstatSync(childAbs);
       let child: TreeNode | undefined;
-      if (!st.isDirectory() && st.nlink > 1n) {
+      if (!st.isDirectory() && st.nlink > 1) {
+        // Inode numbers above 2^53 would collide here; no Linux filesystem hands those out.
         const key = `${st.dev}:${st.ino}`;
         child = seen.get(key);
         if (!child) seen.set(key, (child = make(childAbs, st)));
@@ -206,8 +245,11 @@ export function scanDirectory(root: string, options: ScanOptions = {}): DirNode 
       if (child.kind === 'dir') stack.push({ abs: childAbs, node: child });
     }
   }
-  if (options.xattrs ?? true) readXattrsInto(rootBuf, byPath, warn);
-  return top;
+  return { root: top, rootBuf, byPath };
+}
+
+function getfattrArgs(rootBuf: Buffer): string[] {
+  return ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', rootBuf.toString()];
 }
 
 /** getfattr quotes bytes as \ooo (octal); this turns a printed name back into its bytes (latin1). */
@@ -220,23 +262,19 @@ function unquote(s: string): string {
  * (physical walk, symlinks not followed, values in hex). Missing getfattr is a loud warning and an
  * image without xattrs, never a failure.
  */
-function readXattrsInto(rootBuf: Buffer, byPath: Map<string, TreeNode>, warn: (m: string) => void): void {
-  const r = spawnSync('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', rootBuf.toString()], {
-    maxBuffer: 1 << 30,
-    env: { ...process.env, LC_ALL: 'C' },
-  });
-  if (r.error) {
-    warn(`WARNING: getfattr could not run (${(r.error as NodeJS.ErrnoException).code ?? r.error.message}): extended attributes are NOT packed (install the "attr" package, or pass --no-xattrs to silence this)`);
+function applyGetfattr(error: Error | undefined, status: number | null, stdout: Buffer, stderr: Buffer, byPath: Map<string, TreeNode>, warn: (m: string) => void): void {
+  if (error) {
+    warn(`WARNING: getfattr could not run (${(error as NodeJS.ErrnoException).code ?? error.message}): extended attributes are NOT packed (install the "attr" package, or pass --no-xattrs to silence this)`);
     return;
   }
-  const errors = r.stderr
+  const errors = stderr
     .toString()
     .split('\n')
     .filter((l) => l !== '' && !l.endsWith('Operation not supported'));
-  if (r.status !== 0 && errors.length > 0) throw new SquashfsError('IO', `getfattr failed: ${errors.slice(0, 5).join('; ')}`);
+  if (status !== 0 && errors.length > 0) throw new SquashfsError('IO', `getfattr failed: ${errors.slice(0, 5).join('; ')}`);
   const skipped = new Set<string>();
   let current: TreeNode | undefined;
-  for (const line of r.stdout.toString('latin1').split('\n')) {
+  for (const line of stdout.toString('latin1').split('\n')) {
     if (line.startsWith('# file: ')) {
       current = byPath.get(unquote(line.slice(8)));
       if (!current) throw new SquashfsError('IO', `getfattr reported a path the scan did not see: ${line.slice(8)}`);

@@ -1,0 +1,77 @@
+/**
+ * `distri pack` against mksquashfs on the same tree at the same settings: wall time and image
+ * size per compressor, side by side, with ratios (ours / mksquashfs; < 1 is better for us).
+ *
+ *   node dist/bench/pack.js [TREE=/usr/share] [--runs N=3] [--comp none,gzip,lz4,zstd,xz]
+ *
+ * Each run is a fresh process (distri through its CLI, as users run it); the median of N runs is
+ * shown. Both write to the same temporary directory, which is removed at the end.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const args = process.argv.slice(2);
+const flag = (name: string, def: string) => {
+  const i = args.indexOf(name);
+  if (i < 0) return def;
+  const v = args[i + 1]!;
+  args.splice(i, 2);
+  return v;
+};
+const runs = Number(flag('--runs', '3'));
+const comps = flag('--comp', 'none,gzip,lz4,zstd,xz').split(',');
+const tree = args[0] ?? '/usr/share';
+const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pack-'));
+
+const MK_ARGS: Record<string, string[]> = {
+  none: ['-noI', '-noD', '-noF', '-noX'],
+  gzip: ['-comp', 'gzip'],
+  lz4: ['-comp', 'lz4'],
+  zstd: ['-comp', 'zstd'],
+  xz: ['-comp', 'xz'],
+};
+
+function timed(cmd: string, argv: string[]): { seconds: number; ok: boolean; err: string } {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  return { seconds, ok: r.status === 0, err: `${r.stderr ?? ''}`.trim().split('\n').slice(-1)[0] ?? '' };
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+try {
+  console.log(`tree ${tree}, ${os.availableParallelism()} CPUs, node ${process.version}, ${runs} run(s) each, median wall time\n`);
+  console.log('| comp | mksquashfs s | distri s | time ratio | mksquashfs bytes | distri bytes | size ratio |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const comp of comps) {
+    const mkImg = path.join(tmp, `mk-${comp}.sqfs`);
+    const ourImg = path.join(tmp, `distri-${comp}.sqfs`);
+    const mk: number[] = [];
+    const ours: number[] = [];
+    let ourErr = '';
+    for (let i = 0; i < runs; i++) {
+      const a = timed('mksquashfs', [tree, mkImg, ...MK_ARGS[comp]!, '-noappend', '-no-progress', '-quiet', '-mkfs-time', '0']);
+      if (!a.ok) throw new Error(`mksquashfs ${comp}: ${a.err}`);
+      mk.push(a.seconds);
+      const b = timed(process.execPath, [cli, 'pack', tree, ourImg, '--comp', comp, '--mtime', '0', '--quiet']);
+      if (b.ok) ours.push(b.seconds);
+      else ourErr = b.err;
+    }
+    const mkBytes = fs.statSync(mkImg).size;
+    if (ours.length === 0) {
+      console.log(`| ${comp} | ${median(mk).toFixed(2)} | n/a | n/a | ${mkBytes} | n/a | n/a |  (${ourErr.replace(/\|/g, '/')})`);
+      continue;
+    }
+    const ourBytes = fs.statSync(ourImg).size;
+    console.log(
+      `| ${comp} | ${median(mk).toFixed(2)} | ${median(ours).toFixed(2)} | ${(median(ours) / median(mk)).toFixed(2)} | ${mkBytes} | ${ourBytes} | ${(ourBytes / mkBytes).toFixed(4)} |`,
+    );
+    fs.rmSync(mkImg, { force: true });
+    fs.rmSync(ourImg, { force: true });
+  }
+} finally {
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
