@@ -297,8 +297,9 @@ describe('distri fuse: bad packages, the index, bounds', { skip }, () => {
 
   it('the index is reused when valid and rebuilt when stale or damaged', async () => {
     // The mounts above wrote it.
-    const indexFile = path.join(t.store, '.distri-index', 'exchange-v1.json');
+    const indexFile = path.join(t.store, '.distri-index', 'summary-v1.json');
     assert.ok(fs.existsSync(indexFile));
+    assert.ok(fs.existsSync(path.join(t.store, '.distri-index', 'entries-v1.json')));
     let m = await spawnStoreMount(t.store);
     let s: Awaited<ReturnType<typeof storeStats>>;
     try {

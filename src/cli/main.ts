@@ -17,9 +17,10 @@ import * as mount from './commands/mount';
 import * as fuse from './commands/fuse';
 import * as fusectl from './commands/fusectl';
 import * as demo from './commands/demo';
+import * as bench from './commands/bench';
 
 // Add new commands here (one line each, in the order --help should list them).
-const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount, pack, fuse, fusectl, demo];
+const commands: Array<{ register(p: Command): void }> = [info, ls, cat, stat, xattrs, extract, mount, pack, fuse, fusectl, demo, bench];
 
 export function buildProgram(): Command {
   const program = new Command('distri')

@@ -20,7 +20,7 @@ import { Image, type ImageOptions } from '../reader/image';
 import type { ImageEntry } from '../store/exchange';
 import type { PackageName } from '../store/package-name';
 import { ImageVfs } from './image-vfs';
-import { decodeEntries, type IndexRecord } from './store-index';
+import { decodeEntries, type IndexRecord, type StoreIndex } from './store-index';
 import type { VfsAttr } from './types';
 
 /** One package of the store as /ro knows it: name, image path and its index record. */
@@ -29,12 +29,14 @@ export class StorePackage {
   constructor(
     readonly name: PackageName,
     readonly imagePath: string,
+    readonly metaPath: string,
     readonly record: IndexRecord,
+    private readonly index: StoreIndex,
   ) {}
 
-  /** Exchange entries (for buildExchangeTree), decoded from the record on first use. */
+  /** Exchange entries (for buildExchangeTree), from the index's entries file on first use. */
   get entries(): readonly ImageEntry[] {
-    return (this.decoded ??= decodeEntries(this.record.entries));
+    return (this.decoded ??= decodeEntries(this.index.entriesOf(this)));
   }
 
   get full(): string {
@@ -77,6 +79,9 @@ export class ImagePool {
   private readonly maxOpen: number;
   private readonly imageOptions: ImageOptions;
   opens = 0;
+  /** Milliseconds spent opening images (total and slowest), for the benchmark. */
+  openMsTotal = 0;
+  openMsMax = 0;
   evictions = 0;
   openFailures = 0;
   /** Cache counters of images already closed. */
@@ -102,6 +107,7 @@ export class ImagePool {
       this.open.set(pkg, hit);
       return hit;
     }
+    const t0 = performance.now();
     let image: Image;
     try {
       image = Image.open(pkg.imagePath, this.imageOptions);
@@ -118,6 +124,9 @@ export class ImagePool {
       throw e;
     }
     this.opens++;
+    const ms = performance.now() - t0;
+    this.openMsTotal += ms;
+    this.openMsMax = Math.max(this.openMsMax, ms);
     this.open.set(pkg, op);
     this.evict();
     return op;

@@ -5,11 +5,18 @@
  * exchange directories are assembled from the index alone, and an image is opened only when
  * something inside its package directory is first touched.
  *
- * Where: `<store>/.distri-index/exchange-v1.json`, next to the images it describes (a store copied
- * or moved keeps its index; the directory watcher ignores dot-names, and the index lives one level
- * down so rewriting it does not wake the watcher). When the store is not writable (a read-only
- * mirror), `$XDG_CACHE_HOME/distri/store-index/<sha256 of the store's real path>.json` (default
- * `~/.cache`) instead. It is only a cache: deleting it costs one rebuild.
+ * Where: `<store>/.distri-index/`, next to the images it describes (a store copied or moved keeps
+ * its index; the directory watcher ignores dot-names, and the index lives one level down so
+ * rewriting it does not wake the watcher). When the store is not writable (a read-only mirror),
+ * `$XDG_CACHE_HOME/distri/store-index/<sha256 of the store's real path>/` (default `~/.cache`)
+ * instead. It is only a cache: deleting it costs one rebuild.
+ *
+ * Two files, so that mounting reads only the small one:
+ * - `summary-v1.json`: per package the file keys, superblock figures, meta fields, xattr flag and
+ *   error — what deciding "is this package served" and runtime_union need (~200 bytes a package);
+ * - `entries-v1.json`: per package its image key and exchange entries — read after the mount is
+ *   ready (or by the first exchange-dir request, whichever comes first). An entries record whose
+ *   image key differs from the summary's (a crash between the two writes) is rebuilt.
  *
  * Never trusted blindly:
  * - a record is used only while the image's and the meta's (size, mtime, inode number) equal what
@@ -37,7 +44,8 @@ import { sameKey, type FileKey, type ScannedPackage } from './store-scan';
 
 export const INDEX_FORMAT = 'distri-store-index/1';
 const INDEX_DIR = '.distri-index';
-const INDEX_FILE = 'exchange-v1.json';
+const SUMMARY_FILE = 'summary-v1.json';
+const ENTRIES_FILE = 'entries-v1.json';
 
 export interface IndexRecord {
   image: FileKey;
@@ -49,10 +57,15 @@ export interface IndexRecord {
   version: string;
   runtimeUnion: RuntimeUnion[];
   hasXattrs: boolean;
-  /** Exchange entries, `\0`-separated, directories with a trailing `/` (names never hold NUL). */
-  entries: string;
-  /** Why the package is skipped (corrupt image, unreadable meta); entries are empty then. */
+  /** Why the package is skipped (corrupt image, unreadable meta). */
   error?: string;
+}
+
+/** A package's exchange entries, kept apart from the summary (see the module comment). */
+export interface EntriesRecord {
+  image: FileKey;
+  /** `\0`-separated, directories with a trailing `/` (names never hold NUL). */
+  entries: string;
 }
 
 /** Cache sizes for the short-lived open that builds a record. */
@@ -102,9 +115,9 @@ export function decodeEntries(s: string): ImageEntry[] {
   return s.split('\0').map((p) => (p.endsWith('/') ? { path: p.slice(0, -1), type: 'dir' as const } : { path: p, type: 'other' as const }));
 }
 
-/** Builds the record of one complete package from its files. Never throws: failures become `error`. */
-export function buildRecord(p: ScannedPackage): IndexRecord {
-  const rec: IndexRecord = { image: p.image, meta: p.meta!, sb: [0, 0, 0], runtimeDep: [], sourcePkg: '', version: '', runtimeUnion: [], hasXattrs: false, entries: '' };
+/** Builds the records of one complete package from its files. Never throws: failures become `error`. */
+export function buildRecord(p: ScannedPackage): IndexRecord & { entries: string } {
+  const rec: IndexRecord & { entries: string } = { image: p.image, meta: p.meta!, sb: [0, 0, 0], runtimeDep: [], sourcePkg: '', version: '', runtimeUnion: [], hasXattrs: false, entries: '' };
   try {
     const meta = parseMeta(fs.readFileSync(p.metaPath, 'utf8'));
     rec.runtimeDep = [...meta.runtimeDep];
@@ -157,9 +170,38 @@ function isRecord(v: unknown): v is IndexRecord {
     Array.isArray(r.runtimeUnion) &&
     r.runtimeUnion.every((u) => typeof u === 'object' && u !== null && typeof u.dir === 'string' && typeof u.pkg === 'string') &&
     typeof r.hasXattrs === 'boolean' &&
-    typeof r.entries === 'string' &&
     (r.error === undefined || typeof r.error === 'string')
   );
+}
+
+function isEntries(v: unknown): v is EntriesRecord {
+  const r = v as EntriesRecord;
+  return typeof r === 'object' && r !== null && isKey(r.image) && typeof r.entries === 'string';
+}
+
+function readDoc(file: string): Record<string, unknown> | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined; // missing or unreadable: rebuilt as needed
+  }
+  const d = doc as { format?: unknown; packages?: unknown };
+  if (typeof d !== 'object' || d === null || d.format !== INDEX_FORMAT || typeof d.packages !== 'object' || d.packages === null) return undefined;
+  return d.packages as Record<string, unknown>;
+}
+
+function writeDoc(file: string, records: Map<string, unknown>): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    const packages: Record<string, unknown> = {};
+    for (const [k, v] of [...records].sort((a, b) => (a[0] < b[0] ? -1 : 1))) packages[k] = v;
+    fs.writeFileSync(tmp, JSON.stringify({ format: INDEX_FORMAT, packages }));
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 export interface IndexStats {
@@ -171,8 +213,12 @@ export interface IndexStats {
   built: number;
   /** Records thrown away because the superblock disagreed. */
   invalidated: number;
-  /** Where the index is read from and written to. */
-  file: string;
+  /** Exchange-entry records rebuilt because they were missing or stale. */
+  entriesBuilt: number;
+  /** Milliseconds spent loading the entries file (0 until it is needed). */
+  entriesLoadMs: number;
+  /** The directory the index is read from and written to. */
+  dir: string;
   /** Last write failure, if any. */
   writeError?: string;
 }
@@ -180,49 +226,50 @@ export interface IndexStats {
 /** The index of one store: records by full package name, loaded once, saved when changed. */
 export class StoreIndex {
   private records = new Map<string, IndexRecord>();
+  /** Loaded on first need; until then only `fresh` (records built this session) is known. */
+  private entries: Map<string, EntriesRecord> | undefined;
+  private fresh = new Map<string, EntriesRecord>();
   private dirty = false;
+  private entriesDirty = false;
   readonly stats: IndexStats;
 
   constructor(readonly store: string) {
-    this.stats = { loaded: 0, hits: 0, built: 0, invalidated: 0, file: StoreIndex.locate(store) };
-    this.load();
-  }
-
-  /** The index file: in the store when it is writable, else in the user's cache directory. */
-  static locate(store: string): string {
-    const inStore = path.join(store, INDEX_DIR, INDEX_FILE);
-    try {
-      fs.accessSync(fs.existsSync(path.dirname(inStore)) ? path.dirname(inStore) : store, fs.constants.W_OK);
-      return inStore;
-    } catch {
-      const real = (() => {
-        try {
-          return fs.realpathSync(store);
-        } catch {
-          return path.resolve(store);
-        }
-      })();
-      const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-      return path.join(cache, 'distri', 'store-index', crypto.createHash('sha256').update(real).digest('hex') + '.json');
-    }
-  }
-
-  private load(): void {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(fs.readFileSync(this.stats.file, 'utf8'));
-    } catch {
-      return; // missing or unreadable: rebuilt as needed
-    }
-    const d = doc as { format?: unknown; packages?: unknown };
-    if (typeof d !== 'object' || d === null || d.format !== INDEX_FORMAT || typeof d.packages !== 'object' || d.packages === null) return;
-    for (const [full, rec] of Object.entries(d.packages as Record<string, unknown>)) {
-      if (isRecord(rec)) this.records.set(full, rec);
-    }
+    this.stats = { loaded: 0, hits: 0, built: 0, invalidated: 0, entriesBuilt: 0, entriesLoadMs: 0, dir: StoreIndex.locate(store) };
+    const doc = readDoc(path.join(this.stats.dir, SUMMARY_FILE));
+    for (const [full, rec] of Object.entries(doc ?? {})) if (isRecord(rec)) this.records.set(full, rec);
     this.stats.loaded = this.records.size;
   }
 
-  /** The record for a complete package, reused when its keys match, else built (and kept). */
+  /** The index directory: in the store when it is writable, else in the user's cache directory. */
+  static locate(store: string): string {
+    const inStore = path.join(store, INDEX_DIR);
+    try {
+      fs.accessSync(fs.existsSync(inStore) ? inStore : store, fs.constants.W_OK);
+      return inStore;
+    } catch {
+      let real: string;
+      try {
+        real = fs.realpathSync(store);
+      } catch {
+        real = path.resolve(store);
+      }
+      const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+      return path.join(cache, 'distri', 'store-index', crypto.createHash('sha256').update(real).digest('hex'));
+    }
+  }
+
+  private keep(full: string, built: IndexRecord & { entries: string }): IndexRecord {
+    const { entries, ...summary } = built;
+    this.records.set(full, summary);
+    const e = { image: summary.image, entries };
+    if (this.entries) this.entries.set(full, e);
+    else this.fresh.set(full, e);
+    this.dirty = true;
+    this.entriesDirty = true;
+    return summary;
+  }
+
+  /** The summary record for a complete package, reused when its keys match, else built (and kept). */
   get(p: ScannedPackage): IndexRecord {
     const full = p.name.full;
     const r = this.records.get(full);
@@ -230,11 +277,38 @@ export class StoreIndex {
       this.stats.hits++;
       return r;
     }
-    const built = buildRecord(p);
     this.stats.built++;
-    this.records.set(full, built);
-    this.dirty = true;
-    return built;
+    return this.keep(full, buildRecord(p));
+  }
+
+  private loadEntries(): Map<string, EntriesRecord> {
+    if (this.entries) return this.entries;
+    const t0 = performance.now();
+    const map = new Map<string, EntriesRecord>();
+    for (const [full, rec] of Object.entries(readDoc(path.join(this.stats.dir, ENTRIES_FILE)) ?? {})) if (isEntries(rec)) map.set(full, rec);
+    for (const [full, rec] of this.fresh) map.set(full, rec);
+    this.fresh.clear();
+    this.entries = map;
+    this.stats.entriesLoadMs = performance.now() - t0;
+    return map;
+  }
+
+  /**
+   * The exchange entries of a package whose summary is `rec`; rebuilt from the image when the
+   * stored ones are missing or belong to another version of the file.
+   */
+  entriesOf(p: { full: string; imagePath: string; metaPath: string; record: IndexRecord }): string {
+    const fresh = this.fresh.get(p.full);
+    if (fresh && sameKey(fresh.image, p.record.image)) return fresh.entries;
+    const map = this.loadEntries();
+    const e = map.get(p.full);
+    if (e && sameKey(e.image, p.record.image)) return e.entries;
+    this.stats.entriesBuilt++;
+    const name = { full: p.full } as ScannedPackage['name'];
+    const built = buildRecord({ name, imagePath: p.imagePath, metaPath: p.metaPath, image: p.record.image, meta: p.record.meta });
+    map.set(p.full, { image: p.record.image, entries: built.entries });
+    this.entriesDirty = true;
+    return built.entries;
   }
 
   /** The superblock of an opened image disagrees with the record: forget it (rebuilt on next get). */
@@ -250,30 +324,36 @@ export class StoreIndex {
     for (const full of this.records.keys()) {
       if (!present.has(full)) {
         this.records.delete(full);
+        this.fresh.delete(full);
+        this.entries?.delete(full);
         this.dirty = true;
+        this.entriesDirty = true;
       }
     }
   }
 
   get needsSave(): boolean {
-    return this.dirty;
+    return this.dirty || this.entriesDirty;
   }
 
-  /** Writes the index atomically (temp file + rename) when it changed. Failures are recorded, not thrown. */
+  /** Writes what changed, atomically (temp file + rename). Failures are recorded, not thrown. */
   save(): void {
-    if (!this.dirty) return;
-    const file = this.stats.file;
-    const tmp = `${file}.${process.pid}.tmp`;
+    if (!this.needsSave) return;
     try {
-      fs.mkdirSync(path.dirname(file), { recursive: true });
-      const packages: Record<string, IndexRecord> = {};
-      for (const [k, v] of [...this.records].sort((a, b) => (a[0] < b[0] ? -1 : 1))) packages[k] = v;
-      fs.writeFileSync(tmp, JSON.stringify({ format: INDEX_FORMAT, packages }));
-      fs.renameSync(tmp, file);
-      this.dirty = false;
+      fs.mkdirSync(this.stats.dir, { recursive: true });
+      if (this.entriesDirty) {
+        // Merge with what is on disk before writing (entries may not have been loaded yet).
+        const map = this.loadEntries();
+        for (const full of map.keys()) if (!this.records.has(full)) map.delete(full);
+        writeDoc(path.join(this.stats.dir, ENTRIES_FILE), map);
+        this.entriesDirty = false;
+      }
+      if (this.dirty) {
+        writeDoc(path.join(this.stats.dir, SUMMARY_FILE), this.records);
+        this.dirty = false;
+      }
       this.stats.writeError = undefined;
     } catch (e) {
-      fs.rmSync(tmp, { force: true });
       this.stats.writeError = (e as Error).message;
     }
   }

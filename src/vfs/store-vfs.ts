@@ -23,7 +23,7 @@
  */
 import { SquashfsError } from '../errors';
 import type { Image } from '../reader/image';
-import { buildExchangeTree, EXCHANGE_DIRS, type ExchangeNode, type ExchangeTree } from '../store/exchange';
+import { buildExchangeTree, EXCHANGE_DIRS, EXCHANGE_ROOTS, type ExchangeNode, type ExchangeTree } from '../store/exchange';
 import { parsePackageName, pkgArch } from '../store/package-name';
 import { comparePackageVersions } from '../store/version';
 import { firstSource, ImagePool, packageDirAttr, sourcesFor, StorePackage, unionReaddir, type OpenPackage, type UnionSource } from './package-dir';
@@ -51,6 +51,7 @@ interface Snapshot {
   readonly packages: ReadonlyMap<string, StorePackage>;
   /** Root listing: packages sorted, then exchange dirs. */
   readonly rootNames: readonly string[];
+  /** The exchange dirs, assembled on first use (see warm()). */
   readonly tree: ExchangeTree;
   /** runtime_union contributions by target package full name. */
   readonly unions: ReadonlyMap<string, readonly UnionSource[]>;
@@ -162,7 +163,7 @@ export class StoreVfs implements Vfs {
         continue;
       }
       const prev = old.get(p.name.full);
-      packages.set(p.name.full, prev && prev.record === rec ? prev : new StorePackage(p.name, p.imagePath, rec));
+      packages.set(p.name.full, prev && prev.record === rec ? prev : new StorePackage(p.name, p.imagePath, p.metaPath, rec, this.index));
     }
     this.index.retain(new Set(listing.packages.keys()));
     const added: string[] = [];
@@ -176,7 +177,6 @@ export class StoreVfs implements Vfs {
     }
 
     const sorted = [...packages.values()].sort((a, b) => (a.full < b.full ? -1 : a.full > b.full ? 1 : 0));
-    const tree = buildExchangeTree(sorted);
     const unions = new Map<string, UnionSource[]>();
     // Contributors in store order; several revisions of one contributor: newest first.
     const byNewest = [...sorted].sort((a, b) => (pkgArch(a.name) === pkgArch(b.name) ? comparePackageVersions(b.name, a.name) : a.full < b.full ? -1 : 1));
@@ -191,8 +191,20 @@ export class StoreVfs implements Vfs {
         unions.set(target.full, list);
       }
     }
-    const rootNames = [...sorted.map((p) => p.full), ...[...tree.root.children.keys()].filter((n) => !this.includeTop || this.includeTop(n))];
-    this.snap = { packages, rootNames, tree, unions };
+    // The top-level exchange dirs are fixed (they exist even in an empty store).
+    const tops = EXCHANGE_ROOTS.filter((r) => !r.includes('/') && (!this.includeTop || this.includeTop(r)));
+    const rootNames = [...sorted.map((p) => p.full), ...tops];
+    let tree: ExchangeTree | undefined;
+    this.snap = {
+      packages,
+      rootNames,
+      unions,
+      // Built on first use: it needs every package's entries (the big index file), which a mount
+      // does not need to be ready. The daemon calls warm() right after the mount is up.
+      get tree(): ExchangeTree {
+        return (tree ??= buildExchangeTree(sorted));
+      },
+    };
     this.scans++;
     this.lastScanMs = performance.now() - t0;
     this.rescanWanted = false;
@@ -210,6 +222,13 @@ export class StoreVfs implements Vfs {
       if (pkgArch(p.name) === n.full && (!best || comparePackageVersions(p.name, best.name) > 0)) best = p;
     }
     return best;
+  }
+
+  /** Assembles the exchange tree now (loading the entries index) rather than on first request. */
+  warm(): number {
+    const t0 = performance.now();
+    void this.snap.tree.root.children;
+    return performance.now() - t0;
   }
 
   /** `ctl mkdirall DIR`: an empty 0555 directory /ro/DIR (a build mountpoint). One component only. */
@@ -237,6 +256,8 @@ export class StoreVfs implements Vfs {
       imagesKnown: this.snap.packages.size,
       imagesOpen: this.pool.openCount,
       imagesOpenedTotal: this.pool.opens,
+      imageOpenMsMean: this.pool.opens ? Math.round((this.pool.openMsTotal / this.pool.opens) * 1000) / 1000 : 0,
+      imageOpenMsMax: Math.round(this.pool.openMsMax * 1000) / 1000,
       imagesRetiredWithOpenFiles: this.pool.retiredCount,
       evictions: this.pool.evictions,
       openFailures: this.pool.openFailures,

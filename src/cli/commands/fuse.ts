@@ -60,17 +60,22 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
     throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
   }
   vfs.index.save();
-  if (vfs.index.stats.writeError) log(`index ${vfs.index.stats.file}: not saved: ${vfs.index.stats.writeError}`);
+  if (vfs.index.stats.writeError) log(`index ${vfs.index.stats.dir}: not saved: ${vfs.index.stats.writeError}`);
 
   let watcher: fs.FSWatcher | undefined;
   const timers: NodeJS.Timeout[] = [];
   let pending: NodeJS.Timeout | undefined;
   let dirMtime = st.mtimeMs;
+  /** Milliseconds from process start to the mount being ready (performance.now() at that moment). */
+  let readyAtMs = 0;
+  let warmMs = 0;
+  const firstScanMs = vfs.lastScanMs;
 
   const rescan = (why: string) => {
     try {
       const r = vfs.scan();
       if (r.added.length || r.removed.length) log(`rescan (${why}): ${r.known} packages, +${r.added.length} -${r.removed.length} in ${r.ms.toFixed(1)} ms`);
+      vfs.warm();
       vfs.index.save();
       return r;
     } catch (e) {
@@ -98,6 +103,17 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
     openHandles: () => vfs.openHandles,
     stats: () => vfs.stats(),
     started: () => {
+      readyAtMs = performance.now();
+      // Assemble the exchange dirs right away, off the path to readiness (a request that comes
+      // first simply builds them itself).
+      setImmediate(() => {
+        try {
+          warmMs = vfs.warm();
+          vfs.index.save();
+        } catch (e) {
+          log(`assembling the exchange dirs: ${(e as Error).message}`);
+        }
+      });
       void ctl
         .listen((req) => {
           switch (req.op) {
@@ -112,7 +128,7 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
               vfs.mkdirAll(req.dir);
               return { ok: true };
             case 'stats':
-              return { ok: true, stats: { ...vfs.stats(), rssBytes: process.memoryUsage().rss } };
+              return { ok: true, stats: { ...vfs.stats(), rssBytes: process.memoryUsage().rss, readyAtMs: Math.round(readyAtMs * 10) / 10, firstScanMs: Math.round(firstScanMs * 10) / 10, exchangeBuildMs: Math.round(warmMs * 10) / 10 } };
             default:
               throw new Error(`unknown op ${JSON.stringify(req.op)} (ping, scan, mkdirall, stats)`);
           }

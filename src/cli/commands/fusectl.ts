@@ -27,7 +27,7 @@ function formatStats(s: Record<string, unknown>): string {
     `files open          ${s.openFiles}`,
     `cache hits/misses   ${s.cacheHits} / ${s.cacheMisses}`,
     `scans               ${s.scans} (last ${s.lastScanMs} ms)`,
-    `index               ${idx.file}: ${idx.loaded} loaded, ${idx.hits} reused, ${idx.built} built${idx.writeError ? `, not saved: ${idx.writeError}` : ''}`,
+    `index               ${idx.dir}: ${idx.loaded} loaded, ${idx.hits} reused, ${idx.built} built, ${idx.entriesBuilt} entry lists rebuilt${idx.writeError ? `, not saved: ${idx.writeError}` : ''}`,
   ];
   if (typeof s.rssBytes === 'number') lines.push(`daemon memory (RSS) ${(s.rssBytes / 2 ** 20).toFixed(1)} MiB`);
   return lines.join('\n') + '\n';
