@@ -31,11 +31,15 @@ export function* walk(image: Image, start: Inode = image.root(), startPath = '')
   yield { path: startPath, pathBytes: startBytes, inode: start, depth: 0 };
   if (start.kind !== 'dir') return;
   // Each frame: a directory, its entries, the next index, and the chain of ancestor refs.
-  type Frame = { path: string; pathBytes: Uint8Array; entries: DirEntry[]; next: number; ancestors: Set<number> };
-  const stack: Frame[] = [{ path: startPath, pathBytes: startBytes, entries: image.readdir(start), next: 0, ancestors: new Set([start.ref]) }];
+  // One set of the directories on the current path: added on push, removed on pop (copying it per
+  // level would make deep trees quadratic).
+  type Frame = { path: string; pathBytes: Uint8Array; entries: DirEntry[]; next: number; ref: number };
+  const onPath = new Set<number>([start.ref]);
+  const stack: Frame[] = [{ path: startPath, pathBytes: startBytes, entries: image.readdir(start), next: 0, ref: start.ref }];
   while (stack.length) {
     const f = stack[stack.length - 1]!;
     if (f.next >= f.entries.length) {
+      onPath.delete(f.ref);
       stack.pop();
       continue;
     }
@@ -45,11 +49,10 @@ export function* walk(image: Image, start: Inode = image.root(), startPath = '')
     const pathBytes = f.pathBytes.length ? Buffer.concat([f.pathBytes, SLASH, e.nameBytes]) : e.nameBytes;
     yield { path, pathBytes, inode, entry: e, depth: stack.length };
     if (inode.kind === 'dir') {
-      check(!f.ancestors.has(inode.ref), 'LOOP', `directory "${path}" is its own ancestor`, 'directory table');
+      check(!onPath.has(inode.ref), 'LOOP', `directory "${path}" is its own ancestor`, 'directory table');
       check(stack.length < MAX_DEPTH, 'CORRUPT', `directories nested deeper than ${MAX_DEPTH} levels at "${path.slice(0, 200)}…"`, 'directory table');
-      const ancestors = new Set(f.ancestors);
-      ancestors.add(inode.ref);
-      stack.push({ path, pathBytes, entries: image.readdir(inode), next: 0, ancestors });
+      onPath.add(inode.ref);
+      stack.push({ path, pathBytes, entries: image.readdir(inode), next: 0, ref: inode.ref });
     }
   }
 }

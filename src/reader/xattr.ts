@@ -27,6 +27,12 @@ const S = 'xattr table';
 /** Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX. */
 const NAME_MAX = 255;
 const VALUE_MAX = 65536;
+/**
+ * Most bytes of names and values one inode may carry. The format bounds each value but not their
+ * sum, and out-of-line references let 1 MiB of keys point at one 64 KiB value thousands of times;
+ * no filesystem Linux mounts stores anywhere near this much on one inode.
+ */
+const TOTAL_MAX = 8 << 20;
 const utf8 = new TextDecoder();
 
 export class XattrReader {
@@ -57,6 +63,7 @@ export class XattrReader {
     check(id.count <= VALUE_MAX, 'CORRUPT', `xattr count ${id.count} for index ${index}`, S);
     const cur = this.cursorAt(id.ref);
     const out: Xattr[] = [];
+    let total = 0;
     for (let i = 0; i < id.count; i++) {
       const at = cur.position();
       const k = cur.bytes(4);
@@ -79,6 +86,8 @@ export class XattrReader {
         check(valueSize <= VALUE_MAX, 'CORRUPT', `xattr "${name}" value of ${valueSize} bytes (max ${VALUE_MAX})`, S, at);
         value = Uint8Array.from(cur.bytes(valueSize));
       }
+      total += name.length + value.length;
+      check(total <= TOTAL_MAX, 'OVERFLOW', `xattrs of index ${index} exceed ${TOTAL_MAX} bytes`, S, at);
       out.push({ name, value });
     }
     return out;

@@ -45,7 +45,12 @@ export function outcome(buf: Uint8Array): { ok: true; result: ExerciseResult } |
   }
 }
 
-export const TIME_LIMIT_MS = 250;
+/**
+ * robustness.md's bound is ~250 ms per bad image. The check is a hang and blow-up detector, not a
+ * benchmark: it allows 4× that so a loaded 2-core CI machine (GC pauses, other jobs) does not flake,
+ * which is still far below what a loop, a quadratic walk or a huge allocation costs.
+ */
+export const TIME_LIMIT_MS = 1000;
 /** Resident memory may not grow by more than this while one bad image is exercised. */
 export const MEMORY_LIMIT = 64 << 20;
 
