@@ -40,7 +40,7 @@ import { Image } from '../reader/image';
 import { walk } from '../reader/walk';
 import { EXCHANGE_DIRS, type ImageEntry } from '../store/exchange';
 import { parseMeta, type RuntimeUnion } from '../store/meta';
-import { sameKey, type FileKey, type ScannedPackage } from './store-scan';
+import { fileKey, sameKey, type FileKey, type ScannedPackage } from './store-scan';
 
 export const INDEX_FORMAT = 'distri-store-index/1';
 const INDEX_DIR = '.distri-index';
@@ -273,12 +273,22 @@ export class StoreIndex {
   get(p: ScannedPackage): IndexRecord {
     const full = p.name.full;
     const r = this.records.get(full);
-    if (r && sameKey(r.image, p.image) && sameKey(r.meta, p.meta)) {
+    // A quick scan did not stat the meta (p.meta undefined): the image key decides until the full
+    // scan that follows.
+    if (r && sameKey(r.image, p.image) && (p.meta === undefined || sameKey(r.meta, p.meta))) {
       this.stats.hits++;
       return r;
     }
     this.stats.built++;
-    return this.keep(full, buildRecord(p));
+    let meta = p.meta;
+    if (meta === undefined) {
+      try {
+        meta = fileKey(fs.statSync(p.metaPath));
+      } catch {
+        meta = { size: -1, mtimeMs: -1, ino: -1 };
+      }
+    }
+    return this.keep(full, buildRecord({ ...p, meta }));
   }
 
   private loadEntries(): Map<string, EntriesRecord> {
@@ -305,7 +315,7 @@ export class StoreIndex {
     if (e && sameKey(e.image, p.record.image)) return e.entries;
     this.stats.entriesBuilt++;
     const name = { full: p.full } as ScannedPackage['name'];
-    const built = buildRecord({ name, imagePath: p.imagePath, metaPath: p.metaPath, image: p.record.image, meta: p.record.meta });
+    const built = buildRecord({ name, imagePath: p.imagePath, metaPath: p.metaPath, image: p.record.image, hasMeta: true, meta: p.record.meta });
     map.set(p.full, { image: p.record.image, entries: built.entries });
     this.entriesDirty = true;
     return built.entries;

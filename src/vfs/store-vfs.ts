@@ -117,7 +117,9 @@ export class StoreVfs implements Vfs {
       onOpen: (pkg, image) => this.checkSuperblock(pkg, image),
     });
     this.snap = { packages: new Map(), rootNames: [], tree: buildExchangeTree([]), unions: new Map() };
-    this.scan();
+    // Quick: images are checked against the index, metas only by presence; whoever serves this
+    // calls scan() once more right after the mount is ready (fuse.ts does).
+    this.scan(true);
   }
 
   /** Logs a message once per key (a skipped package is told about once, not on every scan). */
@@ -143,15 +145,15 @@ export class StoreVfs implements Vfs {
    * two stats per package, and a tree rebuild from cached contributions); new or changed images
    * are indexed (opened briefly) here.
    */
-  scan(): ScanResult {
+  scan(quick = false): ScanResult {
     const t0 = performance.now();
-    const listing = scanStore(this.store);
+    const listing = scanStore(this.store, quick);
     const old = this.snap.packages;
     const packages = new Map<string, StorePackage>();
     let skipped = 0;
     for (const p of listing.packages.values()) {
       if (this.includePkg && !this.includePkg(p)) continue;
-      if (p.meta === undefined) {
+      if (!p.hasMeta) {
         skipped++;
         this.logOnce(`nometa:${p.name.full}:${p.image.mtimeMs}`, `skipping ${p.name.full}: ${p.metaPath} is missing`);
         continue;

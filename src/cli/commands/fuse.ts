@@ -109,7 +109,7 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
       setImmediate(() => {
         try {
           warmMs = vfs.warm();
-          vfs.index.save();
+          rescan('full check after the quick first scan');
         } catch (e) {
           log(`assembling the exchange dirs: ${(e as Error).message}`);
         }
