@@ -15,9 +15,10 @@
  * back to fzstd, guarded by the frame's declared content size.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { decompress as fzstdDecompress } from 'fzstd';
 import { SquashfsError } from '../errors';
-import type { Codec } from './index';
+import type { Codec, CompressOptions } from './index';
 import { checkArgs, corrupt, wrapForeign } from './util';
 
 // The project compiles without the DOM lib, so the few WebAssembly pieces used are typed here.
@@ -128,4 +129,82 @@ export function _setZstdBackendForTest(backend: 'wasm' | 'fzstd' | 'auto'): void
   wasm = backend === 'fzstd' ? null : undefined;
 }
 
-export const zstdCodec: Codec = { id: 6, name: 'zstd', decompress: zstdDecompress };
+// ---- compressor ----
+//
+// @bokuweb/zstd-wasm 0.0.27 (MIT, reference zstd compiled with emscripten, no dependencies) is the one
+// compressor. Its public init() is async (it reads zstd.wasm with fs/promises), but its emscripten glue
+// honours Module.instantiateWasm: we hand it an instance made synchronously with new WebAssembly.Module /
+// Instance from the bundled zstd.wasm, and the glue then runs the C constructors synchronously too (the
+// run-dependency counter drops to zero inside init()). Works the same in worker threads: each thread has
+// its own module registry, so its own Module and WASM memory. We keep one ZSTD_CCtx (ZSTD_compress would
+// allocate and free the level-15 workspace on every block) and call ZSTD_compress_usingDict with no
+// dictionary, which is ZSTD_compressCCtx, what mksquashfs calls.
+
+interface ZstdCompressModule {
+  HEAPU8: Uint8Array;
+  instantiateWasm?: (imports: object, receive: (instance: object) => void) => unknown;
+  init(): void;
+  _malloc(size: number): number;
+  _free(ptr: number): void;
+  _ZSTD_createCCtx(): number;
+  _ZSTD_compressBound(size: number): number;
+  _ZSTD_compress_usingDict(cctx: number, dst: number, cap: number, src: number, srcSize: number, dict: number, dictSize: number, level: number): number;
+  _ZSTD_isError(code: number): number;
+}
+
+/** mksquashfs's default (ZSTD_DEFAULT_COMPRESSION_LEVEL in squashfs-tools' zstd_wrapper.h). */
+export const ZSTD_DEFAULT_LEVEL = 15;
+
+let encoder: { M: ZstdCompressModule; cctx: number; src: number; dst: number; cap: number } | undefined;
+
+function loadEncoder(): NonNullable<typeof encoder> {
+  if (encoder) return encoder;
+  const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  if (!WA) throw new SquashfsError('UNSUPPORTED', 'zstd compression needs WebAssembly, which this Node runtime lacks');
+  const dir = path.dirname(require.resolve('@bokuweb/zstd-wasm'));
+  const M = (require(`${dir}/zstd.js`) as { Module: ZstdCompressModule }).Module;
+  const bytes = fs.readFileSync(`${dir}/zstd.wasm`);
+  M.instantiateWasm = (imports, receive) => {
+    const instance = new WA.Instance(new WA.Module(bytes), imports);
+    receive(instance);
+    return instance.exports;
+  };
+  M.init();
+  if (typeof M._ZSTD_compress_usingDict !== 'function' || !(M.HEAPU8 instanceof Uint8Array)) {
+    throw new SquashfsError('UNSUPPORTED', 'zstd: @bokuweb/zstd-wasm did not initialise synchronously (package layout changed?)');
+  }
+  const cctx = M._ZSTD_createCCtx();
+  if (cctx === 0) throw new SquashfsError('IO', 'zstd: cannot allocate a compression context');
+  encoder = { M, cctx, src: 0, dst: 0, cap: 0 };
+  return encoder;
+}
+
+export function zstdCompress(input: Uint8Array, options?: CompressOptions): Uint8Array | null {
+  const level = options?.level ?? ZSTD_DEFAULT_LEVEL;
+  if (!Number.isInteger(level) || level < 1 || level > 22) throw new SquashfsError('UNSUPPORTED', `zstd compression level ${level} (must be 1..22)`);
+  if (input.length === 0) return null;
+  const e = loadEncoder();
+  const M = e.M;
+  if (e.cap < input.length) {
+    if (e.src) M._free(e.src);
+    if (e.dst) M._free(e.dst);
+    e.cap = Math.max(input.length, 131072);
+    e.src = M._malloc(e.cap);
+    e.dst = M._malloc(M._ZSTD_compressBound(e.cap));
+    if (e.src === 0 || e.dst === 0) {
+      encoder = undefined;
+      throw new SquashfsError('IO', `zstd: cannot allocate ${2 * e.cap} bytes of WASM memory`);
+    }
+  }
+  M.HEAPU8.set(input, e.src);
+  // Only input.length - 1 bytes of room: a frame that is not smaller is of no use, and zstd stops early.
+  const n = M._ZSTD_compress_usingDict(e.cctx, e.dst, input.length - 1, e.src, input.length, 0, 0, level);
+  if (M._ZSTD_isError(n)) {
+    // size_t is 32 bits in WASM: -70 is ZSTD_error_dstSize_tooSmall, i.e. not smaller than the input.
+    if ((n | 0) === -70) return null;
+    throw new SquashfsError('IO', `zstd: ZSTD_compressCCtx error code ${-(n | 0)}`);
+  }
+  return M.HEAPU8.slice(e.dst, e.dst + n); // HEAPU8 is re-read: malloc may have grown the memory
+}
+
+export const zstdCodec: Codec = { id: 6, name: 'zstd', decompress: zstdDecompress, compress: zstdCompress };

@@ -49,14 +49,34 @@ export function encodeSuperblock(s: SuperblockFields): Uint8Array {
 
 /**
  * The compressor options block (format: "Compression Options"): an uncompressed metadata block.
- * mksquashfs writes one for lz4 always (it records the lz4 format version) and for other
- * compressors only when their settings differ from the defaults, which this writer never does.
+ * Written where mksquashfs 4.5.1 writes one (checked with its images at offset 96):
+ *   - lz4 always (it records the lz4 format version and the HC flag);
+ *   - lzo whenever the algorithm is not lzo1x_999 at its default level: our compressor is a greedy
+ *     LZO1X-1, so we record algorithm 0 (lzo1x_1), level 0, exactly as `mksquashfs -Xalgorithm lzo1x_1`;
+ *   - zstd when the level is not 15 (u32 level);
+ *   - gzip and xz never at our settings (gzip level options are not written by this writer; xz uses a
+ *     dictionary of one block and no BCJ filter, mksquashfs's defaults).
  */
-export function encodeCompressorOptions(compression: string): Uint8Array | undefined {
-  if (compression !== 'lz4') return undefined;
-  const b = new Uint8Array(10);
-  writeU16(b, 0, 8 | 0x8000);
-  writeU32(b, 2, 1); // LZ4_LEGACY, the only version the kernel reads
-  writeU32(b, 6, 0); // flags: not high-compression
-  return b;
+export function encodeCompressorOptions(compression: string, level?: number): Uint8Array | undefined {
+  if (compression === 'lz4') {
+    const b = new Uint8Array(10);
+    writeU16(b, 0, 8 | 0x8000);
+    writeU32(b, 2, 1); // LZ4_LEGACY, the only version the kernel reads
+    writeU32(b, 6, 0); // flags: not high-compression
+    return b;
+  }
+  if (compression === 'lzo') {
+    const b = new Uint8Array(10);
+    writeU16(b, 0, 8 | 0x8000);
+    writeU32(b, 2, 0); // SQUASHFS_LZO1X_1
+    writeU32(b, 6, 0); // level: only meaningful for lzo1x_999
+    return b;
+  }
+  if (compression === 'zstd' && level !== undefined && level !== 15) {
+    const b = new Uint8Array(6);
+    writeU16(b, 0, 4 | 0x8000);
+    writeU32(b, 2, level);
+    return b;
+  }
+  return undefined;
 }

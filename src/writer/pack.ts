@@ -39,7 +39,7 @@ export const COMPRESSIONS: Compression[] = ['gzip', 'lzo', 'lz4', 'xz', 'zstd', 
 export interface PackOptions {
   /** Default gzip; 'none' writes every table and block uncompressed (as mksquashfs -noI -noD -noF -noX). */
   compression?: Compression;
-  /** Compression level where the codec has one (gzip: 1..9, default 9 as mksquashfs). */
+  /** Compression level where the codec has one (gzip: 1..9, default 9; zstd: 1..22, default 15; as mksquashfs). */
   level?: number;
   /** Power of two, 4 KiB..1 MiB; default 128 KiB. */
   blockSize?: number;
@@ -116,7 +116,8 @@ function resolveOptions(o: PackOptions) {
   if (compression !== 'none') {
     const codec = codecByName(compression);
     if (!codec.compress) {
-      throw new SquashfsError('UNSUPPORTED', `--comp ${compression}: this build can read ${compression} images but has no ${compression} compressor; use gzip, lz4 or none`);
+      const can = COMPRESSIONS.filter((c) => c === 'none' || codecByName(c).compress);
+      throw new SquashfsError('UNSUPPORTED', `--comp ${compression}: this build can read ${compression} images but has no ${compression} compressor; use ${can.join(', ')}`);
     }
     const level = o.level;
     compress = (input) => codec.compress!(input, level === undefined ? undefined : { level });
@@ -220,7 +221,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const bySize = new Map<number, number>();
   for (const f of files) bySize.set(f.content.size, (bySize.get(f.content.size) ?? 0) + 1);
 
-  const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression);
+  const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression, options.level);
   const fd = fs.openSync(imagePath, 'w');
   let pool: CompressPool | undefined;
   try {
