@@ -72,19 +72,30 @@ export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
 }
 
 // ---- compressor ----
+//
+// Greedy, one probe per position, like LZ4_compress_default (acceleration 1), with two differences that
+// both make blocks smaller at the same speed (measured on 128 KiB blocks against liblz4 1.9.4 through
+// its C API, see bench/README-codecs.md):
+//   - the hash covers 5 bytes, as liblz4 does on 64-bit machines: the table then keeps the latest
+//     position sharing 5 bytes, so greedy matches are longer than with a 4-byte hash (a 4-byte hash
+//     made text-like blocks ~5 % larger than liblz4's);
+//   - the table has up to 2^16 entries (liblz4: 2^12), sized to the input so 8 KiB metadata blocks
+//     do not pay for clearing a large table.
 
-const HASH_LOG = 16;
+const MAX_HASH_LOG = 16;
 const MIN_MATCH = 4;
 /** Format rules the reference decoder relies on: the last 5 bytes are always literals ... */
 const LAST_LITERALS = 5;
 /** ... and the last match starts at least 12 bytes before the end of the block. */
 const MF_LIMIT = 12;
 const MAX_OFFSET = 65535;
+/** After 2^SKIP_TRIGGER failed probes in a row, probe every 2nd byte, then every 3rd, ... (as liblz4). */
+const SKIP_TRIGGER = 6;
 
 let hashTable: Int32Array | undefined;
 
 function read32(a: Uint8Array, i: number): number {
-  return (a[i] | (a[i + 1] << 8) | (a[i + 2] << 16) | (a[i + 3] << 24)) >>> 0;
+  return a[i] | (a[i + 1] << 8) | (a[i + 2] << 16) | (a[i + 3] << 24);
 }
 
 function writeLength(out: Uint8Array, op: number, n: number): number {
@@ -103,7 +114,11 @@ function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: number, li
   const tokenPos = op++;
   let token = (lit >= 15 ? 15 : lit) << 4;
   if (lit >= 15) op = writeLength(out, op, lit);
-  out.set(src.subarray(litStart, litEnd), op);
+  if (lit < 16) {
+    for (let i = 0; i < lit; i++) out[op + i] = src[litStart + i];
+  } else {
+    out.set(src.subarray(litStart, litEnd), op);
+  }
   op += lit;
   if (matchLen > 0) {
     out[op++] = offset & 0xff;
@@ -116,7 +131,7 @@ function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: number, li
   return op;
 }
 
-/** Greedy single-probe hash-chain-free LZ4 block compressor (like LZ4_compress_fast at acceleration 1). */
+/** Greedy LZ4 block compressor; null when the block would not get smaller. */
 export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
   const n = src.length;
   // Worst case (LZ4_compressBound): every byte a literal plus the length bytes.
@@ -124,19 +139,22 @@ export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
   let op = 0;
   let anchor = 0;
   if (n > MF_LIMIT) {
-    const table = (hashTable ??= new Int32Array(1 << HASH_LOG));
-    table.fill(-1);
-    const matchStartLimit = n - MF_LIMIT; // a match may start at ip < this
+    let hashLog = 10;
+    while (hashLog < MAX_HASH_LOG && 1 << hashLog < n) hashLog++;
+    const shift = 32 - hashLog;
+    const table = (hashTable ??= new Int32Array(1 << MAX_HASH_LOG));
+    table.fill(-1, 0, 1 << hashLog);
+    const matchStartLimit = n - MF_LIMIT; // a match may start at ip < this (ip + 4 < n: 5 bytes hash)
     const matchEndLimit = n - LAST_LITERALS; // and must end at or before this
     let ip = 0;
+    let probes = 1 << SKIP_TRIGGER;
     while (ip < matchStartLimit) {
       const seq = read32(src, ip);
-      const h = Math.imul(seq, 2654435761) >>> (32 - HASH_LOG);
+      const h = (Math.imul(seq, 0x9e3779b1) ^ Math.imul(src[ip + 4], 0x85ebca6b)) >>> shift;
       const ref = table[h];
       table[h] = ip;
       if (ref < 0 || ip - ref > MAX_OFFSET || read32(src, ref) !== seq) {
-        // Skip faster through incompressible stretches, as the reference compressor does.
-        ip += 1 + ((ip - anchor) >>> 6);
+        ip += probes++ >>> SKIP_TRIGGER;
         continue;
       }
       let start = ip;
@@ -146,11 +164,17 @@ export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
         mref--;
       }
       let end = ip + MIN_MATCH;
-      while (end < matchEndLimit && src[end] === src[mref + (end - start)]) end++;
+      let r = ref + MIN_MATCH;
+      while (end < matchEndLimit && src[end] === src[r]) {
+        end++;
+        r++;
+      }
       op = emit(src, out, op, anchor, start, start - mref, end - start);
       anchor = end;
       ip = end;
-      if (ip - 2 >= 0 && ip - 2 < matchStartLimit) table[Math.imul(read32(src, ip - 2), 2654435761) >>> (32 - HASH_LOG)] = ip - 2;
+      probes = 1 << SKIP_TRIGGER;
+      const p = ip - 2;
+      if (p < matchStartLimit) table[(Math.imul(read32(src, p), 0x9e3779b1) ^ Math.imul(src[p + 4], 0x85ebca6b)) >>> shift] = p;
     }
   }
   op = emit(src, out, op, anchor, n, 0, 0);
