@@ -208,107 +208,471 @@ export class LzmaDecoder {
    * Decodes symbols until the output reaches `limit` or an end marker is read. Returns true on an end
    * marker. A match that runs past `limit` is cut there and its remainder kept for the next call (LZMA2
    * chunks may split a match); the caller decides whether that is allowed.
+   *
+   * This is the hot loop, and it is shaped for V8 rather than for reading:
+   * - The range coder (range, code, input position), the output position, the state and the four recent
+   *   distances live in local variables for the whole call and go back to the object only when it returns.
+   *   Object fields holding values >= 2^31 are boxed doubles in V8, and a per-bit method call that reads and
+   *   writes them costs more than the arithmetic itself.
+   * - Every binary decision is the same few lines written out in place ("decode one bit with probs[i]"):
+   *     bound = (range >>> 11) * p;  code < bound ? (bit 0: range = bound, p grows)
+   *                                               : (bit 1: range -= bound, code -= bound, p shrinks)
+   *     then, if range < 2^24, shift one more input byte into code ("normalise").
+   *   Bit-tree decoders (literals, lengths, distance slots) are loops over that block.
+   * - range and code are unsigned 32-bit values. Every expression that produces one ends in `>>> 0`, so
+   *   V8 can keep them in 32-bit registers (its type for them stays "Unsigned32") and compare them as
+   *   unsigned integers, instead of falling back to doubles. The arithmetic is the same modulo 2^32 as
+   *   the plain-number form in bit() and direct() below, which readEndMarker() still uses.
+   * - The bounds checks are all still here: input overrun at every normalisation, output capped at
+   *   `limit` (<= the output buffer) on every copy, and every match distance checked against the bytes
+   *   written since the dictionary start before anything is copied.
    */
   run(limit: number): boolean {
     const out = this.out;
+    const input = this.input;
+    const inEnd = this.inEnd;
+    const probs = this.probs;
     const lc = this.lc;
     const lpMask = this.lpMask;
     const pbMask = this.pbMask;
-    let op = this.op;
     const dictStart = this.dictStart;
+    let range = this.range;
+    let code = this.code;
+    let ip = this.ip;
+    let op = this.op;
     let state = this.state;
+    let rep0 = this.rep0;
+    let rep1 = this.rep1;
+    let rep2 = this.rep2;
+    let rep3 = this.rep3;
+    let pending = this.pending;
+    // Scratch for the inlined bit decoder: probability index, probability, bound.
+    let i = 0;
+    let p = 0;
+    let bound = 0;
 
-    if (this.pending > 0) {
-      const n = Math.min(this.pending, limit - op);
-      let from = op - this.rep0 - 1;
-      for (let i = 0; i < n; i++) out[op++] = out[from++];
-      this.pending -= n;
+    if (pending > 0) {
+      // The rest of a match that the previous LZMA2 chunk cut off (its distance was checked then).
+      const n = pending < limit - op ? pending : limit - op;
+      let from = op - rep0 - 1;
+      for (let k = 0; k < n; k++) out[op++] = out[from++];
+      pending -= n;
     }
-    try {
-      while (op < limit) {
-        const pos = op - dictStart;
-        const posState = pos & pbMask;
-        if (this.bit(IS_MATCH + state * 16 + posState) === 0) {
-          // Literal.
-          const prev = pos > 0 ? out[op - 1] : 0;
-          const base = LITERAL + 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
-          let sym = 1;
-          if (state >= 7) {
-            // After a match, the byte at rep0 predicts this one bit by bit until they first differ.
-            let matchByte = out[op - this.rep0 - 1];
-            do {
-              const matchBit = (matchByte >>> 7) & 1;
-              matchByte <<= 1;
-              const b = this.bit(base + 0x100 + (matchBit << 8) + sym);
-              sym = (sym << 1) | b;
-              if (b !== matchBit) break;
-            } while (sym < 0x100);
-          }
-          while (sym < 0x100) sym = (sym << 1) | this.bit(base + sym);
-          out[op++] = sym & 0xff;
-          state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
-          continue;
+
+    while (op < limit) {
+      const pos = op - dictStart;
+      const posState = pos & pbMask;
+
+      // is_match[state][posState]: 0 = literal, 1 = some kind of match.
+      i = IS_MATCH + (state << 4) + posState;
+      p = probs[i];
+      bound = ((range >>> 11) * p) >>> 0;
+      if (code < bound) {
+        range = bound;
+        probs[i] = p + ((2048 - p) >>> 5);
+        if (range < TOP) {
+          if (ip >= inEnd) throw this.inputEnded(ip);
+          range = (range << 8) >>> 0;
+          code = ((code << 8) | input[ip++]) >>> 0;
         }
-        let len: number;
-        if (this.bit(IS_REP + state) === 0) {
-          // A new match: length, then distance.
-          len = this.length(MATCH_LEN, posState);
-          state = state < 7 ? 7 : 10;
-          const dist = this.distance(len);
-          if (dist === END_MARKER) {
-            this.op = op;
-            this.state = state;
-            return true;
-          }
-          this.rep3 = this.rep2;
-          this.rep2 = this.rep1;
-          this.rep1 = this.rep0;
-          this.rep0 = dist;
-        } else {
-          if (pos === 0) throw corrupt(this.codec, `repeated match at output offset ${op} with an empty dictionary`);
-          if (this.bit(IS_REP_G0 + state) === 0) {
-            if (this.bit(IS_REP0_LONG + state * 16 + posState) === 0) {
-              // "Short rep": one byte from rep0.
-              state = state < 7 ? 9 : 11;
-              out[op] = out[op - this.rep0 - 1];
-              op++;
-              continue;
-            }
-          } else {
-            let dist: number;
-            if (this.bit(IS_REP_G1 + state) === 0) {
-              dist = this.rep1;
+
+        // Literal: 8 bits through a 256-leaf bit tree (sym carries a leading 1), one tree of 0x300
+        // probabilities per context (the previous byte's top lc bits, the position's low lp bits).
+        const prev = pos > 0 ? out[op - 1] : 0;
+        const base = LITERAL + 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
+        let sym = 1;
+        if (state >= 7) {
+          // Right after a match the byte at rep0 predicts this one: while the decoded bits equal its
+          // bits, a second and third set of 256 probabilities (chosen by the match byte's bit) is used;
+          // from the first difference on, the plain tree. `follow` is 0x100 while they agree, else 0,
+          // which folds both cases into one index: base + follow + matchBit + sym.
+          let matchByte = out[op - rep0 - 1];
+          let follow = 0x100;
+          do {
+            matchByte <<= 1;
+            const matchBit = matchByte & follow; // the match byte's next bit, as 0x100 or 0 (0 once not following)
+            i = base + follow + matchBit + sym;
+            p = probs[i];
+            bound = ((range >>> 11) * p) >>> 0;
+            if (code < bound) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              sym <<= 1;
+              follow &= ~matchBit; // decoded 0: still following only if the match bit was 0
             } else {
-              if (this.bit(IS_REP_G2 + state) === 0) {
-                dist = this.rep2;
-              } else {
-                dist = this.rep3;
-                this.rep3 = this.rep2;
-              }
-              this.rep2 = this.rep1;
+              range = (range - bound) >>> 0;
+              code = (code - bound) >>> 0;
+              probs[i] = p - (p >>> 5);
+              sym = (sym << 1) | 1;
+              follow &= matchBit; // decoded 1: still following only if the match bit was 1
             }
-            this.rep1 = this.rep0;
-            this.rep0 = dist;
-          }
-          len = this.length(REP_LEN, posState);
-          state = state < 7 ? 8 : 11;
+            if (range < TOP) {
+              if (ip >= inEnd) throw this.inputEnded(ip);
+              range = (range << 8) >>> 0;
+              code = ((code << 8) | input[ip++]) >>> 0;
+            }
+          } while (sym < 0x100);
+        } else {
+          do {
+            i = base + sym;
+            p = probs[i];
+            bound = ((range >>> 11) * p) >>> 0;
+            if (code < bound) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              sym <<= 1;
+            } else {
+              range = (range - bound) >>> 0;
+              code = (code - bound) >>> 0;
+              probs[i] = p - (p >>> 5);
+              sym = (sym << 1) | 1;
+            }
+            if (range < TOP) {
+              if (ip >= inEnd) throw this.inputEnded(ip);
+              range = (range << 8) >>> 0;
+              code = ((code << 8) | input[ip++]) >>> 0;
+            }
+          } while (sym < 0x100);
         }
-        // The one place corrupt input could reach outside the output: every distance is checked against
-        // the bytes decoded since the last dictionary reset before anything is copied.
-        const rep0 = this.rep0;
-        if (rep0 >= op - dictStart) throw corrupt(this.codec, `match distance ${rep0 + 1} at output offset ${op} reaches before the dictionary start (${dictStart})`);
-        len += 2;
-        const n = len < limit - op ? len : limit - op;
-        this.pending = len - n;
-        let from = op - rep0 - 1;
-        const end = op + n;
-        while (op < end) out[op++] = out[from++];
+        out[op++] = sym & 0xff;
+        state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
+        continue;
       }
-    } finally {
-      this.op = op;
-      this.state = state;
+      range = (range - bound) >>> 0;
+      code = (code - bound) >>> 0;
+      probs[i] = p - (p >>> 5);
+      if (range < TOP) {
+        if (ip >= inEnd) throw this.inputEnded(ip);
+        range = (range << 8) >>> 0;
+        code = ((code << 8) | input[ip++]) >>> 0;
+      }
+
+      // is_rep[state]: 0 = a new match (length, then distance), 1 = reuse one of rep0..rep3.
+      let lenBase: number;
+      let isNew: boolean;
+      i = IS_REP + state;
+      p = probs[i];
+      bound = ((range >>> 11) * p) >>> 0;
+      if (code < bound) {
+        range = bound;
+        probs[i] = p + ((2048 - p) >>> 5);
+        if (range < TOP) {
+          if (ip >= inEnd) throw this.inputEnded(ip);
+          range = (range << 8) >>> 0;
+          code = ((code << 8) | input[ip++]) >>> 0;
+        }
+        lenBase = MATCH_LEN;
+        isNew = true;
+      } else {
+        range = (range - bound) >>> 0;
+        code = (code - bound) >>> 0;
+        probs[i] = p - (p >>> 5);
+        if (range < TOP) {
+          if (ip >= inEnd) throw this.inputEnded(ip);
+          range = (range << 8) >>> 0;
+          code = ((code << 8) | input[ip++]) >>> 0;
+        }
+        if (pos === 0) throw corrupt(this.codec, `repeated match at output offset ${op} with an empty dictionary`);
+        lenBase = REP_LEN;
+        isNew = false;
+
+        // is_rep_g0[state]: 0 = rep0 (then is_rep0_long: 0 = one byte only, the "short rep").
+        i = IS_REP_G0 + state;
+        p = probs[i];
+        bound = ((range >>> 11) * p) >>> 0;
+        if (code < bound) {
+          range = bound;
+          probs[i] = p + ((2048 - p) >>> 5);
+          if (range < TOP) {
+            if (ip >= inEnd) throw this.inputEnded(ip);
+            range = (range << 8) >>> 0;
+            code = ((code << 8) | input[ip++]) >>> 0;
+          }
+          i = IS_REP0_LONG + (state << 4) + posState;
+          p = probs[i];
+          bound = ((range >>> 11) * p) >>> 0;
+          if (code < bound) {
+            range = bound;
+            probs[i] = p + ((2048 - p) >>> 5);
+            if (range < TOP) {
+              if (ip >= inEnd) throw this.inputEnded(ip);
+              range = (range << 8) >>> 0;
+              code = ((code << 8) | input[ip++]) >>> 0;
+            }
+            // Short rep: one byte from rep0 (rep0 is always one that was checked: 0 after a state reset,
+            // pos > 0 here, or a distance that passed the check below).
+            state = state < 7 ? 9 : 11;
+            out[op] = out[op - rep0 - 1];
+            op++;
+            continue;
+          }
+          range = (range - bound) >>> 0;
+          code = (code - bound) >>> 0;
+          probs[i] = p - (p >>> 5);
+          if (range < TOP) {
+            if (ip >= inEnd) throw this.inputEnded(ip);
+            range = (range << 8) >>> 0;
+            code = ((code << 8) | input[ip++]) >>> 0;
+          }
+        } else {
+          range = (range - bound) >>> 0;
+          code = (code - bound) >>> 0;
+          probs[i] = p - (p >>> 5);
+          if (range < TOP) {
+            if (ip >= inEnd) throw this.inputEnded(ip);
+            range = (range << 8) >>> 0;
+            code = ((code << 8) | input[ip++]) >>> 0;
+          }
+          // is_rep_g1[state]: 0 = rep1; else is_rep_g2[state]: 0 = rep2, 1 = rep3. The chosen one moves
+          // to the front.
+          let dist: number;
+          i = IS_REP_G1 + state;
+          p = probs[i];
+          bound = ((range >>> 11) * p) >>> 0;
+          if (code < bound) {
+            range = bound;
+            probs[i] = p + ((2048 - p) >>> 5);
+            if (range < TOP) {
+              if (ip >= inEnd) throw this.inputEnded(ip);
+              range = (range << 8) >>> 0;
+              code = ((code << 8) | input[ip++]) >>> 0;
+            }
+            dist = rep1;
+          } else {
+            range = (range - bound) >>> 0;
+            code = (code - bound) >>> 0;
+            probs[i] = p - (p >>> 5);
+            if (range < TOP) {
+              if (ip >= inEnd) throw this.inputEnded(ip);
+              range = (range << 8) >>> 0;
+              code = ((code << 8) | input[ip++]) >>> 0;
+            }
+            i = IS_REP_G2 + state;
+            p = probs[i];
+            bound = ((range >>> 11) * p) >>> 0;
+            if (code < bound) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              dist = rep2;
+            } else {
+              range = (range - bound) >>> 0;
+              code = (code - bound) >>> 0;
+              probs[i] = p - (p >>> 5);
+              dist = rep3;
+              rep3 = rep2;
+            }
+            if (range < TOP) {
+              if (ip >= inEnd) throw this.inputEnded(ip);
+              range = (range << 8) >>> 0;
+              code = ((code << 8) | input[ip++]) >>> 0;
+            }
+            rep2 = rep1;
+          }
+          rep1 = rep0;
+          rep0 = dist;
+        }
+      }
+
+      // Length minus 2 (0..271): choice 0 -> 3-bit tree low[posState] (0..7); choice2 0 -> 3-bit tree
+      // mid[posState] (8..15); else the 8-bit tree high (16..271).
+      let treeBase: number;
+      let treeBits: number;
+      let len: number;
+      i = lenBase + LEN_CHOICE;
+      p = probs[i];
+      bound = ((range >>> 11) * p) >>> 0;
+      if (code < bound) {
+        range = bound;
+        probs[i] = p + ((2048 - p) >>> 5);
+        treeBase = lenBase + LEN_LOW + (posState << 3);
+        treeBits = 3;
+        len = 0;
+      } else {
+        range = (range - bound) >>> 0;
+        code = (code - bound) >>> 0;
+        probs[i] = p - (p >>> 5);
+        if (range < TOP) {
+          if (ip >= inEnd) throw this.inputEnded(ip);
+          range = (range << 8) >>> 0;
+          code = ((code << 8) | input[ip++]) >>> 0;
+        }
+        i = lenBase + LEN_CHOICE2;
+        p = probs[i];
+        bound = ((range >>> 11) * p) >>> 0;
+        if (code < bound) {
+          range = bound;
+          probs[i] = p + ((2048 - p) >>> 5);
+          treeBase = lenBase + LEN_MID + (posState << 3);
+          treeBits = 3;
+          len = 8;
+        } else {
+          range = (range - bound) >>> 0;
+          code = (code - bound) >>> 0;
+          probs[i] = p - (p >>> 5);
+          treeBase = lenBase + LEN_HIGH;
+          treeBits = 8;
+          len = 16;
+        }
+      }
+      if (range < TOP) {
+        if (ip >= inEnd) throw this.inputEnded(ip);
+        range = (range << 8) >>> 0;
+        code = ((code << 8) | input[ip++]) >>> 0;
+      }
+      let m = 1;
+      for (let k = 0; k < treeBits; k++) {
+        i = treeBase + m;
+        p = probs[i];
+        bound = ((range >>> 11) * p) >>> 0;
+        if (code < bound) {
+          range = bound;
+          probs[i] = p + ((2048 - p) >>> 5);
+          m <<= 1;
+        } else {
+          range = (range - bound) >>> 0;
+          code = (code - bound) >>> 0;
+          probs[i] = p - (p >>> 5);
+          m = (m << 1) | 1;
+        }
+        if (range < TOP) {
+          if (ip >= inEnd) throw this.inputEnded(ip);
+          range = (range << 8) >>> 0;
+          code = ((code << 8) | input[ip++]) >>> 0;
+        }
+      }
+      len += m - (1 << treeBits);
+
+      if (isNew) {
+        state = state < 7 ? 7 : 10;
+        // Distance minus 1: a 6-bit slot (tree chosen by min(len, 3)); slots 0..3 are the distance
+        // itself; above, the slot gives the top two bits and the bit count, and the low bits come from
+        // a reverse bit tree (slots 4..13), or from direct bits plus a 4-bit reverse tree "align".
+        const slotBase = POS_SLOT + (len < 3 ? len : 3) * 64;
+        m = 1;
+        do {
+          i = slotBase + m;
+          p = probs[i];
+          bound = ((range >>> 11) * p) >>> 0;
+          if (code < bound) {
+            range = bound;
+            probs[i] = p + ((2048 - p) >>> 5);
+            m <<= 1;
+          } else {
+            range = (range - bound) >>> 0;
+            code = (code - bound) >>> 0;
+            probs[i] = p - (p >>> 5);
+            m = (m << 1) | 1;
+          }
+          if (range < TOP) {
+            if (ip >= inEnd) throw this.inputEnded(ip);
+            range = (range << 8) >>> 0;
+            code = ((code << 8) | input[ip++]) >>> 0;
+          }
+        } while (m < 64);
+        const slot = m - 64;
+        let dist: number;
+        if (slot < 4) {
+          dist = slot;
+        } else {
+          const bits = (slot >>> 1) - 1; // 1..30
+          dist = ((2 | (slot & 1)) << bits) >>> 0; // up to 3 * 2^30: unsigned
+          let revBase: number;
+          let revBits: number;
+          if (slot < 14) {
+            revBase = SPEC_POS + dist - slot - 1;
+            revBits = bits;
+          } else {
+            // bits - 4 bits with probability exactly 1/2: range halves, no model.
+            let direct = 0;
+            for (let k = bits - 4; k > 0; k--) {
+              range = range >>> 1;
+              if (code >= range) {
+                code = (code - range) >>> 0;
+                direct = (direct << 1) | 1;
+              } else {
+                direct <<= 1;
+              }
+              if (range < TOP) {
+                if (ip >= inEnd) throw this.inputEnded(ip);
+                range = (range << 8) >>> 0;
+                code = ((code << 8) | input[ip++]) >>> 0;
+              }
+            }
+            dist = (dist + (direct << 4)) >>> 0; // direct < 2^26
+            revBase = ALIGN - 1;
+            revBits = 4;
+          }
+          m = 1;
+          let low = 0;
+          for (let k = 0; k < revBits; k++) {
+            i = revBase + m;
+            p = probs[i];
+            bound = ((range >>> 11) * p) >>> 0;
+            if (code < bound) {
+              range = bound;
+              probs[i] = p + ((2048 - p) >>> 5);
+              m <<= 1;
+            } else {
+              range = (range - bound) >>> 0;
+              code = (code - bound) >>> 0;
+              probs[i] = p - (p >>> 5);
+              m = (m << 1) | 1;
+              low |= 1 << k;
+            }
+            if (range < TOP) {
+              if (ip >= inEnd) throw this.inputEnded(ip);
+              range = (range << 8) >>> 0;
+              code = ((code << 8) | input[ip++]) >>> 0;
+            }
+          }
+          dist = (dist + low) >>> 0; // the low bits of dist were zero, so no carry: at most 2^32 - 1
+        }
+        if (dist === END_MARKER) {
+          this.range = range;
+          this.code = code;
+          this.ip = ip;
+          this.op = op;
+          this.state = state;
+          this.rep0 = rep0;
+          this.rep1 = rep1;
+          this.rep2 = rep2;
+          this.rep3 = rep3;
+          this.pending = pending;
+          return true;
+        }
+        rep3 = rep2;
+        rep2 = rep1;
+        rep1 = rep0;
+        rep0 = dist;
+      } else {
+        state = state < 7 ? 8 : 11;
+      }
+
+      // The one place corrupt input could reach outside the output: every distance is checked against
+      // the bytes decoded since the last dictionary reset before anything is copied.
+      if (rep0 >= pos) throw corrupt(this.codec, `match distance ${rep0 + 1} at output offset ${op} reaches before the dictionary start (${dictStart})`);
+      len += 2;
+      const n = len < limit - op ? len : limit - op;
+      pending = len - n;
+      let from = op - rep0 - 1;
+      const end = op + n;
+      while (op < end) out[op++] = out[from++];
     }
+    this.range = range;
+    this.code = code;
+    this.ip = ip;
+    this.op = op;
+    this.state = state;
+    this.rep0 = rep0;
+    this.rep1 = rep1;
+    this.rep2 = rep2;
+    this.rep3 = rep3;
+    this.pending = pending;
     return false;
+  }
+
+  private inputEnded(ip: number): Error {
+    return corrupt(this.codec, `compressed data ends early at input offset ${ip}`);
   }
 
   get pendingMatch(): number {
