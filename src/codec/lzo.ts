@@ -140,8 +140,171 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
   return finish(out, op);
 }
 
+// ---- compressor ----
+//
+// Writes the LZO1X stream format above (written from that description, not from liblzo). It emits only
+// four kinds of instruction, all of which every LZO1X decompressor (liblzo's lzo1x_decompress_safe, the
+// kernel's, ours) reads the same way:
+//   - literals: a first byte 17 + n (n = 1..238) at the start of the stream, else 0000LLLL literal
+//     runs of 4 or more bytes (only ever after a match with S = 0, i.e. in state 0), or 1..3
+//     literals carried in the previous match's S bits;
+//   - M2 (len 3..8, distance <= 2048, 2 bytes), M3 (distance <= 16384), M4 (distance <= 49151);
+//   - the end marker 11 00 00.
+// It never emits M1 (the state-dependent short matches), so the state only matters for literal runs.
+// A stream never starts with byte 17 (that would be a match before any output), which matters because the
+// kernel reads a leading 17 as the LZO-RLE version header.
+//
+// Match finding: hash chains over 4-byte sequences, `depth` candidates per position, with one step of
+// lazy evaluation (a match is deferred by a byte when the next position has a longer one). mksquashfs's
+// default lzo1x_999 searches much harder; see bench/README-codecs.md for the measured gap.
+
+const LZO_MAX_DIST = 0xbfff; // M4: 16384 + 32767
+const LZO_MIN_MATCH = 4;
+const LZO_HASH_LOG = 15;
+let lzoHead: Int32Array | undefined;
+let lzoPrev: Int32Array | undefined;
+
+function lzoLength(out: Uint8Array, op: number, n: number): number {
+  // n > 0: zero bytes add 255 each, then a final non-zero byte.
+  while (n > 255) {
+    out[op++] = 0;
+    n -= 255;
+  }
+  out[op++] = n;
+  return op;
+}
+
+/** Literals src[from..to) after a match whose S bits are at out[sPos] (sPos < 0: start of stream). */
+function lzoLiterals(src: Uint8Array, out: Uint8Array, op: number, from: number, to: number, sPos: number): number {
+  const t = to - from;
+  if (t === 0) return op;
+  if (sPos < 0 && t <= 238) {
+    out[op++] = 17 + t;
+  } else if (sPos >= 0 && t <= 3) {
+    out[sPos] |= t;
+  } else if (t <= 18) {
+    out[op++] = t - 3;
+  } else {
+    out[op++] = 0;
+    op = lzoLength(out, op, t - 18);
+  }
+  if (t < 16) {
+    for (let i = 0; i < t; i++) out[op + i] = src[from + i];
+  } else {
+    out.set(src.subarray(from, to), op);
+  }
+  return op + t;
+}
+
+/** Emits one match; returns the new output position. The S bits (0 for now) are at the returned `sPos`. */
+function lzoMatch(out: Uint8Array, op: number, len: number, dist: number): number {
+  if (len <= 8 && dist <= 2048) {
+    const d = dist - 1;
+    out[op++] = ((len - 1) << 5) | ((d & 7) << 2);
+    out[op++] = d >>> 3;
+    return op;
+  }
+  let d: number;
+  if (dist <= 16384) {
+    d = dist - 1;
+    if (len <= 33) out[op++] = 32 | (len - 2);
+    else {
+      out[op++] = 32;
+      op = lzoLength(out, op, len - 33);
+    }
+  } else {
+    d = dist - 16384;
+    const h = (d >>> 11) & 8;
+    if (len <= 9) out[op++] = 16 | h | (len - 2);
+    else {
+      out[op++] = 16 | h;
+      op = lzoLength(out, op, len - 9);
+    }
+  }
+  out[op++] = (d << 2) & 0xff;
+  out[op++] = (d >>> 6) & 0xff;
+  return op;
+}
+
+/** LZO1X compressor (greedy with hash chains and one-step lazy matching); null when not smaller. */
+export function lzo1xCompress(src: Uint8Array, depth = 16): Uint8Array | null {
+  const n = src.length;
+  if (n === 0) return null;
+  const out = Buffer.allocUnsafe(n + (n >>> 4) + 64 + 3);
+  let op = 0;
+  let sPos = -1; // where the last match's S bits live
+  let anchor = 0;
+  const lastStart = n - LZO_MIN_MATCH; // a match may start at ip <= this
+  if (n >= 8) {
+    const head = (lzoHead ??= new Int32Array(1 << LZO_HASH_LOG));
+    head.fill(-1);
+    if (!lzoPrev || lzoPrev.length < n) lzoPrev = new Int32Array(Math.max(n, 131072));
+    const prev = lzoPrev;
+    const shift = 32 - LZO_HASH_LOG;
+    let inserted = 0; // positions < inserted are in the chains
+    const insertUpTo = (end: number) => {
+      for (let p = inserted; p < end && p <= lastStart; p++) {
+        const h = Math.imul(src[p] | (src[p + 1] << 8) | (src[p + 2] << 16) | (src[p + 3] << 24), 0x9e3779b1) >>> shift;
+        prev[p] = head[h];
+        head[h] = p;
+      }
+      if (end > inserted) inserted = end;
+    };
+    // Longest match at ip among `depth` chain candidates; its distance goes to bestDist.
+    let bestDist = 0;
+    const find = (ip: number): number => {
+      insertUpTo(ip);
+      const h = Math.imul(src[ip] | (src[ip + 1] << 8) | (src[ip + 2] << 16) | (src[ip + 3] << 24), 0x9e3779b1) >>> shift;
+      let cand = head[h];
+      let best = 0;
+      const maxLen = n - ip;
+      for (let k = 0; k < depth && cand >= 0 && ip - cand <= LZO_MAX_DIST; k++, cand = prev[cand]) {
+        if (src[cand + best] !== src[ip + best] || src[cand] !== src[ip] || src[cand + 1] !== src[ip + 1]) continue;
+        let l = 0;
+        while (l < maxLen && src[cand + l] === src[ip + l]) l++;
+        if (l > best) {
+          best = l;
+          bestDist = ip - cand;
+          if (l === maxLen) break;
+        }
+      }
+      return best >= LZO_MIN_MATCH ? best : 0;
+    };
+    let ip = 0;
+    let misses = 0;
+    while (ip <= lastStart) {
+      let len = find(ip);
+      if (len === 0) {
+        ip += 1 + (misses++ >>> 5);
+        continue;
+      }
+      misses = 0;
+      let dist = bestDist;
+      // Lazy step: a longer match one byte on wins, the byte becomes a literal.
+      while (ip + 1 <= lastStart && len < 64) {
+        const l2 = find(ip + 1);
+        if (l2 <= len) break;
+        ip++;
+        len = l2;
+        dist = bestDist;
+      }
+      op = lzoLiterals(src, out, op, anchor, ip, sPos);
+      op = lzoMatch(out, op, len, dist);
+      sPos = op - 2;
+      ip += len;
+      anchor = ip;
+    }
+  }
+  op = lzoLiterals(src, out, op, anchor, n, sPos);
+  out[op++] = 0x11;
+  out[op++] = 0;
+  out[op++] = 0;
+  return op < n ? out.subarray(0, op) : null;
+}
+
 export const lzoCodec: Codec = {
   id: 3,
   name: 'lzo',
   decompress: lzo1xDecompress,
+  compress: (input: Uint8Array) => lzo1xCompress(input),
 };
