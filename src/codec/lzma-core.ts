@@ -15,31 +15,36 @@ import { corrupt } from './util';
 
 const CODEC = 'lzma';
 
-// Layout of the probability array (one Uint16Array, offsets fixed; literal coders at the end).
-const NUM_STATES = 12;
-const POS_STATES_MAX = 16; // 1 << pb, pb <= 4
-const IS_MATCH = 0; // [state][posState]
-const IS_REP = IS_MATCH + NUM_STATES * POS_STATES_MAX;
-const IS_REP_G0 = IS_REP + NUM_STATES;
-const IS_REP_G1 = IS_REP_G0 + NUM_STATES;
-const IS_REP_G2 = IS_REP_G1 + NUM_STATES;
-const IS_REP0_LONG = IS_REP_G2 + NUM_STATES; // [state][posState]
-const POS_SLOT = IS_REP0_LONG + NUM_STATES * POS_STATES_MAX; // [min(len,3)][64]
-const SPEC_POS = POS_SLOT + 4 * 64; // distance bits for slots 4..13 (114 probabilities)
-const ALIGN = SPEC_POS + 114; // low 4 bits of distances with slot >= 14
-// A length coder: choice, choice2, low[16 posStates][8], mid[16][8], high[256].
-const LEN_CHOICE = 0;
-const LEN_CHOICE2 = 1;
-const LEN_LOW = 2;
-const LEN_MID = LEN_LOW + POS_STATES_MAX * 8;
-const LEN_HIGH = LEN_MID + POS_STATES_MAX * 8;
-const LEN_CODER_SIZE = LEN_HIGH + 256;
-const MATCH_LEN = ALIGN + 16;
-const REP_LEN = MATCH_LEN + LEN_CODER_SIZE;
-const LITERAL = REP_LEN + LEN_CODER_SIZE;
+// Layout of the probability array (one Uint16Array, offsets fixed; literal coders at the end), and the
+// range coder's constants. A const enum, so that tsc writes the numbers into the code: a module-level
+// `const` would be a context-slot load with a TDZ check at every use in the hot loop.
+const enum K {
+  NUM_STATES = 12,
+  POS_STATES_MAX = 16, // 1 << pb, pb <= 4
+  IS_MATCH = 0, // [state][posState]
+  IS_REP = IS_MATCH + NUM_STATES * POS_STATES_MAX,
+  IS_REP_G0 = IS_REP + NUM_STATES,
+  IS_REP_G1 = IS_REP_G0 + NUM_STATES,
+  IS_REP_G2 = IS_REP_G1 + NUM_STATES,
+  IS_REP0_LONG = IS_REP_G2 + NUM_STATES, // [state][posState]
+  POS_SLOT = IS_REP0_LONG + NUM_STATES * POS_STATES_MAX, // [min(len,3)][64]
+  SPEC_POS = POS_SLOT + 4 * 64, // distance bits for slots 4..13 (114 probabilities)
+  ALIGN = SPEC_POS + 114, // low 4 bits of distances with slot >= 14
+  // A length coder: choice, choice2, low[16 posStates][8], mid[16][8], high[256].
+  LEN_CHOICE = 0,
+  LEN_CHOICE2 = 1,
+  LEN_LOW = 2,
+  LEN_MID = LEN_LOW + POS_STATES_MAX * 8,
+  LEN_HIGH = LEN_MID + POS_STATES_MAX * 8,
+  LEN_CODER_SIZE = LEN_HIGH + 256,
+  MATCH_LEN = ALIGN + 16,
+  REP_LEN = MATCH_LEN + LEN_CODER_SIZE,
+  LITERAL = REP_LEN + LEN_CODER_SIZE,
 
-const PROB_INIT = 1024; // probability 0.5 in 11 bits
-const TOP = 1 << 24;
+  PROB_INIT = 1024, // probability 0.5 in 11 bits
+  TOP = 1 << 24,
+  END = 0xffffffff, // distance of the end marker (END_MARKER)
+}
 
 export interface LzmaProps {
   lc: number;
@@ -87,7 +92,7 @@ export class LzmaDecoder {
   ) {}
 
   setProps(p: LzmaProps): void {
-    const size = LITERAL + (0x300 << (p.lc + p.lp));
+    const size = K.LITERAL + (0x300 << (p.lc + p.lp));
     if (this.probs.length !== size) this.probs = new Uint16Array(size);
     this.lc = p.lc;
     this.lpMask = (1 << p.lp) - 1;
@@ -96,7 +101,7 @@ export class LzmaDecoder {
 
   /** Forget everything learnt: probabilities, state machine, recent distances. */
   resetState(): void {
-    this.probs.fill(PROB_INIT);
+    this.probs.fill(K.PROB_INIT);
     this.state = 0;
     this.rep0 = this.rep1 = this.rep2 = this.rep3 = 0;
     this.pending = 0;
@@ -140,7 +145,7 @@ export class LzmaDecoder {
       probs[i] = p - (p >>> 5);
       b = 1;
     }
-    if (this.range < TOP) {
+    if (this.range < K.TOP) {
       if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
       this.range = (this.range * 256) >>> 0;
       this.code = ((this.code * 256) + this.input[this.ip++]) >>> 0;
@@ -159,7 +164,7 @@ export class LzmaDecoder {
         b = 1;
       }
       r = r * 2 + b;
-      if (this.range < TOP) {
+      if (this.range < K.TOP) {
         if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
         this.range = (this.range * 256) >>> 0;
         this.code = ((this.code * 256) + this.input[this.ip++]) >>> 0;
@@ -187,21 +192,21 @@ export class LzmaDecoder {
 
   /** Match length minus 2: 0..271. */
   private length(base: number, posState: number): number {
-    if (this.bit(base + LEN_CHOICE) === 0) return this.tree(base + LEN_LOW + posState * 8, 3);
-    if (this.bit(base + LEN_CHOICE2) === 0) return 8 + this.tree(base + LEN_MID + posState * 8, 3);
-    return 16 + this.tree(base + LEN_HIGH, 8);
+    if (this.bit(base + K.LEN_CHOICE) === 0) return this.tree(base + K.LEN_LOW + posState * 8, 3);
+    if (this.bit(base + K.LEN_CHOICE2) === 0) return 8 + this.tree(base + K.LEN_MID + posState * 8, 3);
+    return 16 + this.tree(base + K.LEN_HIGH, 8);
   }
 
   /** Distance minus 1 (0 .. 2^32-1; 2^32-1 is the end marker). */
   private distance(len: number): number {
-    const slot = this.tree(POS_SLOT + (len < 3 ? len : 3) * 64, 6);
+    const slot = this.tree(K.POS_SLOT + (len < 3 ? len : 3) * 64, 6);
     if (slot < 4) return slot;
     const bits = (slot >>> 1) - 1;
     // Up to 3 * 2^30 + ...: use multiplication, not shifts, above 2^31.
     let dist = (2 + (slot & 1)) * 2 ** bits;
-    if (slot < 14) return dist + this.reverseTree(SPEC_POS + dist - slot - 1, bits);
+    if (slot < 14) return dist + this.reverseTree(K.SPEC_POS + dist - slot - 1, bits);
     dist += this.direct(bits - 4) * 16;
-    return dist + this.reverseTree(ALIGN - 1, 4);
+    return dist + this.reverseTree(K.ALIGN - 1, 4);
   }
 
   /**
@@ -264,13 +269,13 @@ export class LzmaDecoder {
       const posState = pos & pbMask;
 
       // is_match[state][posState]: 0 = literal, 1 = some kind of match.
-      i = IS_MATCH + (state << 4) + posState;
+      i = K.IS_MATCH + (state << 4) + posState;
       p = probs[i];
       bound = ((range >>> 11) * p) >>> 0;
       if (code < bound) {
         range = bound;
         probs[i] = p + ((2048 - p) >>> 5);
-        if (range < TOP) {
+        if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
           code = ((code << 8) | input[ip++]) >>> 0;
@@ -279,7 +284,7 @@ export class LzmaDecoder {
         // Literal: 8 bits through a 256-leaf bit tree (sym carries a leading 1), one tree of 0x300
         // probabilities per context (the previous byte's top lc bits, the position's low lp bits).
         const prev = pos > 0 ? out[op - 1] : 0;
-        const base = LITERAL + 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
+        const base = K.LITERAL + 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
         let sym = 1;
         if (state >= 7) {
           // Right after a match the byte at rep0 predicts this one: while the decoded bits equal its
@@ -306,7 +311,7 @@ export class LzmaDecoder {
               sym = (sym << 1) | 1;
               follow &= matchBit; // decoded 1: still following only if the match bit was 1
             }
-            if (range < TOP) {
+            if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
               code = ((code << 8) | input[ip++]) >>> 0;
@@ -327,7 +332,7 @@ export class LzmaDecoder {
               probs[i] = p - (p >>> 5);
               sym = (sym << 1) | 1;
             }
-            if (range < TOP) {
+            if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
               code = ((code << 8) | input[ip++]) >>> 0;
@@ -341,7 +346,7 @@ export class LzmaDecoder {
       range = (range - bound) >>> 0;
       code = (code - bound) >>> 0;
       probs[i] = p - (p >>> 5);
-      if (range < TOP) {
+      if (range < K.TOP) {
         if (ip >= inEnd) throw this.inputEnded(ip);
         range = (range << 8) >>> 0;
         code = ((code << 8) | input[ip++]) >>> 0;
@@ -350,51 +355,51 @@ export class LzmaDecoder {
       // is_rep[state]: 0 = a new match (length, then distance), 1 = reuse one of rep0..rep3.
       let lenBase: number;
       let isNew: boolean;
-      i = IS_REP + state;
+      i = K.IS_REP + state;
       p = probs[i];
       bound = ((range >>> 11) * p) >>> 0;
       if (code < bound) {
         range = bound;
         probs[i] = p + ((2048 - p) >>> 5);
-        if (range < TOP) {
+        if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
           code = ((code << 8) | input[ip++]) >>> 0;
         }
-        lenBase = MATCH_LEN;
+        lenBase = K.MATCH_LEN;
         isNew = true;
       } else {
         range = (range - bound) >>> 0;
         code = (code - bound) >>> 0;
         probs[i] = p - (p >>> 5);
-        if (range < TOP) {
+        if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
           code = ((code << 8) | input[ip++]) >>> 0;
         }
         if (pos === 0) throw corrupt(this.codec, `repeated match at output offset ${op} with an empty dictionary`);
-        lenBase = REP_LEN;
+        lenBase = K.REP_LEN;
         isNew = false;
 
         // is_rep_g0[state]: 0 = rep0 (then is_rep0_long: 0 = one byte only, the "short rep").
-        i = IS_REP_G0 + state;
+        i = K.IS_REP_G0 + state;
         p = probs[i];
         bound = ((range >>> 11) * p) >>> 0;
         if (code < bound) {
           range = bound;
           probs[i] = p + ((2048 - p) >>> 5);
-          if (range < TOP) {
+          if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
             code = ((code << 8) | input[ip++]) >>> 0;
           }
-          i = IS_REP0_LONG + (state << 4) + posState;
+          i = K.IS_REP0_LONG + (state << 4) + posState;
           p = probs[i];
           bound = ((range >>> 11) * p) >>> 0;
           if (code < bound) {
             range = bound;
             probs[i] = p + ((2048 - p) >>> 5);
-            if (range < TOP) {
+            if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
               code = ((code << 8) | input[ip++]) >>> 0;
@@ -409,7 +414,7 @@ export class LzmaDecoder {
           range = (range - bound) >>> 0;
           code = (code - bound) >>> 0;
           probs[i] = p - (p >>> 5);
-          if (range < TOP) {
+          if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
             code = ((code << 8) | input[ip++]) >>> 0;
@@ -418,7 +423,7 @@ export class LzmaDecoder {
           range = (range - bound) >>> 0;
           code = (code - bound) >>> 0;
           probs[i] = p - (p >>> 5);
-          if (range < TOP) {
+          if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
             code = ((code << 8) | input[ip++]) >>> 0;
@@ -426,13 +431,13 @@ export class LzmaDecoder {
           // is_rep_g1[state]: 0 = rep1; else is_rep_g2[state]: 0 = rep2, 1 = rep3. The chosen one moves
           // to the front.
           let dist: number;
-          i = IS_REP_G1 + state;
+          i = K.IS_REP_G1 + state;
           p = probs[i];
           bound = ((range >>> 11) * p) >>> 0;
           if (code < bound) {
             range = bound;
             probs[i] = p + ((2048 - p) >>> 5);
-            if (range < TOP) {
+            if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
               code = ((code << 8) | input[ip++]) >>> 0;
@@ -442,12 +447,12 @@ export class LzmaDecoder {
             range = (range - bound) >>> 0;
             code = (code - bound) >>> 0;
             probs[i] = p - (p >>> 5);
-            if (range < TOP) {
+            if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
               code = ((code << 8) | input[ip++]) >>> 0;
             }
-            i = IS_REP_G2 + state;
+            i = K.IS_REP_G2 + state;
             p = probs[i];
             bound = ((range >>> 11) * p) >>> 0;
             if (code < bound) {
@@ -461,7 +466,7 @@ export class LzmaDecoder {
               dist = rep3;
               rep3 = rep2;
             }
-            if (range < TOP) {
+            if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
               code = ((code << 8) | input[ip++]) >>> 0;
@@ -478,43 +483,43 @@ export class LzmaDecoder {
       let treeBase: number;
       let treeBits: number;
       let len: number;
-      i = lenBase + LEN_CHOICE;
+      i = lenBase + K.LEN_CHOICE;
       p = probs[i];
       bound = ((range >>> 11) * p) >>> 0;
       if (code < bound) {
         range = bound;
         probs[i] = p + ((2048 - p) >>> 5);
-        treeBase = lenBase + LEN_LOW + (posState << 3);
+        treeBase = lenBase + K.LEN_LOW + (posState << 3);
         treeBits = 3;
         len = 0;
       } else {
         range = (range - bound) >>> 0;
         code = (code - bound) >>> 0;
         probs[i] = p - (p >>> 5);
-        if (range < TOP) {
+        if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
           code = ((code << 8) | input[ip++]) >>> 0;
         }
-        i = lenBase + LEN_CHOICE2;
+        i = lenBase + K.LEN_CHOICE2;
         p = probs[i];
         bound = ((range >>> 11) * p) >>> 0;
         if (code < bound) {
           range = bound;
           probs[i] = p + ((2048 - p) >>> 5);
-          treeBase = lenBase + LEN_MID + (posState << 3);
+          treeBase = lenBase + K.LEN_MID + (posState << 3);
           treeBits = 3;
           len = 8;
         } else {
           range = (range - bound) >>> 0;
           code = (code - bound) >>> 0;
           probs[i] = p - (p >>> 5);
-          treeBase = lenBase + LEN_HIGH;
+          treeBase = lenBase + K.LEN_HIGH;
           treeBits = 8;
           len = 16;
         }
       }
-      if (range < TOP) {
+      if (range < K.TOP) {
         if (ip >= inEnd) throw this.inputEnded(ip);
         range = (range << 8) >>> 0;
         code = ((code << 8) | input[ip++]) >>> 0;
@@ -534,7 +539,7 @@ export class LzmaDecoder {
           probs[i] = p - (p >>> 5);
           m = (m << 1) | 1;
         }
-        if (range < TOP) {
+        if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
           code = ((code << 8) | input[ip++]) >>> 0;
@@ -547,7 +552,7 @@ export class LzmaDecoder {
         // Distance minus 1: a 6-bit slot (tree chosen by min(len, 3)); slots 0..3 are the distance
         // itself; above, the slot gives the top two bits and the bit count, and the low bits come from
         // a reverse bit tree (slots 4..13), or from direct bits plus a 4-bit reverse tree "align".
-        const slotBase = POS_SLOT + (len < 3 ? len : 3) * 64;
+        const slotBase = K.POS_SLOT + (len < 3 ? len : 3) * 64;
         m = 1;
         do {
           i = slotBase + m;
@@ -563,7 +568,7 @@ export class LzmaDecoder {
             probs[i] = p - (p >>> 5);
             m = (m << 1) | 1;
           }
-          if (range < TOP) {
+          if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
             code = ((code << 8) | input[ip++]) >>> 0;
@@ -579,7 +584,7 @@ export class LzmaDecoder {
           let revBase: number;
           let revBits: number;
           if (slot < 14) {
-            revBase = SPEC_POS + dist - slot - 1;
+            revBase = K.SPEC_POS + dist - slot - 1;
             revBits = bits;
           } else {
             // bits - 4 bits with probability exactly 1/2: range halves, no model.
@@ -592,14 +597,14 @@ export class LzmaDecoder {
               } else {
                 direct <<= 1;
               }
-              if (range < TOP) {
+              if (range < K.TOP) {
                 if (ip >= inEnd) throw this.inputEnded(ip);
                 range = (range << 8) >>> 0;
                 code = ((code << 8) | input[ip++]) >>> 0;
               }
             }
             dist = (dist + (direct << 4)) >>> 0; // direct < 2^26
-            revBase = ALIGN - 1;
+            revBase = K.ALIGN - 1;
             revBits = 4;
           }
           m = 1;
@@ -619,7 +624,7 @@ export class LzmaDecoder {
               m = (m << 1) | 1;
               low |= 1 << k;
             }
-            if (range < TOP) {
+            if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
               code = ((code << 8) | input[ip++]) >>> 0;
@@ -627,7 +632,7 @@ export class LzmaDecoder {
           }
           dist = (dist + low) >>> 0; // the low bits of dist were zero, so no carry: at most 2^32 - 1
         }
-        if (dist === END_MARKER) {
+        if (dist === K.END) {
           this.range = range;
           this.code = code;
           this.ip = ip;
@@ -682,10 +687,10 @@ export class LzmaDecoder {
   /** After the known output size was reached: the stream may still carry an end marker (and nothing else). */
   readEndMarker(): void {
     const posState = (this.op - this.dictStart) & this.pbMask;
-    if (this.bit(IS_MATCH + this.state * 16 + posState) === 0 || this.bit(IS_REP + this.state) !== 0) {
+    if (this.bit(K.IS_MATCH + this.state * 16 + posState) === 0 || this.bit(K.IS_REP + this.state) !== 0) {
       throw corrupt(this.codec, `data continues past the declared size at output offset ${this.op}`);
     }
-    const len = this.length(MATCH_LEN, posState);
+    const len = this.length(K.MATCH_LEN, posState);
     if (this.distance(len) !== END_MARKER) throw corrupt(this.codec, `data continues past the declared size at output offset ${this.op}`);
   }
 }
