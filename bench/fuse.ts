@@ -2,7 +2,8 @@
  * `distri mount` against squashfuse_ll, squashfuse and the kernel's SquashFS driver, side by side,
  * on the same images (uncompressed, gzip, zstd, lz4, xz) of the same corpus:
  *
- *   node dist/bench/fuse.js [--reps N] [--random-reads N] [--only gzip,zstd]
+ *   node dist/bench/fuse.js [--reps N] [--random-reads N] [--only gzip,zstd] [--workloads seq,find]
+ *                           [--mounters distri,squashfuse_ll]
  *
  * Workloads, each on a fresh mount with the page cache dropped ("cold") unless marked warm:
  *   seq      dd of a 64 MiB file (bs=1M), MB/s
@@ -21,7 +22,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const repo = path.resolve(__dirname, '..', '..');
-const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+/** --cli PATH: another build of the command (A/B runs against a copy of dist/). */
+const cliArg = process.argv.indexOf('--cli');
+const cli = cliArg >= 0 ? path.resolve(process.argv[cliArg + 1]!) : path.join(repo, 'dist', 'src', 'cli', 'main.js');
 const work = path.join(os.tmpdir(), 'distri-bench-fuse');
 const argv = process.argv.slice(2);
 const opt = (name: string, d: string) => {
@@ -31,6 +34,9 @@ const opt = (name: string, d: string) => {
 const REPS = Number(opt('reps', '1'));
 const RANDOM_READS = Number(opt('random-reads', '4000'));
 const ONLY = opt('only', 'uncompressed,gzip,zstd,lz4,xz').split(',');
+/** --workloads seq,find,first and --mounters distri,squashfuse_ll: keep a run short. */
+const WORKLOAD_NAMES = opt('workloads', '').split(',').filter(Boolean);
+const MOUNTER_NAMES = opt('mounters', '').split(',').filter(Boolean);
 
 function sh(cmd: string, args: string[], allowFail = false): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
@@ -252,13 +258,15 @@ function main(): void {
   fs.mkdirSync(dir, { recursive: true });
   if (mountedAt(dir)) fuseUnmount(dir);
 
+  const mounters = MOUNTERS.filter((m) => MOUNTER_NAMES.length === 0 || MOUNTER_NAMES.includes(m.name));
   const results: Array<{ image: string; workload: string; unit: string; higher: boolean; values: Record<string, number>; note?: string }> = [];
   for (const kind of ONLY) {
     const img = buildImage(src, kind);
-    for (const w of [...WORKLOADS, { name: 'first', unit: 's', higherIsBetter: false } as Workload]) {
+    const all = [...WORKLOADS, { name: 'first', unit: 's', higherIsBetter: false } as Workload];
+    for (const w of all.filter((x) => WORKLOAD_NAMES.length === 0 || WORKLOAD_NAMES.includes(x.name))) {
       const values: Record<string, number> = {};
       let note: string | undefined;
-      for (const m of MOUNTERS) {
+      for (const m of mounters) {
         const runs: number[] = [];
         for (let r = 0; r < REPS; r++) {
           if (w.name === 'first') {
@@ -285,7 +293,7 @@ function main(): void {
     }
   }
 
-  const others = MOUNTERS.filter((m) => m.name !== 'distri').map((m) => m.name);
+  const others = mounters.filter((m) => m.name !== 'distri').map((m) => m.name);
   const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3));
   const lines = [
     `| image | workload | unit | distri | ${others.join(' | ')} | ${others.map((o) => `÷ ${o}`).join(' | ')} |`,

@@ -108,6 +108,17 @@ export interface FuseServeOptions {
   onUnexpected?: (op: string, e: unknown) => void;
 }
 
+/**
+ * Optional on a Vfs: a read that read-ahead is decompressing right now gets a promise to wait for
+ * (it never rejects), after which the synchronous read finds the blocks cached (ImageVfs).
+ */
+interface ReadReadyHook {
+  readReady?(handle: number, length: number, position: number): Promise<void> | undefined;
+}
+
+/** Longest a read waits for read-ahead before it decompresses by itself (a stuck worker). */
+const READ_AHEAD_WAIT_MS = 5000;
+
 /** Per-operation request counts (for benchmarks and the xattr test). */
 export type OpCounts = Record<string, number>;
 
@@ -174,6 +185,8 @@ export class FuseServer {
 
   private ops(): Record<string, unknown> {
     const vfs = this.vfs;
+    const hook = vfs as Vfs & ReadReadyHook;
+    const readReady = typeof hook.readReady === 'function' ? hook.readReady.bind(vfs) : undefined;
     const ops: Record<string, unknown> = {
       getattr: (path: string, cb: Cb) => {
         this.count('getattr');
@@ -227,11 +240,33 @@ export class FuseServer {
       },
       read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         this.count('read');
+        const answer = () => {
+          try {
+            cb(vfs.read(fd, buf, len, pos));
+          } catch (e) {
+            cb(this.fail('read', e));
+          }
+        };
+        let wait: Promise<void> | undefined;
         try {
-          cb(vfs.read(fd, buf, len, pos));
-        } catch (e) {
-          cb(this.fail('read', e));
+          wait = readReady?.(fd, len, pos);
+        } catch {
+          wait = undefined;
         }
+        if (!wait) return answer();
+        // The blocks are being decompressed in the read-ahead pool: answer once they are in the
+        // cache (other requests are served meanwhile). Whatever happens there, the read itself
+        // runs exactly once, synchronously, and reports any real error.
+        this.count('read-waited');
+        let done = false;
+        const go = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          answer();
+        };
+        const timer = setTimeout(go, READ_AHEAD_WAIT_MS);
+        wait.then(go, go);
       },
       release: (_path: string, fd: number, cb: Cb) => {
         this.count('release');

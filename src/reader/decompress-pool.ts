@@ -2,7 +2,8 @@
  * Parallel decompression for sequential bulk reads (cat, extract): data blocks are independent,
  * so while the main thread writes block N, workers inflate blocks N+1 … N+window. The main thread
  * keeps the I/O (positional reads) and the ordering; workers only run the codec. Used where
- * throughput matters and latency does not; the FUSE path stays synchronous on the block cache.
+ * throughput matters: cat and extract, and the read-ahead of a FUSE mount (ImageVfs), which puts
+ * blocks into the image's data cache ahead of a sequential reader.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,10 +19,23 @@ export class DecompressPool {
   private readonly pending = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private rr = 0;
+  /** Set when a worker failed or left: every request is refused from then on (never left hanging). */
+  private broken: Error | undefined;
 
-  constructor(threads = Math.max(1, os.availableParallelism())) {
+  /**
+   * `unref`: the workers do not keep the process alive (a FUSE daemon's read-ahead pool, which
+   * lives as long as the mount and is never awaited on exit).
+   */
+  constructor(threads = Math.max(1, os.availableParallelism()), opts: { unref?: boolean } = {}) {
+    const failAll = (e: Error) => {
+      this.broken ??= e;
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    };
     for (let i = 0; i < threads; i++) {
       const w = new Worker(path.join(__dirname, 'decompress-worker.js'));
+      if (opts.unref) w.unref();
+      w.on('exit', (code) => failAll(new SquashfsError('IO', `decompression worker exited (status ${code})`, 'data block')));
       w.on('message', (m: DecompressReply) => {
         const p = this.pending.get(m.id);
         if (!p) return;
@@ -29,15 +43,13 @@ export class DecompressPool {
         if ('output' in m) p.resolve(m.output);
         else p.reject(new SquashfsError(m.code as ErrorCode, m.message, 'data block'));
       });
-      w.on('error', (e) => {
-        for (const p of this.pending.values()) p.reject(e);
-        this.pending.clear();
-      });
+      w.on('error', failAll);
       this.workers.push(w);
     }
   }
 
   decompress(codec: number, input: Uint8Array, maxOutput: number): Promise<Uint8Array> {
+    if (this.broken) return Promise.reject(this.broken);
     const id = this.nextId++;
     const w = this.workers[this.rr++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
@@ -48,7 +60,13 @@ export class DecompressPool {
     });
   }
 
+  /** Requests answered by neither result nor error yet. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
   async close(): Promise<void> {
+    this.broken ??= new SquashfsError('IO', 'decompression pool closed', 'data block');
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
