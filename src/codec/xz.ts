@@ -27,6 +27,7 @@ import { crc32, crc64 } from './checksum';
 import type { Codec } from './index';
 import { LzmaDecoder, parsePropsByte } from './lzma-core';
 import { checkArgs, corrupt, finish } from './util';
+import { xzCompress } from './xz-encoder';
 
 const C = 'xz';
 const MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
@@ -273,4 +274,6 @@ export const xzCodec: Codec = {
   id: 4,
   name: 'xz',
   decompress: xzDecompress,
+  /** Our own LZMA2 encoder (xz-encoder.ts): one xz stream per block, CRC32 check, as mksquashfs. */
+  compress: (input: Uint8Array) => xzCompress(input),
 };
