@@ -1,5 +1,6 @@
 /** `distri cat IMAGE PATH…`: file contents, byte for byte, to stdout. */
 import { Command } from 'commander';
+import { Flag } from '../../format/constants';
 import { DecompressPool, parallelChunks } from '../../reader/decompress-pool';
 import { action, offsetOption, openImage, reportError, writeOut } from '../common';
 
@@ -24,7 +25,7 @@ export function register(program: Command): void {
             for (const p of paths) {
               try {
                 const inode = img.resolve(p, true);
-                if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && img.superblock.compression) {
+                if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && !(img.superblock.flags & Flag.UNCOMPRESSED_DATA)) {
                   pool ??= new DecompressPool();
                   for await (const chunk of parallelChunks(img, inode, pool)) await writeOut(chunk);
                   continue;
