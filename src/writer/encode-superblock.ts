@@ -54,8 +54,8 @@ export function encodeSuperblock(s: SuperblockFields): Uint8Array {
  *   - lzo whenever the algorithm is not lzo1x_999 at its default level: our compressor is a greedy
  *     LZO1X-1, so we record algorithm 0 (lzo1x_1), level 0, exactly as `mksquashfs -Xalgorithm lzo1x_1`;
  *   - zstd when the level is not 15 (u32 level);
- *   - gzip and xz never at our settings (gzip level options are not written by this writer; xz uses a
- *     dictionary of one block and no BCJ filter, mksquashfs's defaults).
+ *   - gzip when the level is not 9 (u32 level, u16 window bits 15, u16 strategies 0);
+ *   - xz never: our encoder uses a dictionary of one block and no BCJ filter, mksquashfs's defaults.
  */
 export function encodeCompressorOptions(compression: string, level?: number): Uint8Array | undefined {
   if (compression === 'lz4') {
@@ -70,6 +70,14 @@ export function encodeCompressorOptions(compression: string, level?: number): Ui
     writeU16(b, 0, 8 | 0x8000);
     writeU32(b, 2, 0); // SQUASHFS_LZO1X_1
     writeU32(b, 6, 0); // level: only meaningful for lzo1x_999
+    return b;
+  }
+  if (compression === 'gzip' && level !== undefined && level !== 9) {
+    const b = new Uint8Array(10);
+    writeU16(b, 0, 8 | 0x8000);
+    writeU32(b, 2, level);
+    writeU16(b, 6, 15); // window bits
+    writeU16(b, 8, 0); // strategies: default
     return b;
   }
   if (compression === 'zstd' && level !== undefined && level !== 15) {

@@ -84,6 +84,8 @@ export interface PackResult {
 }
 
 const U32_MAX = 0xffffffff;
+/** Codecs with levels, and their ranges (defaults: gzip 9, zstd 15, as mksquashfs). */
+const LEVELS: Partial<Record<Compression, [number, number]>> = { gzip: [1, 9], zstd: [1, 22] };
 const BASIC_TYPE: Record<TreeNode['kind'], number> = {
   dir: InodeType.DIR,
   file: InodeType.FILE,
@@ -120,6 +122,11 @@ function resolveOptions(o: PackOptions) {
       throw new SquashfsError('UNSUPPORTED', `--comp ${compression}: this build can read ${compression} images but has no ${compression} compressor; use ${can.join(', ')}`);
     }
     const level = o.level;
+    if (level !== undefined) {
+      const range = LEVELS[compression];
+      if (!range) throw new SquashfsError('UNSUPPORTED', `--comp ${compression} has no compression levels (gzip 1..9, zstd 1..22 have)`);
+      if (!Number.isInteger(level) || level < range[0] || level > range[1]) throw new SquashfsError('UNSUPPORTED', `${compression} compression level ${level}: must be ${range[0]}..${range[1]}`);
+    }
     compress = (input) => codec.compress!(input, level === undefined ? undefined : { level });
   }
   for (const [k, v] of [['mtime', o.mtime], ['mkfsTime', o.mkfsTime]] as const) {

@@ -28,6 +28,7 @@ export function register(program: Command): void {
     .argument('<source-dir>', 'directory to pack (symlinks are stored, not followed)')
     .argument('<image>', 'image file to write (replaced if it exists)')
     .addOption(new Option('--comp <name>', "compressor; 'none' stores everything uncompressed (distri's package format)").choices(COMPRESSIONS).default('gzip'))
+    .option('--level <n>', 'compression level: gzip 1..9 (default 9), zstd 1..22 (default 15)', parseInteger('--level', 1, 22))
     .option('--block-size <n>', 'data block size, a power of two from 4K to 1M', parseBlockSize, 131072)
     .option('--no-fragments', 'do not pack small files into shared fragment blocks')
     .option('--always-use-fragments', 'also pack the tails of files larger than a block into fragments')
@@ -43,6 +44,8 @@ export function register(program: Command): void {
       'after',
       `
 Defaults follow mksquashfs: gzip level 9, 128 KiB blocks, fragments, duplicates removed, export table.
+Compressors: gzip (node:zlib), zstd (reference zstd in WASM, level 15), xz (own LZMA2 encoder,
+dictionary = block size), lzo (own LZO1X encoder), lz4 (own encoder), none.
 The same input and options always give the same bytes; only the image time changes unless
 --mtime or --reproducible fix it.
 
@@ -59,6 +62,7 @@ Examples:
           image: string,
           opts: {
             comp: Compression;
+            level?: number;
             blockSize: number;
             fragments: boolean;
             alwaysUseFragments?: boolean;
@@ -78,6 +82,7 @@ Examples:
           const started = Date.now();
           const result = await pack(src, image, {
             compression: opts.comp,
+            level: opts.level,
             blockSize: opts.blockSize,
             fragments: !opts.fragments ? 'none' : opts.alwaysUseFragments ? 'always' : 'default',
             xattrs: opts.xattrs,
