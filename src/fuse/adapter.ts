@@ -33,6 +33,7 @@
  * says "Operation not supported" where the kernel says "No such attribute". listxattr, which
  * `ls` does not call, answers an empty list like the kernel, so `getfattr -d` shows the same.
  */
+import * as path from 'node:path';
 import { SquashfsError, type ErrorCode } from '../errors';
 import type { Vfs, VfsAttr } from '../vfs/types';
 
@@ -188,31 +189,8 @@ export class FuseServer {
     const hook = vfs as Vfs & ReadReadyHook;
     const readReady = typeof hook.readReady === 'function' ? hook.readReady.bind(vfs) : undefined;
     const ops: Record<string, unknown> = {
-      getattr: (path: string, cb: Cb) => {
-        this.count('getattr');
-        let st: VfsAttr;
-        try {
-          st = vfs.getattr(path);
-        } catch (e) {
-          return cb(this.fail('getattr', e));
-        }
-        const ms = st.mtime * 1000;
-        cb(0, {
-          mode: st.mode,
-          uid: st.uid,
-          gid: st.gid,
-          size: st.size,
-          nlink: st.nlink,
-          ino: st.ino,
-          rdev: st.rdev,
-          blksize: 4096,
-          // The kernel driver's i_blocks for a file: 512-byte units covering the size.
-          blocks: Math.ceil(st.size / 512),
-          atime: ms,
-          mtime: ms,
-          ctime: ms,
-        });
-      },
+      // getattr: answered by the subclass below (statArray); this entry marks it implemented.
+      getattr: () => undefined,
       readdir: (path: string, cb: Cb) => {
         this.count('readdir');
         try {
@@ -301,6 +279,16 @@ export class FuseServer {
     return ops;
   }
 
+  /** getattr as fuse-native's binding reads it (see statArray), or a negative errno. */
+  answerGetattr(path: string): Uint32Array | number {
+    this.count('getattr');
+    try {
+      return statArray(this.vfs.getattr(path));
+    } catch (e) {
+      return this.fail('getattr', e);
+    }
+  }
+
   /** getxattr into the kernel's buffer: size 0 asks for the length; too small is ERANGE. */
   answerGetxattr(path: string, name: string, buf: Buffer): number {
     this.count('getxattr');
@@ -334,6 +322,51 @@ export class FuseServer {
   }
 }
 
+const EMPTY_STAT = new Uint32Array(18);
+/** fuse-native 2.2.6's opcode for getattr (op_getattr in fuse-native.c). */
+const OP_GETATTR = 5;
+
+type NativeSignal = (nativeHandler: unknown, code: number, ...values: unknown[]) => void;
+/** fuse-native's compiled binding, loaded the way fuse-native loads it (the same module instance). */
+function nativeBinding(): Record<string, NativeSignal> | undefined {
+  try {
+    const dir = path.dirname(require.resolve('fuse-native/package.json'));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const gypBuild = require(require.resolve('node-gyp-build', { paths: [dir] })) as (d: string) => Record<string, NativeSignal>;
+    return gypBuild(dir);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A stat in the layout fuse-native 2.2.6's binding copies into struct stat (populate_stat in
+ * fuse-native.c, built by getStatArray in its index.js): mode, uid, gid, size (lo, hi), dev,
+ * nlink, ino, rdev, blksize, blocks (lo, hi), then atime, mtime, ctime in ms (lo, hi each).
+ */
+export function statArray(st: VfsAttr): Uint32Array {
+  const a = new Uint32Array(18);
+  a[0] = st.mode;
+  a[1] = st.uid;
+  a[2] = st.gid;
+  a[3] = st.size % 0x100000000;
+  a[4] = Math.floor(st.size / 0x100000000);
+  a[6] = st.nlink || 1;
+  a[7] = st.ino;
+  a[8] = st.rdev;
+  a[9] = 4096;
+  // The kernel driver's i_blocks for a file: 512-byte units covering the size.
+  const blocks = Math.ceil(st.size / 512);
+  a[10] = blocks % 0x100000000;
+  a[11] = Math.floor(blocks / 0x100000000);
+  const ms = st.mtime * 1000;
+  const lo = ms % 0x100000000;
+  const hi = Math.floor(ms / 0x100000000);
+  a[12] = a[14] = a[16] = lo;
+  a[13] = a[15] = a[17] = hi;
+  return a;
+}
+
 /**
  * fuse-native's own xattr glue hides the size of the kernel's buffer from the handler (and would
  * write past a too-small one into a truncated answer); these two methods replace it. They override
@@ -343,6 +376,29 @@ export class FuseServer {
  */
 function subclassWithExactXattrs(server: FuseServer): FuseClass {
   class Server extends (FuseNative as unknown as new (...a: unknown[]) => object) {
+    // Replaces fuse-native's dispatcher for getattr only. Its generic one copies the arguments,
+    // binds a signal function, and answers on the next tick (a closure and a queued tick per
+    // request); this one answers right away through the binding's own signal function. Falls back
+    // to the generic path (and _op_getattr below) if the binding does not look as expected.
+    _makeHandlerArray(): unknown[] {
+      const handlers = (FuseNative.prototype._makeHandlerArray as () => unknown[]).call(this);
+      const signalGetattr = nativeBinding()?.fuse_native_signal_getattr;
+      if (typeof signalGetattr === 'function' && typeof handlers[OP_GETATTR] === 'function') {
+        handlers[OP_GETATTR] = (nativeHandler: unknown, _op: number, path: string) => {
+          const r = server.answerGetattr(path);
+          if (typeof r === 'number') signalGetattr(nativeHandler, r, EMPTY_STAT);
+          else signalGetattr(nativeHandler, 0, r);
+        };
+      }
+      return handlers;
+    }
+    // The hot request of find and ls -l: answer with the binding's stat layout directly, not an
+    // object that fuse-native converts.
+    _op_getattr(signal: Signal, path: string): void {
+      const r = server.answerGetattr(path);
+      if (typeof r === 'number') signal(r, EMPTY_STAT);
+      else signal(0, r);
+    }
     _op_getxattr(signal: Signal, path: string, name: string, buf: Buffer): void {
       signal(server.answerGetxattr(path, name, buf), buf.buffer);
     }
