@@ -114,6 +114,25 @@ export async function extract(image: Image, dest: string, options: ExtractOption
   const firstName = new Map<number, Uint8Array[]>();
   const zeros = new Uint8Array(image.superblock.blockSize);
 
+  /** The permission bits to set: setuid/setgid only when running as root. */
+  const fileMode = (perm: number): number => {
+    if (root || !(perm & 0o6000)) return perm;
+    skipped.setidBits++;
+    return perm & ~0o6000;
+  };
+  /** The xattrs this user may restore on this kind of entry (the rest counted as skipped). */
+  const keptXattrs = (inode: Inode, kind: Inode['kind']) =>
+    image.xattrs(inode).filter((x) => {
+      if (!x.name.startsWith('user.')) {
+        if (root) return true;
+        skipped.privilegedXattrs++;
+        return false;
+      }
+      if (kind === 'dir' || kind === 'file') return true;
+      skipped.userXattrsOnSpecial++;
+      return false;
+    });
+
   const tree = SafeTree.open(dest, { force: options.force });
   try {
     // ---- phase 1: create --------------------------------------------------------------------
@@ -129,6 +148,8 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       }
       const st = image.stat(inode);
       const ownIt = root;
+      const xattrs = wantXattrs ? keptXattrs(inode, kind) : [];
+      counts.xattrs += xattrs.length;
       if (!root && (st.uid !== myUid || st.gid !== myGid)) skipped.owners++;
       let ino: number | undefined;
       switch (kind) {
@@ -138,6 +159,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           break;
         case 'file': {
           const fd = tree.createFile(comps);
+          let finished = false;
           try {
             let pos = 0;
             for (const chunk of image.chunks(inode)) {
@@ -149,12 +171,24 @@ export async function extract(image: Image, dest: string, options: ExtractOption
             }
             fs.ftruncateSync(fd, inode.fileSize);
             if (ownIt) fs.fchownSync(fd, st.uid, st.gid);
-            ino = fs.fstatSync(fd).ino;
+            // Finish the file through the descriptor we hold (no path is resolved again) unless a
+            // later phase still needs it writable: an unprivileged user cannot add user.* xattrs
+            // to a file whose mode denies writing. chown came first, since it clears setuid bits.
+            if (root || xattrs.length === 0) {
+              fs.fchmodSync(fd, fileMode(inode.permissions));
+              fs.futimesSync(fd, inode.mtime, inode.mtime);
+              finished = true;
+            } else {
+              ino = fs.fstatSync(fd).ino;
+            }
           } finally {
             fs.closeSync(fd);
           }
           counts.files++;
           options.onProgress?.(counts);
+          firstName.set(inode.inodeNumber, comps);
+          if (xattrs.length) jobs.push({ comps, xattrs });
+          if (finished) continue;
           break;
         }
         case 'symlink':
@@ -183,29 +217,8 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       ino ??= tree.lstat(comps).ino;
       if (kind !== 'dir') firstName.set(inode.inodeNumber, comps);
 
-      let mode = inode.permissions;
-      if (!root && mode & 0o6000) {
-        mode &= ~0o6000;
-        skipped.setidBits++;
-      }
-      pending.push({ comps, kind, ino, mode, mtime: inode.mtime, ...(kind === 'dir' && ownIt ? { uid: st.uid, gid: st.gid } : {}) });
-
-      if (wantXattrs) {
-        const xs = image.xattrs(inode).filter((x) => {
-          if (!x.name.startsWith('user.')) {
-            if (root) return true;
-            skipped.privilegedXattrs++;
-            return false;
-          }
-          if (kind === 'dir' || kind === 'file') return true;
-          skipped.userXattrsOnSpecial++;
-          return false;
-        });
-        if (xs.length) {
-          jobs.push({ comps, xattrs: xs });
-          counts.xattrs += xs.length;
-        }
-      }
+      pending.push({ comps, kind, ino, mode: fileMode(inode.permissions), mtime: inode.mtime, ...(kind === 'dir' && ownIt ? { uid: st.uid, gid: st.gid } : {}) });
+      if (kind !== 'file' && xattrs.length) jobs.push({ comps, xattrs });
     }
 
     // ---- phase 2: xattrs --------------------------------------------------------------------

@@ -74,6 +74,9 @@ function errno(e: unknown): string | undefined {
 /** A filesystem error from the destination, with the path inside DEST that caused it. */
 function destError(what: string, comps: readonly Uint8Array[], e: unknown): Error {
   const code = errno(e);
+  if (code === 'EEXIST' || code === 'EADDRINUSE') {
+    return new Error(`${what} ${showPath(comps)}: it already exists in the destination; use --force to replace it`, { cause: e });
+  }
   if (code === 'ELOOP' || code === 'ENOTDIR') {
     return new SquashfsError('UNSAFE_PATH', `${what} ${showPath(comps)}: a component is a symbolic link or not a directory (${code}); refusing to write through it`, 'extraction', undefined, { cause: e });
   }
@@ -225,7 +228,9 @@ export class SafeTree {
     this.created.add(key);
     const parent = this.chain.fd(dir);
     const at = procPath(parent, name);
-    this.clearWay(at, comps, kind);
+    // Without --force the destination started empty, and every creation call below fails on an
+    // existing name (EEXIST), so only --force needs to look first.
+    if (this.force) this.clearWay(at, comps, kind);
     return { parent, at, name };
   }
 
