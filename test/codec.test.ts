@@ -436,13 +436,15 @@ describe('random mutations (fast-check)', () => {
 describe('round trips', () => {
   const compressors = allCodecs.filter((c) => c.compress);
   test('which codecs compress', () => {
-    assert.deepEqual(compressors.map((c) => c.name).sort(), ['gzip', 'lz4']);
+    assert.deepEqual(compressors.map((c) => c.name).sort(), ['gzip', 'lz4', 'lzo', 'xz', 'zstd']);
   });
   for (const codec of compressors) {
     test(`${codec.name}: real blocks and edge cases`, () => {
       const inputs = [SOURCE.subarray(0, BS), SOURCE.subarray(640 * 1024, 640 * 1024 + BS), text(20000, 5), Buffer.alloc(BS, 7), Buffer.alloc(64, 1), Buffer.from('abcabcabcabcabcabc'), text(300, 6)];
       for (const input of inputs) {
         const c = codec.compress!(input);
+        // A zstd frame (~10 bytes) or an xz stream (~60 bytes of container) cannot shrink the tiniest inputs.
+        if (c === null && input.length <= ({ zstd: 18, xz: 64 } as Record<string, number>)[codec.name]) continue;
         assert.ok(c !== null, `${input.length} compressible bytes`);
         assert.ok(c.length < input.length);
         assert.ok(Buffer.from(codec.decompress(c, input.length)).equals(input));
