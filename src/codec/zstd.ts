@@ -16,7 +16,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decompress as fzstdDecompress } from 'fzstd';
+// fzstd (the fallback decoder) is required on first use only: every process that opens an image
+// loads this module, and most never need it (~4 ms of start-up each, e.g. both processes of a
+// `distri mount`).
 import { SquashfsError } from '../errors';
 import type { Codec, CompressOptions } from './index';
 import { checkArgs, corrupt, wrapForeign } from './util';
@@ -111,7 +113,8 @@ export function zstdDecompress(input: Uint8Array, maxOutput: number): Uint8Array
   if (declared > maxOutput) throw corrupt('zstd', `frame declares ${declared} bytes, more than the limit ${maxOutput}`);
   let out: Uint8Array;
   try {
-    out = fzstdDecompress(input);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    out = (require('fzstd') as typeof import('fzstd')).decompress(input);
   } catch (e) {
     throw wrapForeign('zstd', e);
   }

@@ -28,6 +28,7 @@ import { ImageVfs } from '../vfs/image-vfs';
 import type { Vfs } from '../vfs/types';
 import type { DecompressPool } from '../reader/decompress-pool';
 import { FuseServer } from './adapter';
+import { DEFAULT_CACHE_MIB, READY_ENV, mark } from './mount-env';
 
 export interface MountOptions {
   image: string;
@@ -56,13 +57,7 @@ export interface MountOptions {
   readAhead?: number;
 }
 
-/**
- * The data-block cache of a one-image mount. FUSE asks for 4 KiB at a time on random reads and the
- * page cache keeps only the pages asked for, while the kernel's own driver puts the whole block
- * into the page cache on first touch. A block cache holding the hot working set is what lets a
- * random read skip decompression (bench/README-fuse.md has the figures).
- */
-export const DEFAULT_CACHE_MIB = 96;
+export { DEFAULT_CACHE_MIB } from './mount-env';
 
 /**
  * What a daemon serves. `distri mount` serves one image (the default, made from MountOptions);
@@ -91,7 +86,7 @@ export interface MountResult {
   message?: string;
 }
 
-const READY_ENV = 'DISTRI_MOUNT_READY_FD';
+
 const STATS_ENV = 'DISTRI_FUSE_STATS';
 /** Bound on every wait in here: mounting, notify_pipe, unmount commands. */
 const MOUNT_WAIT_MS = 20_000;
@@ -245,8 +240,11 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   let source: DaemonSource | undefined;
   let server: FuseServer;
   try {
+    mark('daemon started');
     await prepareMountpoint(mnt, log);
+    mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
+    mark('image opened');
     server = new FuseServer(source.vfs, mnt, {
       allowOther: o.allowOther,
       fsname: source.fsname,
@@ -258,6 +256,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     });
     try {
       await withTimeout(server.mount(), MOUNT_WAIT_MS, `mounting on ${mnt}`);
+      mark('mounted (FUSE_INIT)');
     } catch (e) {
       throw new Error(`cannot mount on ${mnt}: ${describe(e)}${(e as Error).message === 'fuse failed' ? ' (libfuse refused: see its message above; is /dev/fuse there, are you allowed to mount?)' : ''}`);
     }
@@ -278,6 +277,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     }
   }
   const mine = (await mountsAt(mnt).catch(() => [])).filter((m) => m.fstype.startsWith('fuse')).pop();
+  mark('ready reported');
   report({ ok: true });
   if (background) {
     stderrOpen = false; // the parent exits now; see above

@@ -8,7 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { reportError } from '../common';
-import { DEFAULT_CACHE_MIB, readyEnvName, runDaemon, unmount, type MountOptions, type MountResult } from '../../fuse/daemon';
+// Only types from the daemon: the command that spawns a background daemon never loads it (nor the
+// FUSE binding); the foreground path and `unmount` require it when they run.
+import type { MountOptions, MountResult } from '../../fuse/daemon';
+import { DEFAULT_CACHE_MIB, OPTIONS_ENV, READY_ENV as readyEnvName, mark } from '../../fuse/mount-env';
+
+type DaemonModule = typeof import('../../fuse/daemon');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const daemonModule = (): DaemonModule => require('../../fuse/daemon') as DaemonModule;
 
 /** Options accepted with -o, as squashfuse spells them. */
 const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'cache=MIB', 'readahead=BLOCKS', 'ro', 'debug'];
@@ -133,12 +140,17 @@ export function register(program: Command): void {
       const opts: MountOptions = { ...parsed, image: path.resolve(image), mountpoint: path.resolve(mountpoint), pidFile: flags.pidFile && path.resolve(flags.pidFile) };
       if (flags.debug) opts.debug = true;
       if (flags.foreground || opts.debug || process.env[readyEnvName] !== undefined) {
-        const code = await runDaemon(opts);
+        const code = await daemonModule().runDaemon(opts);
         // The native FUSE thread holds the event loop open after unmounting; this is the process
         // edge, so end it here with the daemon's status.
         process.exit(code);
       }
-      const r = await spawnDaemon(process.argv.slice(1), opts);
+      // The daemon is the lean entry (fuse/mount-daemon.js) with the options parsed here; the
+      // user's arguments follow it so that ps shows what is mounted.
+      mark('spawning the daemon');
+      const daemonScript = path.join(__dirname, '..', '..', 'fuse', 'mount-daemon.js');
+      const r = await spawnDaemon([daemonScript, ...process.argv.slice(2)], opts, { [OPTIONS_ENV]: JSON.stringify(opts) });
+      mark('daemon reported');
       if (!r.ok) {
         process.stderr.write(`distri: mount ${image} on ${mountpoint}: ${r.message ?? 'failed'}\n`);
         process.exitCode = 1;
@@ -153,7 +165,7 @@ export function register(program: Command): void {
     .option('-l, --lazy', 'detach now even if busy; it goes away when no longer used')
     .addHelpText('after', '\nExamples:\n  distri unmount /mnt/app\n  distri unmount -l /mnt/app     (a shell is still inside it)')
     .action(async (mountpoint: string, opts: { lazy?: boolean }) => {
-      const problem = await unmount(path.resolve(mountpoint), Boolean(opts.lazy));
+      const problem = await daemonModule().unmount(path.resolve(mountpoint), Boolean(opts.lazy));
       if (problem) {
         process.stderr.write(`distri: unmount ${mountpoint}: ${problem}${opts.lazy ? '' : ' (busy? try --lazy)'}\n`);
         process.exitCode = 1;
@@ -162,17 +174,19 @@ export function register(program: Command): void {
 }
 
 /**
- * Starts this same command as a detached daemon (its own session, cwd /), relays its stderr until
- * it reports on the readiness pipe, and returns what it reported. A daemon that dies or stays
- * silent past READY_WAIT_MS is a failure (and is killed in the second case).
+ * Starts a detached daemon (its own session, cwd /): argv[0] is the script (this CLI for
+ * `distri fuse`, the lean fuse/mount-daemon.js for `distri mount`), `env` is added to its
+ * environment. Relays its stderr until it reports on the readiness pipe, and returns what it
+ * reported. A daemon that dies or stays silent past READY_WAIT_MS is a failure (and is killed in
+ * the second case).
  */
-export function spawnDaemon(argv: string[], opts: Pick<MountOptions, 'notifyPipe'>): Promise<MountResult> {
+export function spawnDaemon(argv: string[], opts: Pick<MountOptions, 'notifyPipe'>, env: NodeJS.ProcessEnv = {}): Promise<MountResult> {
   return new Promise((resolve) => {
-    // argv[0] is this script; image and mountpoint are made absolute because the daemon leaves the cwd.
+    // Image and mountpoint are absolute by now because the daemon leaves the cwd.
     const child = spawn(process.execPath, [...process.execArgv, argv[0]!, ...argv.slice(1)], {
       detached: true,
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      env: { ...process.env, [readyEnvName]: '3' },
+      env: { ...process.env, ...env, [readyEnvName]: '3' },
     });
     let stderr = '';
     let done = false;

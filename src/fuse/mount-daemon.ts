@@ -1,0 +1,32 @@
+/**
+ * The daemon process of a background `distri mount`. The command parses the command line, then
+ * spawns this script instead of the whole CLI, with the parsed options as JSON in
+ * DISTRI_MOUNT_OPTIONS and the readiness pipe on fd 3 (daemon.ts). It loads only what serving one
+ * image needs: no command-line parser and no other command. The user's arguments follow on its
+ * command line only so that ps shows what is mounted.
+ */
+import { mark, OPTIONS_ENV } from './mount-env';
+
+mark('daemon entry');
+const raw = process.env[OPTIONS_ENV];
+delete process.env[OPTIONS_ENV];
+let opts: import('./daemon').MountOptions | undefined;
+try {
+  opts = raw ? (JSON.parse(raw) as import('./daemon').MountOptions) : undefined;
+} catch {
+  opts = undefined;
+}
+if (!opts || typeof opts.image !== 'string' || typeof opts.mountpoint !== 'string') {
+  process.stderr.write(`distri mount: ${process.argv[1]} is the daemon of \`distri mount\` and is started by it (no usable ${OPTIONS_ENV})\n`);
+  process.exit(1);
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { runDaemon } = require('./daemon') as typeof import('./daemon');
+runDaemon(opts).then(
+  // The native FUSE thread holds the event loop open after unmounting: end the process here.
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`distri mount: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

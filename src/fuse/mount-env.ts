@@ -1,0 +1,24 @@
+/**
+ * What both processes of a background `distri mount` agree on, in a module that loads nothing:
+ * the command that spawns the daemon reads these without loading the daemon, the FUSE binding or
+ * the image reader.
+ */
+
+/**
+ * The data-block cache of a one-image mount, in MiB. FUSE asks for 4 KiB at a time on random reads
+ * and the page cache keeps only the pages asked for, while the kernel's own driver puts the whole
+ * block into the page cache on first touch. A block cache holding the hot working set is what lets
+ * a random read skip decompression (bench/README-fuse.md has the figures).
+ */
+export const DEFAULT_CACHE_MIB = 96;
+
+/** The readiness pipe's fd number in a daemon spawned by the command (see daemon.ts). */
+export const READY_ENV = 'DISTRI_MOUNT_READY_FD';
+
+/** The daemon's MountOptions as JSON, for the lean daemon entry (mount-daemon.ts). */
+export const OPTIONS_ENV = 'DISTRI_MOUNT_OPTIONS';
+
+/** DISTRI_MOUNT_TIMING=1: start-up milestones on stderr, in ms since the process started. */
+export function mark(what: string): void {
+  if (process.env.DISTRI_MOUNT_TIMING) process.stderr.write(`distri mount: timing: ${performance.now().toFixed(1)} ms ${what} (pid ${process.pid})\n`);
+}
