@@ -45,7 +45,11 @@ export function isSquashfsError(e: unknown): e is SquashfsError {
   return e instanceof SquashfsError;
 }
 
-/** Throws a CORRUPT/OUT_OF_BOUNDS/... error unless cond holds. Keeps checks to one line each. */
+/**
+ * Throws a CORRUPT/OUT_OF_BOUNDS/... error unless cond holds. Keeps checks to one line each. The
+ * message is built before the call even when the check passes, so per-entry and per-block paths
+ * write `if (!(cond)) throw new SquashfsError(...)` instead.
+ */
 export function check(cond: boolean, code: ErrorCode, message: string, structure?: string, offset?: number): asserts cond {
   if (!cond) throw new SquashfsError(code, message, structure, offset);
 }

@@ -12,7 +12,7 @@
  * by byte value (strcmp) across the whole listing; lookups rely on it (the directory index is a
  * sample of the first name of runs), so an unsorted or duplicated name is rejected as corrupt.
  */
-import { check } from '../errors';
+import { SquashfsError } from '../errors';
 import { ByteCursor, i16, u16, u32 } from './bytes';
 import { DIR_MAX_ENTRIES_PER_HEADER, KIND_BY_BASIC_TYPE, MAX_NAME_SIZE, METADATA_SIZE, type FileKind } from './constants';
 import { InodeRef, makeInodeRef } from './inode';
@@ -41,10 +41,12 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 
 /** A directory entry name must be a single path component: non-empty, not . or .., no / or NUL. */
 export function validateName(name: Uint8Array, structure: string, offset: number): void {
-  check(name.length > 0, 'CORRUPT', 'empty name', structure, offset);
-  check(!(name.length === 1 && name[0] === 0x2e) && !(name.length === 2 && name[0] === 0x2e && name[1] === 0x2e), 'CORRUPT', `name "${utf8.decode(name)}" is . or ..`, structure, offset);
-  check(name.indexOf(0x2f) < 0, 'CORRUPT', `name "${utf8.decode(name)}" contains /`, structure, offset);
-  check(name.indexOf(0) < 0, 'CORRUPT', `name "${utf8.decode(name).replace(/\0/g, '\\0')}" contains NUL`, structure, offset);
+  if (name.length === 0) throw new SquashfsError('CORRUPT', 'empty name', structure, offset);
+  if (name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e))) {
+    throw new SquashfsError('CORRUPT', `name "${utf8.decode(name)}" is . or ..`, structure, offset);
+  }
+  if (name.indexOf(0x2f) >= 0) throw new SquashfsError('CORRUPT', `name "${utf8.decode(name)}" contains /`, structure, offset);
+  if (name.indexOf(0) >= 0) throw new SquashfsError('CORRUPT', `name "${utf8.decode(name).replace(/\0/g, '\\0')}" contains NUL`, structure, offset);
 }
 
 export interface ListingContext {
@@ -67,34 +69,34 @@ export function parseListing(
   let prev = after;
   while (remaining > 0) {
     const at = cur.position();
-    check(remaining >= 12, 'CORRUPT', `${remaining} trailing bytes in a directory listing, less than a header`, S, at);
+    if (remaining < 12) throw new SquashfsError('CORRUPT', `${remaining} trailing bytes in a directory listing, less than a header`, S, at);
     const h = cur.bytes(12);
     remaining -= 12;
     const count = u32(h, 0) + 1;
-    check(count <= DIR_MAX_ENTRIES_PER_HEADER, 'CORRUPT', `directory header count ${count} > 256`, S, at);
+    if (count > DIR_MAX_ENTRIES_PER_HEADER) throw new SquashfsError('CORRUPT', `directory header count ${count} > 256`, S, at);
     const start = u32(h, 4);
     const base = u32(h, 8);
     for (let i = 0; i < count; i++) {
       const eat = cur.position();
-      check(remaining >= 8, 'CORRUPT', `directory listing ends inside an entry (${remaining} bytes left)`, S, eat);
+      if (remaining < 8) throw new SquashfsError('CORRUPT', `directory listing ends inside an entry (${remaining} bytes left)`, S, eat);
       const e = cur.bytes(8);
       const offset = u16(e, 0);
       const delta = i16(e, 2);
       const type = u16(e, 4);
       const nameSize = u16(e, 6) + 1;
       remaining -= 8;
-      check(offset < METADATA_SIZE, 'CORRUPT', `entry inode offset ${offset} ≥ 8192`, S, eat);
-      check(type >= 1 && type <= 7, 'CORRUPT', `entry type ${type} (valid basic types: 1..7)`, S, eat + 4);
-      check(nameSize <= MAX_NAME_SIZE, 'CORRUPT', `name size ${nameSize} > 256`, S, eat + 6);
-      check(remaining >= nameSize, 'CORRUPT', `name of ${nameSize} bytes runs past the listing (${remaining} left)`, S, eat + 8);
+      if (offset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `entry inode offset ${offset} ≥ 8192`, S, eat);
+      if (!(type >= 1 && type <= 7)) throw new SquashfsError('CORRUPT', `entry type ${type} (valid basic types: 1..7)`, S, eat + 4);
+      if (nameSize > MAX_NAME_SIZE) throw new SquashfsError('CORRUPT', `name size ${nameSize} > 256`, S, eat + 6);
+      if (remaining < nameSize) throw new SquashfsError('CORRUPT', `name of ${nameSize} bytes runs past the listing (${remaining} left)`, S, eat + 8);
       const nameBytes = Uint8Array.from(cur.bytes(nameSize));
       remaining -= nameSize;
       validateName(nameBytes, S, eat + 8);
       const inodeNumber = base + delta;
-      check(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount, 'CORRUPT', `entry "${utf8.decode(nameBytes)}" has inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, eat + 2);
+      if (!(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount)) throw new SquashfsError('CORRUPT', `entry "${utf8.decode(nameBytes)}" has inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, eat + 2);
       if (prev) {
         const c = compareBytes(prev, nameBytes);
-        check(c < 0, 'CORRUPT', c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`, S, eat + 8);
+        if (c >= 0) throw new SquashfsError('CORRUPT', c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`, S, eat + 8);
       }
       prev = nameBytes;
       const entry: DirEntry = {

@@ -17,7 +17,7 @@
  *    reference. Hard links share one inode, so one number.
  *  - a FUSE node id or handle is the FUSE layer's business and appears nowhere in the format code.
  */
-import { SquashfsError, check } from '../errors';
+import { SquashfsError } from '../errors';
 import { ByteCursor, u16, u32, u64 } from './bytes';
 import { InodeType, KIND_BY_BASIC_TYPE, MAX_NAME_SIZE, MAX_SYMLINK_SIZE, METADATA_SIZE, NO_INDEX, type FileKind } from './constants';
 
@@ -131,9 +131,9 @@ export function parseInode(cur: ByteCursor, ref: InodeRef, ctx: InodeContext): I
   const at = cur.position();
   const h = cur.bytes(16);
   const type = u16(h, 0);
-  check(type >= 1 && type <= 14, 'CORRUPT', `inode type ${type} (valid: 1..14)`, S, at);
+  if (!(type >= 1 && type <= 14)) throw new SquashfsError('CORRUPT', `inode type ${type} (valid: 1..14)`, S, at);
   const inodeNumber = u32(h, 12);
-  check(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount, 'CORRUPT', `inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, at + 12);
+  if (!(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount)) throw new SquashfsError('CORRUPT', `inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, at + 12);
   const basic = type > 7 ? type - 7 : type;
   const common = {
     ref,
@@ -152,26 +152,26 @@ export function parseInode(cur: ByteCursor, ref: InodeRef, ctx: InodeContext): I
     case InodeType.DIR: {
       const b = cur.bytes(16);
       const fileSize = u16(b, 8);
-      check(fileSize >= 3, 'CORRUPT', `directory file_size ${fileSize} < 3`, S, at + 24);
+      if (fileSize < 3) throw new SquashfsError('CORRUPT', `directory file_size ${fileSize} < 3`, S, at + 24);
       const dirOffset = u16(b, 10);
-      check(dirOffset < METADATA_SIZE, 'CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, at + 26);
+      if (dirOffset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, at + 26);
       return { ...common, kind: 'dir', dirBlock: u32(b, 0), nlink: u32(b, 4), listingSize: fileSize - 3, dirOffset, parentInode: u32(b, 12), index: [] };
     }
     case InodeType.LDIR: {
       const b = cur.bytes(24);
       const fileSize = u32(b, 4);
-      check(fileSize >= 3, 'CORRUPT', `directory file_size ${fileSize} < 3`, S, at + 20);
+      if (fileSize < 3) throw new SquashfsError('CORRUPT', `directory file_size ${fileSize} < 3`, S, at + 20);
       const indexCount = u16(b, 16);
       const dirOffset = u16(b, 18);
-      check(dirOffset < METADATA_SIZE, 'CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, at + 34);
+      if (dirOffset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, at + 34);
       // Each index entry is at least 13 bytes and describes at least one 8 KiB metadata block of
       // listing, so a count larger than the listing allows is corrupt (and must not drive a loop).
-      check(indexCount <= Math.ceil(fileSize / 12) + 1, 'CORRUPT', `directory index count ${indexCount} too large for a ${fileSize}-byte listing`, S, at + 32);
+      if (!(indexCount <= Math.ceil(fileSize / 12) + 1)) throw new SquashfsError('CORRUPT', `directory index count ${indexCount} too large for a ${fileSize}-byte listing`, S, at + 32);
       const index: DirIndexEntry[] = [];
       for (let i = 0; i < indexCount; i++) {
         const e = cur.bytes(12);
         const nameSize = u32(e, 8) + 1;
-        check(nameSize <= MAX_NAME_SIZE, 'CORRUPT', `directory index name size ${nameSize} > 256`, S, cur.position() - 4);
+        if (nameSize > MAX_NAME_SIZE) throw new SquashfsError('CORRUPT', `directory index name size ${nameSize} > 256`, S, cur.position() - 4);
         index.push({ index: u32(e, 0), start: u32(e, 4), name: Uint8Array.from(cur.bytes(nameSize)) });
       }
       return {
@@ -229,7 +229,7 @@ function parseOther(cur: ByteCursor, type: number, common: InodeCommon, at: numb
     case InodeType.LSYMLINK: {
       const b = cur.bytes(8);
       const size = u32(b, 4);
-      check(size >= 1 && size <= MAX_SYMLINK_SIZE, 'CORRUPT', `symlink target size ${size} (valid: 1..${MAX_SYMLINK_SIZE})`, S, at + 20);
+      if (!(size >= 1 && size <= MAX_SYMLINK_SIZE)) throw new SquashfsError('CORRUPT', `symlink target size ${size} (valid: 1..${MAX_SYMLINK_SIZE})`, S, at + 20);
       const target = Uint8Array.from(cur.bytes(size));
       const xattrIndex = type === InodeType.LSYMLINK ? u32(cur.bytes(4), 0) : NO_INDEX;
       return { ...common, kind: 'symlink', nlink: u32(b, 0), target, xattrIndex };

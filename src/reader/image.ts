@@ -7,7 +7,7 @@
  * Opening reads only the superblock, the compressor options and the small pointer arrays of the
  * lookup tables, so that opening is cheap (the store opens images lazily, on first access).
  */
-import { SquashfsError, check } from '../errors';
+import { SquashfsError } from '../errors';
 import { codecById, type Codec } from '../codec';
 import { u32 } from '../format/bytes';
 import { parseCompressorOptions, type CompressorOptions } from '../format/compressor-options';
@@ -100,7 +100,7 @@ export class Image {
     readonly source: ByteSource,
     options: ImageOptions = {},
   ) {
-    check(source.size >= SUPERBLOCK_SIZE, 'BAD_MAGIC', `only ${source.size} bytes: too small for a SquashFS superblock`, 'superblock', 0);
+    if (source.size < SUPERBLOCK_SIZE) throw new SquashfsError('BAD_MAGIC', `only ${source.size} bytes: too small for a SquashFS superblock`, 'superblock', 0);
     const sb = parseSuperblock(source.readAt(0, SUPERBLOCK_SIZE), source.size);
     this.superblock = sb;
     this.codec = codecById(sb.compressionId);
@@ -125,9 +125,9 @@ export class Image {
     let xattrKvStart: number | undefined;
     let xattrIds: LookupTable | undefined;
     if (sb.xattrIdTableStart !== undefined) {
-      check(sb.xattrIdTableStart + 16 <= sb.bytesUsed, 'OUT_OF_BOUNDS', 'xattr id table header past bytes_used', 'xattr id table', sb.xattrIdTableStart);
+      if (sb.xattrIdTableStart + 16 > sb.bytesUsed) throw new SquashfsError('OUT_OF_BOUNDS', 'xattr id table header past bytes_used', 'xattr id table', sb.xattrIdTableStart);
       const hdr = parseXattrTableHeader(source.readAt(sb.xattrIdTableStart, 16), sb.xattrIdTableStart);
-      check(hdr.xattrTableStart >= SUPERBLOCK_SIZE && hdr.xattrTableStart < sb.xattrIdTableStart, 'OUT_OF_BOUNDS', `xattr_table_start ${hdr.xattrTableStart} is not before the xattr id table`, 'xattr id table', sb.xattrIdTableStart);
+      if (!(hdr.xattrTableStart >= SUPERBLOCK_SIZE && hdr.xattrTableStart < sb.xattrIdTableStart)) throw new SquashfsError('OUT_OF_BOUNDS', `xattr_table_start ${hdr.xattrTableStart} is not before the xattr id table`, 'xattr id table', sb.xattrIdTableStart);
       xattrKvStart = hdr.xattrTableStart;
       xattrIds = new LookupTable(source, this.meta, 'xattr id table', sb.xattrIdTableStart + 16, hdr.xattrIds, XATTR_ID_ENTRY_SIZE, sb.bytesUsed);
     }
@@ -178,7 +178,7 @@ export class Image {
 
   root(): DirInode {
     const root = this.inode(this.superblock.rootInodeRef as InodeRef);
-    check(root.kind === 'dir', 'CORRUPT', `root inode is a ${root.kind}, not a directory`, 'superblock', 32);
+    if (root.kind !== 'dir') throw new SquashfsError('CORRUPT', `root inode is a ${root.kind}, not a directory`, 'superblock', 32);
     return root;
   }
 
@@ -186,8 +186,8 @@ export class Image {
   entryInode(e: DirEntry): Inode {
     const inode = this.inode(e.inodeRef);
     const basic = inode.type > 7 ? inode.type - 7 : inode.type;
-    check(basic === e.type, 'CORRUPT', `entry "${e.name}" says type ${e.type}, its inode is type ${inode.type}`, 'directory table');
-    check(inode.inodeNumber === e.inodeNumber, 'CORRUPT', `entry "${e.name}" says inode ${e.inodeNumber}, its inode is ${inode.inodeNumber}`, 'directory table');
+    if (basic !== e.type) throw new SquashfsError('CORRUPT', `entry "${e.name}" says type ${e.type}, its inode is type ${inode.type}`, 'directory table');
+    if (inode.inodeNumber !== e.inodeNumber) throw new SquashfsError('CORRUPT', `entry "${e.name}" says inode ${e.inodeNumber}, its inode is ${inode.inodeNumber}`, 'directory table');
     return inode;
   }
 
@@ -198,11 +198,11 @@ export class Image {
   /** Inode by inode number, through the export table (NFS-style lookups). */
   inodeByNumber(n: number): Inode {
     if (!this.exports) throw new SquashfsError('UNSUPPORTED', 'the image has no export table (made with -no-exports)', 'export table');
-    check(Number.isInteger(n) && n >= 1 && n <= this.superblock.inodeCount, 'OUT_OF_BOUNDS', `inode number ${n} outside 1..${this.superblock.inodeCount}`, 'export table');
+    if (!(Number.isInteger(n) && n >= 1 && n <= this.superblock.inodeCount)) throw new SquashfsError('OUT_OF_BOUNDS', `inode number ${n} outside 1..${this.superblock.inodeCount}`, 'export table');
     const ref = u64(this.exports.entry(n - 1), 0, 'inode reference', 'export table', this.exports.start);
-    check(ref < 2 ** 48, 'CORRUPT', `export entry ${n} = ${ref} exceeds 48 bits`, 'export table');
+    if (ref >= 2 ** 48) throw new SquashfsError('CORRUPT', `export entry ${n} = ${ref} exceeds 48 bits`, 'export table');
     const inode = this.inode(ref as InodeRef);
-    check(inode.inodeNumber === n, 'CORRUPT', `export entry ${n} points at inode ${inode.inodeNumber}`, 'export table');
+    if (inode.inodeNumber !== n) throw new SquashfsError('CORRUPT', `export entry ${n} points at inode ${inode.inodeNumber}`, 'export table');
     return inode;
   }
 
@@ -210,7 +210,7 @@ export class Image {
   id(index: number): number {
     const cached = this.idValues[index];
     if (cached !== undefined) return cached;
-    check(index < this.superblock.idCount, 'OUT_OF_BOUNDS', `id index ${index} ≥ id count ${this.superblock.idCount}`, 'id table');
+    if (index >= this.superblock.idCount) throw new SquashfsError('OUT_OF_BOUNDS', `id index ${index} ≥ id count ${this.superblock.idCount}`, 'id table');
     const v = u32(this.ids.entry(index), 0);
     this.idValues[index] = v;
     return v;
@@ -284,7 +284,7 @@ export class Image {
     let start = { block: dir.dirBlock, offset: dir.dirOffset, consumed: 0 };
     for (const ix of dir.index) {
       if (compareBytes(ix.name, want) > 0) break;
-      check(ix.index < dir.listingSize, 'OUT_OF_BOUNDS', `directory index offset ${ix.index} ≥ listing size ${dir.listingSize}`, 'directory table');
+      if (ix.index >= dir.listingSize) throw new SquashfsError('OUT_OF_BOUNDS', `directory index offset ${ix.index} ≥ listing size ${dir.listingSize}`, 'directory table');
       start = { block: ix.start, offset: (dir.dirOffset + ix.index) % 8192, consumed: ix.index };
     }
     let found: DirEntry | undefined;
@@ -317,7 +317,7 @@ export class Image {
       if (!e) throw new SquashfsError('NOT_FOUND', `no such file or directory: ${path}`, 'path');
       const inode = this.entryInode(e);
       if (inode.kind === 'symlink' && (parts.length > 0 || follow)) {
-        check(++hops <= MAX_SYMLINK_HOPS, 'LOOP', `too many levels of symbolic links: ${path}`, 'path');
+        if (++hops > MAX_SYMLINK_HOPS) throw new SquashfsError('LOOP', `too many levels of symbolic links: ${path}`, 'path');
         const target = utf8.decode(inode.target);
         if (target.startsWith('/')) stack.splice(1);
         parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
@@ -366,7 +366,7 @@ export class Image {
   xattrs(inode: Inode): Xattr[] {
     if (inode.xattrIndex === NO_INDEX) return [];
     if (!this.xattrReader) throw new SquashfsError('CORRUPT', `inode ${inode.inodeNumber} has xattr index ${inode.xattrIndex} but the image has no xattr table`, 'inode table');
-    check(inode.xattrIndex < this.xattrReader.count, 'OUT_OF_BOUNDS', `xattr index ${inode.xattrIndex} ≥ xattr id count ${this.xattrReader.count}`, 'xattr id table');
+    if (inode.xattrIndex >= this.xattrReader.count) throw new SquashfsError('OUT_OF_BOUNDS', `xattr index ${inode.xattrIndex} ≥ xattr id count ${this.xattrReader.count}`, 'xattr id table');
     return this.xattrReader.read(inode.xattrIndex);
   }
 

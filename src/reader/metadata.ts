@@ -7,7 +7,7 @@
  * Every read is bounded to one table's byte range [lo, hi): a pointer or a chain that would walk out
  * of its table is an OUT_OF_BOUNDS error instead of bytes from a neighbouring structure.
  */
-import { SquashfsError, check } from '../errors';
+import { SquashfsError } from '../errors';
 import { ByteCursor, u16 } from '../format/bytes';
 import { METADATA_SIZE, METADATA_UNCOMPRESSED } from '../format/constants';
 import type { Codec } from '../codec';
@@ -41,12 +41,12 @@ export class MetadataReader {
   block(pos: number, region: Region): MetaBlock {
     const cached = this.cache.get(pos);
     if (cached) return cached;
-    check(pos >= region.lo && pos + 2 <= region.hi, 'OUT_OF_BOUNDS', `metadata block at ${pos} is outside the ${region.structure} (${region.lo}..${region.hi})`, region.structure, pos);
+    if (!(pos >= region.lo && pos + 2 <= region.hi)) throw new SquashfsError('OUT_OF_BOUNDS', `metadata block at ${pos} is outside the ${region.structure} (${region.lo}..${region.hi})`, region.structure, pos);
     const header = u16(this.source.readAt(pos, 2), 0);
     const size = header & ~METADATA_UNCOMPRESSED & 0xffff;
     const compressed = (header & METADATA_UNCOMPRESSED) === 0;
-    check(size > 0 && size <= METADATA_SIZE, 'CORRUPT', `metadata block length ${size} (valid: 1..8192)`, region.structure, pos);
-    check(pos + 2 + size <= region.hi, 'OUT_OF_BOUNDS', `metadata block at ${pos} (${size} bytes) runs past the ${region.structure} end ${region.hi}`, region.structure, pos);
+    if (!(size > 0 && size <= METADATA_SIZE)) throw new SquashfsError('CORRUPT', `metadata block length ${size} (valid: 1..8192)`, region.structure, pos);
+    if (pos + 2 + size > region.hi) throw new SquashfsError('OUT_OF_BOUNDS', `metadata block at ${pos} (${size} bytes) runs past the ${region.structure} end ${region.hi}`, region.structure, pos);
     const raw = this.source.readAt(pos + 2, size);
     let data: Uint8Array;
     if (compressed) {
@@ -59,7 +59,7 @@ export class MetadataReader {
     } else {
       data = raw;
     }
-    check(data.length > 0, 'CORRUPT', 'metadata block decompressed to 0 bytes', region.structure, pos);
+    if (data.length <= 0) throw new SquashfsError('CORRUPT', 'metadata block decompressed to 0 bytes', region.structure, pos);
     const blk = { data, next: pos + 2 + size };
     this.cache.set(pos, blk);
     return blk;
@@ -85,7 +85,7 @@ export class MetaCursor implements ByteCursor {
     private readonly region: Region,
   ) {
     this.blk = reader.block(pos, region);
-    check(offset <= this.blk.data.length, 'OUT_OF_BOUNDS', `offset ${offset} beyond the ${this.blk.data.length}-byte metadata block`, region.structure, pos);
+    if (offset > this.blk.data.length) throw new SquashfsError('OUT_OF_BOUNDS', `offset ${offset} beyond the ${this.blk.data.length}-byte metadata block`, region.structure, pos);
   }
 
   private advance(): void {

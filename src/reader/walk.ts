@@ -5,7 +5,7 @@
  * ancestors (LOOP), and nesting deeper than any path the kernel could name (PATH_MAX 4096 bytes
  * allows at most 2048 levels).
  */
-import { check } from '../errors';
+import { SquashfsError } from '../errors';
 import type { DirEntry } from '../format/directory';
 import type { Inode } from '../format/inode';
 import type { Image } from './image';
@@ -49,8 +49,8 @@ export function* walk(image: Image, start: Inode = image.root(), startPath = '')
     const pathBytes = f.pathBytes.length ? Buffer.concat([f.pathBytes, SLASH, e.nameBytes]) : e.nameBytes;
     yield { path, pathBytes, inode, entry: e, depth: stack.length };
     if (inode.kind === 'dir') {
-      check(!onPath.has(inode.ref), 'LOOP', `directory "${path}" is its own ancestor`, 'directory table');
-      check(stack.length < MAX_DEPTH, 'CORRUPT', `directories nested deeper than ${MAX_DEPTH} levels at "${path.slice(0, 200)}…"`, 'directory table');
+      if (onPath.has(inode.ref)) throw new SquashfsError('LOOP', `directory "${path}" is its own ancestor`, 'directory table');
+      if (stack.length >= MAX_DEPTH) throw new SquashfsError('CORRUPT', `directories nested deeper than ${MAX_DEPTH} levels at "${path.slice(0, 200)}…"`, 'directory table');
       onPath.add(inode.ref);
       stack.push({ path, pathBytes, entries: image.readdir(inode), next: 0, ref: inode.ref });
     }

@@ -10,7 +10,7 @@
  *
  * Out-of-line values let identical large values (ACLs, capabilities) be stored once.
  */
-import { SquashfsError, check } from '../errors';
+import { SquashfsError } from '../errors';
 import { u16, u32, u64 } from '../format/bytes';
 import { NO_INDEX, XATTR_PREFIXES, XATTR_VALUE_OOL } from '../format/constants';
 import { parseXattrIdEntry, type XattrIdEntry } from '../format/tables';
@@ -60,7 +60,7 @@ export class XattrReader {
   read(index: number): Xattr[] {
     if (index === NO_INDEX) return [];
     const id = this.idEntry(index);
-    check(id.count <= VALUE_MAX, 'CORRUPT', `xattr count ${id.count} for index ${index}`, S);
+    if (id.count > VALUE_MAX) throw new SquashfsError('CORRUPT', `xattr count ${id.count} for index ${index}`, S);
     const cur = this.cursorAt(id.ref);
     const out: Xattr[] = [];
     let total = 0;
@@ -71,23 +71,23 @@ export class XattrReader {
       const nameSize = u16(k, 2);
       const prefix = XATTR_PREFIXES[type & 0xff];
       if (prefix === undefined || (type & ~0x1ff) !== 0) throw new SquashfsError('CORRUPT', `xattr key type 0x${type.toString(16)}`, S, at);
-      check(nameSize + prefix.length <= NAME_MAX, 'CORRUPT', `xattr name of ${nameSize} bytes`, S, at);
+      if (nameSize + prefix.length > NAME_MAX) throw new SquashfsError('CORRUPT', `xattr name of ${nameSize} bytes`, S, at);
       const name = prefix + utf8.decode(cur.bytes(nameSize));
       const valueSize = u32(cur.bytes(4), 0);
       let value: Uint8Array;
       if (type & XATTR_VALUE_OOL) {
-        check(valueSize === 8, 'CORRUPT', `out-of-line xattr "${name}" has a ${valueSize}-byte reference (expected 8)`, S, at);
+        if (valueSize !== 8) throw new SquashfsError('CORRUPT', `out-of-line xattr "${name}" has a ${valueSize}-byte reference (expected 8)`, S, at);
         const ref = u64(cur.bytes(8), 0, 'xattr value reference', S, at);
         const vc = this.cursorAt(ref);
         const realSize = u32(vc.bytes(4), 0);
-        check(realSize <= VALUE_MAX, 'CORRUPT', `xattr "${name}" value of ${realSize} bytes (max ${VALUE_MAX})`, S, at);
+        if (realSize > VALUE_MAX) throw new SquashfsError('CORRUPT', `xattr "${name}" value of ${realSize} bytes (max ${VALUE_MAX})`, S, at);
         value = Uint8Array.from(vc.bytes(realSize));
       } else {
-        check(valueSize <= VALUE_MAX, 'CORRUPT', `xattr "${name}" value of ${valueSize} bytes (max ${VALUE_MAX})`, S, at);
+        if (valueSize > VALUE_MAX) throw new SquashfsError('CORRUPT', `xattr "${name}" value of ${valueSize} bytes (max ${VALUE_MAX})`, S, at);
         value = Uint8Array.from(cur.bytes(valueSize));
       }
       total += name.length + value.length;
-      check(total <= TOTAL_MAX, 'OVERFLOW', `xattrs of index ${index} exceed ${TOTAL_MAX} bytes`, S, at);
+      if (total > TOTAL_MAX) throw new SquashfsError('OVERFLOW', `xattrs of index ${index} exceed ${TOTAL_MAX} bytes`, S, at);
       out.push({ name, value });
     }
     return out;
