@@ -13,7 +13,7 @@
  * cached by object, see exchange.ts). So neither mounting nor listing /ro or /ro/bin opens an
  * image; only a lookup below /ro/<full> does. A request in flight keeps the snapshot it started with.
  *
- * Liveness is the caller's business (src/vfs/store-service.ts watches the directory and calls scan).
+ * Liveness is the caller's business (the `fuse` command, src/cli/commands/fuse.ts, watches the store and calls scan).
  * Kernel caching: virtual entries change on rescan, so the mount uses ~1 s entry/attr timeouts, as
  * distri did; file contents are immutable and keep the page cache (kernel_cache).
  *
