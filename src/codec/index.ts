@@ -14,7 +14,7 @@ import { zstdCodec } from './zstd';
 export type CodecName = 'gzip' | 'lzma' | 'lzo' | 'xz' | 'lz4' | 'zstd';
 
 export interface CompressOptions {
-  /** Codec-specific level; gzip 1..9 (default 9, as mksquashfs). Ignored by codecs without levels. */
+  /** Codec-specific level; gzip 1..9 (default 9), zstd 1..22 (default 15), as mksquashfs. Ignored by codecs without levels (lz4, lzo, xz). */
   level?: number;
 }
 
