@@ -104,6 +104,9 @@ describe('pack the fixture tree', { skip: skipUnless('writer fixture matrix', ma
       ['none', ['-noI', '-noD', '-noF', '-noX']],
       ['gzip', ['-comp', 'gzip']],
       ['lz4', ['-comp', 'lz4']],
+      ['zstd', ['-comp', 'zstd']],
+      ['xz', ['-comp', 'xz']],
+      ['lzo', ['-comp', 'lzo']],
     ] as const) {
       const mine = out(`vs-mk-${comp}`);
       const theirs = out(`mk-${comp}`);
@@ -114,14 +117,19 @@ describe('pack the fixture tree', { skip: skipUnless('writer fixture matrix', ma
       const b = Image.open(theirs);
       try {
         const ratio = a.superblock.bytesUsed / b.superblock.bytesUsed;
-        // KNOWN GAP: src/codec's lz4 encoder is a greedy single-probe one; liblz4 finds more
-        // matches, so lz4 images are ~5 % larger until the encoder improves. 1.01 everywhere else.
-        const bound = comp === 'lz4' ? 1.08 : 1.01;
+        // KNOWN GAP: our xz and lzo encoders choose between literals and short matches by simple
+        // rules where liblzma prices every choice and mksquashfs's lzo default is lzo1x_999, so
+        // those images are ~6-8 % larger (bench/README-codecs.md). 1.01 everywhere else.
+        const bound = comp === 'xz' || comp === 'lzo' ? 1.1 : 1.01;
         if (ratio > 1.01) console.warn(`# ${comp}: image is ${ratio.toFixed(4)} × mksquashfs's (target 1.01)`);
         assert.ok(ratio <= bound, `${comp}: ours ${a.superblock.bytesUsed} bytes, mksquashfs ${b.superblock.bytesUsed} (× ${ratio.toFixed(4)})`);
-        for (const k of ['inodeCount', 'fragmentCount', 'idCount', 'flags', 'blockSize', 'compressionId'] as const) {
+        for (const k of ['inodeCount', 'fragmentCount', 'idCount', 'blockSize', 'compressionId'] as const) {
           assert.equal(a.superblock[k], b.superblock[k], `${comp}: superblock ${k}`);
         }
+        // Our lzo encoder is lzo1x_1-style, so it records that in a compressor options block, where
+        // mksquashfs's default (lzo1x_999) writes none: that one flag may differ, and only for lzo.
+        const optionsFlag = comp === 'lzo' ? 0x400 : 0;
+        assert.equal(a.superblock.flags & ~optionsFlag, b.superblock.flags & ~optionsFlag, `${comp}: superblock flags`);
         // Uncompressed, the data areas are the same size (same blocks, holes, fragments); compressed,
         // ours may only be smaller.
         if (comp === 'none') assert.equal(a.superblock.inodeTableStart, b.superblock.inodeTableStart, 'data area size');
