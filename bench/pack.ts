@@ -2,7 +2,7 @@
  * `distri pack` against mksquashfs on the same tree at the same settings: wall time and image
  * size per compressor, side by side, with ratios (ours / mksquashfs; < 1 is better for us).
  *
- *   node dist/bench/pack.js [TREE=/usr/share] [--runs N=3] [--comp none,gzip,lz4,zstd,xz]
+ *   node dist/bench/pack.js [TREE=/usr/share] [--runs N=3] [--comp none,gzip,lz4,zstd,xz,lzo]
  *
  * Each run is a fresh process (distri through its CLI, as users run it); the median of N runs is
  * shown. Both write to the same temporary directory, which is removed at the end.
@@ -21,7 +21,7 @@ const flag = (name: string, def: string) => {
   return v;
 };
 const runs = Number(flag('--runs', '3'));
-const comps = flag('--comp', 'none,gzip,lz4,zstd,xz').split(',');
+const comps = flag('--comp', 'none,gzip,lz4,zstd,xz,lzo').split(',');
 const tree = args[0] ?? '/usr/share';
 const cli = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-pack-'));
@@ -32,6 +32,7 @@ const MK_ARGS: Record<string, string[]> = {
   lz4: ['-comp', 'lz4'],
   zstd: ['-comp', 'zstd'],
   xz: ['-comp', 'xz'],
+  lzo: ['-comp', 'lzo'],
 };
 
 function timed(cmd: string, argv: string[]): { seconds: number; ok: boolean; err: string } {
