@@ -10,7 +10,7 @@
  * on-disk sizes; it is computed once per inode (the "block index") so reading at offset X of a large
  * file does not walk its block list.
  */
-import { SquashfsError, check } from '../errors';
+import { SquashfsError } from '../errors';
 import { decodeBlockWord } from '../format/data-block';
 import { NO_INDEX } from '../format/constants';
 import type { FileInode } from '../format/inode';
@@ -64,7 +64,7 @@ export class DataReader {
         pos += decodeBlockWord(inode.blockSizes[i]!).onDiskSize;
       }
       idx[n] = pos;
-      check(inode.blocksStart + pos <= this.opts.dataEnd, 'OUT_OF_BOUNDS', `data blocks of inode ${inode.inodeNumber} (${inode.blocksStart}+${pos}) run past the data area (${this.opts.dataEnd})`, 'data block', inode.blocksStart);
+      if (inode.blocksStart + pos > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `data blocks of inode ${inode.inodeNumber} (${inode.blocksStart}+${pos}) run past the data area (${this.opts.dataEnd})`, 'data block', inode.blocksStart);
       this.blockIndex.set(inode, idx);
     }
     return idx;
@@ -84,11 +84,11 @@ export class DataReader {
     const hit = this.dataCache.get(pos);
     if (hit) {
       // The same on-disk block may serve two files (duplicates) but always with the same length.
-      check(hit.length === expected, 'CORRUPT', `block at ${pos} is ${hit.length} bytes, inode ${inode.inodeNumber} expects ${expected}`, 'data block', pos);
+      if (hit.length !== expected) throw new SquashfsError('CORRUPT', `block at ${pos} is ${hit.length} bytes, inode ${inode.inodeNumber} expects ${expected}`, 'data block', pos);
       return hit;
     }
     const data = this.load(pos, word.onDiskSize, word.compressed, expected, 'data block');
-    check(data.length === expected, 'CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', pos);
+    if (data.length !== expected) throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', pos);
     this.dataCache.set(pos, data);
     return data;
   }
@@ -153,8 +153,8 @@ export class DataReader {
   }
 
   private load(pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): Uint8Array {
-    check(onDisk <= this.opts.blockSize, 'CORRUPT', `on-disk length ${onDisk} exceeds the block size ${this.opts.blockSize}`, structure, pos);
-    check(pos + onDisk <= this.opts.dataEnd, 'OUT_OF_BOUNDS', `block at ${pos} (${onDisk} bytes) runs past the data area (${this.opts.dataEnd})`, structure, pos);
+    if (onDisk > this.opts.blockSize) throw new SquashfsError('CORRUPT', `on-disk length ${onDisk} exceeds the block size ${this.opts.blockSize}`, structure, pos);
+    if (pos + onDisk > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${pos} (${onDisk} bytes) runs past the data area (${this.opts.dataEnd})`, structure, pos);
     const raw = this.source.readAt(pos, onDisk);
     if (!compressed) return raw;
     try {
@@ -177,17 +177,11 @@ export class DataReader {
     let frag = this.fragmentCache.get(entry.start);
     if (!frag) {
       const word = decodeBlockWord(entry.sizeWord);
-      check(!word.sparse, 'CORRUPT', `fragment ${inode.fragIndex} has size 0`, 'fragment table');
+      if (word.sparse) throw new SquashfsError('CORRUPT', `fragment ${inode.fragIndex} has size 0`, 'fragment table');
       frag = this.load(entry.start, word.onDiskSize, word.compressed, this.opts.blockSize, 'fragment block');
       this.fragmentCache.set(entry.start, frag);
     }
-    check(
-      inode.fragOffset + tailLength <= frag.length,
-      'OUT_OF_BOUNDS',
-      `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${frag.length}-byte fragment`,
-      'fragment block',
-      entry.start,
-    );
+    if (inode.fragOffset + tailLength > frag.length) throw new SquashfsError('OUT_OF_BOUNDS', `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${frag.length}-byte fragment`, 'fragment block', entry.start);
     return frag.subarray(inode.fragOffset, inode.fragOffset + tailLength);
   }
 
@@ -208,13 +202,13 @@ export class DataReader {
         blk = this.block(inode, i);
         blkStart = i * bs;
       } else {
-        check(inode.fragIndex !== NO_INDEX, 'CORRUPT', `inode ${inode.inodeNumber} has ${inode.fileSize} bytes but only ${fullBlocks} blocks and no fragment`, 'inode table');
+        if (inode.fragIndex === NO_INDEX) throw new SquashfsError('CORRUPT', `inode ${inode.inodeNumber} has ${inode.fileSize} bytes but only ${fullBlocks} blocks and no fragment`, 'inode table');
         blk = this.tail(inode);
         blkStart = fullBlocks * bs;
       }
       const from = pos - blkStart;
       const to = Math.min(blk.length, end - blkStart);
-      check(to > from, 'CORRUPT', `block ${i} of inode ${inode.inodeNumber} is shorter than the file size implies`, 'data block');
+      if (to <= from) throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} is shorter than the file size implies`, 'data block');
       yield blk.subarray(from, to);
       pos = blkStart + to;
     }
