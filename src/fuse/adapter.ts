@@ -9,7 +9,9 @@
  * and never leaves a kernel request hanging, which would wedge every process touching the mount.
  * For that reason fuse-native's per-operation timeout (a setTimeout per request, 15 s by default,
  * answering ETIMEDOUT) is turned off: it cannot fire for synchronous handlers and costs a timer per
- * request.
+ * request. The one exception is a read whose blocks the Vfs's read-ahead is decompressing right
+ * now (ImageVfs with -o readahead=N): it is answered when they land in the cache, or after
+ * READ_AHEAD_WAIT_MS at the latest, and then by the same synchronous read.
  *
  * Caching, for an immutable image:
  * - kernel_cache: file pages stay in the page cache across opens (repeat reads never reach us);
@@ -369,7 +371,7 @@ export function statArray(st: VfsAttr): Uint32Array {
 
 /**
  * fuse-native's own xattr glue hides the size of the kernel's buffer from the handler (and would
- * write past a too-small one into a truncated answer); these two methods replace it. They override
+ * write past a too-small one into a truncated answer); the two xattr methods replace it. They override
  * internals of the pinned fuse-native 2.2.6 (`_op_getxattr(signal, path, name, buf, position)`,
  * `_op_listxattr(signal, path, buf)`; the answer travels as the return code, the buffer's
  * ArrayBuffer goes back so the binding can detach it).
