@@ -162,14 +162,18 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           let finished = false;
           try {
             let pos = 0;
+            let end = 0; // where the last byte written ends
             for (const chunk of image.chunks(inode)) {
               // All-zero chunks (holes in the image, or zeros) become holes; ftruncate sets the size.
-              if (!isZero(chunk, zeros)) fs.writeSync(fd, chunk, 0, chunk.length, pos);
+              if (!isZero(chunk, zeros)) {
+                fs.writeSync(fd, chunk, 0, chunk.length, pos);
+                end = pos + chunk.length;
+              }
               pos += chunk.length;
               counts.bytes += chunk.length;
               if (chunk.length >= 65536) options.onProgress?.(counts);
             }
-            fs.ftruncateSync(fd, inode.fileSize);
+            if (end !== inode.fileSize) fs.ftruncateSync(fd, inode.fileSize); // a trailing hole
             if (ownIt) fs.fchownSync(fd, st.uid, st.gid);
             // Finish the file through the descriptor we hold (no path is resolved again) unless a
             // later phase still needs it writable: an unprivileged user cannot add user.* xattrs
