@@ -125,6 +125,17 @@ function installExitHook(): void {
   });
 }
 
+/** Registers a mount for the last-resort cleanup at exit (every spawn helper calls this). */
+export function track(m: Mount): void {
+  installExitHook();
+  live.add(m);
+}
+
+/** Forgets a mount that was cleaned up normally. */
+export function untrack(m: Mount): void {
+  live.delete(m);
+}
+
 export function makeMountpoint(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'distri-fuse-'));
 }

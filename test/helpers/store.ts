@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cliPath, forceCleanup, makeMountpoint, mountedAt, run, waitFor, type Mount } from './mount';
+import { cliPath, forceCleanup, makeMountpoint, mountedAt, run, track, untrack, waitFor, type Mount } from './mount';
 
 /** A file's content, or a symlink, or an empty directory; xattrs as name → bytes. */
 export type TreeItem = string | Uint8Array | { symlink: string } | { dir: true } | { content: string | Uint8Array; mode?: number; xattrs?: Record<string, Uint8Array> };
@@ -79,35 +79,11 @@ export interface StoreMount extends Mount {
   log(): string;
 }
 
-const live = new Set<StoreMount>();
-let hooked = false;
-/** Last resort when the test process exits with mounts still up: kill the daemon, detach the mount. */
-function exitHook(): void {
-  if (hooked) return;
-  hooked = true;
-  process.on('exit', () => {
-    for (const m of live) {
-      try {
-        process.kill(m.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-      spawnSync('umount', ['-l', m.dir], { timeout: 5000, stdio: 'ignore' });
-      try {
-        fs.rmdirSync(m.dir);
-      } catch {
-        // leave it rather than delete through a mount
-      }
-    }
-  });
-}
-
 /**
  * `distri fuse --store STORE DIR -f --notify-pipe FIFO` as a child process: resolves once the
  * daemon reports 's' on the FIFO. cleanup() unmounts, stops the daemon and removes DIR.
  */
 export async function spawnStoreMount(store: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<StoreMount> {
-  exitHook();
   const { spawn } = await import('node:child_process');
   const { readFifoByte } = await import('./mount');
   const dir = makeMountpoint();
@@ -136,10 +112,10 @@ export async function spawnStoreMount(store: string, extra: string[] = [], env: 
       if (problems.length) console.warn(`cleanup of ${dir}: ${problems.join('; ')}`);
     },
   };
-  live.add(m);
+  track(m);
   const cleanup = m.cleanup;
   m.cleanup = async () => {
-    live.delete(m);
+    untrack(m);
     await cleanup();
   };
   if (byte !== 's' || !mountedAt(dir)) {
