@@ -73,8 +73,12 @@ export interface DaemonSource {
   useIno?: boolean;
   /** Files open now: after an external unmount the daemon leaves only once this is 0. */
   openHandles(): number;
-  /** Called once the mount is up and reported (e.g. to start a control socket or a watcher). */
-  started?(log: (s: string) => void): void;
+  /**
+   * Called once the mount is up and reported (e.g. to start a control socket or a watcher).
+   * `notified` settles once the notify pipe has its 's' (at once without one): heavy follow-up
+   * work should wait for it, or it delays the very signal that readiness is waiting for.
+   */
+  started?(log: (s: string) => void, notified: Promise<void>): void;
   /** Written to $DISTRI_FUSE_STATS as `cache`. */
   stats?(): unknown;
   close(): void;
@@ -285,7 +289,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   }
   const notified = o.notifyPipe ? notify(o.notifyPipe, 's', log) : Promise.resolve();
   const served = source;
-  served.started?.(log);
+  served.started?.(log, notified);
   const writeStats = () => {
     const file = process.env[STATS_ENV];
     if (!file) return;

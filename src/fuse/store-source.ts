@@ -90,18 +90,19 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
     useIno: false,
     openHandles: () => vfs.openHandles,
     stats: () => vfs.stats(),
-    started: () => {
+    started: (_log, notified) => {
       readyAtMs = performance.now();
       // Assemble the exchange dirs right away, off the path to readiness (a request that comes
-      // first simply builds them itself).
-      setImmediate(() => {
+      // first simply builds them itself) -- but after the notify pipe has its 's', since this
+      // synchronous work would otherwise hold back the write that readiness waits for.
+      void notified.finally(() => setImmediate(() => {
         try {
           warmMs = vfs.warm();
           rescan('full check after the quick first scan');
         } catch (e) {
           log(`assembling the exchange dirs: ${(e as Error).message}`);
         }
-      });
+      }));
       void ctl
         .listen((req) => {
           switch (req.op) {
