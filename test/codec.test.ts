@@ -12,26 +12,16 @@ import fc from 'fast-check';
 import { allCodecs, codecById, codecByName, type Codec } from '../src/codec';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
+import { xorshift32 } from '../src/util/xorshift';
 
 const BS = 131072;
 const SQUASHFS_MAGIC = 0x73717368;
 
 // ---------- deterministic source data ----------
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 function randomBytes(n: number, seed: number): Buffer {
-  const r = prng(seed);
+  const r = xorshift32(seed);
   const b = Buffer.alloc(n + 4);
   for (let i = 0; i < n; i += 4) b.writeUInt32LE(r(), i);
   return b.subarray(0, n);
@@ -39,7 +29,7 @@ function randomBytes(n: number, seed: number): Buffer {
 
 function text(n: number, seed: number): Buffer {
   const words = 'squashfs inode block fragment directory table compressed superblock metadata the of and a to in is for lookup xattr uid gid export data'.split(' ');
-  const r = prng(seed);
+  const r = xorshift32(seed);
   let s = '';
   let line = 0;
   while (s.length < n) {

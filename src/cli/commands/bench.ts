@@ -30,6 +30,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { ctlRequest } from '../../vfs/ctl';
+import { xorshift32 } from '../../util/xorshift';
 
 const DISTRI_FLAGS = ['-noI', '-noD', '-noF', '-noX', '-no-fragments', '-b', '131072', '-all-root', '-quiet', '-no-progress'];
 const POOL_FORMAT = 'pool-v1';
@@ -37,17 +38,10 @@ const cli = path.resolve(__dirname, '..', 'main.js');
 
 // ---- synthetic packages ----------------------------------------------------------------------
 
-/** A deterministic pseudo-random stream (xorshift32), so pools are the same on every machine. */
+/** Uniform in [0, 1), the same on every machine (pools must be reproducible). */
 function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 0x1_0000_0000;
 }
 
 /** Log-uniform size between lo and hi bytes. */
