@@ -48,7 +48,33 @@ export interface DataWriterOptions {
 /** Files up to this size that may be duplicates are read once, into memory. */
 const IN_MEMORY_HASH_LIMIT = 8 << 20;
 
-type Written = { data: Uint8Array | null; compressed: boolean };
+export type Written = { data: Uint8Array | null; compressed: boolean };
+
+/**
+ * A file's contents as the writer consumes them, in order: its full blocks (data null: all zeros,
+ * stored as a hole), then its tail when the tail goes into a fragment (bytes null: all zeros).
+ */
+export type Piece =
+  | { kind: 'block'; len: number; data: Promise<Written> | Written | null }
+  | { kind: 'tail'; len: number; bytes: Uint8Array | null };
+
+/**
+ * How a file of `size` bytes is cut: `fullBlocks` blocks of its own (the last may be short when
+ * its tail does not go to a fragment), and the tail from `tailFrom` on (tailFrom === size: none).
+ */
+export function fileLayout(size: number, blockSize: number, fragments: 'default' | 'none' | 'always'): { fullBlocks: number; tailFrom: number } {
+  const tailInFragment = fragments !== 'none' && (size < blockSize || fragments === 'always') && size % blockSize !== 0;
+  const fullBlocks = tailInFragment ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
+  return { fullBlocks, tailFrom: tailInFragment ? fullBlocks * blockSize : size };
+}
+
+const emptyFile = (): FileData => ({ blocksStart: 0, blockWords: [], fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 });
+
+const ZERO = new Uint8Array(1 << 20);
+/** True when every byte is 0 (blocks are at most 1 MiB). */
+export function isZero(b: Uint8Array): boolean {
+  return Buffer.compare(b, ZERO.subarray(0, b.length)) === 0;
+}
 
 export class DataWriter {
   /** Next free byte of the image (data starts after the superblock and compressor options). */
@@ -59,7 +85,6 @@ export class DataWriter {
   private readonly maxInFlight: number;
   private frag: Uint8Array;
   private fragFill = 0;
-  private readonly zero: Uint8Array;
   private readonly done = new Map<string, Array<{ content: FileContent; data: FileData }>>();
   private consumed = 0;
   private error: unknown;
@@ -71,7 +96,6 @@ export class DataWriter {
   ) {
     this.pos = start;
     this.frag = new Uint8Array(opts.blockSize);
-    this.zero = new Uint8Array(opts.blockSize);
     this.maxInFlight = opts.maxInFlight ?? Math.max(8, (opts.pool?.size ?? 1) * 8);
   }
 
@@ -122,16 +146,14 @@ export class DataWriter {
     return this.opts.pool.compress(block).then((out) => (out ? { data: out, compressed: true } : { data: block, compressed: false }));
   }
 
-  private isZero(b: Uint8Array): boolean {
-    return Buffer.compare(b, this.zero.subarray(0, b.length)) === 0;
-  }
-
-  /** Stores one file's contents; the result's fields are final once finish() has resolved. */
+  /**
+   * Stores one file's contents, read here on the calling thread (in-code contents, or any content
+   * without a path); the result's fields are final once finish() has resolved.
+   */
   async addFile(source: FileContent, mayDuplicate: boolean): Promise<FileData> {
     let content = source;
     const size = content.size;
-    const bs = this.opts.blockSize;
-    if (size === 0) return { blocksStart: 0, blockWords: [], fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
+    if (size === 0) return emptyFile();
     let hash: string | undefined;
     if (mayDuplicate && this.opts.duplicates) {
       // Another file has this size. A small file is read once into memory, hashed, and stored
@@ -148,59 +170,95 @@ export class DataWriter {
       } else {
         hash = hashContent(content);
       }
-      const key = `${size}:${hash}`;
-      for (const c of this.done.get(key) ?? []) {
-        if (sameBytes(c.content, content, bs)) {
-          this.consumed += size;
-          this.opts.progress?.(this.consumed);
-          return c.data;
-        }
+      const dup = this.findDuplicate(source, hash, content);
+      if (dup) return dup;
+    }
+    try {
+      return await this.store(source, size, hash, this.readPieces(content));
+    } finally {
+      content.close?.();
+    }
+  }
+
+  /**
+   * Stores a file whose pieces were prepared elsewhere (read, zero-checked and compressed by the
+   * pool's workers, see file-loader.ts). `hash` is set when the file may be a duplicate.
+   */
+  async addPieces(source: FileContent, hash: string | undefined, pieces: AsyncIterable<Piece> | Iterable<Piece>): Promise<FileData> {
+    if (source.size === 0) return emptyFile();
+    if (hash !== undefined && this.opts.duplicates) {
+      const dup = this.findDuplicate(source, hash, source);
+      if (dup) {
+        for await (const _ of pieces); // let the loader release them
+        return dup;
       }
     }
-    const tailInFragment = this.opts.fragments !== 'none' && (size < bs || this.opts.fragments === 'always') && size % bs !== 0;
-    const fullBlocks = tailInFragment ? Math.floor(size / bs) : Math.ceil(size / bs);
+    return this.store(source, source.size, hash, pieces);
+  }
+
+  /** An earlier file with the same size, hash and bytes: its data, which this file shares. */
+  private findDuplicate(source: FileContent, hash: string, content: FileContent): FileData | undefined {
+    for (const c of this.done.get(`${source.size}:${hash}`) ?? []) {
+      if (sameBytes(c.content, content, this.opts.blockSize)) {
+        this.consumed += source.size;
+        this.opts.progress?.(this.consumed);
+        return c.data;
+      }
+    }
+    return undefined;
+  }
+
+  /** The pieces of a content read on this thread: full blocks (compressed in the pool), then the tail. */
+  private *readPieces(content: FileContent): Generator<Piece> {
+    const { fullBlocks, tailFrom } = fileLayout(content.size, this.opts.blockSize, this.opts.fragments);
+    const bs = this.opts.blockSize;
+    for (let i = 0; i < fullBlocks; i++) {
+      const len = Math.min(bs, content.size - i * bs);
+      const buf = Buffer.allocUnsafe(len);
+      readFully(content, i * bs, buf);
+      yield { kind: 'block', len, data: isZero(buf) ? null : this.compress(buf) };
+    }
+    if (tailFrom < content.size) {
+      const tail = Buffer.allocUnsafe(content.size - tailFrom);
+      readFully(content, tailFrom, tail);
+      yield { kind: 'tail', len: tail.length, bytes: isZero(tail) ? null : tail };
+    }
+  }
+
+  /** Writes (or queues) a file's pieces in order and records where they went. */
+  private async store(source: FileContent, size: number, hash: string | undefined, pieces: AsyncIterable<Piece> | Iterable<Piece>): Promise<FileData> {
+    const { fullBlocks } = fileLayout(size, this.opts.blockSize, this.opts.fragments);
     const data: FileData = { blocksStart: 0, blockWords: new Array(fullBlocks).fill(0), fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
-    try {
-      for (let i = 0; i < fullBlocks; i++) {
-        const len = Math.min(bs, size - i * bs);
-        const buf = Buffer.allocUnsafe(len);
-        readFully(content, i * bs, buf);
+    let i = 0;
+    for await (const p of pieces) {
+      if (p.kind === 'block') {
         const first = i === 0;
-        if (this.isZero(buf)) {
-          data.sparse += len;
+        const k = i++;
+        if (p.data === null) {
+          data.sparse += p.len;
           await this.enqueue({ data: null, compressed: false }, (pos) => {
             if (first) data.blocksStart = pos;
           });
         } else {
-          await this.enqueue(this.compress(buf), (pos, stored, compressed) => {
+          await this.enqueue(p.data, (pos, stored, compressed) => {
             if (first) data.blocksStart = pos;
-            data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
+            data.blockWords[k] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
           });
         }
-        this.consumed += len;
-        this.opts.progress?.(this.consumed);
+      } else if (p.bytes === null) {
+        // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
+        data.blockWords.push(0);
+        data.sparse += p.len;
+        if (fullBlocks === 0) await this.enqueue({ data: null, compressed: false }, (pos) => (data.blocksStart = pos));
+      } else {
+        if (this.fragFill + p.len > this.opts.blockSize) await this.sealFragment();
+        this.frag.set(p.bytes, this.fragFill);
+        data.fragIndex = this.fragmentTable.length;
+        data.fragOffset = this.fragFill;
+        this.fragFill += p.len;
       }
-      if (tailInFragment) {
-        const len = size - fullBlocks * bs;
-        const tail = Buffer.allocUnsafe(len);
-        readFully(content, fullBlocks * bs, tail);
-        if (this.isZero(tail)) {
-          // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
-          data.blockWords.push(0);
-          data.sparse += len;
-          if (fullBlocks === 0) await this.enqueue({ data: null, compressed: false }, (pos) => (data.blocksStart = pos));
-        } else {
-          if (this.fragFill + len > bs) await this.sealFragment();
-          this.frag.set(tail, this.fragFill);
-          data.fragIndex = this.fragmentTable.length;
-          data.fragOffset = this.fragFill;
-          this.fragFill += len;
-        }
-        this.consumed += len;
-        this.opts.progress?.(this.consumed);
-      }
-    } finally {
-      content.close?.();
+      this.consumed += p.len;
+      this.opts.progress?.(this.consumed);
     }
     // mksquashfs never records a file as entirely sparse (the kernel treats sparse == size oddly
     // in old versions): one byte less.
@@ -270,7 +328,7 @@ function sameBytes(a: FileContent, b: FileContent, chunk: number): boolean {
 
 /** One-shot SHA-256 (crypto.hash where Node has it: no Hash object per small file). */
 const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
-function sha256(data: Uint8Array): string {
+export function sha256(data: Uint8Array): string {
   return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 

@@ -37,6 +37,11 @@ export interface FileContent {
   close?(): void;
   /** For messages: where the contents come from. */
   readonly origin?: string;
+  /**
+   * The file on disk these contents are, unchanged: the packer may then read it in a worker
+   * thread instead of calling read().
+   */
+  readonly path?: Buffer;
 }
 
 export interface DirEntryNode {
@@ -98,13 +103,19 @@ export function fileContent(file: string | Buffer, size: number): FileContent {
   return {
     size,
     origin: file.toString(),
+    path: typeof file === 'string' ? Buffer.from(file) : file,
     read(position, buf) {
-      if (fd === undefined) fd = fs.openSync(file, 'r');
       let done = 0;
-      while (done < buf.length) {
-        const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
-        if (n === 0) break;
-        done += n;
+      try {
+        if (fd === undefined) fd = fs.openSync(file, 'r');
+        while (done < buf.length) {
+          const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+          if (n === 0) break;
+          done += n;
+        }
+      } catch (e) {
+        // ENOENT (removed since the scan), EACCES, EIO: Node's message names the call and the path.
+        throw new SquashfsError('IO', (e as Error).message, undefined, undefined, { cause: e });
       }
       return done;
     },
