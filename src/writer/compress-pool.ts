@@ -1,21 +1,18 @@
 /**
- * A pool of workers (worker_threads) that compress blocks and read files (load-job.ts). Jobs are
- * queued and handed to whichever worker has room (two jobs each, so none idles between a reply and
- * its next job); results come back as promises, in any order: the data writer puts them back in
- * order. Workers start on first use, so an image made of tiny files costs no thread start-up.
- * Codec "none" makes readers only.
+ * A pool of compression workers (worker_threads). Blocks are queued and handed to whichever worker
+ * has room (two jobs each, so none idles between a reply and its next job); results come back as
+ * promises, in any order: the data writer puts them back in order. Workers start on first use, so
+ * an image made of tiny files costs no thread start-up.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SquashfsError } from '../errors';
-import type { LoadJob, LoadResult } from './load-job';
 
 interface Job {
   id: number;
-  data?: Uint8Array;
-  load?: LoadJob;
-  resolve(out: unknown): void;
+  data: Uint8Array;
+  resolve(out: Uint8Array | null): void;
   reject(e: Error): void;
 }
 
@@ -37,16 +34,7 @@ export class CompressPool {
   compress(data: Uint8Array): Promise<Uint8Array | null> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, data, resolve: resolve as (out: unknown) => void, reject });
-      this.pump();
-    });
-  }
-
-  /** Reads (and compresses) file ranges in a worker. */
-  load(job: LoadJob): Promise<LoadResult> {
-    if (this.failed) return Promise.reject(this.failed);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, load: job, resolve: resolve as (out: unknown) => void, reject });
+      this.queue.push({ id: this.nextId++, data, resolve, reject });
       this.pump();
     });
   }
@@ -54,14 +42,13 @@ export class CompressPool {
   private start(): void {
     const w = new Worker(path.join(__dirname, 'compress-worker.js'), { workerData: { codec: this.codec, level: this.level } });
     const slot = { w, busy: 0 };
-    w.on('message', (m: { id: number; out?: Uint8Array | null; load?: LoadResult; error?: string }) => {
+    w.on('message', (m: { id: number; out?: Uint8Array | null; error?: string }) => {
       const job = this.pending.get(m.id);
       if (!job) return;
       this.pending.delete(m.id);
       slot.busy--;
-      if (m.error !== undefined) job.reject(new SquashfsError('IO', job.load ? m.error : `${this.codec} compression failed: ${m.error}`));
-      else if (m.load) job.resolve({ input: asBuffer(m.load.input), packed: asBuffer(m.load.packed), items: m.load.items });
-      else job.resolve(m.out ? asBuffer(m.out) : null);
+      if (m.error !== undefined) job.reject(new SquashfsError('IO', `${this.codec} compression failed: ${m.error}`));
+      else job.resolve(m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : null);
       this.pump();
     });
     w.on('error', (e) => this.fail(e));
@@ -89,7 +76,7 @@ export class CompressPool {
       const job = this.queue.shift()!;
       slot.busy++;
       this.pending.set(job.id, job);
-      slot.w.postMessage({ id: job.id, data: job.data, load: job.load });
+      slot.w.postMessage({ id: job.id, data: job.data });
     }
   }
 
@@ -98,6 +85,3 @@ export class CompressPool {
     this.workers.length = 0;
   }
 }
-
-/** A Buffer view of a Uint8Array that came through postMessage (no copy). */
-const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);

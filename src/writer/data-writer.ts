@@ -48,33 +48,7 @@ export interface DataWriterOptions {
 /** Files up to this size that may be duplicates are read once, into memory. */
 const IN_MEMORY_HASH_LIMIT = 8 << 20;
 
-export type Written = { data: Uint8Array | null; compressed: boolean };
-
-/**
- * A file's contents as the writer consumes them, in order: its full blocks (data null: all zeros,
- * stored as a hole), then its tail when the tail goes into a fragment (bytes null: all zeros).
- */
-export type Piece =
-  | { kind: 'block'; len: number; data: Promise<Written> | Written | null }
-  | { kind: 'tail'; len: number; bytes: Uint8Array | null };
-
-/**
- * How a file of `size` bytes is cut: `fullBlocks` blocks of its own (the last may be short when
- * its tail does not go to a fragment), and the tail from `tailFrom` on (tailFrom === size: none).
- */
-export function fileLayout(size: number, blockSize: number, fragments: 'default' | 'none' | 'always'): { fullBlocks: number; tailFrom: number } {
-  const tailInFragment = fragments !== 'none' && (size < blockSize || fragments === 'always') && size % blockSize !== 0;
-  const fullBlocks = tailInFragment ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
-  return { fullBlocks, tailFrom: tailInFragment ? fullBlocks * blockSize : size };
-}
-
-const emptyFile = (): FileData => ({ blocksStart: 0, blockWords: [], fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 });
-
-const ZERO = new Uint8Array(1 << 20);
-/** True when every byte is 0 (blocks are at most 1 MiB). */
-export function isZero(b: Uint8Array): boolean {
-  return Buffer.compare(b, ZERO.subarray(0, b.length)) === 0;
-}
+type Written = { data: Uint8Array | null; compressed: boolean };
 
 export class DataWriter {
   /** Next free byte of the image (data starts after the superblock and compressor options). */
@@ -82,9 +56,12 @@ export class DataWriter {
   readonly fragmentTable: Array<{ start: number; sizeWord: number }> = [];
   private chain: Promise<void> = Promise.resolve();
   private inFlight: Array<Promise<void>> = [];
+  /** Queued slots not yet written. */
+  private pending = 0;
   private readonly maxInFlight: number;
   private frag: Uint8Array;
   private fragFill = 0;
+  private readonly zero: Uint8Array;
   private readonly done = new Map<string, Array<{ content: FileContent; data: FileData }>>();
   private consumed = 0;
   private error: unknown;
@@ -95,19 +72,32 @@ export class DataWriter {
     private readonly opts: DataWriterOptions,
   ) {
     this.pos = start;
-    this.frag = new Uint8Array(opts.blockSize);
+    this.frag = Buffer.allocUnsafe(opts.blockSize);
+    this.zero = new Uint8Array(opts.blockSize);
     this.maxInFlight = opts.maxInFlight ?? Math.max(8, (opts.pool?.size ?? 1) * 8);
   }
 
   /** Queues one output item; `onWritten` learns its position and stored length, in order. */
   private async enqueue(result: Promise<Written> | Written, onWritten: (pos: number, stored: number, compressed: boolean) => void): Promise<void> {
+    if (this.pending === 0 && !(result instanceof Promise)) {
+      // Nothing is waiting to be written (always so without compression): write it now.
+      const pos = this.pos;
+      if (result.data) this.write(result.data);
+      onWritten(pos, result.data ? result.data.length : 0, result.compressed);
+      return;
+    }
+    this.pending++;
     const prev = this.chain;
     const slot = (async () => {
-      const r = await result;
-      await prev;
-      const pos = this.pos;
-      if (r.data) this.write(r.data);
-      onWritten(pos, r.data ? r.data.length : 0, r.compressed);
+      try {
+        const r = await result;
+        await prev;
+        const pos = this.pos;
+        if (r.data) this.write(r.data);
+        onWritten(pos, r.data ? r.data.length : 0, r.compressed);
+      } finally {
+        this.pending--;
+      }
     })();
     slot.catch((e) => {
       this.error ??= e;
@@ -146,14 +136,16 @@ export class DataWriter {
     return this.opts.pool.compress(block).then((out) => (out ? { data: out, compressed: true } : { data: block, compressed: false }));
   }
 
-  /**
-   * Stores one file's contents, read here on the calling thread (in-code contents, or any content
-   * without a path); the result's fields are final once finish() has resolved.
-   */
+  private isZero(b: Uint8Array): boolean {
+    return Buffer.compare(b, this.zero.subarray(0, b.length)) === 0;
+  }
+
+  /** Stores one file's contents; the result's fields are final once finish() has resolved. */
   async addFile(source: FileContent, mayDuplicate: boolean): Promise<FileData> {
     let content = source;
     const size = content.size;
-    if (size === 0) return emptyFile();
+    const bs = this.opts.blockSize;
+    if (size === 0) return { blocksStart: 0, blockWords: [], fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
     let hash: string | undefined;
     if (mayDuplicate && this.opts.duplicates) {
       // Another file has this size. A small file is read once into memory, hashed, and stored
@@ -170,95 +162,70 @@ export class DataWriter {
       } else {
         hash = hashContent(content);
       }
-      const dup = this.findDuplicate(source, hash, content);
-      if (dup) return dup;
-    }
-    try {
-      return await this.store(source, size, hash, this.readPieces(content));
-    } finally {
-      content.close?.();
-    }
-  }
-
-  /**
-   * Stores a file whose pieces were prepared elsewhere (read, zero-checked and compressed by the
-   * pool's workers, see file-loader.ts). `hash` is set when the file may be a duplicate.
-   */
-  async addPieces(source: FileContent, hash: string | undefined, pieces: AsyncIterable<Piece> | Iterable<Piece>): Promise<FileData> {
-    if (source.size === 0) return emptyFile();
-    if (hash !== undefined && this.opts.duplicates) {
-      const dup = this.findDuplicate(source, hash, source);
-      if (dup) {
-        for await (const _ of pieces); // let the loader release them
-        return dup;
+      const key = `${size}:${hash}`;
+      for (const c of this.done.get(key) ?? []) {
+        if (sameBytes(c.content, content, bs)) {
+          this.consumed += size;
+          this.opts.progress?.(this.consumed);
+          return c.data;
+        }
       }
     }
-    return this.store(source, source.size, hash, pieces);
-  }
-
-  /** An earlier file with the same size, hash and bytes: its data, which this file shares. */
-  private findDuplicate(source: FileContent, hash: string, content: FileContent): FileData | undefined {
-    for (const c of this.done.get(`${source.size}:${hash}`) ?? []) {
-      if (sameBytes(c.content, content, this.opts.blockSize)) {
-        this.consumed += source.size;
-        this.opts.progress?.(this.consumed);
-        return c.data;
-      }
-    }
-    return undefined;
-  }
-
-  /** The pieces of a content read on this thread: full blocks (compressed in the pool), then the tail. */
-  private *readPieces(content: FileContent): Generator<Piece> {
-    const { fullBlocks, tailFrom } = fileLayout(content.size, this.opts.blockSize, this.opts.fragments);
-    const bs = this.opts.blockSize;
-    for (let i = 0; i < fullBlocks; i++) {
-      const len = Math.min(bs, content.size - i * bs);
-      const buf = Buffer.allocUnsafe(len);
-      readFully(content, i * bs, buf);
-      yield { kind: 'block', len, data: isZero(buf) ? null : this.compress(buf) };
-    }
-    if (tailFrom < content.size) {
-      const tail = Buffer.allocUnsafe(content.size - tailFrom);
-      readFully(content, tailFrom, tail);
-      yield { kind: 'tail', len: tail.length, bytes: isZero(tail) ? null : tail };
-    }
-  }
-
-  /** Writes (or queues) a file's pieces in order and records where they went. */
-  private async store(source: FileContent, size: number, hash: string | undefined, pieces: AsyncIterable<Piece> | Iterable<Piece>): Promise<FileData> {
-    const { fullBlocks } = fileLayout(size, this.opts.blockSize, this.opts.fragments);
+    const tailInFragment = this.opts.fragments !== 'none' && (size < bs || this.opts.fragments === 'always') && size % bs !== 0;
+    const fullBlocks = tailInFragment ? Math.floor(size / bs) : Math.ceil(size / bs);
     const data: FileData = { blocksStart: 0, blockWords: new Array(fullBlocks).fill(0), fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
-    let i = 0;
-    for await (const p of pieces) {
-      if (p.kind === 'block') {
+    try {
+      for (let i = 0; i < fullBlocks; i++) {
+        const len = Math.min(bs, size - i * bs);
+        if (!this.opts.pool && this.pending === 0) {
+          // Uncompressed: read straight into the staging buffer, where the block is stored.
+          this.storeInPlace(content, i * bs, len, data, i);
+          this.consumed += len;
+          this.opts.progress?.(this.consumed);
+          continue;
+        }
+        const buf = Buffer.allocUnsafe(len);
+        readFully(content, i * bs, buf);
         const first = i === 0;
-        const k = i++;
-        if (p.data === null) {
-          data.sparse += p.len;
+        if (this.isZero(buf)) {
+          data.sparse += len;
           await this.enqueue({ data: null, compressed: false }, (pos) => {
             if (first) data.blocksStart = pos;
           });
         } else {
-          await this.enqueue(p.data, (pos, stored, compressed) => {
+          await this.enqueue(this.compress(buf), (pos, stored, compressed) => {
             if (first) data.blocksStart = pos;
-            data.blockWords[k] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
+            data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
           });
         }
-      } else if (p.bytes === null) {
-        // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
-        data.blockWords.push(0);
-        data.sparse += p.len;
-        if (fullBlocks === 0) await this.enqueue({ data: null, compressed: false }, (pos) => (data.blocksStart = pos));
-      } else {
-        if (this.fragFill + p.len > this.opts.blockSize) await this.sealFragment();
-        this.frag.set(p.bytes, this.fragFill);
-        data.fragIndex = this.fragmentTable.length;
-        data.fragOffset = this.fragFill;
-        this.fragFill += p.len;
+        this.consumed += len;
+        this.opts.progress?.(this.consumed);
       }
-      this.consumed += p.len;
-      this.opts.progress?.(this.consumed);
+      if (tailInFragment) {
+        const len = size - fullBlocks * bs;
+        // Read the tail where it goes, at the fill point of the fragment block, when it fits.
+        const fits = this.fragFill + len <= bs;
+        const tail = fits ? this.frag.subarray(this.fragFill, this.fragFill + len) : Buffer.allocUnsafe(len);
+        readFully(content, fullBlocks * bs, tail);
+        if (this.isZero(tail)) {
+          // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
+          data.blockWords.push(0);
+          data.sparse += len;
+          if (fullBlocks === 0) await this.enqueue({ data: null, compressed: false }, (pos) => (data.blocksStart = pos));
+        } else {
+          if (!fits) {
+            await this.sealFragment();
+            this.frag.set(tail, 0);
+          }
+          data.fragIndex = this.fragmentTable.length;
+          data.fragOffset = this.fragFill;
+          this.fragFill += len;
+        }
+        this.consumed += len;
+        this.opts.progress?.(this.consumed);
+      }
+    } finally {
+      content.close?.();
     }
     // mksquashfs never records a file as entirely sparse (the kernel treats sparse == size oddly
     // in old versions): one byte less.
@@ -272,12 +239,27 @@ export class DataWriter {
     return data;
   }
 
+  /** Block i of a file, uncompressed, read into the staging buffer and stored there (or a hole). */
+  private storeInPlace(content: FileContent, position: number, len: number, data: FileData, i: number): void {
+    if (this.stageFill + len > this.stage.length) this.flush();
+    const at = this.stage.subarray(this.stageFill, this.stageFill + len);
+    readFully(content, position, at);
+    if (i === 0) data.blocksStart = this.pos;
+    if (this.isZero(at)) {
+      data.sparse += len;
+      return;
+    }
+    this.stageFill += len;
+    this.pos += len;
+    data.blockWords[i] = (len | DATA_BLOCK_UNCOMPRESSED) >>> 0;
+  }
+
   private async sealFragment(): Promise<void> {
     if (this.fragFill === 0) return;
     const index = this.fragmentTable.length;
     this.fragmentTable.push({ start: 0, sizeWord: 0 });
     const block = this.frag.subarray(0, this.fragFill);
-    this.frag = new Uint8Array(this.opts.blockSize);
+    this.frag = Buffer.allocUnsafe(this.opts.blockSize); // only frag[0, fragFill) is ever read
     this.fragFill = 0;
     await this.enqueue(this.compress(block), (pos, stored, compressed) => {
       this.fragmentTable[index] = { start: pos, sizeWord: (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0 };
@@ -328,7 +310,7 @@ function sameBytes(a: FileContent, b: FileContent, chunk: number): boolean {
 
 /** One-shot SHA-256 (crypto.hash where Node has it: no Hash object per small file). */
 const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'hex') => string }).hash;
-export function sha256(data: Uint8Array): string {
+function sha256(data: Uint8Array): string {
   return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 

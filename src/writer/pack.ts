@@ -26,13 +26,12 @@ import { Compressor, Flag, InodeType, MAX_BLOCK_SIZE, MAX_NAME_SIZE, MAX_SYMLINK
 import { compareBytes } from '../format/directory';
 import { CompressPool } from './compress-pool';
 import { DataWriter, type FileData } from './data-writer';
-import { FileLoader, type LoadableFile } from './file-loader';
 import { buildListing, sortEntries, writeListing, type ListingEntry } from './directory-writer';
 import { encodeDeviceInode, encodeDirInode, encodeFileInode, encodeIpcInode, encodeSymlinkInode, type InodeHeader } from './encode-inode';
 import { encodeCompressorOptions, encodeSuperblock } from './encode-superblock';
 import { MetadataWriter, type BlockCompressor } from './metadata-writer';
 import { IdTable, XattrTableWriter, encodeFragmentEntries, encodeU32s, encodeU64s, lookupTable } from './tables';
-import { scanDirectoryAsync, type DirNode, type FileNode, type TreeNode } from './tree';
+import { scanDirectoryAsync, type DirNode, type TreeNode } from './tree';
 
 export type Compression = 'gzip' | 'lzo' | 'lz4' | 'xz' | 'zstd' | 'none';
 export const COMPRESSIONS: Compression[] = ['gzip', 'lzo', 'lz4', 'xz', 'zstd', 'none'];
@@ -63,13 +62,8 @@ export interface PackOptions {
   reproducible?: boolean;
   /** Superblock creation time (overrides the above). */
   mkfsTime?: number;
-  /** Compression and reader workers (default: one per CPU). */
+  /** Compression workers (default: one per CPU). */
   workers?: number;
-  /**
-   * Read files on disk in the workers (default: when the tree holds more than a few MiB of them,
-   * so that a small tree costs no thread start-up). The image is the same either way.
-   */
-  readInWorkers?: boolean;
   /** Progress: bytes of file content packed and the total. */
   progress?: (done: number, total: number) => void;
   /** Warnings (getfattr missing, skipped xattr prefixes); default: stderr. */
@@ -90,8 +84,6 @@ export interface PackResult {
 }
 
 const U32_MAX = 0xffffffff;
-/** Bytes of files on disk from which reading them in workers pays for the threads' start-up. */
-const READ_IN_WORKERS_BYTES = 4 << 20;
 /** Codecs with levels, and their ranges (defaults: gzip 9, zstd 15, as mksquashfs). */
 const LEVELS: Partial<Record<Compression, [number, number]>> = { gzip: [1, 9], zstd: [1, 22] };
 const BASIC_TYPE: Record<TreeNode['kind'], number> = {
@@ -230,44 +222,26 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   if (mkfsTime === undefined) mkfsTime = Math.min(U32_MAX, Math.floor(Date.now() / 1000));
 
   // ---- 2. data ----
-  const files = order.filter((n): n is FileNode => n.kind === 'file');
+  const files = order.filter((n): n is Extract<TreeNode, { kind: 'file' }> => n.kind === 'file');
   const total = files.reduce((s, f) => s + f.content.size, 0);
   // Only a file whose size another file shares can be a duplicate.
   const bySize = new Map<number, number>();
   for (const f of files) bySize.set(f.content.size, (bySize.get(f.content.size) ?? 0) + 1);
 
   const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression, options.level);
-  // Files on disk are read (and compressed) by the workers when there is enough of them to pay for
-  // starting threads; everything else is read here and only compressed there.
-  const onDisk = files.filter((f) => f.content.path !== undefined);
-  const readInWorkers = options.readInWorkers ?? onDisk.reduce((s, f) => s + f.content.size, 0) >= READ_IN_WORKERS_BYTES;
   const fd = fs.openSync(imagePath, 'w');
   let pool: CompressPool | undefined;
   try {
-    if (opt.compression !== 'none' || (readInWorkers && onDisk.length > 0)) pool = new CompressPool(opt.compression, options.level, options.workers);
+    if (opt.compression !== 'none') pool = new CompressPool(opt.compression, options.level, options.workers);
     const dataStart = SUPERBLOCK_SIZE + (copts?.length ?? 0);
     const dw = new DataWriter(fd, dataStart, {
       blockSize: opt.blockSize,
       fragments: opt.fragments,
       duplicates: opt.duplicates,
-      pool: opt.compression === 'none' ? undefined : pool,
+      pool,
       progress: options.progress ? (done) => options.progress!(done, total) : undefined,
     });
-    const mayDuplicate = (f: FileNode) => opt.duplicates && (bySize.get(f.content.size) ?? 0) > 1;
-    const loadable: LoadableFile[] = [];
-    const loadIndex = new Map<FileNode, number>();
-    if (pool && readInWorkers) {
-      for (const f of onDisk) loadIndex.set(f, loadable.push({ content: f.content, path: f.content.path!.toString('latin1'), mayDuplicate: mayDuplicate(f) }) - 1);
-    }
-    const loader = loadable.length > 0 ? new FileLoader(pool!, loadable, opt.blockSize, opt.fragments) : undefined;
-    for (const f of files) {
-      const li = loadIndex.get(f);
-      if (li === undefined) info.get(f)!.data = await dw.addFile(f.content, mayDuplicate(f));
-      else {
-        const { hash, pieces } = await loader!.file(li);
-        info.get(f)!.data = await dw.addPieces(f.content, hash, pieces);
-      }
-    }
+    for (const f of files) info.get(f)!.data = await dw.addFile(f.content, (bySize.get(f.content.size) ?? 0) > 1);
     await dw.finish();
     await pool?.close();
     pool = undefined;
