@@ -16,6 +16,8 @@ export type CodecName = 'gzip' | 'lzma' | 'lzo' | 'xz' | 'lz4' | 'zstd';
 export interface CompressOptions {
   /** Codec-specific level; gzip 1..9 (default 9), zstd 1..22 (default 15), as mksquashfs. Ignored by codecs without levels (lz4, lzo, xz). */
   level?: number;
+  /** The image's block size: xz's dictionary size, as mksquashfs sets it (default: the input's length). */
+  blockSize?: number;
 }
 
 export interface Codec {

@@ -182,10 +182,54 @@ function loadEncoder(): NonNullable<typeof encoder> {
   return encoder;
 }
 
+// The native encoder: zstd-napi 0.0.13 (Apache-2.0, bundles zstd 1.5.7, built at install), an
+// optional dependency. Measured on 876 128 KiB blocks of /usr/include at level 15: 1.7× the speed of
+// the WASM build, within a few % of the zstd CLI, and the same bytes as the WASM build. Where it did
+// not build, the WASM encoder above does the work.
+interface NativeCCtx {
+  compress(dst: Uint8Array, src: Uint8Array, level: number): number;
+}
+let native: { cctx: NativeCCtx; dst: Buffer } | null | undefined;
+let backend: 'auto' | 'wasm' = 'auto';
+
+function nativeEncoder(): { cctx: NativeCCtx; dst: Buffer } | null {
+  if (native === undefined) {
+    try {
+      const b = require('zstd-napi/binding') as { CCtx: new () => NativeCCtx };
+      native = { cctx: new b.CCtx(), dst: Buffer.allocUnsafe(0) };
+    } catch {
+      native = null;
+    }
+  }
+  return native;
+}
+
+/** Forces the WASM encoder (tests and benchmarks only). */
+export function _setZstdEncoderForTest(which: 'auto' | 'wasm'): void {
+  backend = which;
+}
+/** The encoder zstd blocks get: "native" (zstd-napi) or "wasm". */
+export function zstdEncoderName(): 'native' | 'wasm' {
+  return backend === 'auto' && nativeEncoder() ? 'native' : 'wasm';
+}
+
 export function zstdCompress(input: Uint8Array, options?: CompressOptions): Uint8Array | null {
   const level = options?.level ?? ZSTD_DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 22) throw new SquashfsError('UNSUPPORTED', `zstd compression level ${level} (must be 1..22)`);
   if (input.length === 0) return null;
+  const n8 = backend === 'auto' ? nativeEncoder() : null;
+  if (n8) {
+    // Only input.length - 1 bytes of room, as below: zstd stops early when the frame cannot be smaller.
+    if (n8.dst.length < input.length - 1) n8.dst = Buffer.allocUnsafe(Math.max(input.length, 131072));
+    let n: number;
+    try {
+      n = n8.cctx.compress(n8.dst.subarray(0, input.length - 1), input, level);
+    } catch (e) {
+      if (/too small/i.test((e as Error).message)) return null;
+      throw new SquashfsError('IO', `zstd: ${(e as Error).message}`);
+    }
+    return Buffer.from(n8.dst.subarray(0, n));
+  }
   const e = loadEncoder();
   const M = e.M;
   if (e.cap < input.length) {

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SquashfsError } from '../errors';
+import type { CompressOptions } from '../codec';
 
 interface Job {
   id: number;
@@ -27,7 +28,7 @@ export class CompressPool {
 
   constructor(
     private readonly codec: string,
-    private readonly level: number | undefined,
+    private readonly options: CompressOptions,
     readonly size: number = Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
   ) {}
 
@@ -40,7 +41,7 @@ export class CompressPool {
   }
 
   private start(): void {
-    const w = new Worker(path.join(__dirname, 'compress-worker.js'), { workerData: { codec: this.codec, level: this.level } });
+    const w = new Worker(path.join(__dirname, 'compress-worker.js'), { workerData: { codec: this.codec, options: this.options } });
     const slot = { w, busy: 0 };
     w.on('message', (m: { id: number; out?: Uint8Array | null; error?: string }) => {
       const job = this.pending.get(m.id);

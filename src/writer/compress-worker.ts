@@ -4,16 +4,16 @@
  * packing, runs beside the thread that reads files and writes the image.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { codecByName } from '../codec';
+import { codecByName, type CompressOptions } from '../codec';
 
-const { codec: name, level } = workerData as { codec: string; level?: number };
+const { codec: name, options } = workerData as { codec: string; options: CompressOptions };
 const codec = codecByName(name);
 if (!codec.compress) throw new Error(`codec ${name} cannot compress`);
 const compress = codec.compress.bind(codec);
 
 parentPort!.on('message', (m: { id: number; data: Uint8Array }) => {
   try {
-    const out = compress(m.data, level === undefined ? undefined : { level });
+    const out = compress(m.data, options);
     parentPort!.postMessage({ id: m.id, out: out && out.length < m.data.length ? out : null });
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) });

@@ -127,7 +127,8 @@ function resolveOptions(o: PackOptions) {
       if (!range) throw new SquashfsError('UNSUPPORTED', `--comp ${compression} has no compression levels (gzip 1..9, zstd 1..22 have)`);
       if (!Number.isInteger(level) || level < range[0] || level > range[1]) throw new SquashfsError('UNSUPPORTED', `${compression} compression level ${level}: must be ${range[0]}..${range[1]}`);
     }
-    compress = (input) => codec.compress!(input, level === undefined ? undefined : { level });
+    const copts = { level, blockSize };
+    compress = (input) => codec.compress!(input, copts);
   }
   for (const [k, v] of [['mtime', o.mtime], ['mkfsTime', o.mkfsTime]] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > U32_MAX)) throw new SquashfsError('UNSUPPORTED', `${k} ${v}: must be whole seconds in 0..${U32_MAX}`);
@@ -232,7 +233,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const fd = fs.openSync(imagePath, 'w');
   let pool: CompressPool | undefined;
   try {
-    if (opt.compression !== 'none') pool = new CompressPool(opt.compression, options.level, options.workers);
+    if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { level: options.level, blockSize: opt.blockSize }, options.workers);
     const dataStart = SUPERBLOCK_SIZE + (copts?.length ?? 0);
     const dw = new DataWriter(fd, dataStart, {
       blockSize: opt.blockSize,

@@ -1,0 +1,67 @@
+/**
+ * xz compression through liblzma, the library mksquashfs calls: lzma-native 8.0.6 bundles xz 5.2.3
+ * and builds it at install (package.json's postinstall rebuilds it with -O2: the bundled build script
+ * drops the optimisation flags, and its prebuilt binary is about 2× slower).
+ *
+ * A block is what squashfs-tools' xz wrapper writes: one .xz stream with a CRC32 check and a single
+ * LZMA2 filter, options of preset 6 (normal mode, BT4 match finder, nice length 64) with the
+ * dictionary set to the block size; the kernel's decoder refuses a dictionary larger than that.
+ * liblzma's streaming encoder leaves the optional sizes out of the block header, so each block is
+ * 4 bytes shorter than mksquashfs's; the LZMA2 data is the same.
+ *
+ * Only compression: decoding stays in xz.ts, our own bounds-checked decoder. When the native module
+ * cannot be loaded, xz.ts falls back to our encoder (xz-encoder.ts).
+ */
+
+interface NativeStream {
+  streamEncoder_(filters: Array<{ id: string; options?: Record<string, number> }>, check: number): void;
+  bufferHandler: (buf: Buffer | null | undefined, processed?: number, err?: Error | null) => void;
+  /** Synchronous when `async` is false; null finishes the stream. */
+  code(chunk: Buffer | null, async: boolean): void;
+}
+interface LzmaNative {
+  Stream: new () => NativeStream;
+  FILTER_LZMA2: string;
+  CHECK_CRC32: number;
+  MODE_NORMAL: number;
+  MF_BT4: number;
+}
+
+let lib: LzmaNative | null | undefined;
+
+/** The native module, or null when it is not installed or does not load here. */
+export function liblzma(): LzmaNative | null {
+  if (lib === undefined) {
+    try {
+      const m = require('lzma-native') as LzmaNative;
+      lib = typeof m.Stream === 'function' && typeof new m.Stream().streamEncoder_ === 'function' ? m : null;
+    } catch {
+      lib = null;
+    }
+  }
+  return lib;
+}
+
+/** liblzma's dictionary minimum. */
+const MIN_DICT = 4096;
+
+/** One .xz stream holding `input`, as mksquashfs writes a block; null when not smaller. */
+export function xzCompressLiblzma(input: Uint8Array, dictSize: number): Uint8Array | null {
+  const m = liblzma();
+  if (!m) throw new Error('lzma-native is not available');
+  if (input.length === 0) return null;
+  const s = new m.Stream();
+  const options = { dictSize: Math.max(MIN_DICT, dictSize), lc: 3, lp: 0, pb: 2, mode: m.MODE_NORMAL, niceLen: 64, mf: m.MF_BT4, depth: 0 };
+  s.streamEncoder_([{ id: m.FILTER_LZMA2, options }], m.CHECK_CRC32);
+  const out: Buffer[] = [];
+  let error: Error | null | undefined;
+  s.bufferHandler = (buf, _n, e) => {
+    if (e) error = e;
+    else if (buf) out.push(buf);
+  };
+  s.code(Buffer.from(input.buffer, input.byteOffset, input.byteLength), false);
+  s.code(null, false);
+  if (error) throw error;
+  const r = out.length === 1 ? out[0]! : Buffer.concat(out);
+  return r.length < input.length ? r : null;
+}
