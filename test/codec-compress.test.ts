@@ -2,8 +2,8 @@
  * The block compressors (zstd, lzo, xz and the improved lz4): round trips through our own decoders on
  * random, text, binary, all-zero, 1-byte and 1 MiB blocks and a fast-check property; blocks checked
  * by the reference tools where a CLI exists (xz -d, zstd -d); then, per compressor, `distri pack` of a
- * small real tree mounted by the kernel and extracted by unsquashfs, both equal to the source, with
- * the image size against mksquashfs's printed.
+ * small real tree (and uncompressed, gzip) mounted by the kernel and extracted by unsquashfs, both
+ * equal to the source, with the image size against mksquashfs's (at most 1.01×, lzo 1.1×).
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -237,8 +237,8 @@ function noDiff(a: Manifest, b: Manifest, labels: [string, string]): void {
 describe(`distri pack ${SOURCE}: the kernel and unsquashfs read every compressor`, () => {
   let source: Manifest | undefined;
   const sourceManifest = () => (source ??= walkDirectory(SOURCE, { xattrs: false }));
-  for (const comp of ['zstd', 'lzo', 'xz', 'lz4'] as const) {
-    const avail = allAvailable(isRoot(), kernelAvailable(), unsquashfsAvailable(), kernelSupportsCompressor(comp), fs.existsSync(SOURCE) ? { ok: true } : { ok: false, why: `no ${SOURCE}` });
+  for (const comp of ['none', 'gzip', 'zstd', 'lzo', 'xz', 'lz4'] as const) {
+    const avail = allAvailable(isRoot(), kernelAvailable(), unsquashfsAvailable(), kernelSupportsCompressor(comp === 'none' ? 'gzip' : comp), fs.existsSync(SOURCE) ? { ok: true } : { ok: false, why: `no ${SOURCE}` });
     test(`${comp}: kernel mount and unsquashfs -d equal the source; size vs mksquashfs`, { skip: skipUnless(`${comp} image oracles`, avail) }, async () => {
       const image = path.join(tmp, `${comp}.sqfs`);
       const t0 = Date.now();
@@ -247,19 +247,24 @@ describe(`distri pack ${SOURCE}: the kernel and unsquashfs read every compressor
       assert.equal(r.status, 0, r.stderr);
       const st = spawnSync('unsquashfs', ['-s', image], { encoding: 'utf8' });
       assert.equal(st.status, 0, st.stderr);
-      assert.match(st.stdout, new RegExp(`Compression ${comp}\\b`));
+      assert.match(st.stdout, new RegExp(`Compression ${comp === 'none' ? 'gzip' : comp}\\b`));
+      assert.match(st.stdout, comp === 'none' ? /Data is uncompressed/ : /Data is compressed/);
       const want = sourceManifest().map((e) => ({ ...e, mtime: 0 }));
       await withKernelMount(image, (dir) => noDiff(walkDirectory(dir, { xattrs: false }), want, ['kernel', 'source']));
       await withUnsquashfs(image, (dir) => noDiff(walkDirectory(dir, { xattrs: false }).filter((e) => e.path !== ''), want.filter((e) => e.path !== ''), ['unsquashfs', 'source']));
       if (toolAvailable('mksquashfs').ok) {
         const theirs = path.join(tmp, `mk-${comp}.sqfs`);
         const t1 = Date.now();
-        const m = spawnSync('mksquashfs', [SOURCE, theirs, '-comp', comp, '-noappend', '-mkfs-time', '0', '-no-progress', '-quiet'], { encoding: 'utf8' });
+        const how = comp === 'none' ? ['-noI', '-noD', '-noF', '-noX'] : ['-comp', comp];
+        const m = spawnSync('mksquashfs', [SOURCE, theirs, ...how, '-noappend', '-mkfs-time', '0', '-no-progress', '-quiet'], { encoding: 'utf8' });
         const mk = (Date.now() - t1) / 1000;
         assert.equal(m.status, 0, m.stderr);
         const ratio = bytesUsed(image) / bytesUsed(theirs);
         console.log(`# ${comp}: distri ${bytesUsed(image)} bytes in ${ours.toFixed(2)} s, mksquashfs ${bytesUsed(theirs)} bytes in ${mk.toFixed(2)} s, size ratio ${ratio.toFixed(4)}`);
-        assert.ok(ratio < 1.3, `${comp}: image ${ratio.toFixed(3)} × mksquashfs's`);
+        // The target is 1.01; lzo (lzo1x_1-style against lzo1x_999) and our fallback xz encoder are
+        // known to be ~6-8 % larger (see the writer test).
+        const bound = comp === 'lzo' || (comp === 'xz' && xzEncoderName() === 'builtin') ? 1.1 : 1.01;
+        assert.ok(ratio <= bound, `${comp}: image ${ratio.toFixed(4)} × mksquashfs's (bound ${bound})`);
       }
     });
   }
