@@ -79,8 +79,7 @@ describe('pack the fixture tree', { skip: skipUnless('writer fixture matrix', ma
       const expected = (o.xattrs === false ? withoutXattrs(src) : src).map((e) => (o.allRoot ? { ...e, uid: 0, gid: 0 } : e));
       const image = out(name);
       const opts: PackOptions = { ...o, reproducible: true, warn: () => {} };
-      // Small files come through the reader thread here; below, the main thread reads them.
-      await pack(treeDir, image, { ...opts, readAhead: true });
+      await pack(treeDir, image, opts);
       noDiff(expected, readerManifest(image, o.xattrs !== false), ['source', 'reader']);
       await withKernelMount(image, (dir) => noDiff(expected, walkDirectory(dir, { xattrs: o.xattrs !== false }).map((e) => (o.xattrs === false ? withoutXattrs([e])[0]! : e)), ['source', 'kernel']));
       await withUnsquashfs(image, (dir) => noDiff(expected, o.xattrs === false ? withoutXattrs(walkDirectory(dir)) : walkDirectory(dir), ['source', 'unsquashfs']));
@@ -96,8 +95,8 @@ describe('pack the fixture tree', { skip: skipUnless('writer fixture matrix', ma
       assert.match(s, o.duplicates === false ? /Duplicates are not removed/ : /Duplicates are removed/);
 
       const again = out(`${name}-again`);
-      await pack(treeDir, again, { ...opts, workers: 1, readAhead: false });
-      assert.ok(fs.readFileSync(image).equals(fs.readFileSync(again)), 'second pack (one worker, no read-ahead) differs from the first');
+      await pack(treeDir, again, { ...opts, workers: 1 });
+      assert.ok(fs.readFileSync(image).equals(fs.readFileSync(again)), 'second pack (one worker) differs from the first');
     });
   }
 
@@ -298,29 +297,8 @@ describe('pack a tree described in code', () => {
     await assert.rejects(pack(d, out('cycle')), /cannot appear twice/);
   });
 
-  test('read-ahead through a ring smaller than the files: same bytes as without, contents intact', async () => {
-    // ~40 MiB of files up to the read-ahead limit (1 MiB) and tiny ones between, so the 16 MiB
-    // ring wraps several times and the reader waits for space; duplicates make the packer re-read.
-    const dir = fs.mkdtempSync(path.join(tmp, 'ring-'));
-    let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / 2 ** 24;
-    for (let i = 0; i < 120; i++) {
-      const size = i % 3 === 0 ? Math.floor(rnd() * 100) : (1 << 20) - Math.floor(rnd() * 300000);
-      const b = Buffer.alloc(size);
-      for (let j = 0; j < size; j += 4096) b[j] = (i + j / 4096) & 0xff;
-      fs.writeFileSync(path.join(dir, `f${String(i).padStart(3, '0')}`), b);
-      if (i % 10 === 0) fs.writeFileSync(path.join(dir, `f${String(i).padStart(3, '0')}-dup`), b);
-    }
-    const a = out('ring-ahead');
-    const b = out('ring-plain');
-    await pack(dir, a, { compression: 'none', mkfsTime: 0, xattrs: false, readAhead: true });
-    await pack(dir, b, { compression: 'none', mkfsTime: 0, xattrs: false, readAhead: false });
-    assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)), 'read-ahead changed the image');
-    noDiff(walkDirectory(dir, { xattrs: false }), readerManifest(a, false), ['source', 'reader']);
-  });
-
-  test('a file that shrinks or vanishes after the scan fails the pack with its name, read ahead or not', async () => {
-    for (const [change, readAhead] of [['shrink', false], ['vanish', false], ['shrink', true], ['vanish', true]] as const) {
+  test('a file that shrinks or vanishes after the scan fails the pack with its name', async () => {
+    for (const change of ['shrink', 'vanish'] as const) {
       const dir = fs.mkdtempSync(path.join(tmp, 'changing-'));
       fs.writeFileSync(path.join(dir, 'a'), Buffer.alloc(3 << 20, 1));
       fs.writeFileSync(path.join(dir, 'b'), Buffer.alloc(70000, 2));
@@ -328,8 +306,8 @@ describe('pack a tree described in code', () => {
       if (change === 'shrink') fs.truncateSync(path.join(dir, 'b'), 1000);
       else fs.rmSync(path.join(dir, 'b'));
       const expected = change === 'shrink' ? /\/b: read 1000 bytes at 0, expected 70000 \(did the file shrink/ : /ENOENT.*\/b/;
-      await assert.rejects(pack(root, out(`changing-${change}`), { compression: 'gzip', readAhead }), (e: Error) => {
-        assert.ok(e instanceof SquashfsError, `${change}, read-ahead ${readAhead}: ${e}`);
+      await assert.rejects(pack(root, out(`changing-${change}`), { compression: 'gzip' }), (e: Error) => {
+        assert.ok(e instanceof SquashfsError, `${change}: ${e}`);
         assert.match(e.message, expected);
         return true;
       });

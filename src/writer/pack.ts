@@ -26,7 +26,6 @@ import { Compressor, Flag, InodeType, MAX_BLOCK_SIZE, MAX_NAME_SIZE, MAX_SYMLINK
 import { compareBytes } from '../format/directory';
 import { CompressPool } from './compress-pool';
 import { DataWriter, type FileData } from './data-writer';
-import { MAX_FILE as READ_AHEAD_MAX_FILE, ReadAhead } from './read-ahead';
 import { buildListing, sortEntries, writeListing, type ListingEntry } from './directory-writer';
 import { encodeDeviceInode, encodeDirInode, encodeFileInode, encodeIpcInode, encodeSymlinkInode, type InodeHeader } from './encode-inode';
 import { encodeCompressorOptions, encodeSuperblock } from './encode-superblock';
@@ -65,11 +64,6 @@ export interface PackOptions {
   mkfsTime?: number;
   /** Compression workers (default: one per CPU). */
   workers?: number;
-  /**
-   * Read small files on disk ahead in a reader thread (read-ahead.ts). Default: when there are
-   * enough of them to pay for the thread. The image is the same either way.
-   */
-  readAhead?: boolean;
   /** Progress: bytes of file content packed and the total. */
   progress?: (done: number, total: number) => void;
   /** Warnings (getfattr missing, skipped xattr prefixes); default: stderr. */
@@ -90,8 +84,6 @@ export interface PackResult {
 }
 
 const U32_MAX = 0xffffffff;
-/** Small files on disk from which a reader thread pays for its start-up (~35 ms). */
-const READ_AHEAD_MIN_FILES = 256;
 /** Codecs with levels, and their ranges (defaults: gzip 9, zstd 15, as mksquashfs). */
 const LEVELS: Partial<Record<Compression, [number, number]>> = { gzip: [1, 9], zstd: [1, 22] };
 const BASIC_TYPE: Record<TreeNode['kind'], number> = {
@@ -240,7 +232,6 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression, options.level);
   const fd = fs.openSync(imagePath, 'w');
   let pool: CompressPool | undefined;
-  let readAhead: ReadAhead | undefined;
   try {
     if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { level: options.level, blockSize: opt.blockSize }, options.workers);
     const dataStart = SUPERBLOCK_SIZE + (copts?.length ?? 0);
@@ -251,19 +242,8 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       pool,
       progress: options.progress ? (done) => options.progress!(done, total) : undefined,
     });
-    const ahead = files.filter((f) => f.content.path !== undefined && f.content.size > 0 && f.content.size <= READ_AHEAD_MAX_FILE);
-    if (options.readAhead ?? ahead.length >= READ_AHEAD_MIN_FILES) {
-      readAhead = new ReadAhead(ahead.map((f) => ({ path: f.content.path!.toString('latin1'), size: f.content.size })));
-    }
-    const index = new Map(ahead.map((f, k) => [f, k]));
-    for (const f of files) {
-      const k = readAhead ? index.get(f) : undefined;
-      const content = k === undefined ? f.content : readAhead!.wrap(k, f.content);
-      info.get(f)!.data = await dw.addFile(content, (bySize.get(f.content.size) ?? 0) > 1);
-    }
+    for (const f of files) info.get(f)!.data = await dw.addFile(f.content, (bySize.get(f.content.size) ?? 0) > 1);
     await dw.finish();
-    await readAhead?.close();
-    readAhead = undefined;
     await pool?.close();
     pool = undefined;
 
@@ -402,7 +382,6 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     };
   } finally {
     await pool?.close();
-    await readAhead?.close();
     fs.closeSync(fd);
   }
 }
