@@ -8,7 +8,7 @@
  *   - A file smaller than a block (and, with always-use-fragments, the tail of any file) goes into
  *     the current fragment block at the next free offset; when a tail does not fit, the fragment
  *     block is sealed into the output stream right there and a new one started.
- *   - Duplicate files (same size, same SHA-256, then the same bytes) are stored once: the second
+ *   - Duplicate files (same size and SHA-256) are stored once: the second
  *     file gets the first one's block list and fragment.
  *
  * Blocks are compressed out of order but written strictly in order: every block takes a slot in a
@@ -62,7 +62,8 @@ export class DataWriter {
   private frag: Uint8Array;
   private fragFill = 0;
   private readonly zero: Uint8Array;
-  private readonly done = new Map<string, Array<{ content: FileContent; data: FileData }>>();
+  /** Stored files that may have duplicates, by size and SHA-256. */
+  private readonly done = new Map<string, FileData>();
   private consumed = 0;
   private error: unknown;
 
@@ -162,13 +163,13 @@ export class DataWriter {
       } else {
         hash = hashContent(content);
       }
-      const key = `${size}:${hash}`;
-      for (const c of this.done.get(key) ?? []) {
-        if (sameBytes(c.content, content, bs)) {
-          this.consumed += size;
-          this.opts.progress?.(this.consumed);
-          return c.data;
-        }
+      // Equal SHA-256 is taken as equal bytes, as content-addressed stores do (no collision is
+      // known); mksquashfs's checksum is weak, so it reads both files back to compare them.
+      const same = this.done.get(`${size}:${hash}`);
+      if (same) {
+        this.consumed += size;
+        this.opts.progress?.(this.consumed);
+        return same;
       }
     }
     const tailInFragment = this.opts.fragments !== 'none' && (size < bs || this.opts.fragments === 'always') && size % bs !== 0;
@@ -230,12 +231,7 @@ export class DataWriter {
     // mksquashfs never records a file as entirely sparse (the kernel treats sparse == size oddly
     // in old versions): one byte less.
     if (data.sparse >= size) data.sparse = size - 1;
-    if (hash !== undefined && this.opts.duplicates) {
-      const key = `${size}:${hash}`;
-      const list = this.done.get(key) ?? [];
-      list.push({ content: source, data });
-      this.done.set(key, list);
-    }
+    if (hash !== undefined && this.opts.duplicates) this.done.set(`${size}:${hash}`, data);
     return data;
   }
 
@@ -285,26 +281,6 @@ function readFully(content: FileContent, position: number, buf: Uint8Array): voi
   const n = content.read(position, buf);
   if (n !== buf.length) {
     throw new SquashfsError('IO', `${content.origin ?? 'file'}: read ${n} bytes at ${position}, expected ${buf.length} (did the file shrink while packing?)`);
-  }
-}
-
-/** Byte comparison of two contents of the same size, one chunk at a time. */
-function sameBytes(a: FileContent, b: FileContent, chunk: number): boolean {
-  if (a.size !== b.size) return false;
-  const step = Math.max(chunk, 1 << 20);
-  const x = Buffer.allocUnsafe(Math.min(step, a.size));
-  const y = Buffer.allocUnsafe(Math.min(step, a.size));
-  try {
-    for (let p = 0; p < a.size; p += step) {
-      const n = Math.min(step, a.size - p);
-      readFully(a, p, x.subarray(0, n));
-      readFully(b, p, y.subarray(0, n));
-      if (!x.subarray(0, n).equals(y.subarray(0, n))) return false;
-    }
-    return true;
-  } finally {
-    a.close?.();
-    b.close?.();
   }
 }
 
