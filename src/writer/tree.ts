@@ -37,11 +37,6 @@ export interface FileContent {
   close?(): void;
   /** For messages: where the contents come from. */
   readonly origin?: string;
-  /**
-   * The file on disk these contents are, unchanged: the packer may then read it in a worker
-   * thread instead of calling read().
-   */
-  readonly path?: Buffer;
 }
 
 export interface DirEntryNode {
@@ -103,7 +98,6 @@ export function fileContent(file: string | Buffer, size: number): FileContent {
   return {
     size,
     origin: file.toString(),
-    path: typeof file === 'string' ? Buffer.from(file) : file,
     read(position, buf) {
       let done = 0;
       try {
@@ -174,7 +168,7 @@ export function scanDirectory(root: string, options: ScanOptions = {}): DirNode 
   const scan = scanNodes(root);
   if (options.xattrs ?? true) {
     const r = spawnSync('getfattr', getfattrArgs(scan.rootBuf), { maxBuffer: 1 << 30, env: { ...process.env, LC_ALL: 'C' } });
-    applyGetfattr(r.error, r.status, r.stdout, r.stderr, scan.byPath, options.warn ?? defaultWarn);
+    applyGetfattr(r.error, r.status, r.stdout, r.stderr, scan.find, options.warn ?? defaultWarn);
   }
   return scan.root;
 }
@@ -196,7 +190,7 @@ export function scanDirectoryAsync(root: string, options: ScanOptions = {}): { r
     child.on('error', (e) => (spawnError = e));
     child.on('close', (status) => {
       try {
-        applyGetfattr(spawnError, status, Buffer.concat(out), Buffer.concat(err), scan.byPath, options.warn ?? defaultWarn);
+        applyGetfattr(spawnError, status, Buffer.concat(out), Buffer.concat(err), scan.find, options.warn ?? defaultWarn);
         resolve();
       } catch (e) {
         reject(e);
@@ -208,11 +202,24 @@ export function scanDirectoryAsync(root: string, options: ScanOptions = {}): { r
 
 const defaultWarn = (m: string) => process.stderr.write(`distri: ${m}\n`);
 
-function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; byPath: Map<string, TreeNode> } {
+/** Node's buffer.isAscii (Node >= 18.15). */
+const isAscii = (require('node:buffer') as { isAscii?: (b: Uint8Array) => boolean }).isAscii;
+
+/**
+ * A path is a string while every byte of it is ASCII (cheaper to build and to pass to lstat), and
+ * a Buffer of its bytes once a name is not, so that names which are not UTF-8 survive exactly.
+ */
+type FsPath = string | Buffer;
+const SLASH = Buffer.from('/');
+function joinPath(dir: FsPath, name: Buffer): FsPath {
+  if (typeof dir === 'string' && isAscii?.(name)) return `${dir}/${name.toString('latin1')}`;
+  return Buffer.concat([typeof dir === 'string' ? Buffer.from(dir, 'latin1') : dir, SLASH, name]);
+}
+
+function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; find: (latin1Path: string) => TreeNode | undefined } {
   const rootBuf = Buffer.from(path.resolve(root));
   const seen = new Map<string, TreeNode>();
-  const byPath = new Map<string, TreeNode>(); // latin1 of the absolute path bytes → node
-  const make = (abs: Buffer, st: fs.Stats): TreeNode => {
+  const make = (abs: FsPath, st: fs.Stats): TreeNode => {
     const a: NodeAttrs = {
       mode: st.mode & 0o7777,
       uid: st.uid,
@@ -231,16 +238,15 @@ function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; byPath: Map<
   };
   const rootSt = fs.lstatSync(rootBuf);
   if (!rootSt.isDirectory()) throw new SquashfsError('NOT_A_DIRECTORY', `${root} is not a directory`);
-  const top = make(rootBuf, rootSt) as DirNode;
-  byPath.set(rootBuf.toString('latin1'), top);
-  const slash = Buffer.from('/');
-  const stack: Array<{ abs: Buffer; node: DirNode }> = [{ abs: rootBuf, node: top }];
+  const rootPath: FsPath = isAscii?.(rootBuf) ? rootBuf.toString('latin1') : rootBuf;
+  const top = make(rootPath, rootSt) as DirNode;
+  const stack: Array<{ abs: FsPath; node: DirNode }> = [{ abs: rootPath, node: top }];
   while (stack.length) {
     const { abs, node } = stack.pop()!;
     const names = fs.readdirSync(abs, { encoding: 'buffer' });
     names.sort(compareBytes);
     for (const name of names) {
-      const childAbs = Buffer.concat([abs, slash, name]);
+      const childAbs = joinPath(abs, name);
       const st = fs.lstatSync(childAbs);
       let child: TreeNode | undefined;
       if (!st.isDirectory() && st.nlink > 1) {
@@ -252,11 +258,28 @@ function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; byPath: Map<
         child = make(childAbs, st);
       }
       node.entries.push({ name, node: child });
-      byPath.set(childAbs.toString('latin1'), child);
       if (child.kind === 'dir') stack.push({ abs: childAbs, node: child });
     }
   }
-  return { root: top, rootBuf, byPath };
+  // getfattr names the few paths that have attributes: look them up through the tree, with a name
+  // map built per directory on first use, rather than keeping a map of every path.
+  const rootKey = rootBuf.toString('latin1');
+  const names = new Map<DirNode, Map<string, TreeNode>>();
+  const find = (p: string): TreeNode | undefined => {
+    if (p === rootKey) return top;
+    if (!p.startsWith(rootKey + '/')) return undefined;
+    let node: TreeNode = top;
+    for (const part of p.slice(rootKey.length + 1).split('/')) {
+      if (node.kind !== 'dir') return undefined;
+      let m = names.get(node);
+      if (!m) names.set(node, (m = new Map(node.entries.map((e) => [Buffer.from(e.name.buffer, e.name.byteOffset, e.name.length).toString('latin1'), e.node]))));
+      const next = m.get(part);
+      if (!next) return undefined;
+      node = next;
+    }
+    return node;
+  };
+  return { root: top, rootBuf, find };
 }
 
 function getfattrArgs(rootBuf: Buffer): string[] {
@@ -273,7 +296,7 @@ function unquote(s: string): string {
  * (physical walk, symlinks not followed, values in hex). Missing getfattr is a loud warning and an
  * image without xattrs, never a failure.
  */
-function applyGetfattr(error: Error | undefined, status: number | null, stdout: Buffer, stderr: Buffer, byPath: Map<string, TreeNode>, warn: (m: string) => void): void {
+function applyGetfattr(error: Error | undefined, status: number | null, stdout: Buffer, stderr: Buffer, find: (latin1Path: string) => TreeNode | undefined, warn: (m: string) => void): void {
   if (error) {
     warn(`WARNING: getfattr could not run (${(error as NodeJS.ErrnoException).code ?? error.message}): extended attributes are NOT packed (install the "attr" package, or pass --no-xattrs to silence this)`);
     return;
@@ -287,7 +310,7 @@ function applyGetfattr(error: Error | undefined, status: number | null, stdout: 
   let current: TreeNode | undefined;
   for (const line of stdout.toString('latin1').split('\n')) {
     if (line.startsWith('# file: ')) {
-      current = byPath.get(unquote(line.slice(8)));
+      current = find(unquote(line.slice(8)));
       if (!current) throw new SquashfsError('IO', `getfattr reported a path the scan did not see: ${line.slice(8)}`);
     } else if (line === '') {
       current = undefined;
