@@ -1,5 +1,5 @@
 /**
- * The block compressors (zstd, lzo, xz and the improved lz4): round trips through our own decoders on
+ * The block compressors (zstd, lzo, xz, lz4; native and ours): round trips through our own decoders on
  * random, text, binary, all-zero, 1-byte and 1 MiB blocks and a fast-check property; blocks checked
  * by the reference tools where a CLI exists (xz -d, zstd -d); then, per compressor, `distri pack` of a
  * small real tree (and uncompressed, gzip) mounted by the kernel and extracted by unsquashfs, both
@@ -19,6 +19,7 @@ import { xzCompress } from '../src/codec/xz-encoder';
 import { _setXzEncoderForTest, xzEncoderName } from '../src/codec/xz';
 import { liblzma, xzCompressLiblzma } from '../src/codec/xz-liblzma';
 import { _setZstdEncoderForTest, zstdEncoderName } from '../src/codec/zstd';
+import { _setLz4EncoderForTest, lz4EncoderName } from '../src/codec/lz4';
 import { kernelAvailable, kernelSupportsCompressor, withKernelMount } from './oracle/kernel';
 import { diffManifests, walkDirectory, type Manifest } from './oracle/manifest';
 import { allAvailable, isRoot, repoRoot, skipUnless, toolAvailable } from './oracle/tools';
@@ -66,23 +67,28 @@ function roundTrip(codec: Codec, input: Uint8Array, mustShrink: boolean): Uint8A
  * tested. `use` selects the backend for the duration of a test.
  */
 const BACKENDS: Array<{ name: (typeof NEW)[number]; label: string; use: () => void; available: () => boolean }> = [
-  ...NEW.filter((n) => n !== 'xz' && n !== 'zstd').map((name) => ({ name, label: name, use: () => {}, available: () => true })),
+  { name: 'lzo', label: 'lzo', use: () => {}, available: () => true },
+  { name: 'lz4', label: 'lz4 (lz4-napi)', use: () => _setLz4EncoderForTest('auto'), available: () => (_setLz4EncoderForTest('auto'), lz4EncoderName() === 'native') },
+  { name: 'lz4', label: 'lz4 (our encoder)', use: () => _setLz4EncoderForTest('builtin'), available: () => true },
   { name: 'xz', label: 'xz (liblzma)', use: () => _setXzEncoderForTest('auto'), available: () => liblzma() !== null },
   { name: 'xz', label: 'xz (our encoder)', use: () => _setXzEncoderForTest('builtin'), available: () => true },
   { name: 'zstd', label: 'zstd (zstd-napi)', use: () => _setZstdEncoderForTest('auto'), available: () => (_setZstdEncoderForTest('auto'), zstdEncoderName() === 'native') },
   { name: 'zstd', label: 'zstd (WASM)', use: () => _setZstdEncoderForTest('wasm'), available: () => true },
 ];
 const resetBackends = () => {
+  _setLz4EncoderForTest('auto');
   _setXzEncoderForTest('auto');
   _setZstdEncoderForTest('auto');
 };
 
-test('the native encoders are installed (else xz images are ~6 % larger and zstd packs ~1.7x slower)', () => {
-  // Optional at run time, expected in CI: npm ci builds lzma-native (postinstall) and zstd-napi.
+test('the native encoders are installed (else xz images are ~6 % larger, zstd and lz4 pack slower)', () => {
+  // Optional at run time, expected in CI: npm ci builds lzma-native (postinstall) and zstd-napi,
+  // and installs lz4-napi's prebuilt addon.
   assert.ok(liblzma() !== null, 'lzma-native did not load: npm ci should have built it');
   resetBackends();
   assert.equal(xzEncoderName(), 'liblzma');
   assert.equal(zstdEncoderName(), 'native', 'zstd-napi did not load: npm ci should have built it');
+  assert.equal(lz4EncoderName(), 'native', 'lz4-napi did not load: npm ci should have installed it');
 });
 
 describe('block compressors: round trips through our decoders', () => {
