@@ -13,7 +13,7 @@
  * (lz4js was measured at the same speed but does no bounds checking at all.)
  */
 import type { Codec } from './index';
-import { checkArgs, corrupt, finish } from './util';
+import { checkArgs, corrupt, finish, optionalModule } from './util';
 
 export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
   checkArgs('lz4', src, maxOutput);
@@ -197,19 +197,8 @@ export const lz4Codec: Codec = {
 // Measured on 876 128 KiB blocks of /usr/include: 215-430 MB/s against 150-175 for ours, blocks
 // 3 % larger than ours (0.05 % larger than liblz4's, which mksquashfs writes).
 
-let native: ((data: Buffer) => Buffer) | null | undefined;
+const nativeLz4 = optionalModule(() => (require('lz4-napi') as { compressSync: (data: Buffer) => Buffer }).compressSync);
 let encoder: 'auto' | 'builtin' = 'auto';
-
-function nativeLz4(): ((data: Buffer) => Buffer) | null {
-  if (native === undefined) {
-    try {
-      native = (require('lz4-napi') as { compressSync: (data: Buffer) => Buffer }).compressSync;
-    } catch {
-      native = null;
-    }
-  }
-  return native;
-}
 
 /** One raw LZ4 block by lz4-napi; null when not smaller. */
 export function lz4CompressNative(input: Uint8Array): Uint8Array | null {

@@ -30,3 +30,21 @@ export function wrapForeign(codec: string, e: unknown): SquashfsError {
   const msg = e instanceof Error ? `${(e as NodeJS.ErrnoException).code ?? e.name}: ${e.message}` : String(e);
   return corrupt(codec, msg, e);
 }
+
+/**
+ * An optional native encoder library (lzma-native, zstd-napi, lz4-napi): loaded on the first call,
+ * null from then on when it is not installed or does not load here (the codec falls back to ours).
+ */
+export function optionalModule<T>(load: () => T): () => T | null {
+  let m: T | null | undefined;
+  return () => {
+    if (m === undefined) {
+      try {
+        m = load();
+      } catch {
+        m = null;
+      }
+    }
+    return m;
+  };
+}

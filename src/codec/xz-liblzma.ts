@@ -12,6 +12,7 @@
  * Only compression: decoding stays in xz.ts, our own bounds-checked decoder. When the native module
  * cannot be loaded, xz.ts falls back to our encoder (xz-encoder.ts).
  */
+import { optionalModule } from './util';
 
 interface NativeStream {
   streamEncoder_(filters: Array<{ id: string; options?: Record<string, number> }>, check: number): void;
@@ -27,20 +28,12 @@ interface LzmaNative {
   MF_BT4: number;
 }
 
-let lib: LzmaNative | null | undefined;
-
-/** The native module, or null when it is not installed or does not load here. */
-export function liblzma(): LzmaNative | null {
-  if (lib === undefined) {
-    try {
-      const m = require('lzma-native') as LzmaNative;
-      lib = typeof m.Stream === 'function' && typeof new m.Stream().streamEncoder_ === 'function' ? m : null;
-    } catch {
-      lib = null;
-    }
-  }
-  return lib;
-}
+/** The native module, or null when it is not installed, does not load here, or lacks the API. */
+export const liblzma = optionalModule((): LzmaNative => {
+  const m = require('lzma-native') as LzmaNative;
+  if (typeof m.Stream !== 'function' || typeof new m.Stream().streamEncoder_ !== 'function') throw new Error('unexpected lzma-native API');
+  return m;
+});
 
 /** liblzma's dictionary minimum. */
 const MIN_DICT = 4096;

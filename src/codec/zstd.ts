@@ -21,7 +21,7 @@ import * as path from 'node:path';
 // `distri mount`).
 import { SquashfsError } from '../errors';
 import type { Codec, CompressOptions } from './index';
-import { checkArgs, corrupt, wrapForeign } from './util';
+import { checkArgs, corrupt, optionalModule, wrapForeign } from './util';
 
 // The project compiles without the DOM lib, so the few WebAssembly pieces used are typed here.
 interface WasmApi {
@@ -189,20 +189,8 @@ function loadEncoder(): NonNullable<typeof encoder> {
 interface NativeCCtx {
   compress(dst: Uint8Array, src: Uint8Array, level: number): number;
 }
-let native: { cctx: NativeCCtx; dst: Buffer } | null | undefined;
+const nativeEncoder = optionalModule(() => ({ cctx: new (require('zstd-napi/binding') as { CCtx: new () => NativeCCtx }).CCtx(), dst: Buffer.allocUnsafe(0) }));
 let backend: 'auto' | 'wasm' = 'auto';
-
-function nativeEncoder(): { cctx: NativeCCtx; dst: Buffer } | null {
-  if (native === undefined) {
-    try {
-      const b = require('zstd-napi/binding') as { CCtx: new () => NativeCCtx };
-      native = { cctx: new b.CCtx(), dst: Buffer.allocUnsafe(0) };
-    } catch {
-      native = null;
-    }
-  }
-  return native;
-}
 
 /** Forces the WASM encoder (tests and benchmarks only). */
 export function _setZstdEncoderForTest(which: 'auto' | 'wasm'): void {
