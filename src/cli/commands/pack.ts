@@ -44,10 +44,12 @@ export function register(program: Command): void {
       'after',
       `
 Defaults follow mksquashfs: gzip level 9, 128 KiB blocks, fragments, duplicates removed, export table.
-Compressors: gzip (node:zlib), zstd (reference zstd in WASM, level 15), xz (own LZMA2 encoder,
-dictionary = block size), lzo (own LZO1X encoder), lz4 (own encoder), none.
-The same input and options always give the same bytes; only the image time changes unless
---mtime or --reproducible fix it.
+Compressors: gzip (node:zlib), zstd (libzstd through zstd-napi, level 15), xz (liblzma through
+lzma-native, preset 6, dictionary = block size), lz4 (lz4-napi), lzo (our LZO1X encoder), none.
+Where a native library did not install, our own encoder (xz, lz4) or zstd in WASM stands in.
+The same input and options give the same bytes on the same installation (a stand-in encoder
+makes different, equally valid blocks); only the image time changes unless --mtime or
+--reproducible fix it.
 
 Examples:
   distri pack out/ nano-amd64-4.3-1.squashfs --comp none --reproducible
