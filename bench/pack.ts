@@ -11,6 +11,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { lz4EncoderName } from '../src/codec/lz4';
+import { xzEncoderName } from '../src/codec/xz';
+import { zstdEncoderName } from '../src/codec/zstd';
 
 const args = process.argv.slice(2);
 const flag = (name: string, def: string) => {
@@ -44,7 +47,9 @@ function timed(cmd: string, argv: string[]): { seconds: number; ok: boolean; err
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 try {
-  console.log(`tree ${tree}, ${os.availableParallelism()} CPUs, node ${process.version}, ${runs} run(s) each, median wall time\n`);
+  console.log(`tree ${tree}, ${os.availableParallelism()} CPUs, node ${process.version}, ${runs} run(s) each, median wall time`);
+  // Which encoder distri uses where a native library may stand in (see src/codec).
+  console.log(`encoders: xz ${xzEncoderName()}, zstd ${zstdEncoderName()}, lz4 ${lz4EncoderName()}, gzip node:zlib ${process.versions.zlib}\n`);
   console.log('| comp | mksquashfs s | distri s | time ratio | mksquashfs bytes | distri bytes | size ratio |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const comp of comps) {
