@@ -384,4 +384,46 @@ describe('distri pack', () => {
     const help = spawnSync(process.execPath, [cli, 'pack', '--help'], { encoding: 'utf8' });
     assert.match(help.stdout, /Examples:/);
   });
+
+  test('an image inside its source is left out, a rerun replaces it, a failed run keeps it; --json; /dev/null', { skip: skipUnless('distri pack CLI', isRoot()) }, async (t) => {
+    const src = fs.mkdtempSync(path.join(tmp, 'inside-'));
+    fs.mkdirSync(path.join(src, 'd'));
+    fs.writeFileSync(path.join(src, 'd', 'f'), 'hello\n'.repeat(1000));
+    const image = path.join(src, 'self.sqfs');
+    const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'pack', ...args], { encoding: 'utf8' });
+    const first = run(src, image, '--comp', 'none', '--quiet');
+    assert.equal(first.status, 0, first.stderr);
+    fs.chmodSync(image, 0o600);
+    // The rerun scans a tree that holds the first image: it must neither pack it nor read it while
+    // it is being replaced.
+    const expected = walkDirectory(src).filter((e) => e.path !== 'self.sqfs');
+    const second = run(src, image, '--json');
+    assert.equal(second.status, 0, second.stderr);
+    const summary = JSON.parse(second.stdout) as Record<string, unknown>;
+    assert.equal(summary.image, image);
+    assert.equal(summary.compression, 'gzip');
+    assert.equal(summary.fileSize, fs.statSync(image).size);
+    assert.equal(summary.inodes, expected.length);
+    assert.deepEqual(summary.flags, ['duplicates', 'exportable']);
+    assert.equal(second.stderr, '', 'with --json no summary line');
+    assert.equal(fs.statSync(image).mode & 0o777, 0o600, 'the replaced image keeps its permission bits');
+    noDiff(expected, readerManifest(image), ['source', 'reader']);
+    if (!skipUnless('kernel mount of written image', kernelAvailable())) {
+      await withKernelMount(image, (dir) => noDiff(expected, walkDirectory(dir), ['source', 'kernel']));
+    } else t.diagnostic('kernel oracle skipped');
+    assert.deepEqual(fs.readdirSync(src).sort(), ['d', 'self.sqfs'], 'no temporary file left behind');
+
+    // A run that fails (here: the source vanished) leaves the previous image as it was.
+    const before = fs.readFileSync(image);
+    const failed = run(path.join(src, 'missing'), image);
+    assert.equal(failed.status, 1);
+    assert.match(failed.stderr, /ENOENT/);
+    assert.ok(fs.readFileSync(image).equals(before), 'the old image is intact');
+    assert.deepEqual(fs.readdirSync(src).sort(), ['d', 'self.sqfs']);
+
+    // A path that is not a regular file is written in place, and not cut to size.
+    const devnull = run(src, '/dev/null', '--quiet');
+    assert.equal(devnull.status, 0, devnull.stderr);
+    assert.equal(fs.statSync('/dev/null').isCharacterDevice(), true);
+  });
 });

@@ -30,6 +30,7 @@ import { buildListing, sortEntries, writeListing, type ListingEntry } from './di
 import { encodeDeviceInode, encodeDirInode, encodeFileInode, encodeIpcInode, encodeSymlinkInode, type InodeHeader } from './encode-inode';
 import { encodeCompressorOptions, encodeSuperblock } from './encode-superblock';
 import { MetadataWriter, type BlockCompressor } from './metadata-writer';
+import { prepareOutput } from './output';
 import { IdTable, XattrTableWriter, encodeFragmentEntries, encodeU32s, encodeU64s, lookupTable } from './tables';
 import { scanDirectoryAsync, type DirNode, type TreeNode } from './tree';
 
@@ -136,11 +137,16 @@ function resolveOptions(o: PackOptions) {
   return { compression, blockSize, compress, fragments: o.fragments ?? 'default', xattrs: o.xattrs ?? true, duplicates: o.duplicates ?? true, exports: o.exports ?? true };
 }
 
-/** Builds a SquashFS image at `imagePath` from a directory or an in-code tree. */
+/**
+ * Builds a SquashFS image at `imagePath` from a directory or an in-code tree. The image is written
+ * beside `imagePath` and renamed onto it when complete (output.ts); an image inside the scanned
+ * directory is left out of the tree.
+ */
 export async function pack(source: string | DirNode, imagePath: string, options: PackOptions = {}): Promise<PackResult> {
   const opt = resolveOptions(options);
+  const output = prepareOutput(imagePath);
   // A scanned directory's xattrs are read by getfattr while the data is packed.
-  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn }) : undefined;
+  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn, exclude: output.exclude }) : undefined;
   const root = scanned ? scanned.root : (source as DirNode);
   if (root.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', 'the root of a tree must be a directory');
 
@@ -230,8 +236,9 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   for (const f of files) bySize.set(f.content.size, (bySize.get(f.content.size) ?? 0) + 1);
 
   const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression, options.level);
-  const fd = fs.openSync(imagePath, 'w');
+  const fd = output.open();
   let pool: CompressPool | undefined;
+  let complete = false;
   try {
     if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { level: options.level, blockSize: opt.blockSize }, options.workers);
     const dataStart = SUPERBLOCK_SIZE + (copts?.length ?? 0);
@@ -368,7 +375,9 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       pos = bytesUsed;
       put(new Uint8Array(fileSize - bytesUsed));
     }
-    fs.ftruncateSync(fd, fileSize);
+    // Cut a replaced file to size (a device or /dev/null has no size to set).
+    if (fs.fstatSync(fd).isFile()) fs.ftruncateSync(fd, fileSize);
+    complete = true;
     return {
       bytesUsed,
       fileSize,
@@ -383,6 +392,8 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   } finally {
     await pool?.close();
     fs.closeSync(fd);
+    if (complete) output.commit();
+    else output.abort();
   }
 }
 

@@ -150,6 +150,8 @@ export interface ScanOptions {
   xattrs?: boolean;
   /** Called with a warning line (missing getfattr, unstorable xattr prefixes). */
   warn?: (message: string) => void;
+  /** Files to leave out, by device and inode number (the image being written, when it lies inside the tree). */
+  exclude?: Array<{ dev: number; ino: number }>;
 }
 
 /** glibc's major()/minor() of a 64-bit dev_t, in BigInt so no bit is lost. */
@@ -165,7 +167,7 @@ function splitRdev(dev: bigint): { major: number; minor: number } {
  * trees do not overflow the stack. Extended attributes come from one `getfattr -R` run.
  */
 export function scanDirectory(root: string, options: ScanOptions = {}): DirNode {
-  const scan = scanNodes(root);
+  const scan = scanNodes(root, options.exclude ?? []);
   if (options.xattrs ?? true) {
     const r = spawnSync('getfattr', getfattrArgs(scan.rootBuf), { maxBuffer: 1 << 30, env: { ...process.env, LC_ALL: 'C' } });
     applyGetfattr(r.error, r.status, r.stdout, r.stderr, scan.find, options.warn ?? defaultWarn);
@@ -178,7 +180,7 @@ export function scanDirectory(root: string, options: ScanOptions = {}): DirNode 
  * caller goes on (packing the file data): `xattrs` resolves once they are attached to the nodes.
  */
 export function scanDirectoryAsync(root: string, options: ScanOptions = {}): { root: DirNode; xattrs: Promise<void> } {
-  const scan = scanNodes(root);
+  const scan = scanNodes(root, options.exclude ?? []);
   if (!(options.xattrs ?? true)) return { root: scan.root, xattrs: Promise.resolve() };
   const xattrs = new Promise<void>((resolve, reject) => {
     const child = spawn('getfattr', getfattrArgs(scan.rootBuf), { env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -216,7 +218,11 @@ function joinPath(dir: FsPath, name: Buffer): FsPath {
   return Buffer.concat([typeof dir === 'string' ? Buffer.from(dir, 'latin1') : dir, SLASH, name]);
 }
 
-function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; find: (latin1Path: string) => TreeNode | undefined } {
+/** What a path getfattr names is: a node of the tree, left out on purpose (null), or unknown (undefined). */
+type FindNode = (latin1Path: string) => TreeNode | null | undefined;
+
+function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>): { root: DirNode; rootBuf: Buffer; find: FindNode } {
+  const excluded = new Set<string>(); // latin1 paths left out
   const rootBuf = Buffer.from(path.resolve(root));
   const seen = new Map<string, TreeNode>();
   const make = (abs: FsPath, st: fs.Stats): TreeNode => {
@@ -248,6 +254,10 @@ function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; find: (latin
     for (const name of names) {
       const childAbs = joinPath(abs, name);
       const st = fs.lstatSync(childAbs);
+      if (exclude.length > 0 && exclude.some((x) => x.ino === st.ino && x.dev === st.dev)) {
+        excluded.add(typeof childAbs === 'string' ? childAbs : childAbs.toString('latin1'));
+        continue;
+      }
       let child: TreeNode | undefined;
       if (!st.isDirectory() && st.nlink > 1) {
         // Inode numbers above 2^53 would collide here; no Linux filesystem hands those out.
@@ -265,8 +275,9 @@ function scanNodes(root: string): { root: DirNode; rootBuf: Buffer; find: (latin
   // map built per directory on first use, rather than keeping a map of every path.
   const rootKey = rootBuf.toString('latin1');
   const names = new Map<DirNode, Map<string, TreeNode>>();
-  const find = (p: string): TreeNode | undefined => {
+  const find = (p: string): TreeNode | null | undefined => {
     if (p === rootKey) return top;
+    if (excluded.has(p)) return null;
     if (!p.startsWith(rootKey + '/')) return undefined;
     let node: TreeNode = top;
     for (const part of p.slice(rootKey.length + 1).split('/')) {
@@ -296,7 +307,7 @@ function unquote(s: string): string {
  * (physical walk, symlinks not followed, values in hex). Missing getfattr is a loud warning and an
  * image without xattrs, never a failure.
  */
-function applyGetfattr(error: Error | undefined, status: number | null, stdout: Buffer, stderr: Buffer, find: (latin1Path: string) => TreeNode | undefined, warn: (m: string) => void): void {
+function applyGetfattr(error: Error | undefined, status: number | null, stdout: Buffer, stderr: Buffer, find: FindNode, warn: (m: string) => void): void {
   if (error) {
     warn(`WARNING: getfattr could not run (${(error as NodeJS.ErrnoException).code ?? error.message}): extended attributes are NOT packed (install the "attr" package, or pass --no-xattrs to silence this)`);
     return;
@@ -310,8 +321,9 @@ function applyGetfattr(error: Error | undefined, status: number | null, stdout: 
   let current: TreeNode | undefined;
   for (const line of stdout.toString('latin1').split('\n')) {
     if (line.startsWith('# file: ')) {
-      current = find(unquote(line.slice(8)));
-      if (!current) throw new SquashfsError('IO', `getfattr reported a path the scan did not see: ${line.slice(8)}`);
+      const found = find(unquote(line.slice(8)));
+      if (found === undefined) throw new SquashfsError('IO', `getfattr reported a path the scan did not see: ${line.slice(8)}`);
+      current = found ?? undefined; // null: a file left out, whose attributes are skipped
     } else if (line === '') {
       current = undefined;
     } else if (current) {

@@ -1,6 +1,7 @@
 /** `distri pack SOURCE_DIR IMAGE`: build a SquashFS image from a directory (see src/writer/pack.ts). */
 import { Command, Option } from 'commander';
 import { SquashfsError } from '../../errors';
+import { flagNames } from '../../format/superblock';
 import { COMPRESSIONS, pack, type Compression } from '../../writer/pack';
 import { action } from '../common';
 
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--reproducible', 'image time from $SOURCE_DATE_EPOCH (clamping newer files), else the newest file time')
     .option('--processors <n>', 'compression worker threads (default: one per CPU)', parseInteger('--processors', 1, 256))
     .option('--quiet', 'no progress or summary on stderr')
+    .option('--json', 'print one JSON object on stdout instead of the summary {image, bytesUsed, fileSize, inodes, fragments, ids, xattrIds, compression, blockSize, flags (names, as info --json), seconds}')
     .addHelpText(
       'after',
       `
@@ -50,10 +52,14 @@ Where a native library did not install, our own encoder (xz, lz4) or zstd in WAS
 The same input and options give the same bytes on the same installation (a stand-in encoder
 makes different, equally valid blocks); only the image time changes unless --mtime or
 --reproducible fix it.
+An image inside the source directory is left out of it. A new image, or one replacing a file, is
+written beside it and renamed into place when complete, so a failed run leaves the old one intact;
+an image path naming a device (or /dev/null) is written directly.
 
 Examples:
   distri pack out/ nano-amd64-4.3-1.squashfs --comp none --reproducible
   distri pack rootfs/ root.sqfs --comp gzip --block-size 1M --all-root
+  distri pack --json tree/ t.sqfs | jq .fileSize
   SOURCE_DATE_EPOCH=1700000000 distri pack tree/ t.sqfs --reproducible`,
     )
     .action(
@@ -76,6 +82,7 @@ Examples:
             reproducible?: boolean;
             processors?: number;
             quiet?: boolean;
+            json?: boolean;
           },
         ) => {
           if (!opts.fragments && opts.alwaysUseFragments) throw new SquashfsError('UNSUPPORTED', '--no-fragments and --always-use-fragments contradict each other');
@@ -105,9 +112,13 @@ Examples:
               : undefined,
           });
           if (tty) process.stderr.write('\n');
-          if (!opts.quiet) {
+          const seconds = (Date.now() - started) / 1000;
+          if (opts.json) {
+            const { bytesUsed, fileSize, inodeCount: inodes, fragmentCount: fragments, idCount: ids, xattrIdCount: xattrIds, compression, blockSize, flags } = result;
+            process.stdout.write(JSON.stringify({ image, bytesUsed, fileSize, inodes, fragments, ids, xattrIds, compression, blockSize, flags: flagNames(flags), seconds }) + '\n');
+          } else if (!opts.quiet) {
             process.stderr.write(
-              `${image}: ${result.fileSize} bytes, ${result.inodeCount} inodes, ${result.fragmentCount} fragment blocks, ${opts.comp} ${result.blockSize / 1024} KiB blocks, ${((Date.now() - started) / 1000).toFixed(2)} s\n`,
+              `${image}: ${result.fileSize} bytes, ${result.inodeCount} inodes, ${result.fragmentCount} fragment blocks, ${opts.comp} ${result.blockSize / 1024} KiB blocks, ${seconds.toFixed(2)} s\n`,
             );
           }
         },

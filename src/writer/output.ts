@@ -1,0 +1,71 @@
+/**
+ * The file an image is written to. A new image, or one replacing a regular file, is written to a
+ * temporary file beside it and renamed over it once complete: a failed or interrupted pack leaves
+ * the previous image as it was, and whoever reads the old image never sees half of the new one.
+ * Anything else the path names (a symlink, a device) is written in place, as before.
+ *
+ * `exclude` is the existing image's (device, inode), for the scanner: an image inside the tree
+ * being packed is left out of it, as mksquashfs leaves out its destination.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface Output {
+  readonly exclude: Array<{ dev: number; ino: number }>;
+  /** Opens the file to write (after the scan, so that a temporary file is never scanned). */
+  open(): number;
+  /** The image is complete: put it in place. */
+  commit(): void;
+  /** Packing failed: remove what was written (the temporary file; never an image written in place). */
+  abort(): void;
+}
+
+export function prepareOutput(imagePath: string): Output {
+  let existing: fs.Stats | undefined;
+  try {
+    existing = fs.lstatSync(imagePath);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  let target: fs.Stats | undefined = existing;
+  if (existing?.isSymbolicLink()) {
+    try {
+      target = fs.statSync(imagePath);
+    } catch {
+      target = undefined; // a dangling symlink: the file it names does not exist yet
+    }
+  }
+  const exclude = target ? [{ dev: target.dev, ino: target.ino }] : [];
+  const replace = !existing || existing.isFile();
+  let temp: string | undefined;
+  return {
+    exclude,
+    open(): number {
+      if (replace) {
+        const dir = path.dirname(imagePath);
+        const name = path.join(dir, `.${path.basename(imagePath)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+        try {
+          const fd = fs.openSync(name, 'wx', 0o666);
+          temp = name;
+          // The replaced image keeps its permission bits, as writing into it did.
+          if (existing) fs.fchmodSync(fd, existing.mode & 0o7777);
+          return fd;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          // A directory we may not create files in (but the image itself is writable): in place.
+          if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw e;
+        }
+      }
+      return fs.openSync(imagePath, 'w');
+    },
+    commit(): void {
+      if (temp) fs.renameSync(temp, imagePath);
+      temp = undefined;
+    },
+    abort(): void {
+      if (temp) fs.rmSync(temp, { force: true });
+      temp = undefined;
+    },
+  };
+}
