@@ -6,7 +6,8 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -425,5 +426,23 @@ describe('distri pack', () => {
     const devnull = run(src, '/dev/null', '--quiet');
     assert.equal(devnull.status, 0, devnull.stderr);
     assert.equal(fs.statSync('/dev/null').isCharacterDevice(), true);
+  });
+
+  test('interrupted (SIGINT), it removes its partial image and dies of the signal', { skip: skipUnless('distri pack CLI', isRoot()) }, async () => {
+    const src = fs.mkdtempSync(path.join(tmp, 'sigint-src-'));
+    fs.writeFileSync(path.join(src, 'noise'), crypto.randomBytes(24 << 20)); // xz takes seconds on this
+    const dest = fs.mkdtempSync(path.join(tmp, 'sigint-out-'));
+    const child = spawn(process.execPath, [cli, 'pack', src, path.join(dest, 'i.sqfs'), '--comp', 'xz', '--quiet'], { stdio: 'ignore' });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    let sawPartial = false;
+    for (let i = 0; i < 400 && !sawPartial && child.exitCode === null; i++) {
+      sawPartial = fs.readdirSync(dest).some((f) => f.endsWith('.tmp'));
+      if (!sawPartial) await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(sawPartial, 'the partial image appears beside the image while packing');
+    child.kill('SIGINT');
+    const { signal } = await exited;
+    assert.equal(signal, 'SIGINT');
+    assert.deepEqual(fs.readdirSync(dest), [], 'neither a partial nor a finished image is left');
   });
 });

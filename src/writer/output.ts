@@ -11,6 +11,18 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+/** Temporary files of packs under way in this process. */
+const partial = new Set<string>();
+
+/**
+ * Removes the temporary files of packs still under way: for a command line that is interrupted
+ * (SIGINT, SIGTERM), which would otherwise leave a hidden partial image beside the real one.
+ */
+export function removePartialImages(): void {
+  for (const f of partial) fs.rmSync(f, { force: true });
+  partial.clear();
+}
+
 export interface Output {
   readonly exclude: Array<{ dev: number; ino: number }>;
   /** Opens the file to write (after the scan, so that a temporary file is never scanned). */
@@ -48,6 +60,7 @@ export function prepareOutput(imagePath: string): Output {
         try {
           const fd = fs.openSync(name, 'wx', 0o666);
           temp = name;
+          partial.add(name);
           // The replaced image keeps its permission bits, as writing into it did.
           if (existing) fs.fchmodSync(fd, existing.mode & 0o7777);
           return fd;
@@ -61,10 +74,12 @@ export function prepareOutput(imagePath: string): Output {
     },
     commit(): void {
       if (temp) fs.renameSync(temp, imagePath);
+      if (temp) partial.delete(temp);
       temp = undefined;
     },
     abort(): void {
       if (temp) fs.rmSync(temp, { force: true });
+      if (temp) partial.delete(temp);
       temp = undefined;
     },
   };

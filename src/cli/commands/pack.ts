@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander';
 import { SquashfsError } from '../../errors';
 import { flagNames } from '../../format/superblock';
-import { COMPRESSIONS, pack, type Compression } from '../../writer/pack';
+import { removePartialImages } from '../../writer/output';
+import { COMPRESSIONS, pack, type Compression, type PackResult } from '../../writer/pack';
 import { action } from '../common';
 
 function parseInteger(name: string, min: number, max: number) {
@@ -86,31 +87,44 @@ Examples:
           },
         ) => {
           if (!opts.fragments && opts.alwaysUseFragments) throw new SquashfsError('UNSUPPORTED', '--no-fragments and --always-use-fragments contradict each other');
+          // Interrupted: remove the partial image, then die of the signal as if not caught.
+          const onSignal = (signal: NodeJS.Signals) => {
+            removePartialImages();
+            process.kill(process.pid, signal);
+          };
+          process.once('SIGINT', onSignal);
+          process.once('SIGTERM', onSignal);
           const tty = process.stderr.isTTY && !opts.quiet;
           let last = 0;
           const started = Date.now();
-          const result = await pack(src, image, {
-            compression: opts.comp,
-            level: opts.level,
-            blockSize: opts.blockSize,
-            fragments: !opts.fragments ? 'none' : opts.alwaysUseFragments ? 'always' : 'default',
-            xattrs: opts.xattrs,
-            exports: opts.exports,
-            duplicates: opts.duplicates,
-            allRoot: opts.allRoot,
-            mtime: opts.mtime,
-            reproducible: opts.reproducible,
-            workers: opts.processors,
-            progress: tty
-              ? (done, total) => {
-                  const now = Date.now();
-                  if (now - last < 200 && done < total) return;
-                  last = now;
-                  const pct = total ? Math.floor((100 * done) / total) : 100;
-                  process.stderr.write(`\r[${'='.repeat(Math.floor(pct / 4)).padEnd(25)}] ${pct}% ${(done / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MiB`);
-                }
-              : undefined,
-          });
+          let result: PackResult;
+          try {
+            result = await pack(src, image, {
+              compression: opts.comp,
+              level: opts.level,
+              blockSize: opts.blockSize,
+              fragments: !opts.fragments ? 'none' : opts.alwaysUseFragments ? 'always' : 'default',
+              xattrs: opts.xattrs,
+              exports: opts.exports,
+              duplicates: opts.duplicates,
+              allRoot: opts.allRoot,
+              mtime: opts.mtime,
+              reproducible: opts.reproducible,
+              workers: opts.processors,
+              progress: tty
+                ? (done, total) => {
+                    const now = Date.now();
+                    if (now - last < 200 && done < total) return;
+                    last = now;
+                    const pct = total ? Math.floor((100 * done) / total) : 100;
+                    process.stderr.write(`\r[${'='.repeat(Math.floor(pct / 4)).padEnd(25)}] ${pct}% ${(done / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MiB`);
+                  }
+                : undefined,
+            });
+          } finally {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          }
           if (tty) process.stderr.write('\n');
           const seconds = (Date.now() - started) / 1000;
           if (opts.json) {
