@@ -417,8 +417,8 @@ describe('distri pack', () => {
     // A run that fails (here: the source vanished) leaves the previous image as it was.
     const before = fs.readFileSync(image);
     const failed = run(path.join(src, 'missing'), image);
-    assert.equal(failed.status, 1);
-    assert.match(failed.stderr, /ENOENT/);
+    assert.equal(failed.status, 2);
+    assert.match(failed.stderr, /NOT_FOUND: .*missing does not exist/);
     assert.ok(fs.readFileSync(image).equals(before), 'the old image is intact');
     assert.deepEqual(fs.readdirSync(src).sort(), ['d', 'self.sqfs']);
 
@@ -426,6 +426,25 @@ describe('distri pack', () => {
     const devnull = run(src, '/dev/null', '--quiet');
     assert.equal(devnull.status, 0, devnull.stderr);
     assert.equal(fs.statSync('/dev/null').isCharacterDevice(), true);
+  });
+
+  test('a source named through a symlink packs the directory it names', { skip: skipUnless('distri pack CLI', isRoot()) }, () => {
+    const base = fs.mkdtempSync(path.join(tmp, 'via-link-'));
+    const real = path.join(base, 'real');
+    fs.mkdirSync(path.join(real, 'd'), { recursive: true });
+    fs.writeFileSync(path.join(real, 'd', 'f'), 'x\n');
+    fs.symlinkSync('real', path.join(base, 'link'));
+    fs.symlinkSync('nowhere', path.join(base, 'dangling'));
+    const images = ['real', 'link', 'link/'].map((name) => {
+      const img = out(`via-${name.replace('/', 'slash')}`);
+      const r = spawnSync(process.execPath, [cli, 'pack', path.join(base, name), img, '--mtime', '0', '--quiet'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return fs.readFileSync(img);
+    });
+    assert.ok(images[1]!.equals(images[0]!) && images[2]!.equals(images[0]!), 'link and link/ give the image of the directory itself');
+    const dangling = spawnSync(process.execPath, [cli, 'pack', path.join(base, 'dangling'), out('via-dangling')], { encoding: 'utf8' });
+    assert.equal(dangling.status, 2, 'a path problem, as NOT_FOUND');
+    assert.match(dangling.stderr, /dangling is a symbolic link to nowhere, which cannot be followed/);
   });
 
   test('interrupted (SIGINT), it removes its partial image and dies of the signal', { skip: skipUnless('distri pack CLI', isRoot()) }, async () => {

@@ -2,7 +2,8 @@
 /**
  * The `distri` command line: one module per command under ./commands, each exporting
  * register(program). Exit statuses: 0 success, 1 failure (corrupt or unreadable image, I/O),
- * 2 a path that does not exist inside the image; usage errors exit 1 with commander's message.
+ * 2 a path that does not exist or is not a directory (inside the image, or the source of pack);
+ * usage errors exit 1 with commander's message.
  */
 import { Command } from 'commander';
 import { setVerbose } from './common';

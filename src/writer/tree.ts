@@ -223,7 +223,14 @@ type FindNode = (latin1Path: string) => TreeNode | null | undefined;
 
 function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>): { root: DirNode; rootBuf: Buffer; find: FindNode } {
   const excluded = new Set<string>(); // latin1 paths left out
-  const rootBuf = Buffer.from(path.resolve(root));
+  // The directory named is packed even when it is named through a symlink (srclink, srclink/):
+  // only what lies below it is stored as found, symlinks included.
+  let rootBuf: Buffer;
+  try {
+    rootBuf = fs.realpathSync.native(path.resolve(root), { encoding: 'buffer' });
+  } catch {
+    rootBuf = Buffer.from(path.resolve(root)); // lstat below reports why, with the path given
+  }
   const seen = new Map<string, TreeNode>();
   const make = (abs: FsPath, st: fs.Stats): TreeNode => {
     const a: NodeAttrs = {
@@ -242,7 +249,14 @@ function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>): 
     if (st.isSocket()) return { kind: 'socket', ...a };
     throw new SquashfsError('UNSUPPORTED', `${abs.toString()}: unknown file type (mode 0o${st.mode.toString(8)})`);
   };
-  const rootSt = fs.lstatSync(rootBuf);
+  let rootSt: fs.Stats;
+  try {
+    rootSt = fs.lstatSync(rootBuf);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new SquashfsError('NOT_FOUND', `${root} does not exist`);
+    throw new SquashfsError('IO', (e as Error).message, undefined, undefined, { cause: e });
+  }
+  if (rootSt.isSymbolicLink()) throw new SquashfsError('NOT_A_DIRECTORY', `${root} is a symbolic link to ${fs.readlinkSync(rootBuf, 'utf8')}, which cannot be followed (missing, or a loop)`);
   if (!rootSt.isDirectory()) throw new SquashfsError('NOT_A_DIRECTORY', `${root} is not a directory`);
   const rootPath: FsPath = isAscii?.(rootBuf) ? rootBuf.toString('latin1') : rootBuf;
   const top = make(rootPath, rootSt) as DirNode;
