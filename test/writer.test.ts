@@ -447,6 +447,21 @@ describe('distri pack', () => {
     assert.match(dangling.stderr, /dangling is a symbolic link to nowhere, which cannot be followed/);
   });
 
+  test('scanProgress counts the entries found, then progress counts the bytes packed', async () => {
+    const src = fs.mkdtempSync(path.join(tmp, 'progress-'));
+    for (let d = 0; d < 3; d++) {
+      fs.mkdirSync(path.join(src, `d${d}`));
+      for (let f = 0; f < 5; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), 'y'.repeat(1000 * (f + 1)));
+    }
+    const scanned: number[] = [];
+    const packed: Array<[number, number]> = [];
+    await pack(src, out('progress'), { compression: 'none', scanProgress: (n) => scanned.push(n), progress: (done, total) => packed.push([done, total]) });
+    assert.deepEqual(scanned, [...scanned].sort((a, b) => a - b), 'never goes back');
+    assert.equal(scanned.at(-1), 3 + 15, 'every entry below the root');
+    assert.equal(packed.at(-1)![0], 3 * (1000 + 2000 + 3000 + 4000 + 5000));
+    assert.equal(packed.at(-1)![1], packed.at(-1)![0]);
+  });
+
   test('interrupted (SIGINT), it removes its partial image and dies of the signal', { skip: skipUnless('distri pack CLI', isRoot()) }, async () => {
     const src = fs.mkdtempSync(path.join(tmp, 'sigint-src-'));
     fs.writeFileSync(path.join(src, 'noise'), crypto.randomBytes(24 << 20)); // xz takes seconds on this

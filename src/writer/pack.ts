@@ -67,6 +67,8 @@ export interface PackOptions {
   workers?: number;
   /** Progress: bytes of file content packed and the total. */
   progress?: (done: number, total: number) => void;
+  /** Progress of the directory scan that comes first: entries found so far. */
+  scanProgress?: (entries: number) => void;
   /** Warnings (getfattr missing, skipped xattr prefixes); default: stderr. */
   warn?: (message: string) => void;
 }
@@ -146,7 +148,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const opt = resolveOptions(options);
   const output = prepareOutput(imagePath);
   // A scanned directory's xattrs are read by getfattr while the data is packed.
-  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn, exclude: output.exclude }) : undefined;
+  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn, exclude: output.exclude, onScan: options.scanProgress }) : undefined;
   const root = scanned ? scanned.root : (source as DirNode);
   if (root.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', 'the root of a tree must be a directory');
 

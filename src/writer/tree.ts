@@ -150,6 +150,8 @@ export interface ScanOptions {
   xattrs?: boolean;
   /** Called with a warning line (missing getfattr, unstorable xattr prefixes). */
   warn?: (message: string) => void;
+  /** Called after each directory with the number of entries found so far (progress of long scans). */
+  onScan?: (entries: number) => void;
   /** Files to leave out, by device and inode number (the image being written, when it lies inside the tree). */
   exclude?: Array<{ dev: number; ino: number }>;
 }
@@ -167,7 +169,7 @@ function splitRdev(dev: bigint): { major: number; minor: number } {
  * trees do not overflow the stack. Extended attributes come from one `getfattr -R` run.
  */
 export function scanDirectory(root: string, options: ScanOptions = {}): DirNode {
-  const scan = scanNodes(root, options.exclude ?? []);
+  const scan = scanNodes(root, options.exclude ?? [], options.onScan);
   if (options.xattrs ?? true) {
     const r = spawnSync('getfattr', getfattrArgs(scan.rootBuf), { maxBuffer: 1 << 30, env: { ...process.env, LC_ALL: 'C' } });
     applyGetfattr(r.error, r.status, r.stdout, r.stderr, scan.find, options.warn ?? defaultWarn);
@@ -180,7 +182,7 @@ export function scanDirectory(root: string, options: ScanOptions = {}): DirNode 
  * caller goes on (packing the file data): `xattrs` resolves once they are attached to the nodes.
  */
 export function scanDirectoryAsync(root: string, options: ScanOptions = {}): { root: DirNode; xattrs: Promise<void> } {
-  const scan = scanNodes(root, options.exclude ?? []);
+  const scan = scanNodes(root, options.exclude ?? [], options.onScan);
   if (!(options.xattrs ?? true)) return { root: scan.root, xattrs: Promise.resolve() };
   const xattrs = new Promise<void>((resolve, reject) => {
     const child = spawn('getfattr', getfattrArgs(scan.rootBuf), { env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -221,7 +223,7 @@ function joinPath(dir: FsPath, name: Buffer): FsPath {
 /** What a path getfattr names is: a node of the tree, left out on purpose (null), or unknown (undefined). */
 type FindNode = (latin1Path: string) => TreeNode | null | undefined;
 
-function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>): { root: DirNode; rootBuf: Buffer; find: FindNode } {
+function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>, onScan?: (entries: number) => void): { root: DirNode; rootBuf: Buffer; find: FindNode } {
   const excluded = new Set<string>(); // latin1 paths left out
   // The directory named is packed even when it is named through a symlink (srclink, srclink/):
   // only what lies below it is stored as found, symlinks included.
@@ -261,6 +263,7 @@ function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>): 
   const rootPath: FsPath = isAscii?.(rootBuf) ? rootBuf.toString('latin1') : rootBuf;
   const top = make(rootPath, rootSt) as DirNode;
   const stack: Array<{ abs: FsPath; node: DirNode }> = [{ abs: rootPath, node: top }];
+  let entries = 0;
   while (stack.length) {
     const { abs, node } = stack.pop()!;
     const names = fs.readdirSync(abs, { encoding: 'buffer' });
@@ -284,6 +287,8 @@ function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>): 
       node.entries.push({ name, node: child });
       if (child.kind === 'dir') stack.push({ abs: childAbs, node: child });
     }
+    entries += names.length;
+    onScan?.(entries);
   }
   // getfattr names the few paths that have attributes: look them up through the tree, with a name
   // map built per directory on first use, rather than keeping a map of every path.

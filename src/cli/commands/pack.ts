@@ -111,6 +111,14 @@ Examples:
               mtime: opts.mtime,
               reproducible: opts.reproducible,
               workers: opts.processors,
+              scanProgress: tty
+                ? (entries) => {
+                    const now = Date.now();
+                    if (now - last < 200) return;
+                    last = now;
+                    process.stderr.write(`\rscanning: ${entries} entries`);
+                  }
+                : undefined,
               progress: tty
                 ? (done, total) => {
                     const now = Date.now();
