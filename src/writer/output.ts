@@ -2,7 +2,8 @@
  * The file an image is written to. A new image, or one replacing a regular file, is written to a
  * temporary file beside it and renamed over it once complete: a failed or interrupted pack leaves
  * the previous image as it was, and whoever reads the old image never sees half of the new one.
- * Anything else the path names (a symlink, a device) is written in place, as before.
+ * Anything else the path names (a symlink, a device, a file with other hard links, which a rename
+ * would split from them) is written in place, as before.
  *
  * `exclude` is the existing image's (device, inode), for the scanner: an image inside the tree
  * being packed is left out of it, as mksquashfs leaves out its destination.
@@ -49,7 +50,7 @@ export function prepareOutput(imagePath: string): Output {
     }
   }
   const exclude = target ? [{ dev: target.dev, ino: target.ino }] : [];
-  const replace = !existing || existing.isFile();
+  const replace = !existing || (existing.isFile() && existing.nlink === 1);
   let temp: string | undefined;
   return {
     exclude,

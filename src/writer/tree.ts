@@ -285,9 +285,9 @@ function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>, o
         child = make(childAbs, st);
       }
       node.entries.push({ name, node: child });
+      entries++;
       if (child.kind === 'dir') stack.push({ abs: childAbs, node: child });
     }
-    entries += names.length;
     onScan?.(entries);
   }
   // getfattr names the few paths that have attributes: look them up through the tree, with a name
