@@ -382,6 +382,10 @@ describe('distri pack', () => {
     const bad = spawnSync(process.execPath, [cli, 'pack', src, out('cli-bad'), '--block-size', '3000'], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /block-size must be a power of two/);
+    const nodir = spawnSync(process.execPath, [cli, 'pack', src, path.join(tmp, 'no-such-dir', 'x.sqfs')], { encoding: 'utf8' });
+    assert.equal(nodir.status, 1);
+    assert.match(nodir.stderr, /cannot write .*no-such-dir\/x\.sqfs: directory .*no-such-dir does not exist/);
+    assert.doesNotMatch(nodir.stderr, /\.tmp/, 'the message names the image, not the temporary file');
     const help = spawnSync(process.execPath, [cli, 'pack', '--help'], { encoding: 'utf8' });
     assert.match(help.stdout, /Examples:/);
   });

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SquashfsError } from '../errors';
 
 /** Temporary files of packs under way in this process. */
 const partial = new Set<string>();
@@ -22,6 +23,13 @@ const partial = new Set<string>();
 export function removePartialImages(): void {
   for (const f of partial) fs.rmSync(f, { force: true });
   partial.clear();
+}
+
+/** An error that names the image, not the temporary file beside it. */
+function cannotWrite(imagePath: string, e: unknown): SquashfsError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'ENOENT' ? `directory ${path.dirname(imagePath)} does not exist` : `${err.code ?? 'error'}: ${err.message.replace(/^\w+: /, '').replace(/, open .*$/, '')}`;
+  return new SquashfsError('IO', `cannot write ${imagePath}: ${why}`, undefined, undefined, { cause: e });
 }
 
 export interface Output {
@@ -68,10 +76,14 @@ export function prepareOutput(imagePath: string): Output {
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
           // A directory we may not create files in (but the image itself is writable): in place.
-          if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw e;
+          if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw cannotWrite(imagePath, e);
         }
       }
-      return fs.openSync(imagePath, 'w');
+      try {
+        return fs.openSync(imagePath, 'w');
+      } catch (e) {
+        throw cannotWrite(imagePath, e);
+      }
     },
     commit(): void {
       if (temp) fs.renameSync(temp, imagePath);
