@@ -3,6 +3,9 @@
  * has room (two jobs each, so none idles between a reply and its next job); results come back as
  * promises, in any order: the data writer puts them back in order. Workers start on first use, so
  * an image made of tiny files costs no thread start-up.
+ *
+ * A caller that owns a block's whole ArrayBuffer may hand it over (`transfer`): it is moved to the
+ * worker instead of copied, and comes back the same way when it is to be stored uncompressed.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,8 +16,15 @@ import type { CompressOptions } from '../codec';
 interface Job {
   id: number;
   data: Uint8Array;
-  resolve(out: Uint8Array | null): void;
+  transfer: boolean;
+  resolve(r: Compressed): void;
   reject(e: Error): void;
+}
+
+/** A block's stored form: compressed, or (not smaller that way) the block itself. */
+export interface Compressed {
+  bytes: Uint8Array;
+  compressed: boolean;
 }
 
 const PER_WORKER = 2;
@@ -32,10 +42,11 @@ export class CompressPool {
     readonly size: number = Math.max(1, os.availableParallelism?.() ?? os.cpus().length),
   ) {}
 
-  compress(data: Uint8Array): Promise<Uint8Array | null> {
+  /** `transfer`: data is the whole of an ArrayBuffer the caller gives up (allocUnsafeSlow). */
+  compress(data: Uint8Array, transfer = false): Promise<Compressed> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, data, resolve, reject });
+      this.queue.push({ id: this.nextId++, data, transfer, resolve, reject });
       this.pump();
     });
   }
@@ -43,13 +54,15 @@ export class CompressPool {
   private start(): void {
     const w = new Worker(path.join(__dirname, 'compress-worker.js'), { workerData: { codec: this.codec, options: this.options } });
     const slot = { w, busy: 0 };
-    w.on('message', (m: { id: number; out?: Uint8Array | null; error?: string }) => {
+    w.on('message', (m: { id: number; out?: Uint8Array | null; input?: Uint8Array; error?: string }) => {
       const job = this.pending.get(m.id);
       if (!job) return;
       this.pending.delete(m.id);
       slot.busy--;
       if (m.error !== undefined) job.reject(new SquashfsError('IO', `${this.codec} compression failed: ${m.error}`));
-      else job.resolve(m.out ? Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength) : null);
+      else if (m.out) job.resolve({ bytes: Buffer.from(m.out.buffer, m.out.byteOffset, m.out.byteLength), compressed: true });
+      else if (m.input) job.resolve({ bytes: Buffer.from(m.input.buffer, m.input.byteOffset, m.input.byteLength), compressed: false });
+      else job.resolve({ bytes: job.data, compressed: false });
       this.pump();
     });
     w.on('error', (e) => this.fail(e));
@@ -77,7 +90,8 @@ export class CompressPool {
       const job = this.queue.shift()!;
       slot.busy++;
       this.pending.set(job.id, job);
-      slot.w.postMessage({ id: job.id, data: job.data });
+      if (job.transfer) slot.w.postMessage({ id: job.id, data: job.data, back: true }, [job.data.buffer as ArrayBuffer]); // data is detached from here on
+      else slot.w.postMessage({ id: job.id, data: job.data });
     }
   }
 

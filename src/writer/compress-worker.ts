@@ -11,10 +11,13 @@ const codec = codecByName(name);
 if (!codec.compress) throw new Error(`codec ${name} cannot compress`);
 const compress = codec.compress.bind(codec);
 
-parentPort!.on('message', (m: { id: number; data: Uint8Array }) => {
+parentPort!.on('message', (m: { id: number; data: Uint8Array; back?: boolean }) => {
   try {
     const out = compress(m.data, options);
-    parentPort!.postMessage({ id: m.id, out: out && out.length < m.data.length ? out : null });
+    if (out && out.length < m.data.length) parentPort!.postMessage({ id: m.id, out });
+    // A block handed over (transferred) goes back the same way when it is stored as it is.
+    else if (m.back) parentPort!.postMessage({ id: m.id, out: null, input: m.data }, [m.data.buffer as ArrayBuffer]);
+    else parentPort!.postMessage({ id: m.id, out: null });
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) });
   }

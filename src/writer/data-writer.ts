@@ -73,7 +73,7 @@ export class DataWriter {
     private readonly opts: DataWriterOptions,
   ) {
     this.pos = start;
-    this.frag = Buffer.allocUnsafe(opts.blockSize);
+    this.frag = this.blockBuffer(opts.blockSize);
     this.zero = new Uint8Array(opts.blockSize);
     this.maxInFlight = opts.maxInFlight ?? Math.max(8, (opts.pool?.size ?? 1) * 8);
   }
@@ -132,9 +132,19 @@ export class DataWriter {
   private readonly stage = Buffer.allocUnsafe(1 << 20);
   private stageFill = 0;
 
+  /** ArrayBuffers allocated for one block each (never Buffer's shared pool): they may be moved to a worker. */
+  private readonly owned = new WeakSet<ArrayBuffer>();
+  private blockBuffer(len: number): Buffer {
+    const b = Buffer.allocUnsafeSlow(len);
+    this.owned.add(b.buffer as ArrayBuffer);
+    return b;
+  }
+
   private compress(block: Uint8Array): Promise<Written> | Written {
     if (!this.opts.pool) return { data: block, compressed: false };
-    return this.opts.pool.compress(block).then((out) => (out ? { data: out, compressed: true } : { data: block, compressed: false }));
+    // A block in a buffer of its own is handed to the worker, not copied.
+    const own = this.owned.delete(block.buffer as ArrayBuffer);
+    return this.opts.pool.compress(block, own).then((r) => ({ data: r.bytes, compressed: r.compressed }));
   }
 
   private isZero(b: Uint8Array): boolean {
@@ -185,7 +195,7 @@ export class DataWriter {
           this.opts.progress?.(this.consumed);
           continue;
         }
-        const buf = Buffer.allocUnsafe(len);
+        const buf = this.blockBuffer(len);
         readFully(content, i * bs, buf);
         const first = i === 0;
         if (this.isZero(buf)) {
@@ -255,7 +265,7 @@ export class DataWriter {
     const index = this.fragmentTable.length;
     this.fragmentTable.push({ start: 0, sizeWord: 0 });
     const block = this.frag.subarray(0, this.fragFill);
-    this.frag = Buffer.allocUnsafe(this.opts.blockSize); // only frag[0, fragFill) is ever read
+    this.frag = this.blockBuffer(this.opts.blockSize); // only frag[0, fragFill) is ever read
     this.fragFill = 0;
     await this.enqueue(this.compress(block), (pos, stored, compressed) => {
       this.fragmentTable[index] = { start: pos, sizeWord: (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0 };
