@@ -66,17 +66,24 @@ export function prepareOutput(imagePath: string): Output {
       if (replace) {
         const dir = path.dirname(imagePath);
         const name = path.join(dir, `.${path.basename(imagePath)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+        let fd: number | undefined;
         try {
-          const fd = fs.openSync(name, 'wx', 0o666);
-          temp = name;
-          partial.add(name);
-          // The replaced image keeps its permission bits, as writing into it did.
-          if (existing) fs.fchmodSync(fd, existing.mode & 0o7777);
-          return fd;
+          fd = fs.openSync(name, 'wx', 0o666);
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
           // A directory we may not create files in (but the image itself is writable): in place.
           if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw cannotWrite(imagePath, e);
+        }
+        if (fd !== undefined) {
+          temp = name;
+          partial.add(name);
+          try {
+            // The replaced image keeps its permission bits, as writing into it did.
+            if (existing) fs.fchmodSync(fd, existing.mode & 0o7777);
+          } catch {
+            // (best effort: the new image then has the default mode)
+          }
+          return fd;
         }
       }
       try {
