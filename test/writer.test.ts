@@ -472,15 +472,22 @@ describe('distri pack', () => {
     const dest = fs.mkdtempSync(path.join(tmp, 'sigint-out-'));
     const child = spawn(process.execPath, [cli, 'pack', src, path.join(dest, 'i.sqfs'), '--comp', 'xz', '--quiet'], { stdio: 'ignore' });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-    let sawPartial = false;
-    for (let i = 0; i < 400 && !sawPartial && child.exitCode === null; i++) {
-      sawPartial = fs.readdirSync(dest).some((f) => f.endsWith('.tmp'));
-      if (!sawPartial) await new Promise((r) => setTimeout(r, 25));
+    try {
+      let sawPartial = false;
+      for (let i = 0; i < 400 && !sawPartial && child.exitCode === null; i++) {
+        sawPartial = fs.readdirSync(dest).some((f) => f.endsWith('.tmp'));
+        if (!sawPartial) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(sawPartial, 'the partial image appears beside the image while packing');
+      child.kill('SIGINT');
+      const { signal } = await exited;
+      assert.equal(signal, 'SIGINT');
+      assert.deepEqual(fs.readdirSync(dest), [], 'neither a partial nor a finished image is left');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL'); // a failed assertion must not leave the pack running
+        await exited;
+      }
     }
-    assert.ok(sawPartial, 'the partial image appears beside the image while packing');
-    child.kill('SIGINT');
-    const { signal } = await exited;
-    assert.equal(signal, 'SIGINT');
-    assert.deepEqual(fs.readdirSync(dest), [], 'neither a partial nor a finished image is left');
   });
 });
