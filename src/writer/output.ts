@@ -93,14 +93,23 @@ export function prepareOutput(imagePath: string): Output {
       }
     },
     commit(): void {
-      if (temp) fs.renameSync(temp, imagePath);
-      if (temp) partial.delete(temp);
+      if (!temp) return;
+      try {
+        fs.renameSync(temp, imagePath);
+      } catch (e) {
+        abort();
+        throw cannotWrite(imagePath, e);
+      }
+      partial.delete(temp);
       temp = undefined;
     },
-    abort(): void {
-      if (temp) fs.rmSync(temp, { force: true });
-      if (temp) partial.delete(temp);
-      temp = undefined;
-    },
+    abort,
   };
+
+  function abort(): void {
+    if (!temp) return;
+    fs.rmSync(temp, { force: true });
+    partial.delete(temp);
+    temp = undefined;
+  }
 }
