@@ -16,7 +16,13 @@ export type ErrorCode =
   | 'IS_A_DIRECTORY' // a file operation on a directory
   | 'LOOP' // a directory cycle or symlink loop
   | 'UNSAFE_PATH' // extraction would write outside its destination
-  | 'IO'; // the byte source failed (short read, EIO from the disk)
+  | 'IO' // the byte source failed (short read, EIO from the disk)
+  // The caller's mistakes, not the image's: kept apart from CORRUPT so that a read of a directory
+  // or a readlink of a file never looks like a broken image (EINVAL/EISDIR/EBADF at the FUSE edge).
+  | 'INVALID_ARGUMENT' // a request the operation cannot take (a bad name, offset or option)
+  | 'NOT_A_FILE' // a file operation on a symlink, device, fifo or socket
+  | 'NOT_A_SYMLINK' // readlink of something that is not a symlink
+  | 'BAD_HANDLE'; // a handle or node id that is not open or not known
 
 export class SquashfsError extends Error {
   override readonly name = 'SquashfsError';

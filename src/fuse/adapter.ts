@@ -86,6 +86,11 @@ const ERRNO_BY_CODE: Record<ErrorCode, number> = {
   OVERFLOW: Errno.EIO,
   DECOMPRESS_FAILED: Errno.EIO,
   IO: Errno.EIO,
+  // The caller's mistakes, as squashfuse and the kernel driver answer them.
+  INVALID_ARGUMENT: Errno.EINVAL,
+  NOT_A_FILE: Errno.EINVAL,
+  NOT_A_SYMLINK: Errno.EINVAL,
+  BAD_HANDLE: Errno.EBADF,
 };
 
 /** The positive errno for a failure: a SquashfsError by its code; anything else (a bug) is EIO. */

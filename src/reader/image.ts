@@ -331,13 +331,13 @@ export class Image {
   // ---- contents -------------------------------------------------------------------------------
 
   readlink(inode: Inode): string {
-    if (inode.kind !== 'symlink') throw new SquashfsError('CORRUPT', `inode ${inode.inodeNumber} is a ${inode.kind}, not a symlink`, 'inode table');
+    if (inode.kind !== 'symlink') throw new SquashfsError('NOT_A_SYMLINK', `inode ${inode.inodeNumber} is a ${inode.kind}, not a symlink`, 'inode table');
     return utf8.decode((inode as SymlinkInode).target);
   }
 
   private file(inode: Inode): FileInode {
     if (inode.kind === 'dir') throw new SquashfsError('IS_A_DIRECTORY', `inode ${inode.inodeNumber} is a directory`, 'inode table');
-    if (inode.kind !== 'file') throw new SquashfsError('CORRUPT', `inode ${inode.inodeNumber} is a ${inode.kind}, not a regular file`, 'inode table');
+    if (inode.kind !== 'file') throw new SquashfsError('NOT_A_FILE', `inode ${inode.inodeNumber} is a ${inode.kind}, not a regular file`, 'inode table');
     return inode;
   }
 

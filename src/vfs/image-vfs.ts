@@ -128,7 +128,7 @@ export class ImageVfs implements Vfs {
   open(path: string): number {
     const inode = this.inodeAt(path);
     if (inode.kind === 'dir') throw new SquashfsError('IS_A_DIRECTORY', `${path} is a directory`, 'path');
-    check(inode.kind === 'file', 'CORRUPT', `${path} is a ${inode.kind}: only regular files are opened through the filesystem`, 'path');
+    check(inode.kind === 'file', 'NOT_A_FILE', `${path} is a ${inode.kind}: only regular files are opened through the filesystem`, 'path');
     check(this.handles.size < MAX_HANDLE, 'OVERFLOW', `${this.handles.size} open handles`, 'handles');
     let h = this.nextHandle;
     while (this.handles.has(h)) h = h >= MAX_HANDLE ? 1 : h + 1;

@@ -346,13 +346,13 @@ export class StoreVfs implements Vfs {
     const [top, rest] = StoreVfs.split(path);
     const pkg = snap.packages.get(top);
     if (pkg) {
-      if (rest === '') throw new SquashfsError('CORRUPT', `${path} is a directory, not a symlink`, 'path');
+      if (rest === '') throw new SquashfsError('NOT_A_SYMLINK', `${path} is a directory, not a symlink`, 'path');
       return firstSource(this.pool, sourcesFor(pkg, rest, snap.unions.get(pkg.full)), (op) => op.vfs.readlink(rest)).value;
     }
     if (top === 'ctl' && rest === '' && this.options.ctlPath) return this.options.ctlPath;
     const node = this.exchangeNode(snap, top, path);
     if (node?.kind === 'link') return node.target;
-    if (node) throw new SquashfsError('CORRUPT', `${path} is a directory, not a symlink`, 'path');
+    if (node) throw new SquashfsError('NOT_A_SYMLINK', `${path} is a directory, not a symlink`, 'path');
     this.notFound(path);
   }
 
