@@ -1,0 +1,162 @@
+/**
+ * The serving thread of our own FUSE transport (a worker_threads entry point). It builds the NodeFs
+ * (so the image, its caches and the node table live on this thread, one copy for the mount), then
+ * blocks in read(2) on /dev/fuse, answers each request with one write(2), and goes back to read.
+ *
+ * Why a thread of its own: requests never wait for the daemon's event loop (the control socket, the
+ * store watcher, signals and timers run on the main thread), and the main thread never waits for a
+ * request. Between two requests this thread takes the main thread's control requests (a store
+ * rescan, stats) from a MessagePort without returning to its own event loop; when it sits in read(2)
+ * with nothing to do, the main thread wakes it by looking up WAKE_NAME through the mount.
+ *
+ * Invalidations (NOTIFY_INVAL_ENTRY/INODE) are not written here but posted to the main thread,
+ * which writes them asynchronously: the kernel may hold the directory lock for a request that only
+ * this thread can answer, and a notification written here would wait for that lock forever.
+ *
+ * The loop ends when read(2) says ENODEV (the filesystem was unmounted and the last user let go,
+ * or the connection was aborted). ENOENT from read(2) or write(2) means the kernel dropped a request
+ * (interrupted, or the connection aborted); it is not an error of ours.
+ */
+import * as fs from 'node:fs';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { NodeFs } from '../../vfs/node-fs';
+import { REQUEST_BUFFER_SIZE, Session } from './session';
+
+/** How the worker builds its NodeFs: `require(module)[exportName](args, log)`. */
+export interface FsBuilder {
+  module: string;
+  exportName: string;
+  args: unknown;
+}
+
+export interface ServeWorkerData {
+  fd: number;
+  /** Per-opcode request counters, shared with the main thread (Float64Array over it). */
+  counters: SharedArrayBuffer;
+  /** [0]: 0 wait, 1 serve, 2 give up (mounting failed), 3 leave after the current request. */
+  start: SharedArrayBuffer;
+  control: MessagePort;
+  build: FsBuilder;
+}
+
+/** Messages this thread posts to the main thread (parentPort). */
+export type WorkerEvent =
+  | { type: 'built' }
+  | { type: 'build-failed'; message: string }
+  | { type: 'init' }
+  | { type: 'inval-entry'; parent: number; name: string }
+  | { type: 'inval-inode'; node: number }
+  | { type: 'log'; message: string }
+  | { type: 'ended'; why: string };
+
+/** A control request from the main thread, and its answer on the same port. */
+export interface ControlRequest {
+  id: number;
+  req: { op: string; [k: string]: unknown };
+}
+export interface ControlAnswer {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  message?: string;
+}
+
+function post(e: WorkerEvent): void {
+  parentPort!.postMessage(e);
+}
+
+function log(message: string): void {
+  post({ type: 'log', message });
+}
+
+function answerControl(fsys: NodeFs, port: MessagePort): void {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    const { id, req } = m.message as ControlRequest;
+    let a: ControlAnswer;
+    try {
+      if (req.op === 'stats') a = { id, ok: true, value: { nodes: fsys.nodeCount, fs: fsys.stats?.() } };
+      else if (fsys.control) a = { id, ok: true, value: fsys.control(req) };
+      else a = { id, ok: false, message: `this filesystem takes no control requests (${req.op})` };
+    } catch (e) {
+      a = { id, ok: false, message: e instanceof Error ? e.message : String(e) };
+    }
+    port.postMessage(a);
+  }
+}
+
+function serve(d: ServeWorkerData, fsys: NodeFs): string {
+  const counters = new Float64Array(d.counters);
+  let initSeen = false;
+  const session = new Session(fsys, {
+    counters,
+    onUnexpected: (what, e) => log(`${what}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+  });
+  const buf = Buffer.allocUnsafe(REQUEST_BUFFER_SIZE);
+  const start = new Int32Array(d.start);
+  for (;;) {
+    answerControl(fsys, d.control);
+    if (Atomics.load(start, 0) === 3) return 'stopped';
+    let n: number;
+    try {
+      n = fs.readSync(d.fd, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EINTR' || code === 'EAGAIN') continue;
+      if (code === 'ENODEV') return 'unmounted';
+      return `reading /dev/fuse: ${(e as Error).message}`;
+    }
+    if (n === 0) return 'end of /dev/fuse';
+    const reply = session.handle(buf.subarray(0, n));
+    if (reply) {
+      try {
+        fs.writeSync(d.fd, reply);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENODEV') return 'unmounted';
+        if (code !== 'ENOENT') log(`answering a request: ${(e as Error).message}`);
+      }
+    }
+    if (!initSeen && session.minor > 0) {
+      initSeen = true;
+      post({ type: 'init' });
+    }
+  }
+}
+
+function main(): void {
+  const d = workerData as ServeWorkerData;
+  let fsys: NodeFs;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const m = require(d.build.module) as Record<string, (args: unknown, log: (s: string) => void) => NodeFs>;
+    fsys = m[d.build.exportName]!(d.build.args, log);
+  } catch (e) {
+    post({ type: 'build-failed', message: e instanceof Error ? e.message : String(e) });
+    return;
+  }
+  fsys.setInvalidator?.({
+    entry: (parent, name) => post({ type: 'inval-entry', parent, name }),
+    inode: (node) => post({ type: 'inval-inode', node }),
+  });
+  post({ type: 'built' });
+  const start = new Int32Array(d.start);
+  Atomics.wait(start, 0, 0);
+  if (Atomics.load(start, 0) !== 1) {
+    fsys.close();
+    return;
+  }
+  let why: string;
+  try {
+    why = serve(d, fsys);
+  } catch (e) {
+    why = `serving: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+  }
+  try {
+    fsys.close();
+  } catch {
+    // closing is best effort; the process is about to leave
+  }
+  post({ type: 'ended', why });
+}
+
+main();
