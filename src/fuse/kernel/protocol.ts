@@ -137,6 +137,13 @@ export interface InHeader {
 /** A request that does not hold together: answered EIO when it has a unique, else dropped. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
+  constructor(
+    message: string,
+    /** The request's unique when the header was readable: it is answered EIO. */
+    readonly unique?: bigint,
+  ) {
+    super(message);
+  }
 }
 
 function u64(b: Uint8Array, dv: DataView, off: number, what: string): number {
@@ -162,11 +169,18 @@ export function decodeInHeader(b: Uint8Array): InHeader {
   const dv = view(b);
   const len = dv.getUint32(0, true);
   if (len !== b.length) throw new ProtocolError(`header says ${len} bytes, ${b.length} were read`);
+  const unique = dv.getBigUint64(8, true);
+  let nodeid: number;
+  try {
+    nodeid = u64(b, dv, 16, 'nodeid');
+  } catch (e) {
+    throw new ProtocolError((e as Error).message, unique);
+  }
   return {
     len,
     opcode: dv.getUint32(4, true),
-    unique: dv.getBigUint64(8, true),
-    nodeid: u64(b, dv, 16, 'nodeid'),
+    unique,
+    nodeid,
     uid: dv.getUint32(24, true),
     gid: dv.getUint32(28, true),
     pid: dv.getUint32(32, true),

@@ -91,9 +91,9 @@ export class Session {
     try {
       h = P.decodeInHeader(req);
     } catch (e) {
-      // Without a trustworthy unique there is nothing to answer; the kernel never sends such bytes.
       this.unexpected('request header', e);
-      return undefined;
+      // A readable unique gets its EIO; without one there is nothing to answer.
+      return e instanceof P.ProtocolError && e.unique !== undefined ? P.encodeError(e.unique, Errno.EIO) : undefined;
     }
     this.counters[0]!++;
     if (h.opcode < COUNTER_SLOTS) this.counters[h.opcode]!++;
