@@ -25,6 +25,7 @@ import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { Image } from '../reader/image';
 import { ImageVfs } from '../vfs/image-vfs';
+import type { NodeFs } from '../vfs/node-fs';
 import type { Vfs } from '../vfs/types';
 import type { DecompressPool } from '../reader/decompress-pool';
 import { FuseServer } from './adapter';
@@ -64,7 +65,10 @@ export { DEFAULT_CACHE_MIB } from './mount-env';
  * other commands (`distri fuse`, the /ro store) pass their own to runDaemon.
  */
 export interface DaemonSource {
-  vfs: Vfs;
+  /** The tree for the libfuse transport (path-based). TODO(merge): the store serves only `fs` now. */
+  vfs?: Vfs;
+  /** The tree as nodes, for a transport that speaks the kernel protocol (the store sets it). */
+  fs?: NodeFs;
   /** The mount's source in /proc/mounts (findmnt SOURCE). */
   fsname: string;
   /** Seconds the kernel caches entries and attributes (default one day; ~1 for a tree that changes). */
@@ -249,6 +253,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
     mark('image opened');
+    if (!source.vfs) throw new Error(`${source.fsname}: this source has no path-based Vfs for the libfuse transport (TODO(merge): serve source.fs)`);
     server = new FuseServer(source.vfs, mnt, {
       allowOther: o.allowOther,
       fsname: source.fsname,
