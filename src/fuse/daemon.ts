@@ -65,8 +65,7 @@ export { DEFAULT_CACHE_MIB } from './mount-env';
  * other commands (`distri fuse`, the /ro store) pass their own to runDaemon.
  */
 export interface DaemonSource {
-  /** The tree for the libfuse transport (path-based). TODO(merge): the store serves only `fs` now. */
-  vfs?: Vfs;
+  vfs: Vfs;
   /** The tree as nodes, for a transport that speaks the kernel protocol (the store sets it). */
   fs?: NodeFs;
   /** The mount's source in /proc/mounts (findmnt SOURCE). */
@@ -253,7 +252,6 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
     mark('image opened');
-    if (!source.vfs) throw new Error(`${source.fsname}: this source has no path-based Vfs for the libfuse transport (TODO(merge): serve source.fs)`);
     server = new FuseServer(source.vfs, mnt, {
       allowOther: o.allowOther,
       fsname: source.fsname,

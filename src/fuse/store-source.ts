@@ -13,9 +13,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { CtlServer } from '../vfs/ctl';
+import { NodeVfs } from '../vfs/node-vfs';
 import { StoreFs } from '../vfs/store-fs';
 import type { DaemonSource } from './daemon';
 
+/**
+ * Seconds the libfuse transport lets the kernel cache names and attributes: it cannot tell the
+ * kernel about a rescan, so virtual entries must expire (distri used 1 s too).
+ */
+const UNNOTIFIED_TIMEOUT = 1;
 /** Quiet time after the last directory event before rescanning. */
 const DEBOUNCE_MS = 100;
 const POLL_MS = 1000;
@@ -46,6 +52,7 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
     ctl.close();
     throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
   }
+  const vfs = new NodeVfs(storeFs);
   storeFs.index.save();
   if (storeFs.index.stats.writeError) log(`index ${storeFs.index.stats.dir}: not saved: ${storeFs.index.stats.writeError}`);
 
@@ -82,13 +89,16 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
   };
 
   return {
-    // TODO(merge): `vfs` served the libfuse transport through the path-based StoreVfs, which is
-    // gone (StoreFs replaced it); the kernel-protocol transport serves `fs`. Until it is merged,
-    // `distri fuse` cannot mount: runDaemon reports that no path-based Vfs is there.
     fs: storeFs,
     fsname: store,
-    // Files are read by node without open (NO_OPEN): the transport knows which files are open.
-    openHandles: () => 0,
+    // TODO(merge): the libfuse transport's view of the same StoreFs, through paths; it goes with
+    // that transport (and with cacheTimeout/useIno, which only it reads).
+    vfs,
+    cacheTimeout: UNNOTIFIED_TIMEOUT,
+    useIno: false,
+    // Files of the kernel-protocol transport are read by node without open (NO_OPEN): it knows
+    // itself which are open. Those opened through the libfuse transport are counted here.
+    openHandles: () => vfs.openHandles,
     stats: () => storeFs.stats(),
     started: (_log, notified) => {
       readyAtMs = performance.now();
