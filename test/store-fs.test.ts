@@ -379,4 +379,19 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
     assert.equal(s.pool.retiredCount, 0, 'closed with its last file');
     assert.equal(s.nodeCount, 0);
   });
+
+  it('serves xattrs of package files (case 7), and none for virtual nodes', { skip: ci ? undefined : skipUnless('StoreFs xattrs', 'setfattr') }, () => {
+    const cap = Buffer.from('0100000200100000000000000000000000000000', 'hex');
+    const store = fs.mkdtempSync(path.join(root, 'store-'));
+    addPackage(store, { full: 'ping-amd64-1-1', tree: { 'out/bin/ping': { content: 'ELF-ish', mode: 0o755, xattrs: { 'security.capability': cap } }, 'bin/ping': { symlink: '../out/bin/ping' } } }, work);
+    const s = storeFs(store);
+    const k = new Kernel(s);
+    const ping = k.walk('ping-amd64-1-1/out/bin/ping');
+    assert.deepEqual(s.listxattr(ping), ['security.capability']);
+    assert.deepEqual(Buffer.from(s.getxattr(ping, 'security.capability')!), cap);
+    assert.equal(s.getxattr(ping, 'user.nope'), undefined);
+    assert.deepEqual(s.listxattr(k.walk('ping-amd64-1-1')), []);
+    assert.deepEqual(s.listxattr(k.walk('bin/ping')), []);
+    assert.equal(s.readlink(k.walk('bin/ping')), '../ping-amd64-1-1/bin/ping');
+  });
 });

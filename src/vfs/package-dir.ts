@@ -9,7 +9,8 @@
  * image is simply reopened by the next request for one of its nodes (its inode references stay
  * valid: images never change). A package that leaves the store while the kernel still holds nodes
  * of it is pinned instead (ref/unref): its image stays open, its descriptor keeping the unlinked
- * file readable, until the kernel forgets the last of those nodes.
+ * file readable, until the kernel forgets the last of those nodes. (One that was evicted before its
+ * package left cannot be reopened once the file is gone: its nodes then answer NOT_FOUND.)
  *
  * runtime_union: package P declaring `runtime_union < dir: "lib/app/modules" pkg: "app-…" >` extends
  * `/ro/app-…/out/lib/app/modules`. Every path at or below that directory is looked up first in the

@@ -675,22 +675,23 @@ export class StoreFs implements NodeFs {
   readdir(node: number, cookie: number, emit: (e: NodeDirEntry) => boolean): void {
     if (!Number.isSafeInteger(cookie) || cookie < 0) throw new SquashfsError('INVALID_ARGUMENT', `directory offset ${cookie}`, 'readdir');
     const v = this.value(node);
-    const list = (children: Iterable<[string, VirtualChild]>): void => {
+    // Entries before the cookie are skipped without being made into nodes' keys.
+    const list = <T>(children: Iterable<[string, T]>, child: (t: T) => VirtualChild): void => {
       let i = 0;
-      for (const [name, c] of children) {
-        i++;
-        if (i <= cookie) continue;
+      for (const [name, t] of children) {
+        if (++i <= cookie) continue;
+        const c = child(t);
         const ino = c.value.t === 'pkg' ? virtualIno(`p:${c.value.view.pkg.full}`) : virtualIno(c.key);
         if (!emit({ name, ino, mode: c.mode, cookie: i })) return;
       }
     };
-    if (v === undefined) return list(this.rootChildren(this.snap));
+    if (v === undefined) return list(this.rootChildren(this.snap), (c) => c);
     switch (v.t) {
       case 'xdir': {
         const snap = this.snap;
         const dir = snap.tree.lookup(v.path);
         if (dir?.kind !== 'dir') throw new SquashfsError('NOT_FOUND', `/${v.path} is gone`, 'path');
-        return list([...dir.children].map(([name, n]) => [name, exchangeChild(v.path, n, this.started, snap.packages)] as [string, VirtualChild]));
+        return list(dir.children, (n) => exchangeChild(v.path, n, this.started, snap.packages));
       }
       case 'mkdir':
         return;
