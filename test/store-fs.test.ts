@@ -206,7 +206,8 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
     const s = storeFs(storeWith(...ALL));
     const k = new Kernel(s);
     const pkg = k.lookup(ROOT_NODE, 'less-amd64-530-2');
-    assert.equal(pkg.entryTtl, 1);
+    assert.deepEqual([pkg.entryTtl, pkg.attrTtl], [1, 1]);
+    assert.equal(s.getattr(k.walk('bin')).ttl, 1);
     assert.equal(s.negativeTtl(ROOT_NODE), 1);
     const bin = k.lookup(pkg.node, 'bin');
     assert.deepEqual([bin.entryTtl, bin.attrTtl, s.negativeTtl(bin.node)], [86400, 86400, 86400]);

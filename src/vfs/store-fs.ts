@@ -34,8 +34,8 @@
  * Virtual entries (/ro itself and the exchange dirs) change on rescan; they are cached for a day
  * too, and every scan that changes the snapshot tells the kernel exactly what changed among the
  * directories it holds (the Invalidator: each name added, removed or replaced, and the listing).
- * Without an invalidator (a transport that cannot notify) virtual names live one second, as in
- * distri.
+ * Without an invalidator (a transport that cannot notify) virtual names and attributes live one
+ * second, as in distri.
  *
  * Not done: distri's -autodownload (packages from a remote mirror); directories inside packages are
  * never merged except through runtime_union; xattrs of a package directory itself are not served
@@ -519,11 +519,11 @@ export class StoreFs implements NodeFs {
   }
 
   /** Counts one reference on the node for `key` and answers the lookup. */
-  private entry(key: string, value: NodeValue, attr: NodeAttr, entryTtl: number): NodeEntry {
+  private entry(key: string, value: NodeValue, attr: NodeAttr, ttl: number): NodeEntry {
     const fresh = this.table.nodeOf(key) === undefined;
     const node = this.table.acquire(key, value);
     if (fresh && 'view' in value) this.held.set(value.view.pkg, (this.held.get(value.view.pkg) ?? 0) + 1);
-    return { node, attr, entryTtl, attrTtl: DAY };
+    return { node, attr, entryTtl: ttl, attrTtl: ttl };
   }
 
   /** The open image of a package (a pinned one for a removed package); open failures are IO. */
@@ -650,7 +650,9 @@ export class StoreFs implements NodeFs {
       const { op, inode } = this.inodeOf(v);
       return { attr: op.fs.attrOf(inode), ttl: DAY };
     }
-    return { attr: this.virtualAttr(v, this.table.keyOf(node)!), ttl: DAY };
+    // Virtual nodes are what their keys say and never change, but a transport that cannot be told
+    // about a rescan gets the short time for everything virtual, as distri had it.
+    return { attr: this.virtualAttr(v, this.table.keyOf(node)!), ttl: this.virtualTtl };
   }
 
   readlink(node: number): string {
