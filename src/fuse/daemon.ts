@@ -25,6 +25,7 @@ import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { Image } from '../reader/image';
 import { ImageVfs } from '../vfs/image-vfs';
+import type { NodeFs } from '../vfs/node-fs';
 import type { Vfs } from '../vfs/types';
 import type { DecompressPool } from '../reader/decompress-pool';
 import { FuseServer } from './adapter';
@@ -65,6 +66,8 @@ export { DEFAULT_CACHE_MIB } from './mount-env';
  */
 export interface DaemonSource {
   vfs: Vfs;
+  /** The tree as nodes, for a transport that speaks the kernel protocol (the store sets it). */
+  fs?: NodeFs;
   /** The mount's source in /proc/mounts (findmnt SOURCE). */
   fsname: string;
   /** Seconds the kernel caches entries and attributes (default one day; ~1 for a tree that changes). */

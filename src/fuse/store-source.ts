@@ -1,22 +1,27 @@
 /**
- * The /ro store as a running service: the StoreVfs, its control socket (ping, scan, mkdirall,
+ * The /ro store as a running service: the StoreFs, its control socket (ping, scan, mkdirall,
  * stats), and the liveness machinery, handed to the daemon as a DaemonSource.
  *
  * The tree is kept in step with the store without being told: the store directory is watched
  * (inotify through fs.watch; a change is picked up ~100 ms after the last event), its mtime is
  * polled every second in case the watch is not delivered (network filesystems), and SIGUSR1 and
- * `distri fusectl MNT scan` rescan too. The kernel caches virtual entries for one second, so a new
- * revision's links show within about a second of the rename that installed it.
+ * `distri fusectl MNT scan` rescan too. Every one of those is a control request to the StoreFs
+ * (`{op:'scan'}`), which answers it and tells the kernel what changed through the transport's
+ * invalidator; this module only forwards. What the requests mean lives in StoreFs.control.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { CtlServer } from '../vfs/ctl';
-import { StoreVfs } from '../vfs/store-vfs';
+import { NodeVfs } from '../vfs/node-vfs';
+import { StoreFs } from '../vfs/store-fs';
 import type { DaemonSource } from './daemon';
 
-/** Seconds the kernel caches virtual entries (distri used 1 s too). */
-const VIRTUAL_TIMEOUT = 1;
+/**
+ * Seconds the libfuse transport lets the kernel cache names and attributes: it cannot tell the
+ * kernel about a rescan, so virtual entries must expire (distri used 1 s too).
+ */
+const UNNOTIFIED_TIMEOUT = 1;
 /** Quiet time after the last directory event before rescanning. */
 const DEBOUNCE_MS = 100;
 const POLL_MS = 1000;
@@ -29,7 +34,7 @@ export interface StoreDaemonOptions {
   cacheBytes?: number;
 }
 
-/** The store as a daemon source: the Vfs, its control socket, the watcher, SIGUSR1. */
+/** The store as a daemon source: the StoreFs, its control socket, the watcher, SIGUSR1. */
 export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): DaemonSource {
   const store = path.resolve(o.store);
   let st: fs.Stats;
@@ -40,15 +45,16 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
   }
   if (!st.isDirectory()) throw new Error(`store ${store} is not a directory`);
   const ctl = new CtlServer();
-  let vfs: StoreVfs;
+  let storeFs: StoreFs;
   try {
-    vfs = new StoreVfs(store, { pkgs: o.pkgs, overlays: o.overlays, maxOpenImages: o.maxOpenImages, cacheBytes: o.cacheBytes, ctlPath: ctl.path, log });
+    storeFs = new StoreFs(store, { pkgs: o.pkgs, overlays: o.overlays, maxOpenImages: o.maxOpenImages, cacheBytes: o.cacheBytes, ctlPath: ctl.path, log });
   } catch (e) {
     ctl.close();
     throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
   }
-  vfs.index.save();
-  if (vfs.index.stats.writeError) log(`index ${vfs.index.stats.dir}: not saved: ${vfs.index.stats.writeError}`);
+  const vfs = new NodeVfs(storeFs);
+  storeFs.index.save();
+  if (storeFs.index.stats.writeError) log(`index ${storeFs.index.stats.dir}: not saved: ${storeFs.index.stats.writeError}`);
 
   let watcher: fs.FSWatcher | undefined;
   const timers: NodeJS.Timeout[] = [];
@@ -56,73 +62,52 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
   let dirMtime = st.mtimeMs;
   /** Milliseconds from process start to the mount being ready (performance.now() at that moment). */
   let readyAtMs = 0;
-  let warmMs = 0;
-  const firstScanMs = vfs.lastScanMs;
 
+  /**
+   * Every request goes to StoreFs.control. It runs on this thread: the libfuse transport answers
+   * FUSE requests here too, so a control request always falls between two of them. A transport
+   * that serves requests on another thread must carry these over to that thread instead.
+   */
+  const control = (req: { op: string; [k: string]: unknown }): Record<string, unknown> => {
+    const answer = storeFs.control(req);
+    if (req.op === 'stats') (answer.stats as Record<string, unknown>).readyAtMs = Math.round(readyAtMs * 10) / 10;
+    return answer;
+  };
   const rescan = (why: string) => {
     try {
-      const r = vfs.scan();
-      if (r.added.length || r.removed.length) log(`rescan (${why}): ${r.known} packages, +${r.added.length} -${r.removed.length} in ${r.ms.toFixed(1)} ms`);
-      vfs.warm();
-      vfs.index.save();
-      return r;
+      control({ op: 'scan', why });
     } catch (e) {
       log(`rescan (${why}) failed: ${(e as Error).message}`);
-      throw e;
     }
   };
   const soon = (why: string) => {
     if (pending) clearTimeout(pending);
     pending = setTimeout(() => {
       pending = undefined;
-      try {
-        rescan(why);
-      } catch {
-        // logged; the next event or poll tries again
-      }
+      rescan(why); // a failure is logged; the next event or poll tries again
     }, DEBOUNCE_MS);
   };
 
   return {
-    vfs,
+    fs: storeFs,
     fsname: store,
-    cacheTimeout: VIRTUAL_TIMEOUT,
+    // TODO(merge): the libfuse transport's view of the same StoreFs, through paths; it goes with
+    // that transport (and with cacheTimeout/useIno, which only it reads).
+    vfs,
+    cacheTimeout: UNNOTIFIED_TIMEOUT,
     useIno: false,
+    // Files of the kernel-protocol transport are read by node without open (NO_OPEN): it knows
+    // itself which are open. Those opened through the libfuse transport are counted here.
     openHandles: () => vfs.openHandles,
-    stats: () => vfs.stats(),
+    stats: () => storeFs.stats(),
     started: (_log, notified) => {
       readyAtMs = performance.now();
       // Assemble the exchange dirs right away, off the path to readiness (a request that comes
       // first simply builds them itself) -- but after the notify pipe has its 's', since this
-      // synchronous work would otherwise hold back the write that readiness waits for.
-      void notified.finally(() => setImmediate(() => {
-        try {
-          warmMs = vfs.warm();
-          rescan('full check after the quick first scan');
-        } catch (e) {
-          log(`assembling the exchange dirs: ${(e as Error).message}`);
-        }
-      }));
-      void ctl
-        .listen((req) => {
-          switch (req.op) {
-            case 'ping':
-              return { ok: true, pid: process.pid, store };
-            case 'scan': {
-              const r = rescan('ctl');
-              return { ok: true, ...r };
-            }
-            case 'mkdirall':
-              if (typeof req.dir !== 'string') throw new Error('mkdirall needs "dir": a single path component');
-              vfs.mkdirAll(req.dir);
-              return { ok: true };
-            case 'stats':
-              return { ok: true, stats: { ...vfs.stats(), rssBytes: process.memoryUsage().rss, readyAtMs: Math.round(readyAtMs * 10) / 10, firstScanMs: Math.round(firstScanMs * 10) / 10, exchangeBuildMs: Math.round(warmMs * 10) / 10 } };
-            default:
-              throw new Error(`unknown op ${JSON.stringify(req.op)} (ping, scan, mkdirall, stats)`);
-          }
-        })
-        .catch((e: Error) => log(`control socket ${ctl.path}: ${e.message}`));
+      // synchronous work would otherwise hold back the write that readiness waits for. The scan
+      // that follows is the full check after the quick first scan (metas too); it assembles them.
+      void notified.finally(() => setImmediate(() => rescan('full check after the quick first scan')));
+      void ctl.listen((req) => control(req as { op: string })).catch((e: Error) => log(`control socket ${ctl.path}: ${e.message}`));
       process.on('SIGUSR1', () => soon('SIGUSR1'));
       try {
         watcher = fs.watch(store, { persistent: false }, (_event, name) => {
@@ -136,7 +121,7 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
       const poll = setInterval(() => {
         fs.stat(store, (err, s) => {
           if (err) return;
-          if (s.mtimeMs !== dirMtime || vfs.rescanWanted) {
+          if (s.mtimeMs !== dirMtime || storeFs.rescanWanted) {
             dirMtime = s.mtimeMs;
             soon('poll');
           }
@@ -150,7 +135,7 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
       for (const t of timers) clearInterval(t);
       if (pending) clearTimeout(pending);
       ctl.close();
-      vfs.close();
+      storeFs.close();
     },
   };
 }

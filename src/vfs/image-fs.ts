@@ -119,7 +119,11 @@ export class ImageFs implements NodeFs {
   }
 
   readdir(node: number, cookie: number, emit: (e: NodeDirEntry) => boolean): void {
-    const dir = this.inodeOf(node);
+    this.readdirInode(this.inodeOf(node), cookie, emit);
+  }
+
+  /** readdir() of a directory inode (for a NodeFs that numbers nodes its own way: the store). */
+  readdirInode(dir: Inode, cookie: number, emit: (e: NodeDirEntry) => boolean): void {
     const entries = this.image.readdir(dir);
     if (!Number.isSafeInteger(cookie) || cookie < 0) throw new SquashfsError('INVALID_ARGUMENT', `directory offset ${cookie}`, 'readdir');
     for (let i = cookie; i < entries.length; i++) {
@@ -157,4 +161,4 @@ export class ImageFs implements NodeFs {
 }
 
 /** st_mode type bits by a directory entry's basic inode type (format: "Directory Table"). */
-const MODE_BY_BASIC_TYPE: Record<number, number> = { 1: 0o040000, 2: 0o100000, 3: 0o120000, 4: 0o060000, 5: 0o020000, 6: 0o010000, 7: 0o140000 };
+export const MODE_BY_BASIC_TYPE: Record<number, number> = { 1: 0o040000, 2: 0o100000, 3: 0o120000, 4: 0o060000, 5: 0o020000, 6: 0o010000, 7: 0o140000 };

@@ -3,11 +3,14 @@
  * the package directory (never for a listing of /ro or a stat of /ro/<full>), plus runtime_union.
  *
  * Open images are pooled and bounded: at most `maxOpen` images are open, the least recently used
- * one without open files is closed when another must be opened, and each image's caches get an
+ * one not pinned is closed when another must be opened, and each image's caches get an
  * equal share of one byte budget, so memory is bounded by the budget, not by the store's size or
- * by the number of files read. An image with open files is never closed under its readers: not by
- * eviction and not when its package leaves the store (it is closed when the last file is released;
- * its descriptor keeps an unlinked file readable until then).
+ * by the number of files read. Files are read by node, without open (see node-fs.ts), so an evicted
+ * image is simply reopened by the next request for one of its nodes (its inode references stay
+ * valid: images never change). A package that leaves the store while the kernel still holds nodes
+ * of it is pinned instead (ref/unref): its image stays open, its descriptor keeping the unlinked
+ * file readable, until the kernel forgets the last of those nodes. (One that was evicted before its
+ * package left cannot be reopened once the file is gone: its nodes then answer NOT_FOUND.)
  *
  * runtime_union: package P declaring `runtime_union < dir: "lib/app/modules" pkg: "app-…" >` extends
  * `/ro/app-…/out/lib/app/modules`. Every path at or below that directory is looked up first in the
@@ -16,12 +19,12 @@
  * once). Contributors' images are opened only when such a path is touched.
  */
 import { SquashfsError } from '../errors';
-import { Image, type ImageOptions } from '../reader/image';
+import { Image, type DirEntry, type ImageOptions, type Inode } from '../reader/image';
 import type { ImageEntry } from '../store/exchange';
 import type { PackageName } from '../store/package-name';
-import { ImageVfs } from './image-vfs';
+import { ImageFs, NAME_MAX } from './image-fs';
+import type { NodeAttr } from './node-fs';
 import { decodeEntries, type IndexRecord, type StoreIndex } from './store-index';
-import type { VfsAttr } from './types';
 
 /** One package of the store as /ro knows it: name, image path and its index record. */
 export class StorePackage {
@@ -52,10 +55,10 @@ export class StorePackage {
 export interface OpenPackage {
   readonly pkg: StorePackage;
   readonly image: Image;
-  readonly vfs: ImageVfs;
-  /** Open file handles into this image. */
+  readonly fs: ImageFs;
+  /** Holders that need this image kept open (the store pins a removed package's image while the kernel still holds its nodes). */
   refs: number;
-  /** Left the store or was evicted while files were open: close on the last release. */
+  /** Left the store or was evicted while pinned: close on the last unref. */
   retired: boolean;
 }
 
@@ -118,7 +121,7 @@ export class ImagePool {
     let op: OpenPackage;
     try {
       this.options.onOpen?.(pkg, image);
-      op = { pkg, image, vfs: new ImageVfs(image, { pathCacheEntries: 4096 }), refs: 0, retired: false };
+      op = { pkg, image, fs: new ImageFs(image), refs: 0, retired: false };
     } catch (e) {
       image.close();
       throw e;
@@ -154,12 +157,12 @@ export class ImagePool {
     op.image.close();
   }
 
-  /** A file of `op` was opened. */
+  /** Someone needs `op` kept open (never evicted, not closed on retire). */
   ref(op: OpenPackage): void {
     op.refs++;
   }
 
-  /** A file of `op` was released: closes a retired image with its last file. */
+  /** The reverse of ref(): closes a retired image with its last holder. */
   unref(op: OpenPackage): void {
     op.refs--;
     if (op.refs <= 0 && op.retired) {
@@ -168,7 +171,7 @@ export class ImagePool {
     }
   }
 
-  /** The package left the store: close its image now, or when its last file is released. */
+  /** The package left the store: close its image now, or when its last holder lets go. */
   retire(pkg: StorePackage): void {
     const op = this.open.get(pkg);
     if (!op) return;
@@ -236,13 +239,31 @@ function isNotFound(e: unknown): boolean {
 }
 
 /**
- * Runs `fn` on the first source that has `rest`: NOT_FOUND from one source moves on to the next;
- * any other failure (a corrupt image) is that request's answer. Returns the source used.
+ * The inode at `path` inside an image (`/out/lib/x`, `''` or `/` for the root), component by
+ * component and never through a symlink: the kernel resolves symlinks itself, as with the kernel's
+ * own driver. Throws NOT_FOUND or NOT_A_DIRECTORY.
  */
-export function firstSource<T>(pool: ImagePool, sources: readonly StorePackage[], fn: (op: OpenPackage) => T): { op: OpenPackage; value: T } {
+export function inodeAtPath(image: Image, path: string): Inode {
+  let inode: Inode = image.root();
+  for (const c of path.split('/')) {
+    if (c === '') continue;
+    if (inode.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', `${path}: ${c} is below a ${inode.kind}`, 'path');
+    const e = Buffer.byteLength(c) > NAME_MAX ? undefined : image.lookup(inode, c);
+    if (!e) throw new SquashfsError('NOT_FOUND', `no such file or directory: ${path}`, 'path');
+    inode = image.entryInode(e);
+  }
+  return inode;
+}
+
+/**
+ * Runs `fn` on the first source that has the path `fn` looks for: NOT_FOUND from one source moves
+ * on to the next; any other failure (a corrupt image) is that request's answer. `open` gives a
+ * source's open image (the pool's acquire, or an image kept open for a removed package).
+ */
+export function firstSource<T>(open: (pkg: StorePackage) => OpenPackage, sources: readonly StorePackage[], fn: (op: OpenPackage) => T): { op: OpenPackage; value: T } {
   let last: unknown;
   for (const s of sources) {
-    const op = pool.acquire(s);
+    const op = open(s);
     try {
       return { op, value: fn(op) };
     } catch (e) {
@@ -253,29 +274,33 @@ export function firstSource<T>(pool: ImagePool, sources: readonly StorePackage[]
   throw last;
 }
 
-/** The union listing of a directory over its sources (own names first, each name once). */
-export function unionReaddir(pool: ImagePool, sources: readonly StorePackage[], rest: string): string[] {
-  if (sources.length === 1) return pool.acquire(sources[0]!).vfs.readdir(rest);
-  const seen = new Set<string>();
+/** The union listing of directory `rest` over its sources (own entries first, each name once). */
+export function unionReaddir(open: (pkg: StorePackage) => OpenPackage, sources: readonly StorePackage[], rest: string): DirEntry[] {
+  if (sources.length === 1) {
+    const { image } = open(sources[0]!);
+    return image.readdir(inodeAtPath(image, rest));
+  }
+  const seen = new Map<string, DirEntry>();
   let found = false;
   let last: unknown;
   for (const s of sources) {
-    let names: string[];
+    let entries: DirEntry[];
     try {
-      names = pool.acquire(s).vfs.readdir(rest);
+      const { image } = open(s);
+      entries = image.readdir(inodeAtPath(image, rest));
     } catch (e) {
       if (!isNotFound(e)) throw e;
       last = e;
       continue;
     }
     found = true;
-    for (const n of names) seen.add(n);
+    for (const e of entries) if (!seen.has(e.name)) seen.set(e.name, e);
   }
   if (!found) throw last;
-  return [...seen];
+  return [...seen.values()];
 }
 
 /** The attributes of a package directory itself, answered without opening the image. */
-export function packageDirAttr(pkg: StorePackage): VfsAttr {
-  return { mode: 0o40555, uid: 0, gid: 0, size: 0, mtime: pkg.mtime, nlink: 2, ino: 0, rdev: 0 };
+export function packageDirAttr(pkg: StorePackage, ino = 0): NodeAttr {
+  return { mode: 0o40555, uid: 0, gid: 0, size: 0, mtime: pkg.mtime, nlink: 2, ino, rdev: 0 };
 }

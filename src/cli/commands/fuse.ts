@@ -1,6 +1,6 @@
 /**
  * `distri fuse [--store DIR] MOUNTPOINT`: every package image of a store under one mount, the way
- * distri's /ro works (src/vfs/store-vfs.ts has the tree). Returns once the mount is ready, like
+ * distri's /ro works (src/vfs/store-fs.ts has the tree). Returns once the mount is ready, like
  * `distri mount`; with -f it stays in the foreground.
  *
  * The daemon keeps the tree in step with the store without being told (src/fuse/store-source.ts).

@@ -24,7 +24,7 @@ function formatStats(s: Record<string, unknown>): string {
   const lines = [
     `images known        ${s.imagesKnown}`,
     `images open         ${s.imagesOpen} (opened ${s.imagesOpenedTotal} times, ${s.evictions} closed to stay in bounds, ${s.openFailures} failed)`,
-    `files open          ${s.openFiles}`,
+    `nodes held          ${s.nodes} (what the kernel caches of the tree)`,
     `cache hits/misses   ${s.cacheHits} / ${s.cacheMisses}`,
     `scans               ${s.scans} (last ${s.lastScanMs} ms)`,
     `index               ${idx.dir}: ${idx.loaded} loaded, ${idx.hits} reused, ${idx.built} built, ${idx.entriesBuilt} entry lists rebuilt${idx.writeError ? `, not saved: ${idx.writeError}` : ''}`,
