@@ -110,7 +110,7 @@ describe('extract: the result equals the kernel mount', () => {
     try {
       const r = runCli(['extract', im.file, '-d', path.join(tmp.dir, 'd'), 'no/such/path']);
       assert.equal(r.status, 2, r.stderr);
-      assert.match(r.stderr, /NOT_FOUND/);
+      assert.match(r.stderr, /: no such file or directory in the image: no\n$/);
     } finally {
       tmp.cleanup();
     }

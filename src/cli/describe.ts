@@ -1,7 +1,7 @@
 /** One inode as a JSON-friendly record (stat --json, ls --json) and as an ls -l line. */
 import type { Inode } from '../format/inode';
 import type { Image } from '../reader/image';
-import { hex, isoTime, modeString, sizeColumn } from './format';
+import { hex, isoTime, modeString, sizeColumn, type IdNames } from './format';
 
 export interface InodeRecord {
   path: string;
@@ -42,14 +42,14 @@ export function record(img: Image, path: string, inode: Inode, withXattrs = true
   return r;
 }
 
-/** Columns of an ls -l line, before padding. */
-export function longColumns(img: Image, name: string, inode: Inode): string[] {
+/** Columns of an ls -l line, before padding; owners by name where `names` resolves them. */
+export function longColumns(img: Image, name: string, inode: Inode, names?: IdNames): string[] {
   const st = img.stat(inode);
   return [
     modeString(inode.kind, inode.permissions),
     String(st.nlink),
-    String(st.uid),
-    String(st.gid),
+    names ? names.user(st.uid) : String(st.uid),
+    names ? names.group(st.gid) : String(st.gid),
     sizeColumn(st),
     isoTime(st.mtime),
     inode.kind === 'symlink' ? `${name} -> ${img.readlink(inode)}` : name,
@@ -60,6 +60,8 @@ export function longColumns(img: Image, name: string, inode: Inode): string[] {
 export function formatTable(rows: string[][]): string {
   if (rows.length === 0) return '';
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const right = new Set([1, 2, 3, 4]);
+  // Numbers right-aligned (link count, size; owners when they are numbers), names left-aligned.
+  const numeric = (i: number) => rows.every((r) => /^[\d, ]*$/.test(r[i]!));
+  const right = new Set([1, 2, 3, 4].filter(numeric));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' ')).join('\n') + '\n';
 }

@@ -43,3 +43,57 @@ export function humanBytes(n: number): string {
 export function sizeColumn(st: Stat): string {
   return st.kind === 'blockdev' || st.kind === 'chardev' ? `${st.major}, ${st.minor}` : String(st.size);
 }
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * An xattr value for humans, the same in `stat` and `xattrs`: quoted text when it is valid UTF-8
+ * without control characters, else 0x and hex (a capability, a SELinux context with its NUL).
+ */
+export function xattrValue(v: Uint8Array): string {
+  let text: string | undefined;
+  try {
+    text = strictUtf8.decode(v);
+  } catch {
+    text = undefined;
+  }
+  return text !== undefined && !/[\u0000-\u001f\u007f-\u009f]/.test(text) ? JSON.stringify(text) : '0x' + hex(v);
+}
+
+/**
+ * Owner and group names as `ls -l` and `unsquashfs -lls` show them: from this machine's /etc/passwd
+ * and /etc/group where an id resolves, the number otherwise. The files are read once, on first use.
+ */
+export class IdNames {
+  private users?: Map<number, string>;
+  private groups?: Map<number, string>;
+  constructor(private readonly files = { passwd: '/etc/passwd', group: '/etc/group' }) {}
+
+  user(uid: number): string {
+    this.users ??= readIdFile(this.files.passwd);
+    return this.users.get(uid) ?? String(uid);
+  }
+
+  group(gid: number): string {
+    this.groups ??= readIdFile(this.files.group);
+    return this.groups.get(gid) ?? String(gid);
+  }
+}
+
+/** name:x:id:… lines; the first name for an id wins, as getpwuid's does. Unreadable: empty. */
+function readIdFile(file: string): Map<number, string> {
+  const m = new Map<number, string>();
+  let text = '';
+  try {
+    text = require('node:fs').readFileSync(file, 'utf8') as string;
+  } catch {
+    return m;
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 3 || !/^\d+$/.test(f[2]!)) continue;
+    const id = Number(f[2]);
+    if (!m.has(id) && f[0]) m.set(id, f[0]);
+  }
+  return m;
+}

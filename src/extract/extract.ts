@@ -81,6 +81,21 @@ export interface ExtractReport {
   root: boolean;
 }
 
+/**
+ * A failure while extracting one entry (a corrupt block of a file): the entry is named, the cause
+ * kept. The CLI reports it as `distri: IMAGE: PATH: <cause>`, as `cat` does.
+ */
+export class ExtractEntryError extends Error {
+  override readonly name = 'ExtractEntryError';
+  constructor(
+    /** The entry's path inside the image (and DEST). */
+    readonly entry: string,
+    readonly reason: unknown,
+  ) {
+    super(`${entry}: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
+  }
+}
+
 interface Pending {
   comps: Uint8Array[];
   kind: EntryKind;
@@ -133,7 +148,10 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       return false;
     });
 
+  // A path that is not in the image fails here, before DEST is created.
+  for (const p of options.paths ?? []) lookupPath(image, pathParts(p));
   const tree = SafeTree.open(dest, { force: options.force });
+  let ok = false;
   try {
     // ---- phase 1: create --------------------------------------------------------------------
     for (const { inode, comps } of items(image, options.paths ?? [])) {
@@ -160,6 +178,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
         case 'file': {
           const fd = tree.createFile(comps);
           let finished = false;
+          let written = false;
           try {
             let pos = 0;
             let end = 0; // where the last byte written ends
@@ -185,8 +204,13 @@ export async function extract(image: Image, dest: string, options: ExtractOption
             } else {
               ino = fs.fstatSync(fd).ino;
             }
+            written = true;
+          } catch (e) {
+            throw new ExtractEntryError(displayPath(comps), e);
           } finally {
             fs.closeSync(fd);
+            // A file cut short by a corrupt block is not left behind looking whole.
+            if (!written) tree.removeFile(comps);
           }
           counts.files++;
           options.onProgress?.(counts);
@@ -233,10 +257,29 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       const p = pending[i]!;
       tree.finish(p.comps, p.kind, p.ino, { uid: p.uid, gid: p.gid, mode: p.mode, mtime: p.mtime });
     }
+    ok = true;
     return { counts, skipped, xattrErrors, root };
   } finally {
+    if (!ok) {
+      // Failed part-way: what was created so far gets its final owners, modes and times (phase 3),
+      // rather than staying 0700 directories; a destination this run created and left empty goes.
+      for (let i = pending.length - 1; i >= 0; i--) {
+        const p = pending[i]!;
+        try {
+          tree.finish(p.comps, p.kind, p.ino, { uid: p.uid, gid: p.gid, mode: p.mode, mtime: p.mtime });
+        } catch {
+          // best effort: the error being reported is the one that stopped the extraction
+        }
+      }
+      tree.removeIfCreatedEmpty();
+    }
     tree.close();
   }
+}
+
+/** A path below DEST for messages: its components as UTF-8, '/'-joined. */
+function displayPath(comps: readonly Uint8Array[]): string {
+  return comps.map((c) => Buffer.from(c).toString('utf8')).join('/');
 }
 
 function hasSetfattr(): boolean {
@@ -262,12 +305,7 @@ function* items(image: Image, paths: string[]): Generator<Item> {
     yield* subtree(image, image.root(), []);
     return;
   }
-  const selected: string[][] = [];
-  for (const p of paths) {
-    const parts = p.split('/').filter((s) => s !== '' && s !== '.');
-    if (parts.includes('..')) throw new SquashfsError('NOT_FOUND', `${JSON.stringify(p)}: paths to extract may not contain ..`, 'path');
-    selected.push(parts);
-  }
+  const selected = paths.map(pathParts);
   selected.sort((a, b) => Buffer.compare(Buffer.from(a.join('/')), Buffer.from(b.join('/'))));
   const kept = selected.filter((s, i) => !selected.slice(0, i).some((o) => o.length <= s.length && o.every((c, j) => c === s[j])));
   const emitted = new Set<string>();
@@ -292,6 +330,25 @@ function* items(image: Image, paths: string[]): Generator<Item> {
     }
     yield* subtree(image, cur, comps);
   }
+}
+
+/** A PATH argument as components; `..` is refused. */
+function pathParts(p: string): string[] {
+  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+  if (parts.includes('..')) throw new SquashfsError('INVALID_ARGUMENT', `${JSON.stringify(p)}: paths to extract may not contain ..`, 'path');
+  return parts;
+}
+
+/** Looks a PATH argument up name by name (symlinks not followed), with the errors items() gives. */
+function lookupPath(image: Image, parts: string[]): Inode {
+  let cur: Inode = image.root();
+  for (let i = 0; i < parts.length; i++) {
+    if (cur.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', `${parts.slice(0, i).join('/')} is a ${cur.kind === 'file' ? 'regular file' : cur.kind}, not a directory`, 'path');
+    const e = image.lookup(cur, parts[i]!);
+    if (!e) throw new SquashfsError('NOT_FOUND', `no such file or directory in the image: ${parts.slice(0, i + 1).join('/')}`, 'path');
+    cur = image.entryInode(e);
+  }
+  return cur;
 }
 
 /** The walk below `start`, with each item's components (base + the names the walk went through). */

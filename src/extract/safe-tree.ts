@@ -137,6 +137,8 @@ export class SafeTree {
   /** Every path created in this run (latin1 of the '/'-joined bytes): a second one is a duplicate. */
   private readonly created = new Set<string>();
   private closed = false;
+  /** open() made the destination directory (it did not exist). */
+  private createdDest = false;
 
   private constructor(
     /** O_PATH descriptor of the destination directory. */
@@ -161,6 +163,7 @@ export class SafeTree {
     const abs = path.resolve(dest);
     const parts = abs.split('/').filter((p) => p !== '');
     let fd = fs.openSync('/', O_PATH | O_DIRECTORY);
+    let created = false;
     try {
       for (let i = 0; i < parts.length; i++) {
         const name = Buffer.from(parts[i]!);
@@ -175,6 +178,7 @@ export class SafeTree {
         if (st === undefined) {
           if (!last) throw new Error(`${here} does not exist (the destination's parent directory must exist)`);
           fs.mkdirSync(procPath(fd, name), 0o700);
+          created = true;
         } else if (st.isSymbolicLink()) {
           throw new SquashfsError(
             'UNSAFE_PATH',
@@ -197,7 +201,9 @@ export class SafeTree {
       if (!options.force && fs.readdirSync(procPath(fd)).length > 0) {
         throw new Error(`${abs} exists and is not empty (use --force to extract into it)`);
       }
-      return new SafeTree(fd, abs, options.force ?? false);
+      const tree = new SafeTree(fd, abs, options.force ?? false);
+      tree.createdDest = created;
+      return tree;
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -210,6 +216,31 @@ export class SafeTree {
     this.chain.truncate(0);
     this.linkChain.truncate(0);
     fs.closeSync(this.rootFd);
+  }
+
+  /**
+   * After a failure: removes the destination if this run created it and it is still empty (a PATH
+   * that failed, nothing extracted). Only the directory open() made, checked by inode number.
+   */
+  removeIfCreatedEmpty(): void {
+    if (!this.createdDest || this.closed) return;
+    try {
+      if (fs.readdirSync(procPath(this.rootFd)).length > 0) return;
+      if (fs.lstatSync(this.dest).ino !== fs.fstatSync(this.rootFd).ino) return;
+      fs.rmdirSync(this.dest);
+    } catch {
+      // left in place: not empty, or no longer ours
+    }
+  }
+
+  /** Removes a regular file this run created (a partial one, after a read failed). */
+  removeFile(comps: readonly Uint8Array[]): void {
+    const at = procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!);
+    try {
+      if (fs.lstatSync(at).isFile()) fs.unlinkSync(at);
+    } catch {
+      // already gone
+    }
   }
 
   /** The descriptor of directory `dir` (components below DEST). */

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { errnoWords } from '../io/errno';
 import { SquashfsError } from '../errors';
 
 /** Temporary files of packs under way in this process. */
@@ -28,7 +29,7 @@ export function removePartialImages(): void {
 /** An error that names the image, not the temporary file beside it. */
 function cannotWrite(imagePath: string, e: unknown): SquashfsError {
   const err = e as NodeJS.ErrnoException;
-  const why = err.code === 'ENOENT' ? `directory ${path.dirname(imagePath)} does not exist` : `${err.code ?? 'error'}: ${err.message.replace(/^\w+: /, '').replace(/, open .*$/, '')}`;
+  const why = err.code === 'ENOENT' ? `directory ${path.dirname(imagePath)} does not exist` : errnoWords(e);
   return new SquashfsError('IO', `cannot write ${imagePath}: ${why}`, undefined, undefined, { cause: e });
 }
 
@@ -56,6 +57,10 @@ export function prepareOutput(imagePath: string): Output {
     } catch {
       target = undefined; // a dangling symlink: the file it names does not exist yet
     }
+  }
+  // Checked before the scan: a directory would only fail (EISDIR) once everything is compressed.
+  if (target?.isDirectory()) {
+    throw new SquashfsError('IS_A_DIRECTORY', `${imagePath} is a directory, not an image (name the image file, e.g. ${path.join(imagePath, 'image.sqfs')})`);
   }
   const exclude = target ? [{ dev: target.dev, ino: target.ino }] : [];
   const replace = !existing || (existing.isFile() && existing.nlink === 1);

@@ -52,6 +52,8 @@ export interface PackOptions {
   duplicates?: boolean;
   /** Write the export table (default true, as mksquashfs). */
   exports?: boolean;
+  /** Paths to leave out, relative to the source directory; `*` and `?` globs per component (see tree.ts). */
+  exclude?: string[];
   /** Every inode owned by 0:0. */
   allRoot?: boolean;
   /** Every inode's mtime and the superblock's creation time. */
@@ -88,7 +90,7 @@ export interface PackResult {
 
 const U32_MAX = 0xffffffff;
 /** Codecs with levels, and their ranges (defaults: gzip 9, zstd 15, as mksquashfs). */
-const LEVELS: Partial<Record<Compression, [number, number]>> = { gzip: [1, 9], zstd: [1, 22] };
+export const LEVELS: Partial<Record<Compression, [number, number]>> = { gzip: [1, 9], zstd: [1, 22] };
 const BASIC_TYPE: Record<TreeNode['kind'], number> = {
   dir: InodeType.DIR,
   file: InodeType.FILE,
@@ -148,7 +150,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const opt = resolveOptions(options);
   const output = prepareOutput(imagePath);
   // A scanned directory's xattrs are read by getfattr while the data is packed.
-  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn, exclude: output.exclude, onScan: options.scanProgress }) : undefined;
+  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn, exclude: output.exclude, excludePaths: options.exclude, onScan: options.scanProgress }) : undefined;
   const root = scanned ? scanned.root : (source as DirNode);
   if (root.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', 'the root of a tree must be a directory');
 

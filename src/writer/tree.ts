@@ -154,6 +154,32 @@ export interface ScanOptions {
   onScan?: (entries: number) => void;
   /** Files to leave out, by device and inode number (the image being written, when it lies inside the tree). */
   exclude?: Array<{ dev: number; ino: number }>;
+  /**
+   * Paths to leave out (with everything below them), relative to the scanned directory, as
+   * mksquashfs -e takes them; `*` and `?` match within one path component (mksquashfs -wildcards).
+   */
+  excludePaths?: string[];
+}
+
+/**
+ * A matcher for exclude patterns: each pattern is split into components, each component a glob
+ * where `*` is any run of characters and `?` one character, never a `/`. A path is excluded when
+ * some pattern has as many components and each one matches. Names are compared as latin1 strings
+ * of their bytes, so a UTF-8 name matches its UTF-8 pattern byte for byte.
+ */
+export function excludeMatcher(patterns: readonly string[]): ((relComps: readonly string[]) => boolean) | undefined {
+  const compiled = patterns
+    .map((p) => p.split('/').filter((c) => c !== '' && c !== '.'))
+    .filter((comps) => comps.length > 0)
+    .map((comps) =>
+      comps.map((c) => {
+        const bytes = Buffer.from(c, 'utf8').toString('latin1');
+        if (!/[*?]/.test(bytes)) return bytes;
+        return new RegExp('^' + bytes.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$', 's');
+      }),
+    );
+  if (compiled.length === 0) return undefined;
+  return (rel) => compiled.some((pat) => pat.length === rel.length && pat.every((m, i) => (typeof m === 'string' ? m === rel[i] : m.test(rel[i]!))));
 }
 
 /** glibc's major()/minor() of a 64-bit dev_t, in BigInt so no bit is lost. */
@@ -169,7 +195,7 @@ function splitRdev(dev: bigint): { major: number; minor: number } {
  * trees do not overflow the stack. Extended attributes come from one `getfattr -R` run.
  */
 export function scanDirectory(root: string, options: ScanOptions = {}): DirNode {
-  const scan = scanNodes(root, options.exclude ?? [], options.onScan);
+  const scan = scanNodes(root, options.exclude ?? [], options.onScan, excludeMatcher(options.excludePaths ?? []));
   if (options.xattrs ?? true) {
     const r = spawnSync('getfattr', getfattrArgs(scan.rootBuf), { maxBuffer: 1 << 30, env: { ...process.env, LC_ALL: 'C' } });
     applyGetfattr(r.error, r.status, r.stdout, r.stderr, scan.find, options.warn ?? defaultWarn);
@@ -182,7 +208,7 @@ export function scanDirectory(root: string, options: ScanOptions = {}): DirNode 
  * caller goes on (packing the file data): `xattrs` resolves once they are attached to the nodes.
  */
 export function scanDirectoryAsync(root: string, options: ScanOptions = {}): { root: DirNode; xattrs: Promise<void> } {
-  const scan = scanNodes(root, options.exclude ?? [], options.onScan);
+  const scan = scanNodes(root, options.exclude ?? [], options.onScan, excludeMatcher(options.excludePaths ?? []));
   if (!(options.xattrs ?? true)) return { root: scan.root, xattrs: Promise.resolve() };
   const xattrs = new Promise<void>((resolve, reject) => {
     const child = spawn('getfattr', getfattrArgs(scan.rootBuf), { env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -223,7 +249,12 @@ function joinPath(dir: FsPath, name: Buffer): FsPath {
 /** What a path getfattr names is: a node of the tree, left out on purpose (null), or unknown (undefined). */
 type FindNode = (latin1Path: string) => TreeNode | null | undefined;
 
-function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>, onScan?: (entries: number) => void): { root: DirNode; rootBuf: Buffer; find: FindNode } {
+function scanNodes(
+  root: string,
+  exclude: Array<{ dev: number; ino: number }>,
+  onScan?: (entries: number) => void,
+  excludePath?: (relComps: readonly string[]) => boolean,
+): { root: DirNode; rootBuf: Buffer; find: FindNode } {
   const excluded = new Set<string>(); // latin1 paths left out
   // The directory named is packed even when it is named through a symlink (srclink, srclink/):
   // only what lies below it is stored as found, symlinks included.
@@ -262,14 +293,19 @@ function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>, o
   if (!rootSt.isDirectory()) throw new SquashfsError('NOT_A_DIRECTORY', `${root} is not a directory`);
   const rootPath: FsPath = isAscii?.(rootBuf) ? rootBuf.toString('latin1') : rootBuf;
   const top = make(rootPath, rootSt) as DirNode;
-  const stack: Array<{ abs: FsPath; node: DirNode }> = [{ abs: rootPath, node: top }];
+  const stack: Array<{ abs: FsPath; node: DirNode; rel: string[] }> = [{ abs: rootPath, node: top, rel: [] }];
   let entries = 0;
   while (stack.length) {
-    const { abs, node } = stack.pop()!;
+    const { abs, node, rel } = stack.pop()!;
     const names = fs.readdirSync(abs, { encoding: 'buffer' });
     names.sort(compareBytes);
     for (const name of names) {
       const childAbs = joinPath(abs, name);
+      const childRel = excludePath ? [...rel, name.toString('latin1')] : rel;
+      if (excludePath?.(childRel)) {
+        excluded.add(typeof childAbs === 'string' ? childAbs : childAbs.toString('latin1'));
+        continue;
+      }
       const st = fs.lstatSync(childAbs);
       if (exclude.length > 0 && exclude.some((x) => x.ino === st.ino && x.dev === st.dev)) {
         excluded.add(typeof childAbs === 'string' ? childAbs : childAbs.toString('latin1'));
@@ -286,7 +322,7 @@ function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>, o
       }
       node.entries.push({ name, node: child });
       entries++;
-      if (child.kind === 'dir') stack.push({ abs: childAbs, node: child });
+      if (child.kind === 'dir') stack.push({ abs: childAbs, node: child, rel: childRel });
     }
     onScan?.(entries);
   }
@@ -296,8 +332,9 @@ function scanNodes(root: string, exclude: Array<{ dev: number; ino: number }>, o
   const names = new Map<DirNode, Map<string, TreeNode>>();
   const find = (p: string): TreeNode | null | undefined => {
     if (p === rootKey) return top;
-    if (excluded.has(p)) return null;
     if (!p.startsWith(rootKey + '/')) return undefined;
+    // Left out, or below something left out (getfattr -R still walks excluded directories).
+    for (let q = p; q.length > rootKey.length; q = q.slice(0, q.lastIndexOf('/'))) if (excluded.has(q)) return null;
     let node: TreeNode = top;
     for (const part of p.slice(rootKey.length + 1).split('/')) {
       if (node.kind !== 'dir') return undefined;

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { Flag } from '../../format/constants';
 import { DecompressPool, parallelChunks } from '../../reader/decompress-pool';
-import { action, offsetOption, openImage, reportError, writeOut } from '../common';
+import { action, offsetOption, openImage, regularFile, reportError, writeOut } from '../common';
 
 /** Files at least this large are decompressed ahead by a worker pool (start-up costs ~30 ms). */
 const PARALLEL_MIN_BYTES = 4 << 20;
@@ -24,7 +24,7 @@ export function register(program: Command): void {
           try {
             for (const p of paths) {
               try {
-                const inode = img.resolve(p, true);
+                const inode = regularFile(img, p);
                 if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && !(img.superblock.flags & Flag.UNCOMPRESSED_DATA)) {
                   pool ??= new DecompressPool();
                   for await (const chunk of parallelChunks(img, inode, pool)) await writeOut(chunk);

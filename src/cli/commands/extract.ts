@@ -21,6 +21,9 @@ The destination:
   - may not be, nor lie below, a symbolic link (pass the real path instead).
 Nothing is ever written outside the destination: unsafe names, duplicate names and anything that
 would write through a symlink stop the extraction with an error and exit status 1.
+A failure part-way (a corrupt block) names the file; that file is removed, and the directories
+created so far get their final modes. A destination created by this run and left empty (a PATH
+that is not in the image) is removed.
 
 As root the result is what the kernel shows when it mounts the image: owners, modes (setuid
 included), mtimes, device nodes, fifos, sockets, hard links and xattrs (written with setfattr,

@@ -1,6 +1,7 @@
 /** `distri info IMAGE`: the superblock summary, like `unsquashfs -s`. */
 import { Command } from 'commander';
-import { flagNames } from '../../format/superblock';
+import type { CompressorOptions } from '../../format/compressor-options';
+import { Flag, flagNames } from '../../format/superblock';
 import { action, offsetOption, openImage } from '../common';
 import { humanBytes, isoTime } from '../format';
 
@@ -47,16 +48,17 @@ export function register(program: Command): void {
             }
             const rows: Array<[string, string]> = [
               ['Format', `SquashFS ${summary.version}`],
-              ['Compression', sb.compression + (img.compressorOptions ? ` ${describeOptions(img.compressorOptions)}` : '')],
+              ['Compression', compressionWords(sb.compression, img.compressorOptions, sb.flags, img.hasXattrs)],
               ['Block size', `${sb.blockSize} (${humanBytes(sb.blockSize)})`],
               ['Bytes used', `${sb.bytesUsed} (${humanBytes(sb.bytesUsed)})`],
               ['Created', `${isoTime(sb.modificationTime)} UTC`],
               ['Inodes', String(sb.inodeCount)],
               ['Fragments', String(sb.fragmentCount)],
               ['Ids (uid/gid)', String(sb.idCount)],
-              ['Flags', summary.flags.join(' ') || '(none)'],
+              ['Flags', summary.flags.map((f) => f.replace(/_/g, ' ')).join(', ') || '(none)'],
               ['Export table', img.exportable ? 'yes' : 'no'],
               ['Xattrs', img.hasXattrs ? 'yes' : 'no'],
+              ['Tables at', tableOffsets(summary.tables)],
             ];
             const w = Math.max(...rows.map(([k]) => k.length));
             for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
@@ -68,9 +70,54 @@ export function register(program: Command): void {
     );
 }
 
-function describeOptions(o: object): string {
-  return Object.entries(o)
-    .filter(([k]) => k !== 'compression')
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') || 'none' : v}`)
-    .join(' ');
+/** The compressor options in words: "level 9, window 15 bits", "dictionary 128.0 KiB, filters x86". */
+export function describeOptions(o: CompressorOptions): string {
+  const list = (a: string[]) => (a.length ? a.join(', ') : 'none');
+  if ('raw' in o) return `${o.raw.length} bytes of options this version does not decode`;
+  switch (o.compression) {
+    case 'gzip':
+      return `level ${o.compressionLevel}, window ${o.windowSize} bits, strategies: ${list(o.strategies)}`;
+    case 'xz':
+      return `dictionary ${humanBytes(o.dictionarySize)}, filters: ${list(o.filters)}`;
+    case 'lz4':
+      return `format version ${o.version}${o.highCompression ? ', high compression' : ''}`;
+    case 'zstd':
+      return `level ${o.compressionLevel}`;
+    case 'lzo':
+      return `${o.algorithm}, level ${o.compressionLevel}`;
+    default:
+      return '';
+  }
+}
+
+/** The compressor and its options, or "none" when the flags say nothing is compressed. */
+export function compressionWords(name: string, options: CompressorOptions | undefined, flags: number, hasXattrs: boolean): string {
+  const note = uncompressedNote(flags, hasXattrs);
+  if (note === 'all') return `none: everything is stored uncompressed (the superblock names ${name}, as it must name one)`;
+  return name + (options ? ` (${describeOptions(options)})` : '') + (note ? `; stored uncompressed: ${note}` : '');
+}
+
+/**
+ * A note when the superblock flags say the compressor is never used: the superblock always names
+ * one (gzip for mksquashfs -noI -noD -noF -noX and for distri pack --comp none).
+ */
+export function uncompressedNote(flags: number, hasXattrs: boolean): string {
+  const parts: Array<[number, string]> = [
+    [Flag.UNCOMPRESSED_INODES, 'inodes and directories'],
+    [Flag.UNCOMPRESSED_DATA, 'data blocks'],
+    [Flag.UNCOMPRESSED_FRAGMENTS, 'fragments'],
+    ...(hasXattrs ? ([[Flag.UNCOMPRESSED_XATTRS, 'xattrs']] as Array<[number, string]>) : []),
+  ];
+  const stored = parts.filter(([bit]) => flags & bit).map(([, what]) => what);
+  if (stored.length === 0) return '';
+  if (stored.length === parts.length) return 'all';
+  return stored.join(', ');
+}
+
+function tableOffsets(t: Record<string, number | null>): string {
+  const words: Record<string, string> = { inodeTable: 'inodes', directoryTable: 'directories', fragmentTable: 'fragments', exportTable: 'export', idTable: 'ids', xattrIdTable: 'xattrs' };
+  return Object.entries(t)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => `${words[k] ?? k} 0x${v!.toString(16)}`)
+    .join(', ');
 }

@@ -1,14 +1,16 @@
 /** `distri ls IMAGE [PATH]`: list a directory of an image, optionally long and recursive. */
 import { Command } from 'commander';
 import { walk } from '../../reader/walk';
-import { action, offsetOption, openImage, writeOut } from '../common';
+import { action, atPath, offsetOption, openImage, resolvePath, writeOut } from '../common';
 import { formatTable, longColumns, record } from '../describe';
+import { IdNames } from '../format';
 
 interface Opts {
   offset: number;
   long?: boolean;
   recursive?: boolean;
   json?: boolean;
+  numericIds?: boolean;
 }
 
 export function register(program: Command): void {
@@ -18,17 +20,18 @@ export function register(program: Command): void {
     .argument('<image>', 'a .squashfs file')
     .argument('[path]', 'directory (or file) inside the image', '/')
     .option('-l, --long', 'type and mode, link count, owner, group, size (or major, minor), mtime (UTC), link target')
+    .option('-n, --numeric-ids', 'with -l: owners and groups as numbers (by default names from /etc/passwd and /etc/group where they resolve)')
     .option('-R, --recursive', 'every path below PATH, one per line, relative to PATH')
     .option('--json', 'a JSON array of {path, type, mode, uid, gid, size, mtime, nlink, inode, target?, rdev?, xattrs?}')
     .addOption(offsetOption())
-    .addHelpText('after', '\nExamples:\n  distri ls fixtures/demo.sqfs\n  distri ls -lR fixtures/demo.sqfs /\n  distri ls --json -R pkg.squashfs out/lib')
+    .addHelpText('after', '\nExamples:\n  distri ls fixtures/demo.sqfs\n  distri ls -lR fixtures/demo.sqfs /\n  distri ls -ln pkg.squashfs out/bin        (numeric owners)\n  distri ls --json -R pkg.squashfs out/lib')
     .action(
       action(
         (image: string) => image,
         async (image: string, path: string, opts: Opts) => {
           const img = openImage(image, opts.offset);
           try {
-            const start = img.resolve(path, true);
+            const start = atPath(path, () => resolvePath(img, path, true));
             // Items: (display name, inode). A file argument lists itself, like ls.
             const items: Array<[string, ReturnType<typeof img.inode>]> = [];
             if (start.kind !== 'dir') {
@@ -42,8 +45,9 @@ export function register(program: Command): void {
               await writeOut(JSON.stringify(items.map(([p, inode]) => record(img, p, inode)), null, 1) + '\n');
             } else if (opts.long) {
               // Stream in slices so a huge tree does not build one giant string.
+              const names = opts.numericIds ? undefined : new IdNames();
               for (let i = 0; i < items.length; i += 4096) {
-                await writeOut(formatTable(items.slice(i, i + 4096).map(([p, inode]) => longColumns(img, p, inode))));
+                await writeOut(formatTable(items.slice(i, i + 4096).map(([p, inode]) => longColumns(img, p, inode, names))));
               }
             } else {
               for (let i = 0; i < items.length; i += 4096) {

@@ -1,9 +1,10 @@
 /** `distri pack SOURCE_DIR IMAGE`: build a SquashFS image from a directory (see src/writer/pack.ts). */
+import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { SquashfsError } from '../../errors';
 import { flagNames } from '../../format/superblock';
 import { removePartialImages } from '../../writer/output';
-import { COMPRESSIONS, pack, type Compression, type PackResult } from '../../writer/pack';
+import { COMPRESSIONS, LEVELS, pack, type Compression, type PackResult } from '../../writer/pack';
 import { action } from '../common';
 
 function parseInteger(name: string, min: number, max: number) {
@@ -12,6 +13,38 @@ function parseInteger(name: string, min: number, max: number) {
     if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
     return n;
   };
+}
+
+/** --level: a whole number; its range depends on --comp (checkLevel). */
+function parseLevel(v: string): number {
+  if (!/^\d{1,3}$/.test(v.trim())) throw new Error(`--level must be a whole number (${levelRanges()}), got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** Each compressor's levels, in words: "gzip 1..9, zstd 1..22; lzo, lz4, xz have none". */
+function levelRanges(): string {
+  const with_ = COMPRESSIONS.filter((c) => LEVELS[c]).map((c) => `${c} ${LEVELS[c]![0]}..${LEVELS[c]![1]}`);
+  const without = COMPRESSIONS.filter((c) => !LEVELS[c] && c !== 'none');
+  return `${with_.join(', ')}; ${without.join(', ')} take none`;
+}
+
+/** --level against the chosen compressor's own range. */
+export function checkLevel(comp: Compression, level: number | undefined): void {
+  if (level === undefined) return;
+  const range = LEVELS[comp];
+  if (!range) throw new SquashfsError('INVALID_ARGUMENT', `--level ${level}: --comp ${comp} takes no level (${levelRanges()})`);
+  if (level < range[0] || level > range[1]) throw new SquashfsError('INVALID_ARGUMENT', `--level ${level}: ${comp} levels are ${range[0]}..${range[1]}`);
+}
+
+/** The patterns of an exclude file, one per line (mksquashfs -ef); blank lines are skipped. */
+function readExcludeFile(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw Object.assign(e as Error, { path: file });
+  }
+  return text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
 }
 
 /** 131072, 128K, 128k, 1M. */
@@ -30,8 +63,10 @@ export function register(program: Command): void {
     .argument('<source-dir>', 'directory to pack (symlinks are stored, not followed)')
     .argument('<image>', 'image file to write (replaced if it exists)')
     .addOption(new Option('--comp <name>', "compressor; 'none' stores everything uncompressed (distri's package format)").choices(COMPRESSIONS).default('gzip'))
-    .option('--level <n>', 'compression level: gzip 1..9 (default 9), zstd 1..22 (default 15)', parseInteger('--level', 1, 22))
-    .option('--block-size <n>', 'data block size, a power of two from 4K to 1M', parseBlockSize, 131072)
+    .option('--level <n>', 'compression level: gzip 1..9 (default 9), zstd 1..22 (default 15); the others take none', parseLevel)
+    .option('-b, --block-size <n>', 'data block size, a power of two from 4K to 1M', parseBlockSize, 131072)
+    .option('-e, --exclude <paths...>', 'leave out these paths (and what is below them), relative to SOURCE; * and ? match within one name (takes every argument up to the next option, as mksquashfs -e: put it last, or repeat it)')
+    .option('--exclude-file <file>', 'leave out the paths listed in FILE, one per line (also -ef, as mksquashfs)')
     .option('--no-fragments', 'do not pack small files into shared fragment blocks')
     .option('--always-use-fragments', 'also pack the tails of files larger than a block into fragments')
     .option('--no-xattrs', 'do not store extended attributes')
@@ -42,7 +77,7 @@ export function register(program: Command): void {
     .option('--reproducible', 'image time from $SOURCE_DATE_EPOCH (clamping newer files), else the newest file time')
     .option('--processors <n>', 'compression worker threads (default: one per CPU)', parseInteger('--processors', 1, 256))
     .option('--quiet', 'no progress or summary on stderr')
-    .option('--json', 'print one JSON object on stdout instead of the summary {image, bytesUsed, fileSize, inodes, fragments, ids, xattrIds, compression, blockSize, flags (names, as info --json), seconds}')
+    .option('--json', 'print one JSON object on stdout instead of the summary {image, bytesUsed, fileSize, inodeCount, fragmentCount, idCount, xattrIdCount, compression, blockSize, flags, seconds} (names as in info --json)')
     .addHelpText(
       'after',
       `
@@ -57,9 +92,14 @@ An image inside the source directory is left out of it. A new image, or one repl
 written beside it and renamed into place when complete, so a failed run leaves the old one intact;
 an image path naming a device (or /dev/null) is written directly.
 
+Options are spelled with two dashes (--comp xz, not mksquashfs's -comp xz); -b, -e and -ef work
+as in mksquashfs.
+
 Examples:
   distri pack out/ nano-amd64-4.3-1.squashfs --comp none --reproducible
-  distri pack rootfs/ root.sqfs --comp gzip --block-size 1M --all-root
+  distri pack rootfs/ root.sqfs --comp gzip -b 1M --all-root
+  distri pack rootfs/ root.sqfs --comp zstd --level 19 -e var/cache tmp '*.o'
+  distri pack rootfs/ root.sqfs -ef excludes.txt
   distri pack --json tree/ t.sqfs | jq .fileSize
   SOURCE_DATE_EPOCH=1700000000 distri pack tree/ t.sqfs --reproducible`,
     )
@@ -73,6 +113,8 @@ Examples:
             comp: Compression;
             level?: number;
             blockSize: number;
+            exclude?: string[];
+            excludeFile?: string;
             fragments: boolean;
             alwaysUseFragments?: boolean;
             xattrs: boolean;
@@ -86,7 +128,9 @@ Examples:
             json?: boolean;
           },
         ) => {
-          if (!opts.fragments && opts.alwaysUseFragments) throw new SquashfsError('UNSUPPORTED', '--no-fragments and --always-use-fragments contradict each other');
+          if (!opts.fragments && opts.alwaysUseFragments) throw new SquashfsError('INVALID_ARGUMENT', '--no-fragments and --always-use-fragments contradict each other');
+          checkLevel(opts.comp, opts.level);
+          const exclude = [...(opts.exclude ?? []), ...(opts.excludeFile !== undefined ? readExcludeFile(opts.excludeFile) : [])];
           // Interrupted: remove the partial image, then die of the signal as if not caught.
           const onSignal = (signal: NodeJS.Signals) => {
             removePartialImages();
@@ -103,6 +147,7 @@ Examples:
               compression: opts.comp,
               level: opts.level,
               blockSize: opts.blockSize,
+              exclude,
               fragments: !opts.fragments ? 'none' : opts.alwaysUseFragments ? 'always' : 'default',
               xattrs: opts.xattrs,
               exports: opts.exports,
@@ -136,8 +181,8 @@ Examples:
           if (tty) process.stderr.write('\n');
           const seconds = (Date.now() - started) / 1000;
           if (opts.json) {
-            const { bytesUsed, fileSize, inodeCount: inodes, fragmentCount: fragments, idCount: ids, xattrIdCount: xattrIds, compression, blockSize, flags } = result;
-            process.stdout.write(JSON.stringify({ image, bytesUsed, fileSize, inodes, fragments, ids, xattrIds, compression, blockSize, flags: flagNames(flags), seconds }) + '\n');
+            const { bytesUsed, fileSize, inodeCount, fragmentCount, idCount, xattrIdCount, compression, blockSize, flags } = result;
+            process.stdout.write(JSON.stringify({ image, bytesUsed, fileSize, inodeCount, fragmentCount, idCount, xattrIdCount, compression, blockSize, flags: flagNames(flags), seconds }) + '\n');
           } else if (!opts.quiet) {
             process.stderr.write(
               `${image}: ${result.fileSize} bytes, ${result.inodeCount} inodes, ${result.fragmentCount} fragment blocks, ${opts.comp} ${result.blockSize / 1024} KiB blocks, ${seconds.toFixed(2)} s\n`,

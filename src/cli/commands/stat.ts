@@ -1,8 +1,8 @@
 /** `distri stat IMAGE PATH`: one inode in full. */
 import { Command } from 'commander';
-import { action, offsetOption, openImage } from '../common';
+import { action, offsetOption, openImage, resolvePath } from '../common';
 import { record } from '../describe';
-import { isoTime, modeString, octal } from '../format';
+import { isoTime, modeString, octal, xattrValue } from '../format';
 
 export function register(program: Command): void {
   program
@@ -19,7 +19,7 @@ export function register(program: Command): void {
         (image: string, path: string, opts: { offset: number; json?: boolean }) => {
           const img = openImage(image, opts.offset);
           try {
-            const inode = img.resolve(path, false);
+            const inode = resolvePath(img, path, false);
             const r = record(img, path, inode);
             if (opts.json) {
               process.stdout.write(JSON.stringify(r, null, 2) + '\n');
@@ -37,7 +37,7 @@ export function register(program: Command): void {
             ];
             if (r.rdev) lines.push(`Device: ${r.rdev.major}, ${r.rdev.minor}`);
             if (inode.kind === 'file') lines.push(`Blocks: ${inode.blockSizes.length}${inode.fragIndex !== 0xffffffff ? ` + tail in fragment ${inode.fragIndex}` : ''}`);
-            for (const [k, v] of Object.entries(r.xattrs ?? {})) lines.push(` Xattr: ${k}=0x${v}`);
+            for (const x of img.xattrs(inode)) lines.push(` Xattr: ${x.name}=${xattrValue(x.value)}`);
             process.stdout.write(lines.join('\n') + '\n');
           } finally {
             img.close();

@@ -1,12 +1,12 @@
 /** `distri xattrs IMAGE PATH`: extended attributes of one inode, like `getfattr -d -e hex`. */
 import { Command } from 'commander';
-import { action, offsetOption, openImage } from '../common';
-import { hex } from '../format';
+import { action, offsetOption, openImage, resolvePath } from '../common';
+import { hex, xattrValue } from '../format';
 
 export function register(program: Command): void {
   program
     .command('xattrs')
-    .description('show the extended attributes of a path inside an image (values in hex, or text when printable)')
+    .description('show the extended attributes of a path inside an image (text when printable UTF-8, else hex; --json: hex)')
     .argument('<image>', 'a .squashfs file')
     .argument('<path>', 'path inside the image')
     .option('--json', 'a JSON object of name → hex value')
@@ -18,16 +18,12 @@ export function register(program: Command): void {
         (image: string, path: string, opts: { offset: number; json?: boolean }) => {
           const img = openImage(image, opts.offset);
           try {
-            const xs = img.xattrs(img.resolve(path, false));
+            const xs = img.xattrs(resolvePath(img, path, false));
             if (opts.json) {
               process.stdout.write(JSON.stringify(Object.fromEntries(xs.map((x) => [x.name, hex(x.value)])), null, 2) + '\n');
               return;
             }
-            for (const x of xs) {
-              const text = Buffer.from(x.value).toString('utf8');
-              const printable = /^[\x20-\x7e]*$/.test(text);
-              process.stdout.write(`${x.name}=${printable ? JSON.stringify(text) : '0x' + hex(x.value)}\n`);
-            }
+            for (const x of xs) process.stdout.write(`${x.name}=${xattrValue(x.value)}\n`);
           } finally {
             img.close();
           }
