@@ -9,9 +9,7 @@
  * and never leaves a kernel request hanging, which would wedge every process touching the mount.
  * For that reason fuse-native's per-operation timeout (a setTimeout per request, 15 s by default,
  * answering ETIMEDOUT) is turned off: it cannot fire for synchronous handlers and costs a timer per
- * request. The one exception is a read whose blocks the Vfs's read-ahead is decompressing right
- * now (ImageVfs with -o readahead=N): it is answered when they land in the cache, or after
- * READ_AHEAD_WAIT_MS at the latest, and then by the same synchronous read.
+ * request.
  *
  * Caching, for an immutable image:
  * - kernel_cache: file pages stay in the page cache across opens (repeat reads never reach us);
@@ -116,17 +114,6 @@ export interface FuseServeOptions {
   onUnexpected?: (op: string, e: unknown) => void;
 }
 
-/**
- * Optional on a Vfs: a read that read-ahead is decompressing right now gets a promise to wait for
- * (it never rejects), after which the synchronous read finds the blocks cached (ImageVfs).
- */
-interface ReadReadyHook {
-  readReady?(handle: number, length: number, position: number): Promise<void> | undefined;
-}
-
-/** Longest a read waits for read-ahead before it decompresses by itself (a stuck worker). */
-const READ_AHEAD_WAIT_MS = 5000;
-
 /** Per-operation request counts (for benchmarks and the xattr test). */
 export type OpCounts = Record<string, number>;
 
@@ -193,8 +180,6 @@ export class FuseServer {
 
   private ops(): Record<string, unknown> {
     const vfs = this.vfs;
-    const hook = vfs as Vfs & ReadReadyHook;
-    const readReady = typeof hook.readReady === 'function' ? hook.readReady.bind(vfs) : undefined;
     const ops: Record<string, unknown> = {
       // getattr: answered by the subclass below (statArray); this entry marks it implemented.
       getattr: () => undefined,
@@ -225,33 +210,11 @@ export class FuseServer {
       },
       read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         this.count('read');
-        const answer = () => {
-          try {
-            cb(vfs.read(fd, buf, len, pos));
-          } catch (e) {
-            cb(this.fail('read', e));
-          }
-        };
-        let wait: Promise<void> | undefined;
         try {
-          wait = readReady?.(fd, len, pos);
-        } catch {
-          wait = undefined;
+          cb(vfs.read(fd, buf, len, pos));
+        } catch (e) {
+          cb(this.fail('read', e));
         }
-        if (!wait) return answer();
-        // The blocks are being decompressed in the read-ahead pool: answer once they are in the
-        // cache (other requests are served meanwhile). Whatever happens there, the read itself
-        // runs exactly once, synchronously, and reports any real error.
-        this.count('read-waited');
-        let done = false;
-        const go = () => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          answer();
-        };
-        const timer = setTimeout(go, READ_AHEAD_WAIT_MS);
-        wait.then(go, go);
       },
       release: (_path: string, fd: number, cb: Cb) => {
         this.count('release');

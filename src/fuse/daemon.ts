@@ -20,13 +20,11 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { Image } from '../reader/image';
 import { ImageVfs } from '../vfs/image-vfs';
 import type { Vfs } from '../vfs/types';
-import type { DecompressPool } from '../reader/decompress-pool';
 import { FuseServer } from './adapter';
 import { DEFAULT_CACHE_MIB, READY_ENV, mark } from './mount-env';
 
@@ -48,13 +46,6 @@ export interface MountOptions {
   logName?: string;
   /** Decompressed data blocks kept, in MiB (default DEFAULT_CACHE_MIB). */
   cacheMiB?: number;
-  /**
-   * Blocks decompressed ahead of a sequential reader, in worker threads (default 0: off). Measured
-   * on the 2-vCPU bench VM it cost throughput (0.6× on cold `dd` of zstd and gzip images): decoding
-   * is not what binds there, the FUSE round trip is, and the workers' start-up and hand-offs compete
-   * with the serving thread for the same two CPUs (bench/README-fuse.md).
-   */
-  readAhead?: number;
 }
 
 export { DEFAULT_CACHE_MIB } from './mount-env';
@@ -388,26 +379,8 @@ function imageSource(o: MountOptions): DaemonSource {
     throw new Error(`cannot open image ${o.image}: ${describe(e)}`);
   }
   let vfs: ImageVfs;
-  let pool: DecompressPool | undefined;
-  const readAhead = o.readAhead ?? 0;
   try {
-    vfs = new ImageVfs(image, {
-      subdir: o.subdir,
-      uid: o.uid,
-      gid: o.gid,
-      prefetchWindow: readAhead,
-      // Made on the first block a sequential reader needs ahead, so a mount that only looks up
-      // names never starts worker threads. unref: the daemon leaves without waiting for them.
-      prefetchPool:
-        readAhead > 0
-          ? () => {
-              // eslint-disable-next-line @typescript-eslint/no-require-imports
-              const m = require('../reader/decompress-pool') as typeof import('../reader/decompress-pool');
-              pool = new m.DecompressPool(Math.min(4, Math.max(1, os.availableParallelism())), { unref: true });
-              return pool;
-            }
-          : undefined,
-    });
+    vfs = new ImageVfs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
   } catch (e) {
     image.close();
     throw new Error(`${o.image}: subdir=${o.subdir}: ${describe(e)}`);
@@ -417,10 +390,7 @@ function imageSource(o: MountOptions): DaemonSource {
     fsname: path.resolve(o.image),
     openHandles: () => vfs.openHandles,
     stats: () => image.cacheStats(),
-    close: () => {
-      void pool?.close();
-      image.close();
-    },
+    close: () => image.close(),
   };
 }
 

@@ -1,5 +1,6 @@
 /**
- * One SquashFS image as a Vfs: the tree the FUSE adapter serves for `distri mount IMAGE MNT`.
+ * One SquashFS image as a Vfs: a package directory of the /ro store (package-dir.ts), until the
+ * store is a NodeFs; `distri mount` serves one image through ImageFs instead.
  *
  * FUSE's high-level API names every file by its full path, so each request starts with a path
  * walk. Walks are cut short by a bounded path → inode cache: the kernel looks up /a/b/c as
@@ -16,7 +17,6 @@
 import { SquashfsError, check } from '../errors';
 import { LruCache } from '../io/lru';
 import type { FileInode } from '../format/inode';
-import type { BlockDecompressor } from '../reader/data';
 import type { Image, Inode } from '../reader/image';
 import type { Vfs, VfsAttr, VfsStatfs } from './types';
 
@@ -28,25 +28,11 @@ export interface ImageVfsOptions {
   gid?: number;
   /** Path → inode entries kept (default 65536; an entry costs roughly 200 bytes). */
   pathCacheEntries?: number;
-  /**
-   * Read-ahead for sequential reads of compressed files: the pool that decompresses blocks ahead
-   * of the reader (made on first need, so a mount that never streams a file starts no threads).
-   * Without it every block is decompressed on demand, on the calling thread.
-   */
-  prefetchPool?: () => BlockDecompressor;
-  /** Blocks decompressed ahead of a sequential reader (default 4, i.e. 512 KiB of 128 KiB blocks). */
-  prefetchWindow?: number;
-  /** Blocks in flight across all handles at most (default 16): bounds the memory read-ahead holds. */
-  prefetchMaxInFlight?: number;
 }
 
-/** One open file: its inode and where its reader is going. */
+/** One open file. */
 interface Handle {
   inode: FileInode;
-  /** Block index of the last read's end; -1 before the first read. */
-  lastBlock: number;
-  /** Consecutive reads that moved forward by at most a window. */
-  streak: number;
 }
 
 /** SquashFS names are at most 256 bytes (format: "Directory Table", name_size is u16 of size-1 ≤ 255). */
@@ -58,11 +44,6 @@ export class ImageVfs implements Vfs {
   private readonly rootInode: Inode;
   private readonly paths: LruCache<string, Inode>;
   private readonly handles = new Map<number, Handle>();
-  private pool: BlockDecompressor | undefined;
-  /** Hands blocks to the pool, making it on the first block that needs decompressing. */
-  private readonly lazyPool: BlockDecompressor = {
-    decompress: (codec, input, maxOutput) => (this.pool ??= this.options.prefetchPool!()).decompress(codec, input, maxOutput),
-  };
   private nextHandle = 1;
 
   constructor(
@@ -133,7 +114,7 @@ export class ImageVfs implements Vfs {
     let h = this.nextHandle;
     while (this.handles.has(h)) h = h >= MAX_HANDLE ? 1 : h + 1;
     this.nextHandle = h >= MAX_HANDLE ? 1 : h + 1;
-    this.handles.set(h, { inode: inode as FileInode, lastBlock: -1, streak: 0 });
+    this.handles.set(h, { inode: inode as FileInode });
     return h;
   }
 
@@ -141,57 +122,11 @@ export class ImageVfs implements Vfs {
     const h = this.handles.get(handle);
     if (!h) throw new SquashfsError('IO', `read on handle ${handle}, which is not open`, 'handles');
     if (length <= 0) return 0;
-    const n = this.image.readInto(h.inode, position, buf.length > length ? buf.subarray(0, length) : buf);
-    if (this.options.prefetchPool) this.readAhead(h, position, length);
-    return n;
-  }
-
-  /**
-   * When a read of [position, position + length) waits for blocks that read-ahead is decompressing
-   * right now: a promise that settles once they are done (never rejects; read() then finds them
-   * in the cache, or decompresses and reports an error itself). undefined: read at once.
-   */
-  readReady(handle: number, length: number, position: number): Promise<void> | undefined {
-    const h = this.handles.get(handle);
-    if (!h || length <= 0 || this.image.data.prefetchesInFlight === 0) return undefined;
-    const bs = this.image.superblock.blockSize;
-    const first = Math.floor(position / bs);
-    const last = Math.floor((Math.min(position + length, h.inode.fileSize) - 1) / bs);
-    const waits: Array<Promise<void>> = [];
-    for (let i = first; i <= last; i++) {
-      const p = this.image.data.prefetching(h.inode, i);
-      if (p) waits.push(p);
-    }
-    if (waits.length === 0) return undefined;
-    return waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined);
-  }
-
-  /** Sequential reader detection and read-ahead (see ImageVfsOptions.prefetchPool). */
-  private readAhead(h: Handle, position: number, length: number): void {
-    const inode = h.inode;
-    const bs = this.image.superblock.blockSize;
-    const window = this.options.prefetchWindow ?? 4;
-    const endBlock = Math.floor((position + length - 1) / bs);
-    const startBlock = Math.floor(position / bs);
-    // Forward by at most a window from the last read (the kernel's read-ahead requests may arrive
-    // slightly out of order from several libfuse threads), or the start of the file.
-    const forward = h.lastBlock >= 0 ? startBlock >= h.lastBlock - 1 && startBlock <= h.lastBlock + window : position === 0;
-    h.streak = forward ? h.streak + 1 : 0;
-    h.lastBlock = Math.max(endBlock, forward ? h.lastBlock : -1);
-    if (h.streak < (startBlock === 0 ? 1 : 2) || inode.blockSizes.length <= endBlock + 1) return;
-    const max = this.options.prefetchMaxInFlight ?? 16;
-    const data = this.image.data;
-    const stop = Math.min(inode.blockSizes.length - 1, h.lastBlock + window);
-    for (let i = h.lastBlock + 1; i <= stop && data.prefetchesInFlight < max; i++) data.prefetch(inode, i, this.lazyPool);
+    return this.image.readInto(h.inode, position, buf.length > length ? buf.subarray(0, length) : buf);
   }
 
   release(handle: number): void {
     this.handles.delete(handle);
-  }
-
-  /** The read-ahead pool, once made (for the owner to close). */
-  get prefetchPoolInUse(): BlockDecompressor | undefined {
-    return this.pool;
   }
 
   listxattr(path: string): string[] {
