@@ -1,6 +1,17 @@
 /**
- * The FUSE edge: any Vfs served through fuse-native (libfuse 2's high-level, path-based API).
+ * The FUSE edge: any NodeFs served through fuse-native (libfuse 2's high-level, path-based API).
  * This is the only module that knows fuse-native and errno values.
+ *
+ * Paths to nodes: libfuse names every file by its full path, the NodeFs by node id. A path is
+ * resolved with one counted lookup() per component, from the root (ROOT_NODE, "/") down. The
+ * result is kept in a bounded path → node cache: the kernel asks for "/a", "/a/b", "/a/b/c" in
+ * that order, so the parent of almost every path is cached and a new path costs one lookup. Each
+ * cached path holds exactly the one reference its lookup counted; when the least recently used
+ * path is evicted, that reference is given back with forget(node, 1). So the NodeFs's node table
+ * holds at most as many nodes as the cache has paths, plus one per open file: an open takes its
+ * own reference (a second lookup) and release gives it back, so a file stays readable while open
+ * however the cache moves. libfuse's file handles never reach the NodeFs: the adapter keeps its
+ * own table (handle → node) and reads by node.
  *
  * How a request travels: the kernel hands it to one of libfuse's worker threads (fuse_loop_mt),
  * which passes it to the single JavaScript thread (uv_async_send) and blocks until the callback
@@ -35,7 +46,7 @@
  */
 import * as path from 'node:path';
 import { SquashfsError, type ErrorCode } from '../errors';
-import type { Vfs, VfsAttr } from '../vfs/types';
+import { ROOT_NODE, type NodeAttr, type NodeFs } from '../vfs/node-fs';
 
 // fuse-native ships no types; this is the part of its API used here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -110,8 +121,33 @@ export interface FuseServeOptions {
   cacheTimeout?: number;
   /** false: leave out use_ino, so libfuse numbers the inodes (default true). */
   useIno?: boolean;
+  /**
+   * Paths whose node stays resolved (default DEFAULT_PATH_CACHE). Each one holds one reference
+   * on the NodeFs, so this bounds its node table (open files add one each).
+   */
+  pathCacheEntries?: number;
   /** Called for a failure that is not a SquashfsError (a bug): once per message. */
   onUnexpected?: (op: string, e: unknown) => void;
+}
+
+/** Paths kept resolved by default: a cached path costs roughly 200 bytes here and in the NodeFs. */
+export const DEFAULT_PATH_CACHE = 65536;
+
+/**
+ * Optional on a NodeFs that wraps a path-based Vfs (vfs-node-bridge.ts, until the store is a
+ * NodeFs of its own): files must be opened and released there, because an open file keeps its
+ * image readable after the store dropped it. With these, reads go through the source's handle.
+ */
+interface OpenFileHook {
+  openFile?(node: number): number;
+  readFile?(fh: number, buf: Uint8Array, position: number): number;
+  releaseFile?(fh: number): void;
+}
+
+/** One open file: the node it holds a reference on, and the source's own handle if it has one. */
+interface OpenFile {
+  node: number;
+  fh: number | undefined;
 }
 
 /** Per-operation request counts (for benchmarks and the xattr test). */
@@ -122,19 +158,95 @@ const WRITE_OPS = ['truncate', 'ftruncate', 'chown', 'chmod', 'mknod', 'setxattr
 /** O_ACCMODE | O_TRUNC | O_APPEND | O_CREAT on Linux. */
 const WRITE_FLAGS = 0o3 | 0o1000 | 0o2000 | 0o100;
 
-/** One mount of one Vfs. */
+/** File type bits of st_mode, and the two types open() tells apart. */
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+
+/** Handles are 32-bit in the FUSE binding; 0 means "no handle" there. */
+const MAX_HANDLE = 0x7fffffff;
+
+/**
+ * Resolved paths, least recently used first (a Map iterates in insertion order, and a hit is
+ * re-inserted). Every entry owns one lookup reference on its node; `release` gives it back when
+ * the entry goes.
+ */
+class PathCache {
+  private readonly map = new Map<string, number>();
+
+  constructor(
+    readonly capacity: number,
+    private readonly release: (node: number) => void,
+  ) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(path: string): number | undefined {
+    const node = this.map.get(path);
+    if (node === undefined) return undefined;
+    this.map.delete(path);
+    this.map.set(path, node);
+    return node;
+  }
+
+  /** Stores a node whose reference the cache now owns; evicts down to capacity. */
+  set(path: string, node: number): void {
+    const old = this.map.get(path);
+    if (old !== undefined) {
+      this.map.delete(path);
+      this.release(old);
+    }
+    this.map.set(path, node);
+    for (const [p, n] of this.map) {
+      if (this.map.size <= this.capacity) break;
+      this.map.delete(p);
+      this.release(n);
+    }
+  }
+
+  /** Drops every entry (the tree changed): each reference goes back. */
+  clear(): void {
+    const nodes = [...this.map.values()];
+    this.map.clear();
+    for (const n of nodes) this.release(n);
+  }
+}
+
+/** One mount of one NodeFs. */
 export class FuseServer {
   readonly counts: OpCounts = Object.create(null) as OpCounts;
   /** Total requests answered; the daemon watches it for the idle timeout. */
   requests = 0;
   private fuse: FuseInstance | undefined;
   private readonly reported = new Set<string>();
+  private readonly paths: PathCache;
+  private readonly files = new Map<number, OpenFile>();
+  private nextHandle = 1;
+  private readonly hook: OpenFileHook;
 
   constructor(
-    readonly vfs: Vfs,
+    readonly fs: NodeFs,
     readonly mountpoint: string,
     private readonly options: FuseServeOptions = {},
-  ) {}
+  ) {
+    this.paths = new PathCache(Math.max(1, options.pathCacheEntries ?? DEFAULT_PATH_CACHE), (node) => fs.forget(node, 1));
+    this.hook = fs as NodeFs & OpenFileHook;
+    // libfuse 2 cannot tell the kernel that a name changed (its entries expire by cacheTimeout),
+    // but the paths resolved here must not outlive a change: drop them all.
+    fs.setInvalidator?.({ entry: () => this.paths.clear(), inode: () => this.paths.clear() });
+  }
+
+  /** Files open now (libfuse handles): the daemon neither idles out nor leaves while any is. */
+  get openHandles(): number {
+    return this.files.size;
+  }
+
+  /** Paths resolved now (each holds one reference on the NodeFs). */
+  get cachedPaths(): number {
+    return this.paths.size;
+  }
 
   private count(op: string): void {
     this.requests++;
@@ -150,6 +262,66 @@ export class FuseServer {
       }
     }
     return -errnoOf(e);
+  }
+
+  /**
+   * The node at an absolute FUSE path ("/", "/a/b"), looked up component by component from the
+   * nearest cached ancestor. Never follows a symlink: the kernel resolves those itself (readlink,
+   * then a walk of the target), as with the kernel's own SquashFS driver.
+   */
+  private nodeAt(path: string): number {
+    if (path === '/' || path === '') return ROOT_NODE;
+    const hit = this.paths.get(path);
+    if (hit !== undefined) return hit;
+    const slash = path.lastIndexOf('/');
+    const parent = this.nodeAt(slash <= 0 ? '/' : path.slice(0, slash));
+    // The parent is used right here, before anything else is cached: inserting the child may
+    // evict the parent's path (and forget its reference) without harm.
+    const e = this.fs.lookup(parent, path.slice(slash + 1));
+    this.paths.set(path, e.node);
+    return e.node;
+  }
+
+  /** open: a reference of its own on the node (so the file outlives its cached path), regular files only. */
+  private openFile(path: string): number {
+    if (path === '/' || path === '') throw new SquashfsError('IS_A_DIRECTORY', '/ is a directory', 'path');
+    const slash = path.lastIndexOf('/');
+    const e = this.fs.lookup(this.nodeAt(slash <= 0 ? '/' : path.slice(0, slash)), path.slice(slash + 1));
+    let fh: number | undefined;
+    try {
+      const type = e.attr.mode & S_IFMT;
+      if (type === S_IFDIR) throw new SquashfsError('IS_A_DIRECTORY', `${path} is a directory`, 'path');
+      if (type !== S_IFREG) throw new SquashfsError('NOT_A_FILE', `${path}: only regular files are opened through the filesystem`, 'path');
+      if (this.files.size >= MAX_HANDLE) throw new SquashfsError('OVERFLOW', `${this.files.size} open handles`, 'handles');
+      fh = this.hook.openFile?.(e.node);
+    } catch (err) {
+      this.fs.forget(e.node, 1);
+      throw err;
+    }
+    let h = this.nextHandle;
+    while (this.files.has(h)) h = h >= MAX_HANDLE ? 1 : h + 1;
+    this.nextHandle = h >= MAX_HANDLE ? 1 : h + 1;
+    this.files.set(h, { node: e.node, fh });
+    return h;
+  }
+
+  private readFile(handle: number, buf: Buffer, len: number, pos: number): number {
+    const f = this.files.get(handle);
+    if (!f) throw new SquashfsError('BAD_HANDLE', `read on handle ${handle}, which is not open`, 'handles');
+    if (len <= 0) return 0;
+    const into = buf.length > len ? buf.subarray(0, len) : buf;
+    return f.fh !== undefined ? this.hook.readFile!(f.fh, into, pos) : this.fs.read(f.node, into, pos);
+  }
+
+  private releaseFile(handle: number): void {
+    const f = this.files.get(handle);
+    if (!f) return;
+    this.files.delete(handle);
+    try {
+      if (f.fh !== undefined) this.hook.releaseFile?.(f.fh);
+    } finally {
+      this.fs.forget(f.node, 1);
+    }
   }
 
   /**
@@ -179,14 +351,19 @@ export class FuseServer {
   }
 
   private ops(): Record<string, unknown> {
-    const vfs = this.vfs;
+    const fs = this.fs;
     const ops: Record<string, unknown> = {
       // getattr: answered by the subclass below (statArray); this entry marks it implemented.
       getattr: () => undefined,
       readdir: (path: string, cb: Cb) => {
         this.count('readdir');
         try {
-          cb(0, vfs.readdir(path));
+          const names: string[] = [];
+          fs.readdir(this.nodeAt(path), 0, (e) => {
+            names.push(e.name);
+            return true;
+          });
+          cb(0, names);
         } catch (e) {
           cb(this.fail('readdir', e));
         }
@@ -194,7 +371,7 @@ export class FuseServer {
       readlink: (path: string, cb: Cb) => {
         this.count('readlink');
         try {
-          cb(0, vfs.readlink(path));
+          cb(0, fs.readlink(this.nodeAt(path)));
         } catch (e) {
           cb(this.fail('readlink', e));
         }
@@ -203,7 +380,7 @@ export class FuseServer {
         this.count('open');
         if (flags & WRITE_FLAGS) return cb(-Errno.EROFS);
         try {
-          cb(0, vfs.open(path));
+          cb(0, this.openFile(path));
         } catch (e) {
           cb(this.fail('open', e));
         }
@@ -211,7 +388,7 @@ export class FuseServer {
       read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         this.count('read');
         try {
-          cb(vfs.read(fd, buf, len, pos));
+          cb(this.readFile(fd, buf, len, pos));
         } catch (e) {
           cb(this.fail('read', e));
         }
@@ -219,7 +396,7 @@ export class FuseServer {
       release: (_path: string, fd: number, cb: Cb) => {
         this.count('release');
         try {
-          vfs.release(fd);
+          this.releaseFile(fd);
           cb(0);
         } catch (e) {
           cb(this.fail('release', e));
@@ -228,7 +405,7 @@ export class FuseServer {
       statfs: (_path: string, cb: Cb) => {
         this.count('statfs');
         try {
-          const s = vfs.statfs();
+          const s = fs.statfs();
           cb(0, { bsize: s.blockSize, frsize: s.blockSize, blocks: s.blocks, bfree: 0, bavail: 0, files: s.files, ffree: 0, favail: 0, fsid: 0, flag: 1 /* ST_RDONLY */, namemax: s.nameMax });
         } catch (e) {
           cb(this.fail('statfs', e));
@@ -253,7 +430,7 @@ export class FuseServer {
   answerGetattr(path: string): Uint32Array | number {
     this.count('getattr');
     try {
-      return statArray(this.vfs.getattr(path));
+      return statArray(this.fs.getattr(this.nodeAt(path)).attr);
     } catch (e) {
       return this.fail('getattr', e);
     }
@@ -262,9 +439,9 @@ export class FuseServer {
   /** getxattr into the kernel's buffer: size 0 asks for the length; too small is ERANGE. */
   answerGetxattr(path: string, name: string, buf: Buffer): number {
     this.count('getxattr');
-    if (!this.vfs.hasXattrs) return -Errno.ENOSYS;
+    if (!this.fs.hasXattrs) return -Errno.ENOSYS;
     try {
-      const v = this.vfs.getxattr(path, name);
+      const v = this.fs.getxattr(this.nodeAt(path), name);
       if (v === undefined) return -Errno.ENODATA;
       if (buf.length === 0) return v.length;
       if (v.length > buf.length) return -Errno.ERANGE;
@@ -278,9 +455,9 @@ export class FuseServer {
   /** listxattr: NUL-terminated names; size 0 asks for the length; too small is ERANGE. */
   answerListxattr(path: string, buf: Buffer): number {
     this.count('listxattr');
-    if (!this.vfs.hasXattrs) return 0;
+    if (!this.fs.hasXattrs) return 0;
     try {
-      const names = this.vfs.listxattr(path);
+      const names = this.fs.listxattr(this.nodeAt(path));
       const bytes = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
       if (buf.length === 0) return bytes.length;
       if (bytes.length > buf.length) return -Errno.ERANGE;
@@ -314,7 +491,7 @@ function nativeBinding(): Record<string, NativeSignal> | undefined {
  * fuse-native.c, built by getStatArray in its index.js): mode, uid, gid, size (lo, hi), dev,
  * nlink, ino, rdev, blksize, blocks (lo, hi), then atime, mtime, ctime in ms (lo, hi each).
  */
-export function statArray(st: VfsAttr): Uint32Array {
+export function statArray(st: NodeAttr): Uint32Array {
   const a = new Uint32Array(18);
   a[0] = st.mode;
   a[1] = st.uid;

@@ -23,8 +23,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { Image } from '../reader/image';
-import { ImageVfs } from '../vfs/image-vfs';
-import type { Vfs } from '../vfs/types';
+import { ImageFs } from '../vfs/image-fs';
+import type { NodeFs } from '../vfs/node-fs';
 import { FuseServer } from './adapter';
 import { DEFAULT_CACHE_MIB, READY_ENV, mark } from './mount-env';
 
@@ -55,15 +55,19 @@ export { DEFAULT_CACHE_MIB } from './mount-env';
  * other commands (`distri fuse`, the /ro store) pass their own to runDaemon.
  */
 export interface DaemonSource {
-  vfs: Vfs;
+  fs: NodeFs;
   /** The mount's source in /proc/mounts (findmnt SOURCE). */
   fsname: string;
   /** Seconds the kernel caches entries and attributes (default one day; ~1 for a tree that changes). */
   cacheTimeout?: number;
   /** false: libfuse numbers the inodes (when several images' inode numbers would collide). */
   useIno?: boolean;
-  /** Files open now: after an external unmount the daemon leaves only once this is 0. */
-  openHandles(): number;
+  /**
+   * Files the source holds open by itself, beyond the files open through the mount (which the
+   * FUSE adapter counts in its own handle table): after an external unmount the daemon leaves only
+   * once both are 0. None for an image, which is read by node.
+   */
+  openHandles?(): number;
   /**
    * Called once the mount is up and reported (e.g. to start a control socket or a watcher).
    * `notified` settles once the notify pipe has its 's' (at once without one): heavy follow-up
@@ -240,7 +244,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
     mark('image opened');
-    server = new FuseServer(source.vfs, mnt, {
+    server = new FuseServer(source.fs, mnt, {
       allowOther: o.allowOther,
       fsname: source.fsname,
       subtype: 'distri',
@@ -280,6 +284,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   }
   const notified = o.notifyPipe ? notify(o.notifyPipe, 's', log) : Promise.resolve();
   const served = source;
+  const filesOpen = () => server.openHandles + (served.openHandles?.() ?? 0);
   served.started?.(log, notified);
   const writeStats = () => {
     const file = process.env[STATS_ENV];
@@ -319,7 +324,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
         mountsAt(mnt)
           .then((ms) => {
             const present = mine ? ms.some((m) => m.dev === mine.dev) : ms.some((m) => m.fstype.startsWith('fuse'));
-            if (!present && served.openHandles() === 0 && !stopping) {
+            if (!present && filesOpen() === 0 && !stopping) {
               stopping = true;
               finish(0);
             }
@@ -336,7 +341,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
       timers.push(
         setInterval(
           () => {
-            if (server.requests !== seen || served.openHandles() > 0) {
+            if (server.requests !== seen || filesOpen() > 0) {
               seen = server.requests;
               idleSince = Date.now();
               return;
@@ -378,19 +383,18 @@ function imageSource(o: MountOptions): DaemonSource {
   } catch (e) {
     throw new Error(`cannot open image ${o.image}: ${describe(e)}`);
   }
-  let vfs: ImageVfs;
+  let tree: ImageFs;
   try {
-    vfs = new ImageVfs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
+    tree = new ImageFs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
   } catch (e) {
     image.close();
     throw new Error(`${o.image}: subdir=${o.subdir}: ${describe(e)}`);
   }
   return {
-    vfs,
+    fs: tree,
     fsname: path.resolve(o.image),
-    openHandles: () => vfs.openHandles,
     stats: () => image.cacheStats(),
-    close: () => image.close(),
+    close: () => tree.close(),
   };
 }
 

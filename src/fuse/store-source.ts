@@ -1,5 +1,6 @@
 /**
- * The /ro store as a running service: the StoreVfs, its control socket (ping, scan, mkdirall,
+ * The /ro store as a running service: the StoreVfs (served as a NodeFs through the temporary
+ * VfsNodeBridge until the store is a NodeFs itself), its control socket (ping, scan, mkdirall,
  * stats), and the liveness machinery, handed to the daemon as a DaemonSource.
  *
  * The tree is kept in step with the store without being told: the store directory is watched
@@ -13,6 +14,7 @@ import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { CtlServer } from '../vfs/ctl';
 import { StoreVfs } from '../vfs/store-vfs';
+import { VfsNodeBridge } from '../vfs/vfs-node-bridge';
 import type { DaemonSource } from './daemon';
 
 /** Seconds the kernel caches virtual entries (distri used 1 s too). */
@@ -84,7 +86,7 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
   };
 
   return {
-    vfs,
+    fs: new VfsNodeBridge(vfs, VIRTUAL_TIMEOUT),
     fsname: store,
     cacheTimeout: VIRTUAL_TIMEOUT,
     useIno: false,
