@@ -459,6 +459,83 @@ describe('load and faults', () => {
   });
 });
 
+// ---- node references: the adapter's path cache keeps the NodeFs's node table bounded ----------------
+
+describe('node references', () => {
+  test('a find walk and reads through the mount keep the NodeFs nodes within the path cache; an open file holds its own', { skip: fuseSkip(), timeout: 120_000 }, async () => {
+    // More entries than the path cache holds many times over: directories, files, symlinks, a hard link.
+    const dir = path.join(work, 'refs-src');
+    for (let d = 0; d < 12; d++) {
+      const sub = path.join(dir, `d${d}`, 'inner');
+      fs.mkdirSync(sub, { recursive: true });
+      for (let f = 0; f < 10; f++) fs.writeFileSync(path.join(dir, `d${d}`, `f${f}.txt`), `file ${d}/${f}\n`.repeat(f * 50 + 1));
+      for (let f = 0; f < 5; f++) fs.writeFileSync(path.join(sub, `g${f}`), mixedContent(1000 + f * 40_000));
+      fs.symlinkSync(`../d${(d + 1) % 12}/f0.txt`, path.join(dir, `d${d}`, 'link'));
+    }
+    fs.linkSync(path.join(dir, 'd0', 'f1.txt'), path.join(dir, 'd5', 'hard'));
+    const img = path.join(work, 'refs.sqfs');
+    await mksquashfs(dir, img, ['-comp', 'gzip']);
+    const entries = (await run('find', [dir, '-mindepth', '1'])).stdout.trim().split('\n').length;
+    const CACHE = 16;
+    assert.ok(entries > CACHE * 10, `${entries} entries`);
+
+    const stats = path.join(work, `refs-stats-${process.pid}.json`);
+    const m = await spawnMount(img, { env: { DISTRI_FUSE_STATS: stats, DISTRI_FUSE_PATH_CACHE: String(CACHE) } });
+    const readStats = async () => {
+      fs.rmSync(stats, { force: true });
+      process.kill(m.pid, 'SIGUSR1');
+      assert.ok(await waitFor(() => fs.existsSync(stats) && fs.readFileSync(stats, 'utf8').endsWith('\n'), 5000), 'no statistics from the daemon');
+      return JSON.parse(fs.readFileSync(stats, 'utf8')) as { nodes: number; cachedPaths: number; openFiles: number };
+    };
+    try {
+      // The same answers as the source tree, although almost every path is evicted before its
+      // next use (so each request walks most of its path again).
+      const listing = async (root: string) => {
+        const files = await run('find', [root, '-type', 'f', '-printf', '%P %s %n\n'], { timeoutMs: 60_000 });
+        const others = await run('find', [root, '-mindepth', '1', '!', '-type', 'f', '-printf', '%y %P %l\n'], { timeoutMs: 60_000 });
+        const sum = await run('sh', ['-c', 'cd "$1" && find . -type f | sort | xargs cat | sha256sum', 'sh', root], { timeoutMs: 60_000 });
+        return [files.stdout.split('\n').sort(), others.stdout.split('\n').sort(), sum.stdout];
+      };
+      assert.deepEqual(await listing(m.dir), await listing(dir));
+      let st = await readStats();
+      assert.equal(st.openFiles, 0);
+      assert.ok(st.cachedPaths <= CACHE, `${st.cachedPaths} paths cached`);
+      assert.ok(st.nodes >= 1 && st.nodes <= CACHE, `${st.nodes} nodes held after walking ${entries} entries (path cache ${CACHE})`);
+
+      // An open file keeps its own reference while the walk evicts its path: it reads on, and
+      // is the one node beyond the cache; release gives it back.
+      const held = path.join(m.dir, 'd3', 'inner', 'g4');
+      const fd = fs.openSync(held, 'r');
+      try {
+        await run('find', [m.dir, '-printf', '%s\n'], { timeoutMs: 60_000 });
+        await run('sh', ['-c', 'echo 1 > /proc/sys/vm/drop_caches'], { timeoutMs: 30_000 });
+        const buf = Buffer.alloc(4096);
+        assert.equal(fs.readSync(fd, buf, 0, buf.length, 100_000), buf.length);
+        assert.ok(buf.equals(fs.readFileSync(path.join(dir, 'd3', 'inner', 'g4')).subarray(100_000, 100_000 + buf.length)));
+        st = await readStats();
+        assert.equal(st.openFiles, 1);
+        assert.ok(st.nodes <= CACHE + 1, `${st.nodes} nodes with one file open`);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.ok(await waitFor(() => {
+        process.kill(m.pid, 'SIGUSR1');
+        try {
+          return (JSON.parse(fs.readFileSync(stats, 'utf8')) as { openFiles: number }).openFiles === 0;
+        } catch {
+          return false;
+        }
+      }, 5000), 'the file was not released');
+      st = await readStats();
+      assert.ok(st.nodes <= CACHE, `${st.nodes} nodes after the release`);
+      assert.ok(processAlive(m.pid));
+    } finally {
+      await m.cleanup();
+      fs.rmSync(stats, { force: true });
+    }
+  });
+});
+
 test('nothing left behind: no distri FUSE mount, no daemon of ours', { skip: fuseSkip() }, async () => {
   const r = await run('findmnt', ['-n', '-l', '-t', 'fuse.distri', '-o', 'TARGET'], { timeoutMs: 10_000 });
   const ours = r.stdout

@@ -87,6 +87,8 @@ export interface MountResult {
 
 
 const STATS_ENV = 'DISTRI_FUSE_STATS';
+/** Paths the adapter keeps resolved (its default when unset); tests set it small. */
+const PATH_CACHE_ENV = 'DISTRI_FUSE_PATH_CACHE';
 /** Bound on every wait in here: mounting, notify_pipe, unmount commands. */
 const MOUNT_WAIT_MS = 20_000;
 const NOTIFY_WAIT_MS = 30_000;
@@ -244,6 +246,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
     mark('image opened');
+    const pathCache = Number(process.env[PATH_CACHE_ENV]);
     server = new FuseServer(source.fs, mnt, {
       allowOther: o.allowOther,
       fsname: source.fsname,
@@ -251,6 +254,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
       debug: o.debug,
       cacheTimeout: source.cacheTimeout,
       useIno: source.useIno,
+      pathCacheEntries: Number.isSafeInteger(pathCache) && pathCache > 0 ? pathCache : undefined,
       onUnexpected: (op, e) => log(`${op}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
     });
     try {
@@ -290,7 +294,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     const file = process.env[STATS_ENV];
     if (!file) return;
     try {
-      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, cache: served.stats?.() }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, nodes: served.fs.nodeCount, cachedPaths: server.cachedPaths, openFiles: server.openHandles, cache: served.stats?.() }, null, 1) + '\n');
     } catch {
       // statistics are best effort
     }
