@@ -90,7 +90,6 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
     fsname: store,
     cacheTimeout: VIRTUAL_TIMEOUT,
     useIno: false,
-    openHandles: () => vfs.openHandles,
     stats: () => vfs.stats(),
     started: (_log, notified) => {
       readyAtMs = performance.now();
