@@ -13,6 +13,13 @@
  * however the cache moves. libfuse's file handles never reach the NodeFs: the adapter keeps its
  * own table (handle → node) and reads by node.
  *
+ * The attributes a lookup answered stay with the path for as long as the NodeFs allows (attrTtl),
+ * and a getattr of a cached path is answered from them, as ImageVfs did (its path cache held
+ * parsed inodes): an image's inode cache is smaller than a large tree, so asking the NodeFs each
+ * time would parse inodes again whenever the kernel has dropped its own copy. The kernel got the
+ * same attributes at the same moment with the same lifetime (libfuse's lookup is our getattr), so
+ * by the time its copy expires, ours normally has too.
+ *
  * How a request travels: the kernel hands it to one of libfuse's worker threads (fuse_loop_mt),
  * which passes it to the single JavaScript thread (uv_async_send) and blocks until the callback
  * answers. Every handler here is synchronous and wrapped in try/catch, so each request is answered
@@ -130,7 +137,7 @@ export interface FuseServeOptions {
   onUnexpected?: (op: string, e: unknown) => void;
 }
 
-/** Paths kept resolved by default: a cached path costs roughly 200 bytes here and in the NodeFs. */
+/** Paths kept resolved by default: a cached path costs roughly 300 bytes here and in the NodeFs. */
 export const DEFAULT_PATH_CACHE = 65536;
 
 /**
@@ -166,13 +173,20 @@ const S_IFREG = 0o100000;
 /** Handles are 32-bit in the FUSE binding; 0 means "no handle" there. */
 const MAX_HANDLE = 0x7fffffff;
 
+/** A resolved path: its node, and its attributes until `attrUntil` (ms since the epoch). */
+interface Resolved {
+  node: number;
+  attr: NodeAttr;
+  attrUntil: number;
+}
+
 /**
  * Resolved paths, least recently used first (a Map iterates in insertion order, and a hit is
  * re-inserted). Every entry owns one lookup reference on its node; `release` gives it back when
  * the entry goes.
  */
 class PathCache {
-  private readonly map = new Map<string, number>();
+  private readonly map = new Map<string, Resolved>();
 
   constructor(
     readonly capacity: number,
@@ -183,26 +197,26 @@ class PathCache {
     return this.map.size;
   }
 
-  get(path: string): number | undefined {
-    const node = this.map.get(path);
-    if (node === undefined) return undefined;
+  get(path: string): Resolved | undefined {
+    const r = this.map.get(path);
+    if (r === undefined) return undefined;
     this.map.delete(path);
-    this.map.set(path, node);
-    return node;
+    this.map.set(path, r);
+    return r;
   }
 
   /** Stores a node whose reference the cache now owns; evicts down to capacity. */
-  set(path: string, node: number): void {
+  set(path: string, r: Resolved): void {
     const old = this.map.get(path);
     if (old !== undefined) {
       this.map.delete(path);
-      this.release(old);
+      this.release(old.node);
     }
-    this.map.set(path, node);
-    for (const [p, n] of this.map) {
+    this.map.set(path, r);
+    for (const [p, e] of this.map) {
       if (this.map.size <= this.capacity) break;
       this.map.delete(p);
-      this.release(n);
+      this.release(e.node);
     }
   }
 
@@ -210,7 +224,7 @@ class PathCache {
   clear(): void {
     const nodes = [...this.map.values()];
     this.map.clear();
-    for (const n of nodes) this.release(n);
+    for (const r of nodes) this.release(r.node);
   }
 }
 
@@ -271,6 +285,11 @@ export class FuseServer {
    */
   private nodeAt(path: string): number {
     if (path === '/' || path === '') return ROOT_NODE;
+    return this.resolve(path).node;
+  }
+
+  /** nodeAt for a path other than the root, with the cached entry. */
+  private resolve(path: string): Resolved {
     const hit = this.paths.get(path);
     if (hit !== undefined) return hit;
     const slash = path.lastIndexOf('/');
@@ -278,8 +297,20 @@ export class FuseServer {
     // The parent is used right here, before anything else is cached: inserting the child may
     // evict the parent's path (and forget its reference) without harm.
     const e = this.fs.lookup(parent, path.slice(slash + 1));
-    this.paths.set(path, e.node);
-    return e.node;
+    const r: Resolved = { node: e.node, attr: e.attr, attrUntil: Date.now() + e.attrTtl * 1000 };
+    this.paths.set(path, r);
+    return r;
+  }
+
+  /** The attributes at a path: cached with it while still valid, else from the NodeFs. */
+  private attrAt(path: string): NodeAttr {
+    if (path === '/' || path === '') return this.fs.getattr(ROOT_NODE).attr;
+    const r = this.resolve(path);
+    if (Date.now() < r.attrUntil) return r.attr;
+    const fresh = this.fs.getattr(r.node);
+    r.attr = fresh.attr;
+    r.attrUntil = Date.now() + fresh.ttl * 1000;
+    return r.attr;
   }
 
   /** open: a reference of its own on the node (so the file outlives its cached path), regular files only. */
@@ -430,7 +461,7 @@ export class FuseServer {
   answerGetattr(path: string): Uint32Array | number {
     this.count('getattr');
     try {
-      return statArray(this.fs.getattr(this.nodeAt(path)).attr);
+      return statArray(this.attrAt(path));
     } catch (e) {
       return this.fail('getattr', e);
     }
