@@ -144,8 +144,7 @@ describe('errno mapping and -o parsing', () => {
     assert.throws(() => parseMountOptions(['offset=-1']), /offset= needs a non-negative integer/);
     assert.throws(() => parseMountOptions(['timeout=0']), /timeout= needs a positive number/);
     assert.throws(() => parseMountOptions(['subdir']), /subdir needs a value/);
-    assert.deepEqual(parseMountOptions(['readahead=8']), { readAhead: 8 });
-    assert.throws(() => parseMountOptions(['readahead=x']), /readahead= needs a non-negative integer/);
+    assert.throws(() => parseMountOptions(['readahead=8']), /unknown -o option "readahead=8"/);
   });
 });
 
@@ -435,78 +434,6 @@ describe('load and faults', () => {
     });
   });
 
-  test('readahead=4: a sequential read of a large compressed file equals the source, blocks come from the read-ahead pool', { skip: fuseSkip(), timeout: 120_000 }, async () => {
-    const big = corpus.find((c) => c.path === 'big.bin')!;
-    const stats = path.join(work, `readahead-stats-${process.pid}.json`);
-    for (const comp of ['zstd', 'xz']) {
-      fs.rmSync(stats, { force: true });
-      const m = await spawnMount(images.get(comp)!, { options: ['readahead=4'], env: { DISTRI_FUSE_STATS: stats } });
-      try {
-        await run('sh', ['-c', 'sync; echo 1 > /proc/sys/vm/drop_caches'], { timeoutMs: 30_000 });
-        assert.equal(await sha256sum(path.join(m.dir, 'big.bin')), big.sha256, `${comp}: big.bin through the mount`);
-        process.kill(m.pid, 'SIGUSR1');
-        assert.ok(await waitFor(() => fs.existsSync(stats), 5000), 'no statistics from the daemon');
-        const st = JSON.parse(fs.readFileSync(stats, 'utf8')) as { ops: Record<string, number>; cache: { data: { hits: number; misses: number } } };
-        const blocks = Math.floor(big.size / 131072);
-        // Without read-ahead every block is a miss (decompressed on demand); with it, the blocks
-        // arrive in the cache before they are asked for (a prefetched block counts no miss).
-        assert.ok(st.cache.data.misses < blocks / 2, `${comp}: ${st.cache.data.misses} misses for ${blocks} blocks: read-ahead did not run`);
-        assert.ok(processAlive(m.pid));
-      } finally {
-        await m.cleanup();
-        fs.rmSync(stats, { force: true });
-      }
-    }
-  });
-
-  test('readahead=4 on an image truncated while mounted: intact blocks read correctly, EIO only from the cut on, the daemon keeps serving', { skip: fuseSkip(), timeout: 120_000 }, async () => {
-    // Compressible content (so read-ahead has blocks to decompress), -no-fragments: a1, a2, z-big.
-    const dir = path.join(work, 'trunc-ra-src');
-    fs.mkdirSync(dir);
-    const a1 = mixedContent(200_000);
-    const a2 = mixedContent(210_000);
-    const zbig = mixedContent(16 << 20);
-    fs.writeFileSync(path.join(dir, 'a1.bin'), a1);
-    fs.writeFileSync(path.join(dir, 'a2.bin'), a2);
-    fs.writeFileSync(path.join(dir, 'z-big.bin'), zbig);
-    const img = path.join(work, 'trunc-ra.sqfs');
-    await mksquashfs(dir, img, ['-comp', 'zstd', '-no-fragments']);
-    const size = fs.statSync(img).size;
-    await withMount(img, ['readahead=4'], async (m) => {
-      for (const n of ['a1.bin', 'a2.bin', 'z-big.bin']) fs.statSync(path.join(m.dir, n));
-      assert.ok(fs.readFileSync(path.join(m.dir, 'a1.bin')).equals(a1));
-      fs.truncateSync(img, Math.floor(size / 2)); // the middle of z-big.bin's data
-      // Read z-big sequentially: read-ahead runs into the cut before the reader does. Every byte
-      // read must match; the first error must be EIO, and only after a good part of the file.
-      const fd = fs.openSync(path.join(m.dir, 'z-big.bin'), 'r');
-      const buf = Buffer.alloc(131072);
-      let pos = 0;
-      let err: NodeJS.ErrnoException | undefined;
-      try {
-        for (;;) {
-          let n: number;
-          try {
-            n = fs.readSync(fd, buf, 0, buf.length, pos);
-          } catch (e) {
-            err = e as NodeJS.ErrnoException;
-            break;
-          }
-          if (n === 0) break;
-          assert.ok(buf.subarray(0, n).equals(zbig.subarray(pos, pos + n)), `wrong bytes at ${pos}`);
-          pos += n;
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
-      assert.equal(err?.code, 'EIO', `expected EIO, read ${pos} of ${zbig.length} bytes${err ? `, got ${err.code}` : ''}`);
-      assert.ok(pos >= 2 << 20, `EIO already at ${pos}: reads before the cut failed`);
-      assert.ok(processAlive(m.pid), 'daemon died on a truncated image');
-      assert.ok((await fs.promises.readFile(path.join(m.dir, 'a2.bin'))).equals(a2));
-      await assert.rejects(fs.promises.readFile(path.join(m.dir, 'z-big.bin')), { code: 'EIO' });
-      assert.ok(processAlive(m.pid));
-    });
-  });
-
   test('SIGTERM with readers active: clean unmount, prompt exit, no hung reader', { skip: fuseSkip(), timeout: 120_000 }, async () => {
     const m = await spawnForegroundMount(images.get('xz')!);
     try {
@@ -528,6 +455,83 @@ describe('load and faults', () => {
       for (const r of rs) assert.equal(r.timedOut, false, 'a reader hung after the daemon left');
     } finally {
       await m.cleanup();
+    }
+  });
+});
+
+// ---- node references: the adapter's path cache keeps the NodeFs's node table bounded ----------------
+
+describe('node references', () => {
+  test('a find walk and reads through the mount keep the NodeFs nodes within the path cache; an open file holds its own', { skip: fuseSkip(), timeout: 120_000 }, async () => {
+    // More entries than the path cache holds many times over: directories, files, symlinks, a hard link.
+    const dir = path.join(work, 'refs-src');
+    for (let d = 0; d < 12; d++) {
+      const sub = path.join(dir, `d${d}`, 'inner');
+      fs.mkdirSync(sub, { recursive: true });
+      for (let f = 0; f < 10; f++) fs.writeFileSync(path.join(dir, `d${d}`, `f${f}.txt`), `file ${d}/${f}\n`.repeat(f * 50 + 1));
+      for (let f = 0; f < 5; f++) fs.writeFileSync(path.join(sub, `g${f}`), mixedContent(1000 + f * 40_000));
+      fs.symlinkSync(`../d${(d + 1) % 12}/f0.txt`, path.join(dir, `d${d}`, 'link'));
+    }
+    fs.linkSync(path.join(dir, 'd0', 'f1.txt'), path.join(dir, 'd5', 'hard'));
+    const img = path.join(work, 'refs.sqfs');
+    await mksquashfs(dir, img, ['-comp', 'gzip']);
+    const entries = (await run('find', [dir, '-mindepth', '1'])).stdout.trim().split('\n').length;
+    const CACHE = 16;
+    assert.ok(entries > CACHE * 10, `${entries} entries`);
+
+    const stats = path.join(work, `refs-stats-${process.pid}.json`);
+    const m = await spawnMount(img, { env: { DISTRI_FUSE_STATS: stats, DISTRI_FUSE_PATH_CACHE: String(CACHE) } });
+    const readStats = async () => {
+      fs.rmSync(stats, { force: true });
+      process.kill(m.pid, 'SIGUSR1');
+      assert.ok(await waitFor(() => fs.existsSync(stats) && fs.readFileSync(stats, 'utf8').endsWith('\n'), 5000), 'no statistics from the daemon');
+      return JSON.parse(fs.readFileSync(stats, 'utf8')) as { nodes: number; cachedPaths: number; openFiles: number };
+    };
+    try {
+      // The same answers as the source tree, although almost every path is evicted before its
+      // next use (so each request walks most of its path again).
+      const listing = async (root: string) => {
+        const files = await run('find', [root, '-type', 'f', '-printf', '%P %s %n\n'], { timeoutMs: 60_000 });
+        const others = await run('find', [root, '-mindepth', '1', '!', '-type', 'f', '-printf', '%y %P %l\n'], { timeoutMs: 60_000 });
+        const sum = await run('sh', ['-c', 'cd "$1" && find . -type f | sort | xargs cat | sha256sum', 'sh', root], { timeoutMs: 60_000 });
+        return [files.stdout.split('\n').sort(), others.stdout.split('\n').sort(), sum.stdout];
+      };
+      assert.deepEqual(await listing(m.dir), await listing(dir));
+      let st = await readStats();
+      assert.equal(st.openFiles, 0);
+      assert.ok(st.cachedPaths <= CACHE, `${st.cachedPaths} paths cached`);
+      assert.ok(st.nodes >= 1 && st.nodes <= CACHE, `${st.nodes} nodes held after walking ${entries} entries (path cache ${CACHE})`);
+
+      // An open file keeps its own reference while the walk evicts its path: it reads on, and
+      // is the one node beyond the cache; release gives it back.
+      const held = path.join(m.dir, 'd3', 'inner', 'g4');
+      const fd = fs.openSync(held, 'r');
+      try {
+        await run('find', [m.dir, '-printf', '%s\n'], { timeoutMs: 60_000 });
+        await run('sh', ['-c', 'echo 1 > /proc/sys/vm/drop_caches'], { timeoutMs: 30_000 });
+        const buf = Buffer.alloc(4096);
+        assert.equal(fs.readSync(fd, buf, 0, buf.length, 100_000), buf.length);
+        assert.ok(buf.equals(fs.readFileSync(path.join(dir, 'd3', 'inner', 'g4')).subarray(100_000, 100_000 + buf.length)));
+        st = await readStats();
+        assert.equal(st.openFiles, 1);
+        assert.ok(st.nodes <= CACHE + 1, `${st.nodes} nodes with one file open`);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.ok(await waitFor(() => {
+        process.kill(m.pid, 'SIGUSR1');
+        try {
+          return (JSON.parse(fs.readFileSync(stats, 'utf8')) as { openFiles: number }).openFiles === 0;
+        } catch {
+          return false;
+        }
+      }, 5000), 'the file was not released');
+      st = await readStats();
+      assert.ok(st.nodes <= CACHE, `${st.nodes} nodes after the release`);
+      assert.ok(processAlive(m.pid));
+    } finally {
+      await m.cleanup();
+      fs.rmSync(stats, { force: true });
     }
   });
 });

@@ -9,7 +9,6 @@ import * as path from 'node:path';
 
 import { SquashfsError, type ErrorCode } from '../src/errors';
 import { ROOT_NODE, type Invalidator, type NodeDirEntry } from '../src/vfs/node-fs';
-import { NodeVfs } from '../src/vfs/node-vfs';
 import { StoreFs, type StoreFsOptions } from '../src/vfs/store-fs';
 import { skipUnless, toolAvailable } from './oracle/tools';
 import { addPackage, removePackage, type PackageSpec } from './helpers/store';
@@ -351,34 +350,6 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
     s.scan();
     assert.equal(lines.filter((l) => l.includes('less-amd64-530-3')).length, 1);
     throwsCode(() => s.lookup(ROOT_NODE, LESS_3.full), 'NOT_FOUND');
-  });
-
-  it('through NodeVfs (the libfuse transport until it goes): paths in, nothing held between requests, an open file holds its image', () => {
-    const store = storeWith(...ALL);
-    const s = storeFs(store);
-    const v = new NodeVfs(s);
-    assert.ok(v.readdir('/').includes('less-amd64-530-2'));
-    assert.equal(v.getattr('/less-amd64-530-2').mode, 0o40555);
-    assert.equal(s.pool.opens, 0);
-    assert.equal(v.readlink('/bin/less'), '../less-amd64-530-2/bin/less');
-    assert.deepEqual(v.readdir('/app-amd64-1-1/out/lib/app/modules'), ['core.so', 'sub', 'extra.so']);
-    assert.equal(s.nodeCount, 0, 'every walk forgets what it looked up');
-    throwsCode(() => v.open('/bin'), 'IS_A_DIRECTORY');
-    throwsCode(() => v.open('/bin/less'), 'NOT_A_FILE');
-    throwsCode(() => v.getattr('/nope/x'), 'NOT_FOUND');
-    assert.equal(s.nodeCount, 0, 'failed walks forget too');
-
-    const h = v.open('/less-amd64-530-1/out/only-in-1');
-    assert.equal(s.nodeCount, 1);
-    removePackage(store, 'less-amd64-530-1');
-    s.control({ op: 'scan' });
-    const buf = Buffer.alloc(10);
-    assert.equal(v.read(h, buf, 10, 0), 1);
-    assert.equal(buf.subarray(0, 1).toString(), 'x');
-    assert.equal(s.pool.retiredCount, 1, 'the removed image stays open for its reader');
-    v.release(h);
-    assert.equal(s.pool.retiredCount, 0, 'closed with its last file');
-    assert.equal(s.nodeCount, 0);
   });
 
   it('serves xattrs of package files (case 7), and none for virtual nodes', { skip: ci ? undefined : skipUnless('StoreFs xattrs', 'setfattr') }, () => {

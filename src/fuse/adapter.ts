@@ -1,6 +1,24 @@
 /**
- * The FUSE edge: any Vfs served through fuse-native (libfuse 2's high-level, path-based API).
+ * The FUSE edge: any NodeFs served through fuse-native (libfuse 2's high-level, path-based API).
  * This is the only module that knows fuse-native and errno values.
+ *
+ * Paths to nodes: libfuse names every file by its full path, the NodeFs by node id. A path is
+ * resolved with one counted lookup() per component, from the root (ROOT_NODE, "/") down. The
+ * result is kept in a bounded path → node cache: the kernel asks for "/a", "/a/b", "/a/b/c" in
+ * that order, so the parent of almost every path is cached and a new path costs one lookup. Each
+ * cached path holds exactly the one reference its lookup counted; when the least recently used
+ * path is evicted, that reference is given back with forget(node, 1). So the NodeFs's node table
+ * holds at most as many nodes as the cache has paths, plus one per open file: an open takes its
+ * own reference (a second lookup) and release gives it back, so a file stays readable while open
+ * however the cache moves. libfuse's file handles never reach the NodeFs: the adapter keeps its
+ * own table (handle → node) and reads by node.
+ *
+ * The attributes a lookup answered stay with the path for as long as the NodeFs allows (attrTtl),
+ * and a getattr of a cached path is answered from them, as ImageVfs did (its path cache held
+ * parsed inodes): an image's inode cache is smaller than a large tree, so asking the NodeFs each
+ * time would parse inodes again whenever the kernel has dropped its own copy. The kernel got the
+ * same attributes at the same moment with the same lifetime (libfuse's lookup is our getattr), so
+ * by the time its copy expires, ours normally has too.
  *
  * How a request travels: the kernel hands it to one of libfuse's worker threads (fuse_loop_mt),
  * which passes it to the single JavaScript thread (uv_async_send) and blocks until the callback
@@ -9,9 +27,7 @@
  * and never leaves a kernel request hanging, which would wedge every process touching the mount.
  * For that reason fuse-native's per-operation timeout (a setTimeout per request, 15 s by default,
  * answering ETIMEDOUT) is turned off: it cannot fire for synchronous handlers and costs a timer per
- * request. The one exception is a read whose blocks the Vfs's read-ahead is decompressing right
- * now (ImageVfs with -o readahead=N): it is answered when they land in the cache, or after
- * READ_AHEAD_WAIT_MS at the latest, and then by the same synchronous read.
+ * request.
  *
  * Caching, for an immutable image:
  * - kernel_cache: file pages stay in the page cache across opens (repeat reads never reach us);
@@ -36,8 +52,11 @@
  * `ls` does not call, answers an empty list like the kernel, so `getfattr -d` shows the same.
  */
 import * as path from 'node:path';
-import { SquashfsError, type ErrorCode } from '../errors';
-import type { Vfs, VfsAttr } from '../vfs/types';
+import { SquashfsError } from '../errors';
+import { ROOT_NODE, type NodeAttr, type NodeFs } from '../vfs/node-fs';
+import { Errno, errnoOf } from './errno';
+
+export { Errno, errnoOf } from './errno';
 
 // fuse-native ships no types; this is the part of its API used here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -53,52 +72,6 @@ interface FuseClass {
   prototype: Record<string, unknown>;
 }
 
-/** errno values on Linux, as FUSE answers want them (negated). */
-export const Errno = {
-  ENOENT: 2,
-  EIO: 5,
-  EBADF: 9,
-  EACCES: 13,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  EROFS: 30,
-  ERANGE: 34,
-  ENOSYS: 38,
-  ELOOP: 40,
-  ENODATA: 61,
-  EOVERFLOW: 75,
-  EOPNOTSUPP: 95,
-} as const;
-
-const ERRNO_BY_CODE: Record<ErrorCode, number> = {
-  NOT_FOUND: Errno.ENOENT,
-  NOT_A_DIRECTORY: Errno.ENOTDIR,
-  IS_A_DIRECTORY: Errno.EISDIR,
-  LOOP: Errno.ELOOP,
-  UNSAFE_PATH: Errno.EACCES,
-  // Everything that means "this image (or its storage) is broken" is an I/O error for that request
-  // only, never ENOENT (that would make corruption look like a missing file) and never EPERM.
-  BAD_MAGIC: Errno.EIO,
-  UNSUPPORTED: Errno.EIO,
-  CORRUPT: Errno.EIO,
-  OUT_OF_BOUNDS: Errno.EIO,
-  OVERFLOW: Errno.EIO,
-  DECOMPRESS_FAILED: Errno.EIO,
-  IO: Errno.EIO,
-  // The caller's mistakes, as squashfuse and the kernel driver answer them.
-  INVALID_ARGUMENT: Errno.EINVAL,
-  NOT_A_FILE: Errno.EINVAL,
-  NOT_A_SYMLINK: Errno.EINVAL,
-  BAD_HANDLE: Errno.EBADF,
-};
-
-/** The positive errno for a failure: a SquashfsError by its code; anything else (a bug) is EIO. */
-export function errnoOf(e: unknown): number {
-  if (e instanceof SquashfsError) return ERRNO_BY_CODE[e.code] ?? Errno.EIO;
-  return Errno.EIO;
-}
-
 export interface FuseServeOptions {
   /** Let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root). */
   allowOther?: boolean;
@@ -112,20 +85,22 @@ export interface FuseServeOptions {
   cacheTimeout?: number;
   /** false: leave out use_ino, so libfuse numbers the inodes (default true). */
   useIno?: boolean;
+  /**
+   * Paths whose node stays resolved (default DEFAULT_PATH_CACHE). Each one holds one reference
+   * on the NodeFs, so this bounds its node table (open files add one each).
+   */
+  pathCacheEntries?: number;
   /** Called for a failure that is not a SquashfsError (a bug): once per message. */
   onUnexpected?: (op: string, e: unknown) => void;
 }
 
-/**
- * Optional on a Vfs: a read that read-ahead is decompressing right now gets a promise to wait for
- * (it never rejects), after which the synchronous read finds the blocks cached (ImageVfs).
- */
-interface ReadReadyHook {
-  readReady?(handle: number, length: number, position: number): Promise<void> | undefined;
-}
+/** Paths kept resolved by default: a cached path costs roughly 300 bytes here and in the NodeFs. */
+export const DEFAULT_PATH_CACHE = 65536;
 
-/** Longest a read waits for read-ahead before it decompresses by itself (a stuck worker). */
-const READ_AHEAD_WAIT_MS = 5000;
+/** One open file: the node it holds a reference on. */
+interface OpenFile {
+  node: number;
+}
 
 /** Per-operation request counts (for benchmarks and the xattr test). */
 export type OpCounts = Record<string, number>;
@@ -135,19 +110,100 @@ const WRITE_OPS = ['truncate', 'ftruncate', 'chown', 'chmod', 'mknod', 'setxattr
 /** O_ACCMODE | O_TRUNC | O_APPEND | O_CREAT on Linux. */
 const WRITE_FLAGS = 0o3 | 0o1000 | 0o2000 | 0o100;
 
-/** One mount of one Vfs. */
+/** File type bits of st_mode, and the two types open() tells apart. */
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+
+/** Handles are 32-bit in the FUSE binding; 0 means "no handle" there. */
+const MAX_HANDLE = 0x7fffffff;
+
+/** A resolved path: its node, and its attributes until `attrUntil` (ms since the epoch). */
+interface Resolved {
+  node: number;
+  attr: NodeAttr;
+  attrUntil: number;
+}
+
+/**
+ * Resolved paths, least recently used first (a Map iterates in insertion order, and a hit is
+ * re-inserted). Every entry owns one lookup reference on its node; `release` gives it back when
+ * the entry goes.
+ */
+class PathCache {
+  private readonly map = new Map<string, Resolved>();
+
+  constructor(
+    readonly capacity: number,
+    private readonly release: (node: number) => void,
+  ) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(path: string): Resolved | undefined {
+    const r = this.map.get(path);
+    if (r === undefined) return undefined;
+    this.map.delete(path);
+    this.map.set(path, r);
+    return r;
+  }
+
+  /** Stores a node whose reference the cache now owns; evicts down to capacity. */
+  set(path: string, r: Resolved): void {
+    const old = this.map.get(path);
+    if (old !== undefined) {
+      this.map.delete(path);
+      this.release(old.node);
+    }
+    this.map.set(path, r);
+    for (const [p, e] of this.map) {
+      if (this.map.size <= this.capacity) break;
+      this.map.delete(p);
+      this.release(e.node);
+    }
+  }
+
+  /** Drops every entry (the tree changed): each reference goes back. */
+  clear(): void {
+    const nodes = [...this.map.values()];
+    this.map.clear();
+    for (const r of nodes) this.release(r.node);
+  }
+}
+
+/** One mount of one NodeFs. */
 export class FuseServer {
   readonly counts: OpCounts = Object.create(null) as OpCounts;
   /** Total requests answered; the daemon watches it for the idle timeout. */
   requests = 0;
   private fuse: FuseInstance | undefined;
   private readonly reported = new Set<string>();
+  private readonly paths: PathCache;
+  private readonly files = new Map<number, OpenFile>();
+  private nextHandle = 1;
 
   constructor(
-    readonly vfs: Vfs,
+    readonly fs: NodeFs,
     readonly mountpoint: string,
     private readonly options: FuseServeOptions = {},
-  ) {}
+  ) {
+    this.paths = new PathCache(Math.max(1, options.pathCacheEntries ?? DEFAULT_PATH_CACHE), (node) => fs.forget(node, 1));
+    // libfuse 2 cannot tell the kernel that a name changed (its entries expire by cacheTimeout),
+    // but the paths resolved here must not outlive a change: drop them all.
+    fs.setInvalidator?.({ entry: () => this.paths.clear(), inode: () => this.paths.clear() });
+  }
+
+  /** Files open now (libfuse handles): the daemon neither idles out nor leaves while any is. */
+  get openHandles(): number {
+    return this.files.size;
+  }
+
+  /** Paths resolved now (each holds one reference on the NodeFs). */
+  get cachedPaths(): number {
+    return this.paths.size;
+  }
 
   private count(op: string): void {
     this.requests++;
@@ -163,6 +219,77 @@ export class FuseServer {
       }
     }
     return -errnoOf(e);
+  }
+
+  /**
+   * The node at an absolute FUSE path ("/", "/a/b"), looked up component by component from the
+   * nearest cached ancestor. Never follows a symlink: the kernel resolves those itself (readlink,
+   * then a walk of the target), as with the kernel's own SquashFS driver.
+   */
+  private nodeAt(path: string): number {
+    if (path === '/' || path === '') return ROOT_NODE;
+    return this.resolve(path).node;
+  }
+
+  /** nodeAt for a path other than the root, with the cached entry. */
+  private resolve(path: string): Resolved {
+    const hit = this.paths.get(path);
+    if (hit !== undefined) return hit;
+    const slash = path.lastIndexOf('/');
+    const parent = this.nodeAt(slash <= 0 ? '/' : path.slice(0, slash));
+    // The parent is used right here, before anything else is cached: inserting the child may
+    // evict the parent's path (and forget its reference) without harm.
+    const e = this.fs.lookup(parent, path.slice(slash + 1));
+    const r: Resolved = { node: e.node, attr: e.attr, attrUntil: Date.now() + e.attrTtl * 1000 };
+    this.paths.set(path, r);
+    return r;
+  }
+
+  /** The attributes at a path: cached with it while still valid, else from the NodeFs. */
+  private attrAt(path: string): NodeAttr {
+    if (path === '/' || path === '') return this.fs.getattr(ROOT_NODE).attr;
+    const r = this.resolve(path);
+    if (Date.now() < r.attrUntil) return r.attr;
+    const fresh = this.fs.getattr(r.node);
+    r.attr = fresh.attr;
+    r.attrUntil = Date.now() + fresh.ttl * 1000;
+    return r.attr;
+  }
+
+  /** open: a reference of its own on the node (so the file outlives its cached path), regular files only. */
+  private openFile(path: string): number {
+    if (path === '/' || path === '') throw new SquashfsError('IS_A_DIRECTORY', '/ is a directory', 'path');
+    const slash = path.lastIndexOf('/');
+    const e = this.fs.lookup(this.nodeAt(slash <= 0 ? '/' : path.slice(0, slash)), path.slice(slash + 1));
+    try {
+      const type = e.attr.mode & S_IFMT;
+      if (type === S_IFDIR) throw new SquashfsError('IS_A_DIRECTORY', `${path} is a directory`, 'path');
+      if (type !== S_IFREG) throw new SquashfsError('NOT_A_FILE', `${path}: only regular files are opened through the filesystem`, 'path');
+      if (this.files.size >= MAX_HANDLE) throw new SquashfsError('OVERFLOW', `${this.files.size} open handles`, 'handles');
+    } catch (err) {
+      this.fs.forget(e.node, 1);
+      throw err;
+    }
+    let h = this.nextHandle;
+    while (this.files.has(h)) h = h >= MAX_HANDLE ? 1 : h + 1;
+    this.nextHandle = h >= MAX_HANDLE ? 1 : h + 1;
+    this.files.set(h, { node: e.node });
+    return h;
+  }
+
+  private readFile(handle: number, buf: Buffer, len: number, pos: number): number {
+    const f = this.files.get(handle);
+    if (!f) throw new SquashfsError('BAD_HANDLE', `read on handle ${handle}, which is not open`, 'handles');
+    if (len <= 0) return 0;
+    const into = buf.length > len ? buf.subarray(0, len) : buf;
+    return this.fs.read(f.node, into, pos);
+  }
+
+  private releaseFile(handle: number): void {
+    const f = this.files.get(handle);
+    if (!f) return;
+    this.files.delete(handle);
+    this.fs.forget(f.node, 1);
   }
 
   /**
@@ -192,16 +319,19 @@ export class FuseServer {
   }
 
   private ops(): Record<string, unknown> {
-    const vfs = this.vfs;
-    const hook = vfs as Vfs & ReadReadyHook;
-    const readReady = typeof hook.readReady === 'function' ? hook.readReady.bind(vfs) : undefined;
+    const fs = this.fs;
     const ops: Record<string, unknown> = {
       // getattr: answered by the subclass below (statArray); this entry marks it implemented.
       getattr: () => undefined,
       readdir: (path: string, cb: Cb) => {
         this.count('readdir');
         try {
-          cb(0, vfs.readdir(path));
+          const names: string[] = [];
+          fs.readdir(this.nodeAt(path), 0, (e) => {
+            names.push(e.name);
+            return true;
+          });
+          cb(0, names);
         } catch (e) {
           cb(this.fail('readdir', e));
         }
@@ -209,7 +339,7 @@ export class FuseServer {
       readlink: (path: string, cb: Cb) => {
         this.count('readlink');
         try {
-          cb(0, vfs.readlink(path));
+          cb(0, fs.readlink(this.nodeAt(path)));
         } catch (e) {
           cb(this.fail('readlink', e));
         }
@@ -218,45 +348,23 @@ export class FuseServer {
         this.count('open');
         if (flags & WRITE_FLAGS) return cb(-Errno.EROFS);
         try {
-          cb(0, vfs.open(path));
+          cb(0, this.openFile(path));
         } catch (e) {
           cb(this.fail('open', e));
         }
       },
       read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         this.count('read');
-        const answer = () => {
-          try {
-            cb(vfs.read(fd, buf, len, pos));
-          } catch (e) {
-            cb(this.fail('read', e));
-          }
-        };
-        let wait: Promise<void> | undefined;
         try {
-          wait = readReady?.(fd, len, pos);
-        } catch {
-          wait = undefined;
+          cb(this.readFile(fd, buf, len, pos));
+        } catch (e) {
+          cb(this.fail('read', e));
         }
-        if (!wait) return answer();
-        // The blocks are being decompressed in the read-ahead pool: answer once they are in the
-        // cache (other requests are served meanwhile). Whatever happens there, the read itself
-        // runs exactly once, synchronously, and reports any real error.
-        this.count('read-waited');
-        let done = false;
-        const go = () => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          answer();
-        };
-        const timer = setTimeout(go, READ_AHEAD_WAIT_MS);
-        wait.then(go, go);
       },
       release: (_path: string, fd: number, cb: Cb) => {
         this.count('release');
         try {
-          vfs.release(fd);
+          this.releaseFile(fd);
           cb(0);
         } catch (e) {
           cb(this.fail('release', e));
@@ -265,7 +373,7 @@ export class FuseServer {
       statfs: (_path: string, cb: Cb) => {
         this.count('statfs');
         try {
-          const s = vfs.statfs();
+          const s = fs.statfs();
           cb(0, { bsize: s.blockSize, frsize: s.blockSize, blocks: s.blocks, bfree: 0, bavail: 0, files: s.files, ffree: 0, favail: 0, fsid: 0, flag: 1 /* ST_RDONLY */, namemax: s.nameMax });
         } catch (e) {
           cb(this.fail('statfs', e));
@@ -290,7 +398,7 @@ export class FuseServer {
   answerGetattr(path: string): Uint32Array | number {
     this.count('getattr');
     try {
-      return statArray(this.vfs.getattr(path));
+      return statArray(this.attrAt(path));
     } catch (e) {
       return this.fail('getattr', e);
     }
@@ -299,9 +407,9 @@ export class FuseServer {
   /** getxattr into the kernel's buffer: size 0 asks for the length; too small is ERANGE. */
   answerGetxattr(path: string, name: string, buf: Buffer): number {
     this.count('getxattr');
-    if (!this.vfs.hasXattrs) return -Errno.ENOSYS;
+    if (!this.fs.hasXattrs) return -Errno.ENOSYS;
     try {
-      const v = this.vfs.getxattr(path, name);
+      const v = this.fs.getxattr(this.nodeAt(path), name);
       if (v === undefined) return -Errno.ENODATA;
       if (buf.length === 0) return v.length;
       if (v.length > buf.length) return -Errno.ERANGE;
@@ -315,9 +423,9 @@ export class FuseServer {
   /** listxattr: NUL-terminated names; size 0 asks for the length; too small is ERANGE. */
   answerListxattr(path: string, buf: Buffer): number {
     this.count('listxattr');
-    if (!this.vfs.hasXattrs) return 0;
+    if (!this.fs.hasXattrs) return 0;
     try {
-      const names = this.vfs.listxattr(path);
+      const names = this.fs.listxattr(this.nodeAt(path));
       const bytes = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
       if (buf.length === 0) return bytes.length;
       if (bytes.length > buf.length) return -Errno.ERANGE;
@@ -351,7 +459,7 @@ function nativeBinding(): Record<string, NativeSignal> | undefined {
  * fuse-native.c, built by getStatArray in its index.js): mode, uid, gid, size (lo, hi), dev,
  * nlink, ino, rdev, blksize, blocks (lo, hi), then atime, mtime, ctime in ms (lo, hi each).
  */
-export function statArray(st: VfsAttr): Uint32Array {
+export function statArray(st: NodeAttr): Uint32Array {
   const a = new Uint32Array(18);
   a[0] = st.mode;
   a[1] = st.uid;

@@ -20,14 +20,11 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { Image } from '../reader/image';
-import { ImageVfs } from '../vfs/image-vfs';
+import { ImageFs } from '../vfs/image-fs';
 import type { NodeFs } from '../vfs/node-fs';
-import type { Vfs } from '../vfs/types';
-import type { DecompressPool } from '../reader/decompress-pool';
 import { FuseServer } from './adapter';
 import { DEFAULT_CACHE_MIB, READY_ENV, mark } from './mount-env';
 
@@ -49,13 +46,6 @@ export interface MountOptions {
   logName?: string;
   /** Decompressed data blocks kept, in MiB (default DEFAULT_CACHE_MIB). */
   cacheMiB?: number;
-  /**
-   * Blocks decompressed ahead of a sequential reader, in worker threads (default 0: off). Measured
-   * on the 2-vCPU bench VM it cost throughput (0.6× on cold `dd` of zstd and gzip images): decoding
-   * is not what binds there, the FUSE round trip is, and the workers' start-up and hand-offs compete
-   * with the serving thread for the same two CPUs (bench/README-fuse.md).
-   */
-  readAhead?: number;
 }
 
 export { DEFAULT_CACHE_MIB } from './mount-env';
@@ -65,17 +55,19 @@ export { DEFAULT_CACHE_MIB } from './mount-env';
  * other commands (`distri fuse`, the /ro store) pass their own to runDaemon.
  */
 export interface DaemonSource {
-  vfs: Vfs;
-  /** The tree as nodes, for a transport that speaks the kernel protocol (the store sets it). */
-  fs?: NodeFs;
+  fs: NodeFs;
   /** The mount's source in /proc/mounts (findmnt SOURCE). */
   fsname: string;
   /** Seconds the kernel caches entries and attributes (default one day; ~1 for a tree that changes). */
   cacheTimeout?: number;
   /** false: libfuse numbers the inodes (when several images' inode numbers would collide). */
   useIno?: boolean;
-  /** Files open now: after an external unmount the daemon leaves only once this is 0. */
-  openHandles(): number;
+  /**
+   * Files the source holds open by itself, beyond the files open through the mount (which the
+   * FUSE adapter counts in its own handle table): after an external unmount the daemon leaves only
+   * once both are 0. None for an image, which is read by node.
+   */
+  openHandles?(): number;
   /**
    * Called once the mount is up and reported (e.g. to start a control socket or a watcher).
    * `notified` settles once the notify pipe has its 's' (at once without one): heavy follow-up
@@ -95,6 +87,8 @@ export interface MountResult {
 
 
 const STATS_ENV = 'DISTRI_FUSE_STATS';
+/** Paths the adapter keeps resolved (its default when unset); tests set it small. */
+const PATH_CACHE_ENV = 'DISTRI_FUSE_PATH_CACHE';
 /** Bound on every wait in here: mounting, notify_pipe, unmount commands. */
 const MOUNT_WAIT_MS = 20_000;
 const NOTIFY_WAIT_MS = 30_000;
@@ -252,13 +246,15 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
     mark('image opened');
-    server = new FuseServer(source.vfs, mnt, {
+    const pathCache = Number(process.env[PATH_CACHE_ENV]);
+    server = new FuseServer(source.fs, mnt, {
       allowOther: o.allowOther,
       fsname: source.fsname,
       subtype: 'distri',
       debug: o.debug,
       cacheTimeout: source.cacheTimeout,
       useIno: source.useIno,
+      pathCacheEntries: Number.isSafeInteger(pathCache) && pathCache > 0 ? pathCache : undefined,
       onUnexpected: (op, e) => log(`${op}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
     });
     try {
@@ -292,12 +288,13 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   }
   const notified = o.notifyPipe ? notify(o.notifyPipe, 's', log) : Promise.resolve();
   const served = source;
+  const filesOpen = () => server.openHandles + (served.openHandles?.() ?? 0);
   served.started?.(log, notified);
   const writeStats = () => {
     const file = process.env[STATS_ENV];
     if (!file) return;
     try {
-      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, cache: served.stats?.() }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, nodes: served.fs.nodeCount, cachedPaths: server.cachedPaths, openFiles: server.openHandles, cache: served.stats?.() }, null, 1) + '\n');
     } catch {
       // statistics are best effort
     }
@@ -331,7 +328,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
         mountsAt(mnt)
           .then((ms) => {
             const present = mine ? ms.some((m) => m.dev === mine.dev) : ms.some((m) => m.fstype.startsWith('fuse'));
-            if (!present && served.openHandles() === 0 && !stopping) {
+            if (!present && filesOpen() === 0 && !stopping) {
               stopping = true;
               finish(0);
             }
@@ -348,7 +345,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
       timers.push(
         setInterval(
           () => {
-            if (server.requests !== seen || served.openHandles() > 0) {
+            if (server.requests !== seen || filesOpen() > 0) {
               seen = server.requests;
               idleSince = Date.now();
               return;
@@ -390,40 +387,18 @@ function imageSource(o: MountOptions): DaemonSource {
   } catch (e) {
     throw new Error(`cannot open image ${o.image}: ${describe(e)}`);
   }
-  let vfs: ImageVfs;
-  let pool: DecompressPool | undefined;
-  const readAhead = o.readAhead ?? 0;
+  let tree: ImageFs;
   try {
-    vfs = new ImageVfs(image, {
-      subdir: o.subdir,
-      uid: o.uid,
-      gid: o.gid,
-      prefetchWindow: readAhead,
-      // Made on the first block a sequential reader needs ahead, so a mount that only looks up
-      // names never starts worker threads. unref: the daemon leaves without waiting for them.
-      prefetchPool:
-        readAhead > 0
-          ? () => {
-              // eslint-disable-next-line @typescript-eslint/no-require-imports
-              const m = require('../reader/decompress-pool') as typeof import('../reader/decompress-pool');
-              pool = new m.DecompressPool(Math.min(4, Math.max(1, os.availableParallelism())), { unref: true });
-              return pool;
-            }
-          : undefined,
-    });
+    tree = new ImageFs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
   } catch (e) {
     image.close();
     throw new Error(`${o.image}: subdir=${o.subdir}: ${describe(e)}`);
   }
   return {
-    vfs,
+    fs: tree,
     fsname: path.resolve(o.image),
-    openHandles: () => vfs.openHandles,
     stats: () => image.cacheStats(),
-    close: () => {
-      void pool?.close();
-      image.close();
-    },
+    close: () => tree.close(),
   };
 }
 

@@ -13,7 +13,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { CtlServer } from '../vfs/ctl';
-import { NodeVfs } from '../vfs/node-vfs';
 import { StoreFs } from '../vfs/store-fs';
 import type { DaemonSource } from './daemon';
 
@@ -52,7 +51,6 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
     ctl.close();
     throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
   }
-  const vfs = new NodeVfs(storeFs);
   storeFs.index.save();
   if (storeFs.index.stats.writeError) log(`index ${storeFs.index.stats.dir}: not saved: ${storeFs.index.stats.writeError}`);
 
@@ -91,14 +89,8 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
   return {
     fs: storeFs,
     fsname: store,
-    // TODO(merge): the libfuse transport's view of the same StoreFs, through paths; it goes with
-    // that transport (and with cacheTimeout/useIno, which only it reads).
-    vfs,
     cacheTimeout: UNNOTIFIED_TIMEOUT,
     useIno: false,
-    // Files of the kernel-protocol transport are read by node without open (NO_OPEN): it knows
-    // itself which are open. Those opened through the libfuse transport are counted here.
-    openHandles: () => vfs.openHandles,
     stats: () => storeFs.stats(),
     started: (_log, notified) => {
       readyAtMs = performance.now();

@@ -18,7 +18,7 @@ type DaemonModule = typeof import('../../fuse/daemon');
 const daemonModule = (): DaemonModule => require('../../fuse/daemon') as DaemonModule;
 
 /** Options accepted with -o, as squashfuse spells them. */
-const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'cache=MIB', 'readahead=BLOCKS', 'ro', 'debug'];
+const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'cache=MIB', 'ro', 'debug'];
 /** How long the foreground command waits for the background daemon to say it is mounted. */
 const READY_WAIT_MS = 30_000;
 
@@ -70,9 +70,6 @@ export function parseMountOptions(lists: string[]): Omit<MountOptions, 'image' |
           o.cacheMiB = n;
           break;
         }
-        case 'readahead':
-          o.readAhead = nonNegativeInt(key, needValue());
-          break;
         case 'allow_other':
           o.allowOther = true;
           break;
@@ -118,8 +115,6 @@ export function register(program: Command): void {
         '  uid=N, gid=N      report every file as owned by N',
         '  allow_other       let other users in (non-root needs user_allow_other in /etc/fuse.conf)',
         `  cache=MIB         decompressed data blocks kept in memory (default ${DEFAULT_CACHE_MIB}; distri only)`,
-        '  readahead=BLOCKS  blocks decompressed ahead of a sequential reader, in worker threads',
-        '                    (default 0: off, it did not pay on a 2-CPU machine; distri only)',
         '',
         'Examples:',
         '  distri mount app.sqfs /mnt/app && ls /mnt/app',
