@@ -92,6 +92,12 @@ export interface FuseServeOptions {
   pathCacheEntries?: number;
   /** Called for a failure that is not a SquashfsError (a bug): once per message. */
   onUnexpected?: (op: string, e: unknown) => void;
+  /** setuid bits take effect (default false: nosuid). */
+  suid?: boolean;
+  /** Device nodes can be opened (default false: nodev). */
+  dev?: boolean;
+  /** The kernel checks modes against the caller (default true). */
+  defaultPermissions?: boolean;
 }
 
 /** Paths kept resolved by default: a cached path costs roughly 300 bytes here and in the NodeFs. */
@@ -301,7 +307,8 @@ export class FuseServer {
     const t = this.options.cacheTimeout ?? 86400;
     // Options libfuse 2 knows but fuse-native has no switch for ride along in fsname (see top).
     const fsname = (this.options.fsname ?? 'distri').replace(/[,\\]/g, '_');
-    const extra = ['ro', ...(this.options.useIno === false ? [] : ['use_ino']), 'default_permissions', 'nonempty', `negative_timeout=${t}`];
+    const o = this.options;
+    const extra = ['ro', ...(o.useIno === false ? [] : ['use_ino']), ...(o.defaultPermissions === false ? [] : ['default_permissions']), o.suid ? 'suid' : 'nosuid', o.dev ? 'dev' : 'nodev', 'nonempty', `negative_timeout=${t}`];
     const fuseOpts = {
       fsname: [fsname, ...extra].join(','),
       subtype: this.options.subtype ?? 'distri',

@@ -1,6 +1,13 @@
 /**
- * The life of one mount: check the mountpoint (cleaning up a stale one), open the image, mount,
+ * The life of one mount: check the mountpoint (cleaning up a stale one), build the tree, mount,
  * report readiness, serve until told to stop, unmount, exit.
+ *
+ * Two transports carry the requests (src/fuse/kernel: our own protocol code on /dev/fuse, served by
+ * a thread of its own; src/fuse/adapter.ts: libfuse 2 through fuse-native, served on this thread).
+ * The kernel transport is the default where it can work (root and /dev/fuse); `--transport libfuse`
+ * picks the other. A DaemonSource says how to build the NodeFs (a module and an export, so that the
+ * serving thread can build it itself) and what else runs beside it on this thread (the store's
+ * control socket and watcher); both transports then share everything in this module.
  *
  * Two processes take part when the mount goes to the background (the default, like squashfuse):
  * the command the user ran spawns this daemon as a detached child with a readiness pipe on fd 3
@@ -8,25 +15,29 @@
  * stderr until then and exits with the result, so `distri mount a.sqfs m && ls m` works. With -f
  * the same code runs in the user's process and no pipe is involved.
  *
- * The daemon never touches its own mountpoint with a synchronous call after mounting: every FUSE
- * request is answered on this JavaScript thread, so a synchronous stat of the mountpoint would wait
- * for itself forever. Unmount commands run as child processes (asynchronously) for the same reason.
+ * The daemon never touches its own mountpoint with a synchronous call after mounting: with libfuse
+ * every FUSE request is answered on this JavaScript thread, so a synchronous stat of the mountpoint
+ * would wait for itself forever. Unmount commands run as child processes for the same reason.
  *
  * The end of a mount is noticed three ways: SIGINT/SIGTERM (unmount, lazily when busy, exit);
  * the idle timeout (unmount only when nothing is open, else try again later); and the mount
- * disappearing from /proc/self/mountinfo because someone ran `distri unmount` or `fusermount -u`
- * (exit once no file is open any more: after a lazy unmount, processes that still have files open
- * keep reading until they close them).
+ * going away because someone ran `distri unmount` or `umount` (the kernel transport's serving
+ * thread sees the connection end; for libfuse the mount disappears from /proc/self/mountinfo): the
+ * daemon leaves once no file is open any more (after a lazy unmount, processes that still have
+ * files open keep reading until they close them).
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
-import { Image } from '../reader/image';
-import { ImageFs } from '../vfs/image-fs';
 import type { NodeFs } from '../vfs/node-fs';
-import { FuseServer } from './adapter';
+import type { FuseServer } from './adapter';
+import type { ImageSourceArgs } from './image-source';
+import type { FsBuilder } from './kernel/worker-api';
 import { DEFAULT_CACHE_MIB, READY_ENV, mark } from './mount-env';
+
+/** Which FUSE transport serves the mount. */
+export type Transport = 'kernel' | 'libfuse';
 
 export interface MountOptions {
   image: string;
@@ -46,6 +57,14 @@ export interface MountOptions {
   logName?: string;
   /** Decompressed data blocks kept, in MiB (default DEFAULT_CACHE_MIB). */
   cacheMiB?: number;
+  /** Default: kernel where it can work (root, /dev/fuse), else libfuse. */
+  transport?: Transport | 'auto';
+  /** setuid/setgid bits take effect (default false: nosuid, as squashfuse). */
+  suid?: boolean;
+  /** Device nodes can be opened (default false: nodev). */
+  dev?: boolean;
+  /** The kernel checks each inode's mode against the caller (default true). */
+  defaultPermissions?: boolean;
 }
 
 export { DEFAULT_CACHE_MIB } from './mount-env';
@@ -55,28 +74,43 @@ export { DEFAULT_CACHE_MIB } from './mount-env';
  * other commands (`distri fuse`, the /ro store) pass their own to runDaemon.
  */
 export interface DaemonSource {
-  fs: NodeFs;
   /** The mount's source in /proc/mounts (findmnt SOURCE). */
   fsname: string;
-  /** Seconds the kernel caches entries and attributes (default one day; ~1 for a tree that changes). */
+  /** How the serving thread builds the NodeFs: `require(module)[exportName](args, log)`. */
+  build: FsBuilder;
+  /** libfuse only: seconds the kernel caches entries and attributes (default: what the NodeFs says, a day for images). */
   cacheTimeout?: number;
-  /** false: libfuse numbers the inodes (when several images' inode numbers would collide). */
+  /** libfuse only: false lets libfuse number the inodes (when several images' numbers would collide). */
   useIno?: boolean;
-  /**
-   * Files the source holds open by itself, beyond the files open through the mount (which the
-   * FUSE adapter counts in its own handle table): after an external unmount the daemon leaves only
-   * once both are 0. None for an image, which is read by node.
-   */
-  openHandles?(): number;
   /**
    * Called once the mount is up and reported (e.g. to start a control socket or a watcher).
    * `notified` settles once the notify pipe has its 's' (at once without one): heavy follow-up
    * work should wait for it, or it delays the very signal that readiness is waiting for.
+   * `control` carries a request to the NodeFs's control() on the thread that serves it.
    */
-  started?(log: (s: string) => void, notified: Promise<void>): void;
-  /** Written to $DISTRI_FUSE_STATS as `cache`. */
-  stats?(): unknown;
-  close(): void;
+  started?(ctx: { log: (s: string) => void; notified: Promise<void>; control: (req: { op: string; [k: string]: unknown }) => Promise<unknown> }): void;
+  /** Releases what the source runs on this thread (sockets, watchers). */
+  close?(): void;
+}
+
+/**
+ * A running mount, whichever transport serves it: what the lifecycle below needs to watch it,
+ * talk to its NodeFs, and end it.
+ */
+interface Served {
+  readonly transport: Transport;
+  /** Requests answered so far. */
+  requests(): number;
+  counts(): Record<string, number>;
+  /** Files open through libfuse (the kernel transport reads without open: 0). */
+  openFiles(): number;
+  control(req: { op: string; [k: string]: unknown }): Promise<unknown>;
+  /** The daemon's stats file content beyond the request counts. */
+  stats(): Promise<Record<string, unknown>>;
+  /** Settles when the kernel ended the connection (kernel transport only). */
+  ended?: Promise<string>;
+  /** Ends serving after a failed or lazy unmount, so that the process can leave. */
+  shutdown(): Promise<void>;
 }
 
 /** What a daemon run reports to its caller; `message` explains a failure. */
@@ -210,6 +244,106 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The transport a mount uses: the one asked for, or kernel where it can work. */
+export function chooseTransport(want: Transport | 'auto' | undefined): { transport: Transport; why?: string } {
+  if (want === 'libfuse') return { transport: 'libfuse' };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { kernelTransportAvailable } = require('./kernel/transport') as typeof import('./kernel/transport');
+  const k = kernelTransportAvailable();
+  if (want === 'kernel') {
+    if (!k.ok) throw new Error(`--transport kernel: ${k.why}; use --transport libfuse`);
+    return { transport: 'kernel' };
+  }
+  return k.ok ? { transport: 'kernel' } : { transport: 'libfuse', why: k.why };
+}
+
+/** Builds a NodeFs on this thread (the libfuse transport serves it here). */
+function buildHere(b: FsBuilder, log: (s: string) => void): NodeFs {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const m = require(b.module) as Record<string, (args: unknown, log: (s: string) => void) => NodeFs>;
+  return m[b.exportName]!(b.args, log);
+}
+
+async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void): Promise<Served> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { KernelMount } = require('./kernel/transport') as typeof import('./kernel/transport');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { DAEMON_STATS } = require('./kernel/worker-api') as typeof import('./kernel/worker-api');
+  const km = await KernelMount.mount({
+    mountpoint: mnt,
+    fsname: source.fsname,
+    build: source.build,
+    allowOther: o.allowOther,
+    defaultPermissions: o.defaultPermissions,
+    suid: o.suid,
+    dev: o.dev,
+    log,
+    timeoutMs: MOUNT_WAIT_MS,
+  });
+  return {
+    transport: 'kernel',
+    requests: () => km.requests,
+    counts: () => km.counts(),
+    openFiles: () => 0,
+    control: (req) => km.control(req),
+    stats: async () => {
+      const st = (km.hasEnded ? km.finalStats : await withTimeout(km.control({ op: DAEMON_STATS }), 5000, 'stats')) as { nodes?: number; fs?: Record<string, unknown> } | undefined;
+      return { nodes: st?.nodes, cache: (st?.fs as { cache?: unknown } | undefined)?.cache ?? st?.fs };
+    },
+    ended: km.ended,
+    shutdown: async () => {
+      if (!(await km.stop())) log('the serving thread did not leave its current request; exiting without it');
+    },
+  };
+}
+
+async function mountLibfuse(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void): Promise<Served> {
+  const fsys = buildHere(source.build, log);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { FuseServer: Server } = require('./adapter') as typeof import('./adapter');
+  const pathCache = Number(process.env[PATH_CACHE_ENV]);
+  const server: FuseServer = new Server(fsys, mnt, {
+    allowOther: o.allowOther,
+    fsname: source.fsname,
+    subtype: 'distri',
+    debug: o.debug,
+    cacheTimeout: source.cacheTimeout,
+    useIno: source.useIno,
+    suid: o.suid,
+    dev: o.dev,
+    defaultPermissions: o.defaultPermissions,
+    pathCacheEntries: Number.isSafeInteger(pathCache) && pathCache > 0 ? pathCache : undefined,
+    onUnexpected: (op, e) => log(`${op}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+  });
+  try {
+    await withTimeout(server.mount(), MOUNT_WAIT_MS, `mounting on ${mnt}`);
+  } catch (e) {
+    fsys.close();
+    throw new Error(`${describe(e)}${(e as Error).message === 'fuse failed' ? ' (libfuse refused: see its message above; is /dev/fuse there, are you allowed to mount?)' : ''}`);
+  }
+  return {
+    transport: 'libfuse',
+    requests: () => server.requests,
+    counts: () => ({ ...server.counts }),
+    openFiles: () => server.openHandles,
+    control: async (req) => {
+      if (!fsys.control) throw new Error(`this filesystem takes no control requests (${req.op})`);
+      return fsys.control(req);
+    },
+    stats: async () => {
+      const st = fsys.stats?.() as { cache?: unknown } | undefined;
+      return { nodes: fsys.nodeCount, cachedPaths: server.cachedPaths, openFiles: server.openHandles, cache: st?.cache ?? st };
+    },
+    shutdown: async () => {
+      try {
+        fsys.close();
+      } catch {
+        // the process leaves next
+      }
+    },
+  };
+}
+
 /**
  * Runs one mount to its end (in this process) and returns the exit status: 0 after a clean
  * unmount, 1 when mounting failed. The caller exits the process with it: the FUSE thread of the
@@ -239,32 +373,22 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
 
   const mnt = path.resolve(o.mountpoint);
   let source: DaemonSource | undefined;
-  let server: FuseServer;
+  let served: Served;
   try {
     mark('daemon started');
+    const { transport } = chooseTransport(o.transport);
     await prepareMountpoint(mnt, log);
     mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
-    mark('image opened');
-    const pathCache = Number(process.env[PATH_CACHE_ENV]);
-    server = new FuseServer(source.fs, mnt, {
-      allowOther: o.allowOther,
-      fsname: source.fsname,
-      subtype: 'distri',
-      debug: o.debug,
-      cacheTimeout: source.cacheTimeout,
-      useIno: source.useIno,
-      pathCacheEntries: Number.isSafeInteger(pathCache) && pathCache > 0 ? pathCache : undefined,
-      onUnexpected: (op, e) => log(`${op}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
-    });
     try {
-      await withTimeout(server.mount(), MOUNT_WAIT_MS, `mounting on ${mnt}`);
-      mark('mounted (FUSE_INIT)');
+      served = transport === 'kernel' ? await mountKernel(o, mnt, source, log) : await mountLibfuse(o, mnt, source, log);
     } catch (e) {
-      throw new Error(`cannot mount on ${mnt}: ${describe(e)}${(e as Error).message === 'fuse failed' ? ' (libfuse refused: see its message above; is /dev/fuse there, are you allowed to mount?)' : ''}`);
+      const m = describe(e);
+      throw new Error(m.startsWith('cannot open image') || m.startsWith(o.image) ? m : `cannot mount on ${mnt}: ${m}`);
     }
+    mark('mounted (FUSE_INIT)');
   } catch (e) {
-    source?.close();
+    source?.close?.();
     const message = describe(e);
     if (!background) log(message); // in the background the parent prints the report instead
     if (o.notifyPipe) await notify(o.notifyPipe, 'f', log);
@@ -287,14 +411,14 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     process.chdir('/'); // do not keep the caller's directory busy, like daemon(3)
   }
   const notified = o.notifyPipe ? notify(o.notifyPipe, 's', log) : Promise.resolve();
-  const served = source;
-  const filesOpen = () => server.openHandles + (served.openHandles?.() ?? 0);
-  served.started?.(log, notified);
-  const writeStats = () => {
+  const src = source;
+  src.started?.({ log, notified, control: (req) => served.control(req) });
+  const writeStats = async () => {
     const file = process.env[STATS_ENV];
     if (!file) return;
     try {
-      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, ops: server.counts, nodes: served.fs.nodeCount, cachedPaths: server.cachedPaths, openFiles: server.openHandles, cache: served.stats?.() }, null, 1) + '\n');
+      const extra = await served.stats();
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, transport: served.transport, ops: served.counts(), ...extra }, null, 1) + '\n');
     } catch {
       // statistics are best effort
     }
@@ -312,52 +436,69 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
       if (stopping) return;
       stopping = true;
       if (!background) log(`${why}: unmounting ${mnt}`);
-      const problem = await unmount(mnt, true);
+      // A plain unmount first: it ends the connection cleanly. A busy mount is detached lazily
+      // once serving has stopped (its users then get ENOTCONN, as with any daemon that leaves).
+      let problem = await unmount(mnt, false);
+      if (problem === undefined && served.ended) await Promise.race([served.ended, new Promise((r) => setTimeout(r, COMMAND_WAIT_MS))]);
+      if (problem !== undefined) {
+        await served.shutdown();
+        problem = await unmount(mnt, true);
+      }
       if (problem) log(`could not unmount ${mnt}: ${problem}`);
       finish(problem ? 1 : 0);
     };
     process.on('SIGINT', () => void stop('interrupted'));
     process.on('SIGTERM', () => void stop('terminated'));
     process.on('SIGHUP', () => void stop('hangup'));
-    process.on('SIGUSR1', writeStats);
+    process.on('SIGUSR1', () => void writeStats());
 
-    // Gone from the mount table (someone unmounted it): leave once no file is open any more.
-    timers.push(
-      setInterval(() => {
+    if (served.ended) {
+      // The kernel ended the connection: unmounted (and the last user let go), or aborted.
+      void served.ended.then(() => {
         if (stopping) return;
-        mountsAt(mnt)
-          .then((ms) => {
-            const present = mine ? ms.some((m) => m.dev === mine.dev) : ms.some((m) => m.fstype.startsWith('fuse'));
-            if (!present && filesOpen() === 0 && !stopping) {
-              stopping = true;
-              finish(0);
-            }
-          })
-          .catch(() => undefined);
-      }, 500),
-    );
+        stopping = true;
+        finish(0);
+      });
+    } else {
+      // Gone from the mount table (someone unmounted it): leave once no file is open any more.
+      timers.push(
+        setInterval(() => {
+          if (stopping) return;
+          mountsAt(mnt)
+            .then((ms) => {
+              const present = mine ? ms.some((m) => m.dev === mine.dev) : ms.some((m) => m.fstype.startsWith('fuse'));
+              if (!present && served.openFiles() === 0 && !stopping) {
+                stopping = true;
+                finish(0);
+              }
+            })
+            .catch(() => undefined);
+        }, 500),
+      );
+    }
 
     if (o.idleTimeout !== undefined && o.idleTimeout > 0) {
       const limitMs = o.idleTimeout * 1000;
-      let seen = server.requests;
+      let seen = served.requests();
       let idleSince = Date.now();
       let trying = false;
       timers.push(
         setInterval(
           () => {
-            if (server.requests !== seen || filesOpen() > 0) {
-              seen = server.requests;
+            if (served.requests() !== seen || served.openFiles() > 0) {
+              seen = served.requests();
               idleSince = Date.now();
               return;
             }
             if (trying || stopping || Date.now() - idleSince < limitMs) return;
             // Plain unmount only: a busy mount (a shell inside it) is not idle; try again later.
             trying = true;
-            void unmount(mnt, false).then((problem) => {
+            void unmount(mnt, false).then(async (problem) => {
               trying = false;
               idleSince = Date.now();
               if (!problem && !stopping) {
                 stopping = true;
+                if (served.ended) await Promise.race([served.ended, new Promise((r) => setTimeout(r, COMMAND_WAIT_MS))]);
                 finish(0);
               }
             });
@@ -368,9 +509,10 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     }
   });
 
-  writeStats();
+  await writeStats();
+  await served.shutdown();
   try {
-    served.close();
+    src.close?.();
   } catch (e) {
     log(`closing: ${describe(e)}`);
   }
@@ -381,25 +523,8 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
 
 /** The default source: one image, as `distri mount` serves it. */
 function imageSource(o: MountOptions): DaemonSource {
-  let image: Image;
-  try {
-    image = Image.open(path.resolve(o.image), { offset: o.offset ?? 0, dataCacheBytes: (o.cacheMiB ?? DEFAULT_CACHE_MIB) * 1024 * 1024 });
-  } catch (e) {
-    throw new Error(`cannot open image ${o.image}: ${describe(e)}`);
-  }
-  let tree: ImageFs;
-  try {
-    tree = new ImageFs(image, { subdir: o.subdir, uid: o.uid, gid: o.gid });
-  } catch (e) {
-    image.close();
-    throw new Error(`${o.image}: subdir=${o.subdir}: ${describe(e)}`);
-  }
-  return {
-    fs: tree,
-    fsname: path.resolve(o.image),
-    stats: () => image.cacheStats(),
-    close: () => tree.close(),
-  };
+  const args: ImageSourceArgs = { image: path.resolve(o.image), offset: o.offset, subdir: o.subdir, uid: o.uid, gid: o.gid, cacheMiB: o.cacheMiB ?? DEFAULT_CACHE_MIB };
+  return { fsname: path.resolve(o.image), build: { module: path.join(__dirname, 'image-source.js'), exportName: 'buildImageFs', args } };
 }
 
 export const readyEnvName = READY_ENV;

@@ -1,13 +1,16 @@
 /**
- * The /ro store as a running service: the StoreFs, its control socket (ping, scan, mkdirall,
- * stats), and the liveness machinery, handed to the daemon as a DaemonSource.
+ * The /ro store as a running service: how the StoreFs is built (on the thread that serves it), its
+ * control socket (ping, scan, mkdirall, stats), and the liveness machinery, handed to the daemon
+ * as a DaemonSource.
  *
  * The tree is kept in step with the store without being told: the store directory is watched
  * (inotify through fs.watch; a change is picked up ~100 ms after the last event), its mtime is
  * polled every second in case the watch is not delivered (network filesystems), and SIGUSR1 and
  * `distri fusectl MNT scan` rescan too. Every one of those is a control request to the StoreFs
- * (`{op:'scan'}`), which answers it and tells the kernel what changed through the transport's
- * invalidator; this module only forwards. What the requests mean lives in StoreFs.control.
+ * (`{op:'scan'}`), carried by the transport to the thread that serves requests (the kernel
+ * transport's serving thread; the main thread for libfuse), where it falls between two requests;
+ * the StoreFs tells the kernel what changed through the transport's invalidator. This module only
+ * forwards; what the requests mean lives in StoreFs.control.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -33,8 +36,26 @@ export interface StoreDaemonOptions {
   cacheBytes?: number;
 }
 
-/** The store as a daemon source: the StoreFs, its control socket, the watcher, SIGUSR1. */
-export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): DaemonSource {
+/** What the serving thread needs to build the StoreFs. */
+export interface StoreBuildArgs extends StoreDaemonOptions {
+  ctlPath: string;
+}
+
+/** Builds the StoreFs (a quick first scan) and saves its index; runs on the serving thread. */
+export function buildStoreFs(a: StoreBuildArgs, log: (s: string) => void): StoreFs {
+  let storeFs: StoreFs;
+  try {
+    storeFs = new StoreFs(a.store, { pkgs: a.pkgs, overlays: a.overlays, maxOpenImages: a.maxOpenImages, cacheBytes: a.cacheBytes, ctlPath: a.ctlPath, log });
+  } catch (e) {
+    throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
+  }
+  storeFs.index.save();
+  if (storeFs.index.stats.writeError) log(`index ${storeFs.index.stats.dir}: not saved: ${storeFs.index.stats.writeError}`);
+  return storeFs;
+}
+
+/** The store as a daemon source: how to build the StoreFs, its control socket, the watcher, SIGUSR1. */
+export function storeSource(o: StoreDaemonOptions): DaemonSource {
   const store = path.resolve(o.store);
   let st: fs.Stats;
   try {
@@ -44,62 +65,42 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
   }
   if (!st.isDirectory()) throw new Error(`store ${store} is not a directory`);
   const ctl = new CtlServer();
-  let storeFs: StoreFs;
-  try {
-    storeFs = new StoreFs(store, { pkgs: o.pkgs, overlays: o.overlays, maxOpenImages: o.maxOpenImages, cacheBytes: o.cacheBytes, ctlPath: ctl.path, log });
-  } catch (e) {
-    ctl.close();
-    throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
-  }
-  storeFs.index.save();
-  if (storeFs.index.stats.writeError) log(`index ${storeFs.index.stats.dir}: not saved: ${storeFs.index.stats.writeError}`);
+  const args: StoreBuildArgs = { ...o, store, ctlPath: ctl.path };
 
   let watcher: fs.FSWatcher | undefined;
   const timers: NodeJS.Timeout[] = [];
   let pending: NodeJS.Timeout | undefined;
   let dirMtime = st.mtimeMs;
-  /** Milliseconds from process start to the mount being ready (performance.now() at that moment). */
-  let readyAtMs = 0;
-
-  /**
-   * Every request goes to StoreFs.control. It runs on this thread: the libfuse transport answers
-   * FUSE requests here too, so a control request always falls between two of them. A transport
-   * that serves requests on another thread must carry these over to that thread instead.
-   */
-  const control = (req: { op: string; [k: string]: unknown }): Record<string, unknown> => {
-    const answer = storeFs.control(req);
-    if (req.op === 'stats') (answer.stats as Record<string, unknown>).readyAtMs = Math.round(readyAtMs * 10) / 10;
-    return answer;
-  };
-  const rescan = (why: string) => {
-    try {
-      control({ op: 'scan', why });
-    } catch (e) {
-      log(`rescan (${why}) failed: ${(e as Error).message}`);
-    }
-  };
-  const soon = (why: string) => {
-    if (pending) clearTimeout(pending);
-    pending = setTimeout(() => {
-      pending = undefined;
-      rescan(why); // a failure is logged; the next event or poll tries again
-    }, DEBOUNCE_MS);
-  };
 
   return {
-    fs: storeFs,
     fsname: store,
+    build: { module: __filename, exportName: 'buildStoreFs', args },
     cacheTimeout: UNNOTIFIED_TIMEOUT,
     useIno: false,
-    stats: () => storeFs.stats(),
-    started: (_log, notified) => {
-      readyAtMs = performance.now();
+    started: ({ log, notified, control: toFs }) => {
+      /** Milliseconds from process start to the mount being ready (performance.now() at that moment). */
+      const readyAtMs = performance.now();
+      const control = async (req: { op: string; [k: string]: unknown }): Promise<unknown> => {
+        const answer = (await toFs(req)) as Record<string, unknown>;
+        if (req.op === 'stats' && answer.stats) (answer.stats as Record<string, unknown>).readyAtMs = Math.round(readyAtMs * 10) / 10;
+        return answer;
+      };
+      const rescan = (why: string, ifWanted = false) => {
+        control({ op: 'scan', why, ifWanted }).catch((e: Error) => log(`rescan (${why}) failed: ${e.message}`));
+      };
+      const soon = (why: string) => {
+        if (pending) clearTimeout(pending);
+        pending = setTimeout(() => {
+          pending = undefined;
+          rescan(why); // a failure is logged; the next event or poll tries again
+        }, DEBOUNCE_MS);
+      };
       // Assemble the exchange dirs right away, off the path to readiness (a request that comes
       // first simply builds them itself) -- but after the notify pipe has its 's', since this
-      // synchronous work would otherwise hold back the write that readiness waits for. The scan
-      // that follows is the full check after the quick first scan (metas too); it assembles them.
+      // work would otherwise hold back the write that readiness waits for. The scan is the full
+      // check after the quick first scan (metas too); it assembles them.
       void notified.finally(() => setImmediate(() => rescan('full check after the quick first scan')));
-      void ctl.listen((req) => control(req as { op: string })).catch((e: Error) => log(`control socket ${ctl.path}: ${e.message}`));
+      void ctl.listen(async (req) => (await control(req as { op: string })) as Record<string, unknown>).catch((e: Error) => log(`control socket ${ctl.path}: ${e.message}`));
       process.on('SIGUSR1', () => soon('SIGUSR1'));
       try {
         watcher = fs.watch(store, { persistent: false }, (_event, name) => {
@@ -113,10 +114,10 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
       const poll = setInterval(() => {
         fs.stat(store, (err, s) => {
           if (err) return;
-          if (s.mtimeMs !== dirMtime || storeFs.rescanWanted) {
+          if (s.mtimeMs !== dirMtime) {
             dirMtime = s.mtimeMs;
             soon('poll');
-          }
+          } else rescan('an image changed in place', true);
         });
       }, POLL_MS);
       poll.unref();
@@ -127,8 +128,6 @@ export function storeSource(o: StoreDaemonOptions, log: (s: string) => void): Da
       for (const t of timers) clearInterval(t);
       if (pending) clearTimeout(pending);
       ctl.close();
-      storeFs.close();
     },
   };
 }
-

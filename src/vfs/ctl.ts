@@ -17,7 +17,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export type CtlHandler = (request: Record<string, unknown>) => Record<string, unknown>;
+/** Answers one request; may answer later (the filesystem it asks may live on another thread). */
+export type CtlHandler = (request: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>;
 
 /** A request line longer than this closes the connection. */
 const MAX_LINE = 64 << 10;
@@ -36,6 +37,8 @@ export class CtlServer {
   listen(handle: CtlHandler): Promise<void> {
     const server = net.createServer((sock) => {
       let buf = '';
+      // Answers go out in the order the requests came, however long each takes.
+      let queue: Promise<void> = Promise.resolve();
       sock.setEncoding('utf8');
       sock.on('error', () => undefined);
       sock.on('data', (d: string) => {
@@ -48,15 +51,17 @@ export class CtlServer {
           const line = buf.slice(0, nl).trim();
           buf = buf.slice(nl + 1);
           if (line === '') continue;
-          let answer: Record<string, unknown>;
-          try {
-            const req = JSON.parse(line) as unknown;
-            if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new Error('a request is a JSON object like {"op":"ping"}');
-            answer = handle(req as Record<string, unknown>);
-          } catch (e) {
-            answer = { ok: false, error: e instanceof Error ? e.message : String(e) };
-          }
-          sock.write(JSON.stringify(answer) + '\n');
+          queue = queue.then(async () => {
+            let answer: Record<string, unknown>;
+            try {
+              const req = JSON.parse(line) as unknown;
+              if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new Error('a request is a JSON object like {"op":"ping"}');
+              answer = await handle(req as Record<string, unknown>);
+            } catch (e) {
+              answer = { ok: false, error: e instanceof Error ? e.message : String(e) };
+            }
+            if (!sock.destroyed) sock.write(JSON.stringify(answer) + '\n');
+          });
         }
       });
     });

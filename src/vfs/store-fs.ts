@@ -432,6 +432,8 @@ export class StoreFs implements NodeFs {
       case 'ping':
         return { ok: true, pid: process.pid, store: this.store };
       case 'scan': {
+        // ifWanted: only when an opened image disagreed with its index (the daemon's poll asks).
+        if (req.ifWanted === true && !this.rescanWanted) return { ok: true, skipped: true };
         const why = typeof req.why === 'string' ? req.why : 'ctl';
         const r = this.scan();
         if (r.added.length || r.removed.length) this.options.log?.(`rescan (${why}): ${r.known} packages, +${r.added.length} -${r.removed.length} in ${r.ms.toFixed(1)} ms`);

@@ -30,7 +30,10 @@ interface FuseFlags {
   pidFile?: string;
   maxOpen?: string;
   cacheMb?: string;
-  allowOther?: boolean;
+  allowOther: boolean;
+  nosuid?: boolean;
+  defaultPermissions: boolean;
+  transport: string;
 }
 
 function positiveInt(name: string, v: string | undefined): number | undefined {
@@ -53,7 +56,11 @@ export function register(program: Command): void {
     .option('--pkgs <list>', 'only these packages, comma-separated: full names, <pkg>-<arch> or <pkg>; default all')
     .option('--max-open <n>', 'images open at once (least recently used closed first)', '64')
     .option('--cache-mb <n>', 'decoder cache budget over all open images, MiB', '256')
-    .option('--allow-other', 'let other users in (non-root needs user_allow_other in /etc/fuse.conf)')
+    .option('--no-allow-other', 'only the mounting user may enter (default: every user, as /ro on a distri machine)')
+    .option('--allow-other', 'every user may enter (the default; non-root needs user_allow_other in /etc/fuse.conf)')
+    .option('--nosuid', 'ignore setuid/setgid bits of package programs (default: they take effect, as on distri)')
+    .option('--no-default-permissions', 'let every caller past the mode bits (default: the kernel checks each inode\'s mode)')
+    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default kernel where it works', 'auto')
     .option('--pid-file <file>', 'write the daemon pid here while mounted')
     .addHelpText(
       'after',
@@ -62,6 +69,11 @@ export function register(program: Command): void {
         'The store is live: images added or removed show up within about a second (directory watch;',
         'SIGUSR1 and `distri fusectl MNT scan` also rescan). The index of exchange entries is kept in',
         '<store>/.distri-index/ (or ~/.cache/distri/store-index/ for a read-only store).',
+        '',
+        'Mounted the way distri mounts /ro: allow_other (every user reads it), suid (setuid programs in',
+        'packages run as such), default_permissions (the kernel enforces each file\'s mode), nodev.',
+        'As root the daemon speaks the FUSE protocol itself (--transport kernel): the kernel caches names,',
+        'attributes, symlinks and pages for a day, and is told at once when a rescan changes /ro.',
         '',
         'Examples:',
         '  distri fuse --store /roimg /ro && ls /ro/bin',
@@ -73,6 +85,7 @@ export function register(program: Command): void {
     .action(async (mountpoint: string, flags: FuseFlags) => {
       let store: StoreDaemonOptions;
       try {
+        if (!['auto', 'kernel', 'libfuse'].includes(flags.transport)) throw new Error(`--transport must be kernel, libfuse or auto, got ${JSON.stringify(flags.transport)}`);
         store = {
           store: path.resolve(flags.store),
           pkgs: list(flags.pkgs),
@@ -91,11 +104,15 @@ export function register(program: Command): void {
         notifyPipe: flags.notifyPipe && path.resolve(flags.notifyPipe),
         pidFile: flags.pidFile && path.resolve(flags.pidFile),
         allowOther: flags.allowOther,
+        suid: !flags.nosuid,
+        dev: false,
+        defaultPermissions: flags.defaultPermissions,
         debug: flags.debug,
         logName: 'distri fuse',
+        transport: flags.transport as MountOptions['transport'],
       };
       if (flags.foreground || flags.debug || process.env[readyEnvName] !== undefined) {
-        const code = await runDaemon(opts, (log) => storeSource(store, log));
+        const code = await runDaemon(opts, () => storeSource(store));
         process.exit(code); // the native FUSE thread keeps the loop alive after unmounting
       }
       const r = await spawnDaemon(process.argv.slice(1), opts);

@@ -18,7 +18,7 @@ type DaemonModule = typeof import('../../fuse/daemon');
 const daemonModule = (): DaemonModule => require('../../fuse/daemon') as DaemonModule;
 
 /** Options accepted with -o, as squashfuse spells them. */
-const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'cache=MIB', 'ro', 'debug'];
+const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'cache=MIB', 'suid', 'nosuid', 'dev', 'nodev', 'default_permissions', 'nonempty', 'ro', 'debug'];
 /** How long the foreground command waits for the background daemon to say it is mounted. */
 const READY_WAIT_MS = 30_000;
 
@@ -73,7 +73,17 @@ export function parseMountOptions(lists: string[]): Omit<MountOptions, 'image' |
         case 'allow_other':
           o.allowOther = true;
           break;
+        case 'suid':
+        case 'nosuid':
+          o.suid = key === 'suid';
+          break;
+        case 'dev':
+        case 'nodev':
+          o.dev = key === 'dev';
+          break;
         case 'ro': // always read-only; accepted so that fstab-style option lists work
+        case 'default_permissions': // always on: the kernel checks each inode's mode
+        case 'nonempty': // a non-empty mountpoint is always accepted, as by squashfuse (libfuse 3)
           break;
         case 'debug':
           o.debug = true;
@@ -87,6 +97,7 @@ export function parseMountOptions(lists: string[]): Omit<MountOptions, 'image' |
 }
 
 interface MountFlags {
+  transport: string;
   foreground?: boolean;
   debug?: boolean;
   options: string[];
@@ -103,6 +114,7 @@ export function register(program: Command): void {
     .option('-d, --debug', 'libfuse debug output on stderr (implies -f)')
     .option('-o, --options <list>', `comma-separated: ${KNOWN.join(', ')}`, (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--pid-file <file>', 'write the daemon pid here while mounted')
+    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default kernel where it works', 'auto')
     .addHelpText(
       'after',
       [
@@ -115,6 +127,8 @@ export function register(program: Command): void {
         '  uid=N, gid=N      report every file as owned by N',
         '  allow_other       let other users in (non-root needs user_allow_other in /etc/fuse.conf)',
         `  cache=MIB         decompressed data blocks kept in memory (default ${DEFAULT_CACHE_MIB}; distri only)`,
+        '  suid, dev         let setuid bits and device nodes take effect (default nosuid,nodev)',
+        '  default_permissions, nonempty, ro   accepted; always the case here',
         '',
         'Examples:',
         '  distri mount app.sqfs /mnt/app && ls /mnt/app',
@@ -132,7 +146,19 @@ export function register(program: Command): void {
         reportError('mount', e);
         return;
       }
-      const opts: MountOptions = { ...parsed, image: path.resolve(image), mountpoint: path.resolve(mountpoint), pidFile: flags.pidFile && path.resolve(flags.pidFile) };
+      if (!['auto', 'kernel', 'libfuse'].includes(flags.transport)) {
+        reportError('mount', new Error(`--transport must be kernel, libfuse or auto, got ${JSON.stringify(flags.transport)}`));
+        return;
+      }
+      // Every path absolute now: the daemon leaves the current directory once it is in the background.
+      const opts: MountOptions = {
+        ...parsed,
+        image: path.resolve(image),
+        mountpoint: path.resolve(mountpoint),
+        notifyPipe: parsed.notifyPipe && path.resolve(parsed.notifyPipe),
+        pidFile: flags.pidFile && path.resolve(flags.pidFile),
+        transport: flags.transport as MountOptions['transport'],
+      };
       if (flags.debug) opts.debug = true;
       if (flags.foreground || opts.debug || process.env[readyEnvName] !== undefined) {
         const code = await daemonModule().runDaemon(opts);

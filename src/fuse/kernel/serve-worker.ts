@@ -21,45 +21,7 @@ import * as fs from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { NodeFs } from '../../vfs/node-fs';
 import { REQUEST_BUFFER_SIZE, Session } from './session';
-
-/** How the worker builds its NodeFs: `require(module)[exportName](args, log)`. */
-export interface FsBuilder {
-  module: string;
-  exportName: string;
-  args: unknown;
-}
-
-export interface ServeWorkerData {
-  fd: number;
-  /** Per-opcode request counters, shared with the main thread (Float64Array over it). */
-  counters: SharedArrayBuffer;
-  /** [0]: 0 wait, 1 serve, 2 give up (mounting failed), 3 leave after the current request. */
-  start: SharedArrayBuffer;
-  control: MessagePort;
-  build: FsBuilder;
-}
-
-/** Messages this thread posts to the main thread (parentPort). */
-export type WorkerEvent =
-  | { type: 'built' }
-  | { type: 'build-failed'; message: string }
-  | { type: 'init' }
-  | { type: 'inval-entry'; parent: number; name: string }
-  | { type: 'inval-inode'; node: number }
-  | { type: 'log'; message: string }
-  | { type: 'ended'; why: string };
-
-/** A control request from the main thread, and its answer on the same port. */
-export interface ControlRequest {
-  id: number;
-  req: { op: string; [k: string]: unknown };
-}
-export interface ControlAnswer {
-  id: number;
-  ok: boolean;
-  value?: unknown;
-  message?: string;
-}
+import { DAEMON_STATS, daemonStats, type ControlAnswer, type ControlRequest, type ServeWorkerData, type WorkerEvent } from './worker-api';
 
 function post(e: WorkerEvent): void {
   parentPort!.postMessage(e);
@@ -74,7 +36,7 @@ function answerControl(fsys: NodeFs, port: MessagePort): void {
     const { id, req } = m.message as ControlRequest;
     let a: ControlAnswer;
     try {
-      if (req.op === 'stats') a = { id, ok: true, value: { nodes: fsys.nodeCount, fs: fsys.stats?.() } };
+      if (req.op === DAEMON_STATS) a = { id, ok: true, value: daemonStats(fsys) };
       else if (fsys.control) a = { id, ok: true, value: fsys.control(req) };
       else a = { id, ok: false, message: `this filesystem takes no control requests (${req.op})` };
     } catch (e) {
@@ -151,12 +113,14 @@ function main(): void {
   } catch (e) {
     why = `serving: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
   }
+  let stats: unknown;
   try {
+    stats = daemonStats(fsys);
     fsys.close();
   } catch {
     // closing is best effort; the process is about to leave
   }
-  post({ type: 'ended', why });
+  post({ type: 'ended', why, stats });
 }
 
 main();

@@ -43,8 +43,10 @@ export const WAKE_NAME = '.distri-wake-' + 'z'.repeat(260);
 const WANTED_FLAGS =
   P.InitFlag.ASYNC_READ | P.InitFlag.DO_READDIRPLUS | P.InitFlag.READDIRPLUS_AUTO | P.InitFlag.PARALLEL_DIROPS | P.InitFlag.MAX_PAGES | P.InitFlag.CACHE_SYMLINKS;
 
-/** Counter slots: [0] is every request, [op] each opcode (op < COUNTER_SLOTS). */
+/** Counter slots: [0] is every request, [op] each opcode (op < WAKE_SLOT), [WAKE_SLOT] wake-ups. */
 export const COUNTER_SLOTS = 64;
+export const WAKE_SLOT = COUNTER_SLOTS - 1;
+const WAKE_BYTES = new TextEncoder().encode(WAKE_NAME);
 
 export interface SessionOptions {
   /** Per-opcode request counters (COUNTER_SLOTS long; a SharedArrayBuffer view the main thread reads). */
@@ -95,9 +97,15 @@ export class Session {
       // A readable unique gets its EIO; without one there is nothing to answer.
       return e instanceof P.ProtocolError && e.unique !== undefined ? P.encodeError(e.unique, Errno.EIO) : undefined;
     }
-    this.counters[0]!++;
-    if (h.opcode < COUNTER_SLOTS) this.counters[h.opcode]!++;
     try {
+      if (h.opcode === P.Op.LOOKUP && h.nodeid === ROOT_NODE && this.isWake(req)) {
+        // The daemon's own wake-up, not a request of anyone's: counted apart.
+        this.counters[WAKE_SLOT]!++;
+        this.options.onWake?.();
+        return P.encodeError(h.unique, Errno.ENOENT);
+      }
+      this.counters[0]!++;
+      if (h.opcode < WAKE_SLOT) this.counters[h.opcode]!++;
       return this.dispatch(h, P.body(req));
     } catch (e) {
       if (!(e instanceof SquashfsError)) this.unexpected(P.opName(h.opcode), e);
@@ -193,11 +201,15 @@ export class Session {
     });
   }
 
+  /** Whether a LOOKUP's name is WAKE_NAME (compared as bytes, before any decoding). */
+  private isWake(req: Uint8Array): boolean {
+    const name = req.subarray(P.IN_HEADER_SIZE);
+    if (name.length !== WAKE_BYTES.length + 1 || name[WAKE_BYTES.length] !== 0) return false;
+    for (let i = 0; i < WAKE_BYTES.length; i++) if (name[i] !== WAKE_BYTES[i]) return false;
+    return true;
+  }
+
   private lookup(h: P.InHeader, name: string): Uint8Array {
-    if (h.nodeid === ROOT_NODE && name === WAKE_NAME) {
-      this.options.onWake?.();
-      return P.encodeError(h.unique, Errno.ENOENT);
-    }
     let e: NodeEntry;
     try {
       e = this.fs.lookup(h.nodeid, name);

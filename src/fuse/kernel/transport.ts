@@ -19,8 +19,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
-import { COUNTER_SLOTS, WAKE_NAME } from './session';
-import type { ControlAnswer, FsBuilder, ServeWorkerData, WorkerEvent } from './serve-worker';
+import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
+import type { ControlAnswer, FsBuilder, ServeWorkerData, WorkerEvent } from './worker-api';
 
 export interface KernelMountOptions {
   mountpoint: string;
@@ -93,6 +93,8 @@ export class KernelMount {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private endedWhy: string | undefined;
+  /** What the serving thread reported of its NodeFs as it left (daemonStats). */
+  finalStats: unknown;
   /** Settles when the serving thread has left its loop (unmounted, stopped, or failed). */
   readonly ended: Promise<string>;
   private readonly controlPort;
@@ -158,6 +160,7 @@ export class KernelMount {
           km?.notify(encodeInvalInode(e.node));
           break;
         case 'ended':
+          if (km) km.finalStats = e.stats;
           endedResolve(e.why);
           break;
       }
@@ -215,7 +218,7 @@ export class KernelMount {
   /** Requests by opcode name, for stats files and benchmarks. */
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (let i = 1; i < COUNTER_SLOTS; i++) if (this.counters[i]) out[opName(i)] = this.counters[i]!;
+    for (let i = 1; i < WAKE_SLOT; i++) if (this.counters[i]) out[opName(i)] = this.counters[i]!;
     return out;
   }
 

@@ -1,0 +1,39 @@
+/**
+ * The NodeFs of `distri mount`: one image, with squashfuse's options. Built by the thread that
+ * serves it (the kernel transport's serving thread, or the main thread for libfuse), so this module
+ * loads only the reader: no FUSE binding, nothing a worker thread cannot load.
+ */
+import * as path from 'node:path';
+import { SquashfsError } from '../errors';
+import { Image } from '../reader/image';
+import { ImageFs } from '../vfs/image-fs';
+
+export interface ImageSourceArgs {
+  image: string;
+  offset?: number;
+  subdir?: string;
+  uid?: number;
+  gid?: number;
+  /** Decompressed data blocks kept, in MiB. */
+  cacheMiB: number;
+}
+
+function describe(e: unknown): string {
+  if (e instanceof SquashfsError) return e.describe();
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function buildImageFs(a: ImageSourceArgs): ImageFs {
+  let image: Image;
+  try {
+    image = Image.open(path.resolve(a.image), { offset: a.offset ?? 0, dataCacheBytes: a.cacheMiB * 1024 * 1024 });
+  } catch (e) {
+    throw new Error(`cannot open image ${a.image}: ${describe(e)}`);
+  }
+  try {
+    return new ImageFs(image, { subdir: a.subdir, uid: a.uid, gid: a.gid });
+  } catch (e) {
+    image.close();
+    throw new Error(`${a.image}: subdir=${a.subdir}: ${describe(e)}`);
+  }
+}
