@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { skipUnless } from './oracle/tools';
-import { fuseAvailable, sleep } from './helpers/mount';
+import { fuseAvailable, sleep, TRANSPORTS } from './helpers/mount';
 import { addPackage, fusectl, removePackage, sh, spawnStoreMount, storeStats, writeTree, mksquashfs, type StoreMount, type Tree } from './helpers/store';
 
 const skip = skipUnless('store FUSE tests', fuseAvailable(), 'mksquashfs', 'setfattr', 'getfattr');
@@ -44,301 +44,324 @@ async function linkBecomes(p: string, want: string | undefined, timeoutMs = 5000
 
 const CAP = Buffer.from('0100000200100000000000000000000000000000', 'hex'); // 20 bytes, as in case 7
 
-describe('distri fuse: a store at /ro', { skip }, () => {
-  let t: ReturnType<typeof tempStore>;
-  let m: StoreMount;
+// Every test below runs on both FUSE transports: our own kernel-protocol code, and libfuse.
+for (const transport of TRANSPORTS) {
+  describe(`${transport} transport`, () => {
+    before(() => {
+      process.env.DISTRI_TRANSPORT = transport;
+    });
+    after(() => {
+      delete process.env.DISTRI_TRANSPORT;
+    });
+    describe('distri fuse: a store at /ro', { skip }, () => {
+    let t: ReturnType<typeof tempStore>;
+    let m: StoreMount;
 
-  before(async () => {
-    t = tempStore();
-    addPackage(t.store, { full: 'less-amd64-530', tree: { 'bin/less': { content: '#!/bin/sh\necho less-530\n', mode: 0o755 }, 'out/bin/less': 'old' } }, t.work);
-    addPackage(t.store, { full: 'less-amd64-530-2', tree: { 'bin/less': { content: '#!/bin/sh\necho less-530-2\n', mode: 0o755 }, 'out/share/man/man1/less.1': 'man page' } }, t.work);
-    addPackage(
-      t.store,
-      {
-        full: 'ping-amd64-1-1',
-        tree: { 'out/bin/ping': { content: 'ELF-ish', mode: 0o755, xattrs: { 'security.capability': CAP } }, 'bin/ping': { symlink: '../out/bin/ping' } },
-      },
-      t.work,
-    );
-    addPackage(t.store, { full: 'app-amd64-1-1', tree: { 'out/lib/app/modules/core.so': 'core', 'out/bin/app': 'app' } }, t.work);
-    addPackage(
-      t.store,
-      {
-        full: 'plugin-amd64-2-1',
-        tree: { 'out/lib/app/modules/extra.so': 'extra', 'out/lib/app/modules/sub/deep.so': 'deep' },
-        meta: 'runtime_dep: "app-amd64-1-1"\nsource_pkg: "plugin"\nversion: "2-1"\nruntime_union: < dir: "lib/app/modules" pkg: "app-amd64-1-1" >\nunknown_field: "ignored"\n',
-      },
-      t.work,
-    );
-    m = await spawnStoreMount(t.store);
-  });
+    before(async () => {
+      t = tempStore();
+      addPackage(t.store, { full: 'less-amd64-530', tree: { 'bin/less': { content: '#!/bin/sh\necho less-530\n', mode: 0o755 }, 'out/bin/less': 'old' } }, t.work);
+      addPackage(t.store, { full: 'less-amd64-530-2', tree: { 'bin/less': { content: '#!/bin/sh\necho less-530-2\n', mode: 0o755 }, 'out/share/man/man1/less.1': 'man page' } }, t.work);
+      addPackage(
+        t.store,
+        {
+          full: 'ping-amd64-1-1',
+          tree: { 'out/bin/ping': { content: 'ELF-ish', mode: 0o755, xattrs: { 'security.capability': CAP } }, 'bin/ping': { symlink: '../out/bin/ping' } },
+        },
+        t.work,
+      );
+      addPackage(t.store, { full: 'app-amd64-1-1', tree: { 'out/lib/app/modules/core.so': 'core', 'out/bin/app': 'app' } }, t.work);
+      addPackage(
+        t.store,
+        {
+          full: 'plugin-amd64-2-1',
+          tree: { 'out/lib/app/modules/extra.so': 'extra', 'out/lib/app/modules/sub/deep.so': 'deep' },
+          meta: 'runtime_dep: "app-amd64-1-1"\nsource_pkg: "plugin"\nversion: "2-1"\nruntime_union: < dir: "lib/app/modules" pkg: "app-amd64-1-1" >\nunknown_field: "ignored"\n',
+        },
+        t.work,
+      );
+      m = await spawnStoreMount(t.store);
+    });
 
-  after(async () => {
-    await m?.cleanup();
-    t?.remove();
-  });
+    after(async () => {
+      await m?.cleanup();
+      t?.remove();
+    });
 
-  it('is lazy: listing /ro and /ro/bin and stat-ing /ro/<pkg> open no image (case 6)', async () => {
-    const names = await fs.promises.readdir(m.dir);
-    for (const n of ['less-amd64-530', 'less-amd64-530-2', 'ping-amd64-1-1', 'bin', 'lib', 'share', 'include', 'ctl']) assert.ok(names.includes(n), `${n} in ${names}`);
-    const bin = await fs.promises.readdir(path.join(m.dir, 'bin'));
-    assert.deepEqual(bin.sort(), ['less', 'ping']);
-    const st = await fs.promises.stat(path.join(m.dir, 'less-amd64-530'));
-    assert.ok(st.isDirectory());
-    assert.equal(st.mode & 0o7777, 0o555);
-    await sh(`ls -l ${m.dir} ${m.dir}/bin ${m.dir}/lib > /dev/null`);
-    let s = await storeStats(m.dir);
-    assert.equal(s.imagesKnown, 5);
-    assert.equal(s.imagesOpenedTotal, 0, 'no image opened by listings and stats');
-    assert.equal(await fs.promises.readFile(path.join(m.dir, 'less-amd64-530', 'out/bin/less'), 'utf8'), 'old');
-    s = await storeStats(m.dir);
-    assert.equal(s.imagesOpenedTotal, 1, 'the first lookup below a package opens exactly its image');
-  });
-
-  it('links to the newest revision; both revisions stay reachable (case 2)', async () => {
-    assert.equal(await fs.promises.readlink(path.join(m.dir, 'bin/less')), '../less-amd64-530-2/bin/less');
-    const r = await sh(`${m.dir}/bin/less`);
-    assert.equal(r.stdout, 'less-530-2\n');
-    assert.ok((await fs.promises.stat(path.join(m.dir, 'less-amd64-530/bin/less'))).isFile());
-    assert.ok((await fs.promises.stat(path.join(m.dir, 'less-amd64-530-2/bin/less'))).isFile());
-    assert.equal(await fs.promises.readlink(path.join(m.dir, 'share/man/man1/less.1')), '../../../less-amd64-530-2/out/share/man/man1/less.1');
-  });
-
-  it('serves extended attributes exactly (case 7)', async () => {
-    const r = await sh(`getfattr --absolute-names -e hex -n security.capability ${m.dir}/ping-amd64-1-1/out/bin/ping`);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`security.capability=0x${CAP.toString('hex')}`));
-    const d = await sh(`getfattr --absolute-names -d -m - ${m.dir}/less-amd64-530-2/bin/less`);
-    assert.equal(d.stdout.trim(), '', 'no xattrs on a file without them');
-  });
-
-  it('runtime_union: the target lists its own and the plugin\'s entries (case 8)', async () => {
-    const dir = path.join(m.dir, 'app-amd64-1-1/out/lib/app/modules');
-    assert.deepEqual((await fs.promises.readdir(dir)).sort(), ['core.so', 'extra.so', 'sub']);
-    assert.equal(await fs.promises.readFile(path.join(dir, 'extra.so'), 'utf8'), 'extra');
-    assert.equal(await fs.promises.readFile(path.join(dir, 'sub/deep.so'), 'utf8'), 'deep');
-    assert.equal(await fs.promises.readFile(path.join(dir, 'core.so'), 'utf8'), 'core');
-    // The plugin's own tree is unchanged.
-    assert.deepEqual((await fs.promises.readdir(path.join(m.dir, 'plugin-amd64-2-1/out/lib/app/modules'))).sort(), ['extra.so', 'sub']);
-  });
-
-  it('ctl: ping, scan, mkdirall (case 5)', async () => {
-    const target = await fs.promises.readlink(path.join(m.dir, 'ctl'));
-    assert.ok(path.isAbsolute(target));
-    assert.ok((await fs.promises.lstat(target)).isSocket(), `${target} is a unix socket`);
-    assert.match(await fusectl(m.dir, 'ping'), /^ok/);
-    assert.match(await fusectl(m.dir, 'scan'), /^5 packages/);
-    await assert.rejects(fusectl(m.dir, 'mkdirall', 'a/b'), /single path component/);
-    await fusectl(m.dir, 'mkdirall', 'less-amd64-530'); // an existing package: no-op
-    assert.equal((await fs.promises.readdir(m.dir)).filter((n) => n === 'less-amd64-530').length, 1);
-    await fusectl(m.dir, 'mkdirall', 'foo');
-    const st = await fs.promises.stat(path.join(m.dir, 'foo'));
-    assert.ok(st.isDirectory());
-    assert.equal(st.mode & 0o7777, 0o555);
-    assert.deepEqual(await fs.promises.readdir(path.join(m.dir, 'foo')), []);
-  });
-
-  it('is read-only', async () => {
-    await assert.rejects(fs.promises.writeFile(path.join(m.dir, 'foo', 'x'), 'x'), /EROFS|EACCES/);
-    await assert.rejects(fs.promises.writeFile(path.join(m.dir, 'less-amd64-530/bin/less'), 'x'), /EROFS|EACCES/);
-  });
-});
-
-describe('distri fuse: the store is live', { skip }, () => {
-  let t: ReturnType<typeof tempStore>;
-  let m: StoreMount;
-
-  before(async () => {
-    t = tempStore();
-    addPackage(t.store, { full: 'less-amd64-530', tree: { 'bin/less': 'a' } }, t.work);
-    addPackage(t.store, { full: 'less-amd64-530-2', tree: { 'bin/less': 'b', 'out/share/doc/big': crypto.randomBytes(300_000) } }, t.work);
-    m = await spawnStoreMount(t.store);
-  });
-
-  after(async () => {
-    await m?.cleanup();
-    t?.remove();
-  });
-
-  it('a new revision takes the link within about a second, without a signal; removing it falls back (case 3)', async () => {
-    const link = path.join(m.dir, 'bin/less');
-    assert.equal(await fs.promises.readlink(link), '../less-amd64-530-2/bin/less');
-    addPackage(t.store, { full: 'less-amd64-530-3', tree: { 'bin/less': 'c' } }, t.work);
-    const moved = await linkBecomes(link, '../less-amd64-530-3/bin/less');
-    assert.ok(moved >= 0 && moved <= 2.5, `link moved after ${moved} s`);
-    assert.ok((await fs.promises.readdir(m.dir)).includes('less-amd64-530-3'));
-    removePackage(t.store, 'less-amd64-530-3');
-    const back = await linkBecomes(link, '../less-amd64-530-2/bin/less');
-    assert.ok(back >= 0 && back <= 2.5, `link fell back after ${back} s`);
-    addPackage(t.store, { full: 'bash-amd64-1', tree: { 'bin/bash': 'bash', 'out/lib/pkgconfig/x.pc': 'pc' } }, t.work);
-    assert.ok((await linkBecomes(path.join(m.dir, 'bin/bash'), '../bash-amd64-1/bin/bash')) >= 0);
-    // case 4: nested exchange dir
-    assert.equal(await fs.promises.readlink(path.join(m.dir, 'lib/pkgconfig/x.pc')), '../../bash-amd64-1/out/lib/pkgconfig/x.pc');
-  });
-
-  it('an image with meta only is not used until the image is renamed in', async () => {
-    fs.writeFileSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'), 'version: "5-1"\n');
-    await sleep(600);
-    assert.equal((await fs.promises.readdir(m.dir)).includes('zsh-amd64-5-1'), false);
-    fs.rmSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'));
-  });
-
-  it('a reader holding a file of a removed image keeps reading it', async () => {
-    const file = path.join(m.dir, 'less-amd64-530-2/out/share/doc/big');
-    const fh = await fs.promises.open(file, 'r');
-    try {
-      const first = Buffer.alloc(1000);
-      await fh.read(first, 0, 1000, 0);
-      removePackage(t.store, 'less-amd64-530-2');
-      assert.ok((await linkBecomes(path.join(m.dir, 'bin/less'), '../less-amd64-530/bin/less')) >= 0, 'fell back to 530');
-      const rest = Buffer.alloc(200_000);
-      const { bytesRead } = await fh.read(rest, 0, rest.length, 100_000);
-      assert.equal(bytesRead, rest.length);
-      const s = await storeStats(m.dir);
-      assert.equal(s.imagesRetiredWithOpenFiles, 1, 'the removed image stays open for its reader');
-    } finally {
-      await fh.close();
-    }
-    await sleep(100);
-    assert.equal((await storeStats(m.dir)).imagesRetiredWithOpenFiles, 0, 'closed with its last file');
-  });
-
-  it('SIGUSR1 rescans too', async () => {
-    // Bypass the watcher's debounce by checking the scan counter moves.
-    const before = (await storeStats(m.dir)).scans;
-    process.kill(m.pid, 'SIGUSR1');
-    let after = before;
-    for (let i = 0; i < 40 && after === before; i++) {
-      await sleep(50);
-      after = (await storeStats(m.dir)).scans;
-    }
-    assert.ok(after > before, `scans ${before} → ${after}`);
-  });
-});
-
-describe('distri fuse: bad packages, the index, bounds', { skip }, () => {
-  let t: ReturnType<typeof tempStore>;
-  const expected = new Map<string, string>(); // path below /ro → sha256
-
-  before(() => {
-    t = tempStore();
-    for (let i = 0; i < 8; i++) {
-      const tree: Tree = {};
-      for (let j = 0; j < 4; j++) {
-        const data = crypto.randomBytes(20_000 + ((i * 7919 + j * 104_729) % 400_000));
-        tree[`out/share/data/f${j}`] = data;
-        expected.set(`good${i}-amd64-1-1/out/share/data/f${j}`, crypto.createHash('sha256').update(data).digest('hex'));
-      }
-      tree[`bin/good${i}`] = { content: `#!/bin/sh\necho ${i}\n`, mode: 0o755 };
-      addPackage(t.store, { full: `good${i}-amd64-1-1`, tree }, t.work);
-    }
-    // case 9: random bytes as an image, and an image without meta
-    fs.writeFileSync(path.join(t.store, 'corrupt-amd64-1-1.squashfs'), crypto.randomBytes(8192));
-    fs.writeFileSync(path.join(t.store, 'corrupt-amd64-1-1.meta.textproto'), 'version: "1-1"\n');
-    addPackage(t.store, { full: 'nometa-amd64-1-1', tree: { 'bin/nometa': 'x' }, meta: null }, t.work);
-    // a gzip image whose first data block is damaged: EIO for that file only
-    const src = path.join(t.work, 'damaged');
-    writeTree(src, { 'out/share/bad': 'squash me '.repeat(30_000), 'out/share/fine': 'fine' });
-    const img = path.join(t.store, 'damaged-amd64-1-1.squashfs');
-    mksquashfs(src, img, ['-noI', '-noF', '-noX', '-no-fragments', '-b', '131072', '-all-root', '-quiet', '-no-progress', '-comp', 'gzip']);
-    const fd = fs.openSync(img, 'r+');
-    fs.writeSync(fd, Buffer.alloc(64, 0xaa), 0, 64, 96 + 16);
-    fs.closeSync(fd);
-    fs.writeFileSync(path.join(t.store, 'damaged-amd64-1-1.meta.textproto'), 'version: "1-1"\n');
-  });
-
-  after(() => t?.remove());
-
-  it('skips a corrupt image and one without meta, logged once; the rest works (case 9)', async () => {
-    const m = await spawnStoreMount(t.store);
-    try {
+    it('is lazy: listing /ro and /ro/bin and stat-ing /ro/<pkg> open no image (case 6)', async () => {
       const names = await fs.promises.readdir(m.dir);
-      assert.ok(!names.includes('corrupt-amd64-1-1') && !names.includes('nometa-amd64-1-1'), names.join(' '));
-      assert.ok(names.includes('good0-amd64-1-1') && names.includes('damaged-amd64-1-1'));
-      await fusectl(m.dir, 'scan');
-      await fusectl(m.dir, 'scan');
-      const log = m.log();
-      assert.equal(log.split('\n').filter((l) => l.includes('skipping corrupt-amd64-1-1')).length, 1, log);
-      assert.equal(log.split('\n').filter((l) => l.includes('skipping nometa-amd64-1-1')).length, 1, log);
-      assert.equal((await sh(`${m.dir}/bin/good3`)).stdout, '3\n');
-      await assert.rejects(fs.promises.readFile(path.join(m.dir, 'damaged-amd64-1-1/out/share/bad')), /EIO/);
-      assert.equal(await fs.promises.readFile(path.join(m.dir, 'damaged-amd64-1-1/out/share/fine'), 'utf8'), 'fine');
-    } finally {
-      await m.cleanup();
-    }
+      for (const n of ['less-amd64-530', 'less-amd64-530-2', 'ping-amd64-1-1', 'bin', 'lib', 'share', 'include', 'ctl']) assert.ok(names.includes(n), `${n} in ${names}`);
+      const bin = await fs.promises.readdir(path.join(m.dir, 'bin'));
+      assert.deepEqual(bin.sort(), ['less', 'ping']);
+      const st = await fs.promises.stat(path.join(m.dir, 'less-amd64-530'));
+      assert.ok(st.isDirectory());
+      assert.equal(st.mode & 0o7777, 0o555);
+      await sh(`ls -l ${m.dir} ${m.dir}/bin ${m.dir}/lib > /dev/null`);
+      let s = await storeStats(m.dir);
+      assert.equal(s.imagesKnown, 5);
+      assert.equal(s.imagesOpenedTotal, 0, 'no image opened by listings and stats');
+      assert.equal(await fs.promises.readFile(path.join(m.dir, 'less-amd64-530', 'out/bin/less'), 'utf8'), 'old');
+      s = await storeStats(m.dir);
+      assert.equal(s.imagesOpenedTotal, 1, 'the first lookup below a package opens exactly its image');
+    });
+
+    it('links to the newest revision; both revisions stay reachable (case 2)', async () => {
+      assert.equal(await fs.promises.readlink(path.join(m.dir, 'bin/less')), '../less-amd64-530-2/bin/less');
+      const r = await sh(`${m.dir}/bin/less`);
+      assert.equal(r.stdout, 'less-530-2\n');
+      assert.ok((await fs.promises.stat(path.join(m.dir, 'less-amd64-530/bin/less'))).isFile());
+      assert.ok((await fs.promises.stat(path.join(m.dir, 'less-amd64-530-2/bin/less'))).isFile());
+      assert.equal(await fs.promises.readlink(path.join(m.dir, 'share/man/man1/less.1')), '../../../less-amd64-530-2/out/share/man/man1/less.1');
+    });
+
+    it('serves extended attributes exactly (case 7)', async () => {
+      const r = await sh(`getfattr --absolute-names -e hex -n security.capability ${m.dir}/ping-amd64-1-1/out/bin/ping`);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`security.capability=0x${CAP.toString('hex')}`));
+      const d = await sh(`getfattr --absolute-names -d -m - ${m.dir}/less-amd64-530-2/bin/less`);
+      assert.equal(d.stdout.trim(), '', 'no xattrs on a file without them');
+    });
+
+    it('runtime_union: the target lists its own and the plugin\'s entries (case 8)', async () => {
+      const dir = path.join(m.dir, 'app-amd64-1-1/out/lib/app/modules');
+      assert.deepEqual((await fs.promises.readdir(dir)).sort(), ['core.so', 'extra.so', 'sub']);
+      assert.equal(await fs.promises.readFile(path.join(dir, 'extra.so'), 'utf8'), 'extra');
+      assert.equal(await fs.promises.readFile(path.join(dir, 'sub/deep.so'), 'utf8'), 'deep');
+      assert.equal(await fs.promises.readFile(path.join(dir, 'core.so'), 'utf8'), 'core');
+      // The plugin's own tree is unchanged.
+      assert.deepEqual((await fs.promises.readdir(path.join(m.dir, 'plugin-amd64-2-1/out/lib/app/modules'))).sort(), ['extra.so', 'sub']);
+    });
+
+    it('ctl: ping, scan, mkdirall (case 5)', async () => {
+      const target = await fs.promises.readlink(path.join(m.dir, 'ctl'));
+      assert.ok(path.isAbsolute(target));
+      assert.ok((await fs.promises.lstat(target)).isSocket(), `${target} is a unix socket`);
+      assert.match(await fusectl(m.dir, 'ping'), /^ok/);
+      assert.match(await fusectl(m.dir, 'scan'), /^5 packages/);
+      await assert.rejects(fusectl(m.dir, 'mkdirall', 'a/b'), /single path component/);
+      await fusectl(m.dir, 'mkdirall', 'less-amd64-530'); // an existing package: no-op
+      assert.equal((await fs.promises.readdir(m.dir)).filter((n) => n === 'less-amd64-530').length, 1);
+      await fusectl(m.dir, 'mkdirall', 'foo');
+      const st = await fs.promises.stat(path.join(m.dir, 'foo'));
+      assert.ok(st.isDirectory());
+      assert.equal(st.mode & 0o7777, 0o555);
+      assert.deepEqual(await fs.promises.readdir(path.join(m.dir, 'foo')), []);
+    });
+
+    it('is read-only', async () => {
+      await assert.rejects(fs.promises.writeFile(path.join(m.dir, 'foo', 'x'), 'x'), /EROFS|EACCES/);
+      await assert.rejects(fs.promises.writeFile(path.join(m.dir, 'less-amd64-530/bin/less'), 'x'), /EROFS|EACCES/);
+    });
   });
 
-  it('16 parallel readers across packages: every checksum matches', async () => {
-    const m = await spawnStoreMount(t.store, ['--max-open', '3']);
-    try {
-      const files = [...expected.keys()];
-      const readers = Array.from({ length: 16 }, (_, r) => {
-        const mine = files.filter((_, i) => i % 16 === r || (i + r) % 5 === 0);
-        return sh(mine.map((f) => `sha256sum ${m.dir}/${f}`).join(' && '), 60_000);
-      });
-      const results = await Promise.all(readers);
-      let checked = 0;
-      for (const r of results) {
-        assert.equal(r.status, 0, r.stderr);
-        for (const line of r.stdout.trim().split('\n')) {
-          const [sum, file] = line.split(/\s+/);
-          assert.equal(sum, expected.get(path.relative(m.dir, file!)), file);
-          checked++;
-        }
+  describe('distri fuse: the store is live', { skip }, () => {
+    let t: ReturnType<typeof tempStore>;
+    let m: StoreMount;
+
+    before(async () => {
+      t = tempStore();
+      addPackage(t.store, { full: 'less-amd64-530', tree: { 'bin/less': 'a' } }, t.work);
+      addPackage(t.store, { full: 'less-amd64-530-2', tree: { 'bin/less': 'b', 'out/share/doc/big': crypto.randomBytes(300_000) } }, t.work);
+      m = await spawnStoreMount(t.store);
+    });
+
+    after(async () => {
+      await m?.cleanup();
+      t?.remove();
+    });
+
+    it('a new revision takes the link within about a second, without a signal; removing it falls back (case 3)', async () => {
+      const link = path.join(m.dir, 'bin/less');
+      assert.equal(await fs.promises.readlink(link), '../less-amd64-530-2/bin/less');
+      addPackage(t.store, { full: 'less-amd64-530-3', tree: { 'bin/less': 'c' } }, t.work);
+      const moved = await linkBecomes(link, '../less-amd64-530-3/bin/less');
+      assert.ok(moved >= 0 && moved <= 2.5, `link moved after ${moved} s`);
+      assert.ok((await fs.promises.readdir(m.dir)).includes('less-amd64-530-3'));
+      removePackage(t.store, 'less-amd64-530-3');
+      const back = await linkBecomes(link, '../less-amd64-530-2/bin/less');
+      assert.ok(back >= 0 && back <= 2.5, `link fell back after ${back} s`);
+      addPackage(t.store, { full: 'bash-amd64-1', tree: { 'bin/bash': 'bash', 'out/lib/pkgconfig/x.pc': 'pc' } }, t.work);
+      assert.ok((await linkBecomes(path.join(m.dir, 'bin/bash'), '../bash-amd64-1/bin/bash')) >= 0);
+      // case 4: nested exchange dir
+      assert.equal(await fs.promises.readlink(path.join(m.dir, 'lib/pkgconfig/x.pc')), '../../bash-amd64-1/out/lib/pkgconfig/x.pc');
+    });
+
+    it('an image with meta only is not used until the image is renamed in', async () => {
+      fs.writeFileSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'), 'version: "5-1"\n');
+      await sleep(600);
+      assert.equal((await fs.promises.readdir(m.dir)).includes('zsh-amd64-5-1'), false);
+      fs.rmSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'));
+    });
+
+    it('a reader holding a file of a removed image keeps reading it', async () => {
+      const file = path.join(m.dir, 'less-amd64-530-2/out/share/doc/big');
+      const fh = await fs.promises.open(file, 'r');
+      try {
+        const first = Buffer.alloc(1000);
+        await fh.read(first, 0, 1000, 0);
+        removePackage(t.store, 'less-amd64-530-2');
+        assert.ok((await linkBecomes(path.join(m.dir, 'bin/less'), '../less-amd64-530/bin/less')) >= 0, 'fell back to 530');
+        const rest = Buffer.alloc(200_000);
+        const { bytesRead } = await fh.read(rest, 0, rest.length, 100_000);
+        assert.equal(bytesRead, rest.length);
+        const s = await storeStats(m.dir);
+        assert.equal(s.imagesRetiredWithOpenFiles, 1, 'the removed image stays open for its reader');
+      } finally {
+        await fh.close();
       }
-      assert.ok(checked >= 32, `${checked} checksums`);
-      const s = await storeStats(m.dir);
-      assert.ok(s.imagesOpen <= 3, `at most 3 images open, got ${s.imagesOpen}`);
-      assert.ok(s.evictions > 0, 'least recently used images were closed');
-    } finally {
-      await m.cleanup();
-    }
+      if (transport === 'kernel') {
+        // Files are read by node without open: the image closes when the kernel forgets the
+        // package's nodes, which it does when it drops its inodes (memory pressure; here, now).
+        fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+        let retired = 1;
+        for (let i = 0; i < 100 && retired !== 0; i++) {
+          await sleep(50);
+          retired = (await storeStats(m.dir)).imagesRetiredWithOpenFiles;
+        }
+        assert.equal(retired, 0, 'closed once the kernel forgot its nodes');
+        return;
+      }
+      await sleep(100);
+      assert.equal((await storeStats(m.dir)).imagesRetiredWithOpenFiles, 0, 'closed with its last file');
+    });
+
+    it('SIGUSR1 rescans too', async () => {
+      // Bypass the watcher's debounce by checking the scan counter moves.
+      const before = (await storeStats(m.dir)).scans;
+      process.kill(m.pid, 'SIGUSR1');
+      let after = before;
+      for (let i = 0; i < 40 && after === before; i++) {
+        await sleep(50);
+        after = (await storeStats(m.dir)).scans;
+      }
+      assert.ok(after > before, `scans ${before} → ${after}`);
+    });
   });
 
-  it('the index is reused when valid and rebuilt when stale or damaged', async () => {
-    // The mounts above wrote it.
-    const indexFile = path.join(t.store, '.distri-index', 'summary-v1.json');
-    assert.ok(fs.existsSync(indexFile));
-    assert.ok(fs.existsSync(path.join(t.store, '.distri-index', 'entries-v1.json')));
-    let m = await spawnStoreMount(t.store);
-    let s: Awaited<ReturnType<typeof storeStats>>;
-    try {
-      s = await storeStats(m.dir);
-      assert.equal(s.index.built, 0, 'nothing rebuilt');
-      assert.ok((s.index.hits as number) >= 9);
-    } finally {
-      await m.cleanup();
-    }
-    // Touch one image (new mtime) and damage nothing else: exactly that record is rebuilt.
-    const later = new Date(Date.now() + 5000);
-    fs.utimesSync(path.join(t.store, 'good1-amd64-1-1.squashfs'), later, later);
-    m = await spawnStoreMount(t.store);
-    try {
-      s = await storeStats(m.dir);
-      assert.equal(s.index.built, 1);
-    } finally {
-      await m.cleanup();
-    }
-    // A damaged index file is ignored as a whole and rebuilt.
-    fs.writeFileSync(indexFile, '{"format":"distri-store-index/1","packages":{"good0-amd64-1-1":{"image":1}}');
-    m = await spawnStoreMount(t.store);
-    try {
-      s = await storeStats(m.dir);
-      assert.ok((s.index.built as number) >= 9, `rebuilt ${s.index.built}`);
-      assert.equal((await sh(`${m.dir}/bin/good5`)).stdout, '5\n');
-    } finally {
-      await m.cleanup();
-    }
-  });
+  describe('distri fuse: bad packages, the index, bounds', { skip }, () => {
+    let t: ReturnType<typeof tempStore>;
+    const expected = new Map<string, string>(); // path below /ro → sha256
 
-  it('--pkgs and --overlays restrict what is shown', async () => {
-    const m = await spawnStoreMount(t.store, ['--pkgs', 'good1-amd64,good2', '--overlays', '/bin']);
-    try {
-      const names = (await fs.promises.readdir(m.dir)).sort();
-      assert.deepEqual(names, ['bin', 'ctl', 'good1-amd64-1-1', 'good2-amd64-1-1']);
-      assert.deepEqual((await fs.promises.readdir(path.join(m.dir, 'bin'))).sort(), ['good1', 'good2']);
-    } finally {
-      await m.cleanup();
-    }
+    before(() => {
+      t = tempStore();
+      for (let i = 0; i < 8; i++) {
+        const tree: Tree = {};
+        for (let j = 0; j < 4; j++) {
+          const data = crypto.randomBytes(20_000 + ((i * 7919 + j * 104_729) % 400_000));
+          tree[`out/share/data/f${j}`] = data;
+          expected.set(`good${i}-amd64-1-1/out/share/data/f${j}`, crypto.createHash('sha256').update(data).digest('hex'));
+        }
+        tree[`bin/good${i}`] = { content: `#!/bin/sh\necho ${i}\n`, mode: 0o755 };
+        addPackage(t.store, { full: `good${i}-amd64-1-1`, tree }, t.work);
+      }
+      // case 9: random bytes as an image, and an image without meta
+      fs.writeFileSync(path.join(t.store, 'corrupt-amd64-1-1.squashfs'), crypto.randomBytes(8192));
+      fs.writeFileSync(path.join(t.store, 'corrupt-amd64-1-1.meta.textproto'), 'version: "1-1"\n');
+      addPackage(t.store, { full: 'nometa-amd64-1-1', tree: { 'bin/nometa': 'x' }, meta: null }, t.work);
+      // a gzip image whose first data block is damaged: EIO for that file only
+      const src = path.join(t.work, 'damaged');
+      writeTree(src, { 'out/share/bad': 'squash me '.repeat(30_000), 'out/share/fine': 'fine' });
+      const img = path.join(t.store, 'damaged-amd64-1-1.squashfs');
+      mksquashfs(src, img, ['-noI', '-noF', '-noX', '-no-fragments', '-b', '131072', '-all-root', '-quiet', '-no-progress', '-comp', 'gzip']);
+      const fd = fs.openSync(img, 'r+');
+      fs.writeSync(fd, Buffer.alloc(64, 0xaa), 0, 64, 96 + 16);
+      fs.closeSync(fd);
+      fs.writeFileSync(path.join(t.store, 'damaged-amd64-1-1.meta.textproto'), 'version: "1-1"\n');
+    });
+
+    after(() => t?.remove());
+
+    it('skips a corrupt image and one without meta, logged once; the rest works (case 9)', async () => {
+      const m = await spawnStoreMount(t.store);
+      try {
+        const names = await fs.promises.readdir(m.dir);
+        assert.ok(!names.includes('corrupt-amd64-1-1') && !names.includes('nometa-amd64-1-1'), names.join(' '));
+        assert.ok(names.includes('good0-amd64-1-1') && names.includes('damaged-amd64-1-1'));
+        await fusectl(m.dir, 'scan');
+        await fusectl(m.dir, 'scan');
+        const log = m.log();
+        assert.equal(log.split('\n').filter((l) => l.includes('skipping corrupt-amd64-1-1')).length, 1, log);
+        assert.equal(log.split('\n').filter((l) => l.includes('skipping nometa-amd64-1-1')).length, 1, log);
+        assert.equal((await sh(`${m.dir}/bin/good3`)).stdout, '3\n');
+        await assert.rejects(fs.promises.readFile(path.join(m.dir, 'damaged-amd64-1-1/out/share/bad')), /EIO/);
+        assert.equal(await fs.promises.readFile(path.join(m.dir, 'damaged-amd64-1-1/out/share/fine'), 'utf8'), 'fine');
+      } finally {
+        await m.cleanup();
+      }
+    });
+
+    it('16 parallel readers across packages: every checksum matches', async () => {
+      const m = await spawnStoreMount(t.store, ['--max-open', '3']);
+      try {
+        const files = [...expected.keys()];
+        const readers = Array.from({ length: 16 }, (_, r) => {
+          const mine = files.filter((_, i) => i % 16 === r || (i + r) % 5 === 0);
+          return sh(mine.map((f) => `sha256sum ${m.dir}/${f}`).join(' && '), 60_000);
+        });
+        const results = await Promise.all(readers);
+        let checked = 0;
+        for (const r of results) {
+          assert.equal(r.status, 0, r.stderr);
+          for (const line of r.stdout.trim().split('\n')) {
+            const [sum, file] = line.split(/\s+/);
+            assert.equal(sum, expected.get(path.relative(m.dir, file!)), file);
+            checked++;
+          }
+        }
+        assert.ok(checked >= 32, `${checked} checksums`);
+        const s = await storeStats(m.dir);
+        assert.ok(s.imagesOpen <= 3, `at most 3 images open, got ${s.imagesOpen}`);
+        assert.ok(s.evictions > 0, 'least recently used images were closed');
+      } finally {
+        await m.cleanup();
+      }
+    });
+
+    it('the index is reused when valid and rebuilt when stale or damaged', async () => {
+      // The mounts above wrote it.
+      const indexFile = path.join(t.store, '.distri-index', 'summary-v1.json');
+      assert.ok(fs.existsSync(indexFile));
+      assert.ok(fs.existsSync(path.join(t.store, '.distri-index', 'entries-v1.json')));
+      let m = await spawnStoreMount(t.store);
+      let s: Awaited<ReturnType<typeof storeStats>>;
+      try {
+        s = await storeStats(m.dir);
+        assert.equal(s.index.built, 0, 'nothing rebuilt');
+        assert.ok((s.index.hits as number) >= 9);
+      } finally {
+        await m.cleanup();
+      }
+      // Touch one image (new mtime) and damage nothing else: exactly that record is rebuilt.
+      const later = new Date(Date.now() + 5000);
+      fs.utimesSync(path.join(t.store, 'good1-amd64-1-1.squashfs'), later, later);
+      m = await spawnStoreMount(t.store);
+      try {
+        s = await storeStats(m.dir);
+        assert.equal(s.index.built, 1);
+      } finally {
+        await m.cleanup();
+      }
+      // A damaged index file is ignored as a whole and rebuilt.
+      fs.writeFileSync(indexFile, '{"format":"distri-store-index/1","packages":{"good0-amd64-1-1":{"image":1}}');
+      m = await spawnStoreMount(t.store);
+      try {
+        s = await storeStats(m.dir);
+        assert.ok((s.index.built as number) >= 9, `rebuilt ${s.index.built}`);
+        assert.equal((await sh(`${m.dir}/bin/good5`)).stdout, '5\n');
+      } finally {
+        await m.cleanup();
+      }
+    });
+
+    it('--pkgs and --overlays restrict what is shown', async () => {
+      const m = await spawnStoreMount(t.store, ['--pkgs', 'good1-amd64,good2', '--overlays', '/bin']);
+      try {
+        const names = (await fs.promises.readdir(m.dir)).sort();
+        assert.deepEqual(names, ['bin', 'ctl', 'good1-amd64-1-1', 'good2-amd64-1-1']);
+        assert.deepEqual((await fs.promises.readdir(path.join(m.dir, 'bin'))).sort(), ['good1', 'good2']);
+      } finally {
+        await m.cleanup();
+      }
+    });
   });
-});
+  });
+}

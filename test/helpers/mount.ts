@@ -11,6 +11,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot, type Availability } from '../oracle/tools';
 
+/**
+ * The FUSE transports every mount test runs on. The CLI takes its --transport default from
+ * DISTRI_TRANSPORT, which each transport's suite sets for the daemons it spawns.
+ */
+export const TRANSPORTS = ['kernel', 'libfuse'] as const;
+
 export const cliPath = (): string => path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -60,7 +60,7 @@ export function register(program: Command): void {
     .option('--allow-other', 'every user may enter (the default; non-root needs user_allow_other in /etc/fuse.conf)')
     .option('--nosuid', 'ignore setuid/setgid bits of package programs (default: they take effect, as on distri)')
     .option('--no-default-permissions', 'let every caller past the mode bits (default: the kernel checks each inode\'s mode)')
-    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default kernel where it works', 'auto')
+    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default $DISTRI_TRANSPORT, else kernel where it works', process.env.DISTRI_TRANSPORT ?? 'auto')
     .option('--pid-file <file>', 'write the daemon pid here while mounted')
     .addHelpText(
       'after',

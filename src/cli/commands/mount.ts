@@ -114,7 +114,7 @@ export function register(program: Command): void {
     .option('-d, --debug', 'libfuse debug output on stderr (implies -f)')
     .option('-o, --options <list>', `comma-separated: ${KNOWN.join(', ')}`, (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--pid-file <file>', 'write the daemon pid here while mounted')
-    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default kernel where it works', 'auto')
+    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default $DISTRI_TRANSPORT, else kernel where it works', process.env.DISTRI_TRANSPORT ?? 'auto')
     .addHelpText(
       'after',
       [

@@ -87,6 +87,7 @@ function serve(d: ServeWorkerData, fsys: NodeFs): string {
 
 function main(): void {
   const d = workerData as ServeWorkerData;
+  d.control.unref();
   let fsys: NodeFs;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -97,8 +98,10 @@ function main(): void {
     return;
   }
   fsys.setInvalidator?.({
-    entry: (parent, name) => post({ type: 'inval-entry', parent, name }),
-    inode: (node) => post({ type: 'inval-inode', node }),
+    // On the control port, so that they reach the main thread before the answer to the control
+    // request (a rescan) that caused them: messages on one port keep their order.
+    entry: (parent, name) => d.control.postMessage({ inval: 'entry', parent, name }),
+    inode: (node) => d.control.postMessage({ inval: 'inode', node }),
   });
   post({ type: 'built' });
   const start = new Int32Array(d.start);

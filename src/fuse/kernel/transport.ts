@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
-import type { ControlAnswer, FsBuilder, ServeWorkerData, WorkerEvent } from './worker-api';
+import type { ControlAnswer, FsBuilder, Invalidation, ServeWorkerData, WorkerEvent } from './worker-api';
 
 export interface KernelMountOptions {
   mountpoint: string;
@@ -112,12 +112,18 @@ export class KernelMount {
     this.start = new Int32Array(start);
     this.controlPort = controlPort;
     this.ended = ended.then((why) => (this.endedWhy = why));
-    controlPort.on('message', (a: ControlAnswer) => {
-      const p = this.pending.get(a.id);
+    controlPort.on('message', (m: ControlAnswer | Invalidation) => {
+      if ('inval' in m) {
+        this.notify(m.inval === 'entry' ? encodeInvalEntry(m.parent, Buffer.from(m.name)) : encodeInvalInode(m.node));
+        return;
+      }
+      const p = this.pending.get(m.id);
       if (!p) return;
-      this.pending.delete(a.id);
-      if (a.ok) p.resolve(a.value);
-      else p.reject(new Error(a.message ?? 'control request failed'));
+      this.pending.delete(m.id);
+      // Answered once the kernel has taken every invalidation the request caused: when a rescan
+      // returns, /ro already shows the new tree.
+      const settle = () => (m.ok ? p.resolve(m.value) : p.reject(new Error(m.message ?? 'control request failed')));
+      void Promise.all(this.writing).then(settle, settle);
     });
   }
 
@@ -152,12 +158,6 @@ export class KernelMount {
           break;
         case 'log':
           o.log(e.message);
-          break;
-        case 'inval-entry':
-          km?.notify(encodeInvalEntry(e.parent, Buffer.from(e.name)));
-          break;
-        case 'inval-inode':
-          km?.notify(encodeInvalInode(e.node));
           break;
         case 'ended':
           if (km) km.finalStats = e.stats;
@@ -226,13 +226,21 @@ export class KernelMount {
     return this.endedWhy !== undefined;
   }
 
+  /** Notifications being written now (each settles when the kernel has taken it). */
+  private readonly writing = new Set<Promise<void>>();
+
   /** Writes a notification to the kernel, asynchronously (it may wait for a directory lock). */
   private notify(msg: Uint8Array): void {
     if (this.hasEnded) return;
-    fs.write(this.fd, msg, (err) => {
-      // ENOENT: the kernel had nothing cached under that name or node; nothing to invalidate.
-      if (err && err.code !== 'ENOENT' && err.code !== 'ENODEV' && err.code !== 'EBADF') this.o.log(`invalidation: ${err.message}`);
+    const w = new Promise<void>((resolve) => {
+      fs.write(this.fd, msg, (err) => {
+        // ENOENT: the kernel had nothing cached under that name or node; nothing to invalidate.
+        if (err && err.code !== 'ENOENT' && err.code !== 'ENODEV' && err.code !== 'EBADF') this.o.log(`invalidation: ${err.message}`);
+        resolve();
+      });
     });
+    this.writing.add(w);
+    void w.then(() => this.writing.delete(w));
   }
 
   /** Wakes the serving thread when it sits in read(2) with nothing to do. */

@@ -28,8 +28,6 @@ export type WorkerEvent =
   | { type: 'built' }
   | { type: 'build-failed'; message: string }
   | { type: 'init' }
-  | { type: 'inval-entry'; parent: number; name: string }
-  | { type: 'inval-inode'; node: number }
   | { type: 'log'; message: string }
   | { type: 'ended'; why: string; stats?: unknown };
 
@@ -38,6 +36,9 @@ export interface ControlRequest {
   id: number;
   req: { op: string; [k: string]: unknown };
 }
+/** An invalidation the NodeFs asked for, sent on the control port ahead of the answer it belongs to. */
+export type Invalidation = { inval: 'entry'; parent: number; name: string } | { inval: 'inode'; node: number };
+
 export interface ControlAnswer {
   id: number;
   ok: boolean;

@@ -1,0 +1,240 @@
+/**
+ * What our own FUSE transport promises beyond what both transports share (fuse-mount and
+ * store-fuse run every mount test on both): the kernel caches what never changes (a warm walk or
+ * re-read sends nothing), FORGET keeps the daemon's node table to what the kernel holds, a rescan
+ * reaches the kernel's long-cached /ro at once through invalidations, and /ro is mounted the way
+ * a distri machine needs it (every user reads it, setuid programs run as such, modes enforced).
+ * Each test that can be switched off is also run with the feature off, where it must see the
+ * difference (libfuse for caching, --nosuid, --no-allow-other).
+ */
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { skipUnless } from './oracle/tools';
+import { fuseAvailable, run, spawnMount, waitFor, type Mount } from './helpers/mount';
+import { addPackage, fusectl, mksquashfs, spawnStoreMount, writeTree, type StoreMount } from './helpers/store';
+
+const skip = skipUnless('kernel FUSE transport tests', fuseAvailable(), 'mksquashfs', 'setpriv', 'gcc');
+
+let work: string;
+before(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-fuse-kernel-'));
+});
+after(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+interface Stats {
+  transport: string;
+  ops: Record<string, number>;
+  nodes?: number;
+}
+
+/** Asks a daemon for its stats file (SIGUSR1) and waits until it is rewritten. */
+async function daemonStats(pid: number, file: string): Promise<Stats> {
+  fs.rmSync(file, { force: true });
+  process.kill(pid, 'SIGUSR1');
+  assert.ok(await waitFor(() => fs.existsSync(file) && fs.statSync(file).size > 0, 10_000), 'the daemon wrote its stats');
+  let parsed: Stats | undefined;
+  await waitFor(() => {
+    try {
+      parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Stats;
+      return true;
+    } catch {
+      return false; // caught mid-write
+    }
+  }, 5000);
+  assert.ok(parsed, `stats in ${file}`);
+  return parsed;
+}
+
+/** A shell command run in a child process (never in this one: the mount is served elsewhere). */
+async function sh(script: string, asNobody = false): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const argv = asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', script] : ['sh', '-c', script];
+  const r = await run(argv[0]!, argv.slice(1), { timeoutMs: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const requestsOf = (s: Stats, ...ops: string[]) => ops.reduce((n, op) => n + (s.ops[op] ?? 0), 0);
+
+describe('the kernel caches what never changes', { skip }, () => {
+  let img: string;
+  before(() => {
+    const src = path.join(work, 'tree');
+    const tree: Record<string, string | { symlink: string }> = {};
+    for (let d = 0; d < 8; d++) {
+      for (let f = 0; f < 30; f++) tree[`d${d}/f${f}.txt`] = `file ${d}/${f}\n`.repeat(200 * f + 1);
+      tree[`d${d}/link`] = { symlink: `f${d}.txt` };
+    }
+    writeTree(src, tree);
+    img = path.join(work, 'tree.sqfs');
+    mksquashfs(src, img, ['-noappend', '-quiet', '-no-progress', '-comp', 'zstd']);
+  });
+
+  for (const transport of ['kernel', 'libfuse'] as const) {
+    test(`${transport}: a second ls -lR, readlink and read of every file ${transport === 'kernel' ? 'sends no LOOKUP, READDIR, OPEN or READ' : 'still sends requests (the feature off)'}`, { timeout: 120_000 }, async () => {
+      const stats = path.join(work, `stats-${transport}.json`);
+      const m = await spawnMount(img, { env: { DISTRI_TRANSPORT: transport, DISTRI_FUSE_STATS: stats } });
+      try {
+        const walk = `ls -lR ${m.dir} > /dev/null && find ${m.dir} -type l -exec readlink {} + > /dev/null && find ${m.dir} -type f -exec cat {} + | sha256sum`;
+        const first = await sh(walk);
+        assert.equal(first.status, 0, first.stderr);
+        const a = await daemonStats(m.pid, stats);
+        assert.equal(a.transport, transport);
+        const second = await sh(walk);
+        assert.equal(second.stdout, first.stdout, 'the same bytes the second time');
+        const b = await daemonStats(m.pid, stats);
+        const ops = ['lookup', 'readdir', 'readdirplus', 'open', 'opendir', 'read', 'readlink'];
+        const more = Object.fromEntries(ops.map((op) => [op, (b.ops[op] ?? 0) - (a.ops[op] ?? 0)]).filter(([, n]) => n !== 0));
+        assert.ok(requestsOf(a, 'read') > 0 && requestsOf(a, 'readdirplus', 'readdir') > 0, 'the first pass was served by the daemon');
+        if (transport === 'kernel') assert.deepEqual(more, {}, 'the warm pass reached the daemon with these requests');
+        else assert.ok(Object.keys(more).length > 0, 'libfuse: the warm pass does reach the daemon (so this test can see the difference)');
+      } finally {
+        await m.cleanup();
+      }
+    });
+  }
+});
+
+describe('FORGET keeps the node table to what the kernel holds', { skip }, () => {
+  test('a walk of 200,000 entries, then the kernel drops its inodes: the daemon forgets them too', { timeout: 600_000 }, async () => {
+    // 200 directories of 1,000 empty files: 200k lookups (READDIRPLUS entries count as lookups).
+    const src = path.join(work, 'wide');
+    for (let d = 0; d < 200; d++) {
+      const dir = path.join(src, `d${d}`);
+      fs.mkdirSync(dir, { recursive: true });
+      for (let f = 0; f < 1000; f++) fs.writeFileSync(path.join(dir, `f${f}`), '');
+    }
+    const img = path.join(work, 'wide.sqfs');
+    mksquashfs(src, img, ['-noappend', '-quiet', '-no-progress', '-noI', '-noD']);
+    fs.rmSync(src, { recursive: true, force: true });
+    const stats = path.join(work, 'stats-wide.json');
+    const m = await spawnMount(img, { env: { DISTRI_TRANSPORT: 'kernel', DISTRI_FUSE_STATS: stats } });
+    try {
+      const walked = await sh(`find ${m.dir} -printf '%i\\n' | wc -l`);
+      assert.equal(walked.stdout.trim(), String(200 * 1000 + 200 + 1), walked.stderr);
+      const held = (await daemonStats(m.pid, stats)).nodes!;
+      assert.ok(held >= 200_000, `${held} nodes held after the walk (the kernel keeps what it looked up)`);
+      // The kernel lets go of its dentries and inodes, and sends FORGET for each (in batches).
+      spawnSync('sync');
+      fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+      let now = held;
+      assert.ok(
+        await waitFor(() => {
+          process.kill(m.pid, 'SIGUSR1');
+          try {
+            now = (JSON.parse(fs.readFileSync(stats, 'utf8')) as Stats).nodes!;
+          } catch {
+            return false;
+          }
+          return now < held / 10;
+        }, 60_000, 200),
+        `after drop_caches the daemon still holds ${now} of ${held} nodes`,
+      );
+      const s = await daemonStats(m.pid, stats);
+      assert.ok(requestsOf(s, 'forget', 'batch_forget') > 0, 'FORGET reached the daemon');
+    } finally {
+      await m.cleanup();
+    }
+  });
+});
+
+describe('/ro as a distri machine needs it', { skip }, () => {
+  let store: string;
+  let euidProgram: string;
+  before(() => {
+    store = fs.mkdtempSync(path.join(work, 'store-'));
+    // A program that prints its effective uid: packed setuid root, like a package's ping or su.
+    const c = path.join(work, 'euid.c');
+    fs.writeFileSync(c, '#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf("%d\\n", (int)geteuid()); return 0; }\n');
+    euidProgram = path.join(work, 'euid');
+    const cc = spawnSync('gcc', ['-O1', '-o', euidProgram, c], { encoding: 'utf8' });
+    assert.equal(cc.status, 0, cc.stderr);
+    addPackage(
+      store,
+      {
+        full: 'tools-amd64-1.0-1',
+        tree: {
+          'out/bin/euid': { content: fs.readFileSync(euidProgram), mode: 0o4755 },
+          'out/bin/hello': { content: '#!/bin/sh\necho hello from /ro\n', mode: 0o755 },
+          'out/etc/secret': { content: 'root only\n', mode: 0o600 },
+          'bin/euid': { symlink: '../out/bin/euid' },
+          'bin/hello': { symlink: '../out/bin/hello' },
+        },
+      },
+      work,
+    );
+  });
+
+  async function withStore<T>(extra: string[], fn: (m: StoreMount) => Promise<T>): Promise<T> {
+    const m = await spawnStoreMount(store, ['--transport', 'kernel', ...extra]);
+    try {
+      return await fn(m);
+    } finally {
+      await m.cleanup();
+    }
+  }
+
+  test('another user lists /ro, runs a program from /ro/bin, and cannot read a 0600 file', { timeout: 60_000 }, async () => {
+    await withStore([], async (m) => {
+      const opts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m.dir) ?? '';
+      assert.match(opts, /allow_other/, 'mounted allow_other');
+      assert.match(opts, /default_permissions/);
+      const ls = await sh(`ls ${m.dir}/bin`, true);
+      assert.equal(ls.status, 0, ls.stderr);
+      assert.match(ls.stdout, /hello/);
+      const hello = await sh(`${m.dir}/bin/hello`, true);
+      assert.equal(hello.stdout, 'hello from /ro\n', hello.stderr);
+      const secret = await sh(`cat ${m.dir}/tools-amd64-1.0-1/out/etc/secret`, true);
+      assert.notEqual(secret.status, 0);
+      assert.match(secret.stderr, /Permission denied/);
+      const asRoot = await sh(`cat ${m.dir}/tools-amd64-1.0-1/out/etc/secret`);
+      assert.equal(asRoot.stdout, 'root only\n', 'root reads it');
+    });
+  });
+
+  test('with --no-allow-other another user cannot enter (the option is what lets them in)', { timeout: 60_000 }, async () => {
+    await withStore(['--no-allow-other'], async (m) => {
+      const ls = await sh(`ls ${m.dir}/bin`, true);
+      assert.notEqual(ls.status, 0);
+      assert.match(ls.stderr, /Permission denied/);
+    });
+  });
+
+  test('a setuid-root program in a package runs with euid 0 from /ro/bin; with --nosuid it does not', { timeout: 60_000 }, async () => {
+    await withStore([], async (m) => {
+      const r = await sh(`${m.dir}/bin/euid`, true);
+      assert.equal(r.stdout.trim(), '0', `euid as nobody: ${r.stdout}${r.stderr}`);
+    });
+    await withStore(['--nosuid'], async (m) => {
+      const r = await sh(`${m.dir}/bin/euid`, true);
+      assert.equal(r.stdout.trim(), '65534', `euid with nosuid: ${r.stdout}${r.stderr}`);
+    });
+  });
+
+  test('a new revision is in /ro/bin as soon as a rescan returns, though names are cached for a day', { timeout: 60_000 }, async () => {
+    await withStore([], async (m) => {
+      const link = path.join(m.dir, 'bin', 'hello');
+      const first = await run('readlink', [link]);
+      assert.equal(first.stdout.trim(), '../tools-amd64-1.0-1/bin/hello');
+      const ls1 = await run('ls', [m.dir]);
+      addPackage(store, { full: 'tools-amd64-1.0-2', tree: { 'out/bin/hello': { content: '#!/bin/sh\necho two\n', mode: 0o755 }, 'bin/hello': { symlink: '../out/bin/hello' } } }, work);
+      try {
+        await fusectl(m.dir, 'scan');
+        // No polling: the scan's answer comes after the kernel has taken the invalidations.
+        const second = await run('readlink', [link]);
+        assert.equal(second.stdout.trim(), '../tools-amd64-1.0-2/bin/hello');
+        const ls2 = await run('ls', [m.dir]);
+        assert.ok(!ls1.stdout.includes('tools-amd64-1.0-2') && ls2.stdout.includes('tools-amd64-1.0-2'), 'the root listing shows the new package');
+        const ran = await sh(`${m.dir}/bin/hello`);
+        assert.equal(ran.stdout, 'two\n');
+      } finally {
+        fs.rmSync(path.join(store, 'tools-amd64-1.0-2.squashfs'), { force: true });
+        fs.rmSync(path.join(store, 'tools-amd64-1.0-2.meta.textproto'), { force: true });
+      }
+    });
+  });
+});
