@@ -114,7 +114,7 @@ describe('FORGET keeps the node table to what the kernel holds', { skip }, () =>
     const stats = path.join(work, 'stats-wide.json');
     const m = await spawnMount(img, { env: { DISTRI_TRANSPORT: 'kernel', DISTRI_FUSE_STATS: stats } });
     try {
-      const walked = await sh(`find ${m.dir} -printf '%i\\n' | wc -l`);
+      const walked = await sh(`find ${m.dir} -printf '%i %s\\n' | wc -l`);
       assert.equal(walked.stdout.trim(), String(200 * 1000 + 200 + 1), walked.stderr);
       const held = (await daemonStats(m.pid, stats)).nodes!;
       assert.ok(held >= 200_000, `${held} nodes held after the walk (the kernel keeps what it looked up)`);
