@@ -310,10 +310,11 @@ function main(): void {
             m.unmount(dir);
           }
           if (m.name === 'distri' && fs.existsSync(statsFile)) {
-            const st = JSON.parse(fs.readFileSync(statsFile, 'utf8')) as { ops: Record<string, number>; cache?: { data?: { hits: number; misses: number } } };
+            const st = JSON.parse(fs.readFileSync(statsFile, 'utf8')) as { ops: Record<string, number>; rssBytes?: number; cache?: { data?: { hits: number; misses: number } } };
             const total = Object.values(st.ops).reduce((a, b) => a + b, 0);
             const data = st.cache?.data;
-            note = `${note ? note + '; ' : ''}${w.name}: ${total} requests (${Object.entries(st.ops).map(([k, v]) => `${k} ${v}`).join(', ')})${data && w.name === 'rand4k' ? `, data-block cache ${data.hits} hits / ${data.misses} misses` : ''}`;
+            const rss = st.rssBytes ? `, daemon RSS ${(st.rssBytes / 2 ** 20).toFixed(0)} MiB` : '';
+            note = `${note ? note + '; ' : ''}${w.name}: ${total} requests (${Object.entries(st.ops).map(([k, v]) => `${k} ${v}`).join(', ')})${data && w.name === 'rand4k' ? `, data-block cache ${data.hits} hits / ${data.misses} misses` : ''}${rss}`;
           }
         }
         values[m.name] = median(runs);

@@ -31,7 +31,7 @@ import {
   spawnMount,
   waitFor,
   type Mount,
-  TRANSPORTS,
+  forEachTransport,
 } from './helpers/mount';
 
 const fuseSkip = () => skipUnless('FUSE mount tests', fuseAvailable(), 'mksquashfs', 'cmp', 'sha256sum', 'mkfifo', 'fusermount');
@@ -152,15 +152,8 @@ describe('errno mapping and -o parsing', () => {
 // ---- squashfuse's smoke test, per compressor ------------------------------------------------------
 
 // Every test below runs on both FUSE transports: our own kernel-protocol code, and libfuse.
-for (const transport of TRANSPORTS) {
-  describe(`${transport} transport`, () => {
-    before(() => {
-      process.env.DISTRI_TRANSPORT = transport;
-    });
-    after(() => {
-      delete process.env.DISTRI_TRANSPORT;
-    });
-    describe('smoke test (ported from squashfuse)', () => {
+forEachTransport((transport) => {
+  describe('smoke test (ported from squashfuse)', () => {
     for (const comp of COMPRESSORS) {
       test(`${comp}: cmp every file, 4 parallel checksums, a missing name twice`, { skip: fuseSkip(), timeout: 300_000 }, async () => {
         await withMount(images.get(comp)!, [], async (m) => {
@@ -546,8 +539,7 @@ for (const transport of TRANSPORTS) {
       }
     });
   });
-  });
-}
+});
 
 test('nothing left behind: no distri FUSE mount, no daemon of ours', { skip: fuseSkip() }, async () => {
   const r = await run('findmnt', ['-n', '-l', '-t', 'fuse.distri', '-o', 'TARGET'], { timeoutMs: 10_000 });

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { skipUnless } from './oracle/tools';
-import { fuseAvailable, sleep, TRANSPORTS } from './helpers/mount';
+import { forEachTransport, fuseAvailable, sleep } from './helpers/mount';
 import { addPackage, fusectl, removePackage, sh, spawnStoreMount, storeStats, writeTree, mksquashfs, type StoreMount, type Tree } from './helpers/store';
 
 const skip = skipUnless('store FUSE tests', fuseAvailable(), 'mksquashfs', 'setfattr', 'getfattr');
@@ -45,15 +45,8 @@ async function linkBecomes(p: string, want: string | undefined, timeoutMs = 5000
 const CAP = Buffer.from('0100000200100000000000000000000000000000', 'hex'); // 20 bytes, as in case 7
 
 // Every test below runs on both FUSE transports: our own kernel-protocol code, and libfuse.
-for (const transport of TRANSPORTS) {
-  describe(`${transport} transport`, () => {
-    before(() => {
-      process.env.DISTRI_TRANSPORT = transport;
-    });
-    after(() => {
-      delete process.env.DISTRI_TRANSPORT;
-    });
-    describe('distri fuse: a store at /ro', { skip }, () => {
+forEachTransport((transport) => {
+  describe('distri fuse: a store at /ro', { skip }, () => {
     let t: ReturnType<typeof tempStore>;
     let m: StoreMount;
 
@@ -363,5 +356,4 @@ for (const transport of TRANSPORTS) {
       }
     });
   });
-  });
-}
+});

@@ -14,7 +14,7 @@
  * own table (handle → node) and reads by node.
  *
  * The attributes a lookup answered stay with the path for as long as the NodeFs allows (attrTtl),
- * and a getattr of a cached path is answered from them, as ImageVfs did (its path cache held
+ * and a getattr of a cached path is answered from them, as the path-based image tree did (its path cache held
  * parsed inodes): an image's inode cache is smaller than a large tree, so asking the NodeFs each
  * time would parse inodes again whenever the kernel has dropped its own copy. The kernel got the
  * same attributes at the same moment with the same lifetime (libfuse's lookup is our getattr), so

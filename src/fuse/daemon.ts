@@ -418,7 +418,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     if (!file) return;
     try {
       const extra = await served.stats();
-      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, transport: served.transport, ops: served.counts(), ...extra }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, transport: served.transport, rssBytes: process.memoryUsage().rss, ops: served.counts(), ...extra }, null, 1) + '\n');
     } catch {
       // statistics are best effort
     }

@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { after, before, describe } from 'node:test';
 import { repoRoot, type Availability } from '../oracle/tools';
 
 /**
@@ -16,6 +17,22 @@ import { repoRoot, type Availability } from '../oracle/tools';
  * DISTRI_TRANSPORT, which each transport's suite sets for the daemons it spawns.
  */
 export const TRANSPORTS = ['kernel', 'libfuse'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/** Declares `body`'s suites once per transport, with DISTRI_TRANSPORT set while they run. */
+export function forEachTransport(body: (transport: Transport) => void): void {
+  for (const transport of TRANSPORTS) {
+    describe(`${transport} transport`, () => {
+      before(() => {
+        process.env.DISTRI_TRANSPORT = transport;
+      });
+      after(() => {
+        delete process.env.DISTRI_TRANSPORT;
+      });
+      body(transport);
+    });
+  }
+}
 
 export const cliPath = (): string => path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
