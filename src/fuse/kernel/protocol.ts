@@ -453,8 +453,14 @@ export class DirentWriter {
     /** The kernel's size for the body. */
     readonly size: number,
     readonly plus: boolean,
+    /**
+     * Where to assemble the reply (at least OUT_HEADER_SIZE + size bytes): a buffer reused from
+     * one reply to the next saves allocating and zeroing up to 1 MiB per listing; every byte sent,
+     * padding included, is written here. Default: a fresh one.
+     */
+    into?: Uint8Array,
   ) {
-    this.buf = new Uint8Array(OUT_HEADER_SIZE + size);
+    this.buf = into && into.length >= OUT_HEADER_SIZE + size ? into : new Uint8Array(OUT_HEADER_SIZE + size);
     this.dv = view(this.buf);
   }
 
@@ -484,7 +490,7 @@ export class DirentWriter {
     this.dv.setUint32(off + 16, name.length, true);
     this.dv.setUint32(off + 20, direntType(mode), true);
     this.buf.set(name, off + DIRENT_HEADER_SIZE);
-    // Padding bytes stay zero (the buffer is fresh).
+    this.buf.fill(0, off + DIRENT_HEADER_SIZE + name.length, this.pos + rec); // the alignment padding
     this.pos += rec;
   }
 

@@ -75,8 +75,8 @@ export class Session {
     private readonly options: SessionOptions = {},
   ) {
     this.counters = options.counters ?? new Float64Array(COUNTER_SLOTS);
-    // One reply buffer for READ, reused: the serving thread writes each reply before it reads the
-    // next request, so the bytes are never overwritten while the kernel may still see them.
+    // One reply buffer for READ and READDIR(PLUS), reused: the serving thread writes each reply
+    // before it reads the next request, so the bytes are never overwritten while still needed.
     this.readReply = new Uint8Array(P.OUT_HEADER_SIZE + MAX_READ);
   }
 
@@ -240,7 +240,7 @@ export class Session {
    */
   private readdir(h: P.InHeader, b: Uint8Array, plus: boolean): Uint8Array {
     const { offset, size } = P.decodeRead(b);
-    const w = new P.DirentWriter(h.unique, Math.min(size, MAX_READ), plus);
+    const w = new P.DirentWriter(h.unique, Math.min(size, MAX_READ), plus, this.readReply);
     const dir = h.nodeid;
     if (offset < 2) {
       const { attr } = this.fs.getattr(dir);

@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
+import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
 import type { ControlAnswer, FsBuilder, Invalidation, ServeWorkerData, WorkerEvent } from './worker-api';
@@ -187,11 +188,13 @@ export class KernelMount {
     } catch (e) {
       return giveUp(e);
     }
+    mark('serving thread built the filesystem');
     try {
       await runMount(fd, o);
     } catch (e) {
       return giveUp(e);
     }
+    mark('mount(8) done');
     km = new KernelMount(fd, worker, counters, start, port1, o, ended);
     Atomics.store(km.start, 0, 1);
     Atomics.notify(km.start, 0);
