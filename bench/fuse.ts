@@ -4,7 +4,7 @@
  * images (uncompressed, gzip, zstd, lz4, xz) of the same corpus:
  *
  *   node dist/bench/fuse.js [--reps N] [--random-reads N] [--only gzip,zstd] [--workloads seq,find]
- *                           [--mounters distri,squashfuse_ll]
+ *                           [--mounters distri,squashfuse_ll] [--tree DIR]
  *
  * Workloads, each on a fresh mount with the page cache dropped ("cold") unless marked warm:
  *   seq      dd of a 64 MiB file (bs=1M), MB/s
@@ -27,12 +27,14 @@ const repo = path.resolve(__dirname, '..', '..');
 /** --cli PATH: another build of the command (A/B runs against a copy of dist/). */
 const cliArg = process.argv.indexOf('--cli');
 const cli = cliArg >= 0 ? path.resolve(process.argv[cliArg + 1]!) : path.join(repo, 'dist', 'src', 'cli', 'main.js');
-const work = path.join(os.tmpdir(), 'distri-bench-fuse');
 const argv = process.argv.slice(2);
 const opt = (name: string, d: string) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] ? argv[i + 1]! : d;
 };
+/** --tree DIR: this tree instead of /usr/lib/python3.11 (e.g. a Debian root filesystem); own work dir. */
+const TREE = opt('tree', '/usr/lib/python3.11');
+const work = path.join(os.tmpdir(), TREE === '/usr/lib/python3.11' ? 'distri-bench-fuse' : `distri-bench-fuse-${TREE.replace(/[^A-Za-z0-9]+/g, '_')}`);
 const REPS = Number(opt('reps', '1'));
 const RANDOM_READS = Number(opt('random-reads', '4000'));
 const ONLY = opt('only', 'uncompressed,gzip,zstd,lz4,xz').split(',');
@@ -85,7 +87,7 @@ function buildCorpus(): string {
     if (n >= want) break;
   }
   fs.closeSync(out);
-  sh('cp', ['-a', '/usr/lib/python3.11', path.join(src, 'tree')]);
+  sh('cp', ['-a', TREE, path.join(src, 'tree')]);
   fs.writeFileSync(path.join(src, '.done'), '');
   return src;
 }

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { CtlServer } from '../vfs/ctl';
-import { StoreFs } from '../vfs/store-fs';
+import type { StoreFs } from '../vfs/store-fs';
 import type { DaemonSource } from './daemon';
 
 /**
@@ -43,6 +43,9 @@ export interface StoreBuildArgs extends StoreDaemonOptions {
 
 /** Builds the StoreFs (a quick first scan) and saves its index; runs on the serving thread. */
 export function buildStoreFs(a: StoreBuildArgs, log: (s: string) => void): StoreFs {
+  // Loaded here, on the serving thread: the daemon's main thread never needs the store's code.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { StoreFs } = require('../vfs/store-fs') as typeof import('../vfs/store-fs');
   let storeFs: StoreFs;
   try {
     storeFs = new StoreFs(a.store, { pkgs: a.pkgs, overlays: a.overlays, maxOpenImages: a.maxOpenImages, cacheBytes: a.cacheBytes, ctlPath: a.ctlPath, log });
