@@ -299,8 +299,15 @@ async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, l
 
 async function mountLibfuse(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void): Promise<Served> {
   const fsys = buildHere(source.build, log);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { FuseServer: Server } = require('./adapter') as typeof import('./adapter');
+  let Server: typeof import('./adapter').FuseServer;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    Server = (require('./adapter') as typeof import('./adapter')).FuseServer;
+  } catch (e) {
+    fsys.close();
+    const why = (e as Error).message.split('\n')[0];
+    throw new Error(`the libfuse transport needs the optional package fuse-native and Debian's libfuse2 (apt-get install libfuse2; npm ci): ${why}${process.getuid?.() === 0 ? '; as root, --transport kernel needs neither' : ''}`);
+  }
   const pathCache = Number(process.env[PATH_CACHE_ENV]);
   const server: FuseServer = new Server(fsys, mnt, {
     allowOther: o.allowOther,
