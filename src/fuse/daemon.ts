@@ -109,8 +109,11 @@ interface Served {
   stats(): Promise<Record<string, unknown>>;
   /** Settles when the kernel ended the connection (kernel transport only). */
   ended?: Promise<string>;
-  /** Ends serving after a failed or lazy unmount, so that the process can leave. */
-  shutdown(): Promise<void>;
+  /**
+   * Ends serving after a failed or lazy unmount, so that the process can leave. false: a thread
+   * is stuck inside a request and the process cannot end normally (Node would wait for it).
+   */
+  shutdown(): Promise<boolean>;
 }
 
 /** What a daemon run reports to its caller; `message` explains a failure. */
@@ -292,7 +295,9 @@ async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, l
     },
     ended: km.ended,
     shutdown: async () => {
-      if (!(await km.stop())) log('the serving thread did not leave its current request; exiting without it');
+      if (await km.stop()) return true;
+      log('the serving thread did not leave its current request; ending the process without it');
+      return false;
     },
   };
 }
@@ -347,6 +352,7 @@ async function mountLibfuse(o: MountOptions, mnt: string, source: DaemonSource, 
       } catch {
         // the process leaves next
       }
+      return true;
     },
   };
 }
@@ -517,7 +523,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   });
 
   await writeStats();
-  await served.shutdown();
+  const clean = await served.shutdown();
   try {
     src.close?.();
   } catch (e) {
@@ -525,6 +531,8 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   }
   await withTimeout(notified, 1000, 'notify_pipe').catch(() => undefined);
   if (o.pidFile) fs.rmSync(o.pidFile, { force: true });
+  // A thread blocked in a request would keep process.exit() waiting forever: no hung daemon.
+  if (!clean) process.kill(process.pid, 'SIGKILL');
   return code;
 }
 
