@@ -274,6 +274,14 @@ forEachTransport((transport) => {
         const log = m.log();
         assert.equal(log.split('\n').filter((l) => l.includes('skipping corrupt-amd64-1-1')).length, 1, log);
         assert.equal(log.split('\n').filter((l) => l.includes('skipping nometa-amd64-1-1')).length, 1, log);
+        // A daemon in the background has no one reading its log: the skips and their reasons are
+        // in what `fusectl scan` and `stats` answer.
+        const scan = JSON.parse(await fusectl(m.dir, 'scan', '--json')) as { skippedPackages: Array<{ pkg: string; why: string }> };
+        const why = new Map(scan.skippedPackages.map((k) => [k.pkg, k.why]));
+        assert.deepEqual([...why.keys()].sort(), ['corrupt-amd64-1-1', 'nometa-amd64-1-1']);
+        assert.match(why.get('nometa-amd64-1-1')!, /meta\.textproto is missing/);
+        assert.match(why.get('corrupt-amd64-1-1')!, /BAD_MAGIC|CORRUPT|OUT_OF_BOUNDS/);
+        assert.match(await fusectl(m.dir, 'stats'), /skipped +corrupt-amd64-1-1: /);
         assert.equal((await sh(`${m.dir}/bin/good3`)).stdout, '3\n');
         await assert.rejects(fs.promises.readFile(path.join(m.dir, 'damaged-amd64-1-1/out/share/bad')), /EIO/);
         assert.equal(await fs.promises.readFile(path.join(m.dir, 'damaged-amd64-1-1/out/share/fine'), 'utf8'), 'fine');
@@ -351,6 +359,18 @@ forEachTransport((transport) => {
         const names = (await fs.promises.readdir(m.dir)).sort();
         assert.deepEqual(names, ['bin', 'ctl', 'good1-amd64-1-1', 'good2-amd64-1-1']);
         assert.deepEqual((await fs.promises.readdir(path.join(m.dir, 'bin'))).sort(), ['good1', 'good2']);
+      } finally {
+        await m.cleanup();
+      }
+    });
+
+    it('--pkgs naming no package of the store says so', async () => {
+      const m = await spawnStoreMount(t.store, ['--pkgs', 'good1,nosuchpkg']);
+      try {
+        const s = (await storeStats(m.dir)) as unknown as { unmatchedPkgs: string[] };
+        assert.deepEqual(s.unmatchedPkgs, ['nosuchpkg']);
+        assert.match(m.log(), /--pkgs nosuchpkg: no package of .* has that name/);
+        assert.match(await fusectl(m.dir, 'scan'), /--pkgs nosuchpkg: matches no package of the store/);
       } finally {
         await m.cleanup();
       }

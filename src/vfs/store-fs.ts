@@ -92,11 +92,21 @@ interface Snapshot {
   readonly treeBuilt: boolean;
 }
 
+/** A package of the store that /ro does not show, and why. */
+export interface SkippedPackage {
+  pkg: string;
+  why: string;
+}
+
 export interface ScanResult {
   known: number;
   added: string[];
   removed: string[];
   skipped: number;
+  /** Every skipped package with its reason (a background daemon's log is not seen by anyone). */
+  skippedPackages: SkippedPackage[];
+  /** --pkgs names that match no package of the store. */
+  unmatchedPkgs: string[];
   ms: number;
 }
 
@@ -151,10 +161,20 @@ function exchangeFilter(overlays: readonly string[] | undefined): ((top: string)
   return (top) => allowed.has(top);
 }
 
-function packageFilter(pkgs: readonly string[] | undefined): ((p: ScannedPackage) => boolean) | undefined {
+/** The --pkgs filter; every name it matches is added to `matched` (to warn about the others). */
+function packageFilter(pkgs: readonly string[] | undefined): ((p: ScannedPackage, matched: Set<string>) => boolean) | undefined {
   if (!pkgs || pkgs.length === 0) return undefined;
   const wanted = new Set(pkgs.map((s) => s.trim()).filter((s) => s !== ''));
-  return (p) => wanted.has(p.name.full) || wanted.has(pkgArch(p.name)) || wanted.has(p.name.pkg);
+  return (p, matched) => {
+    let hit = false;
+    for (const n of [p.name.full, pkgArch(p.name), p.name.pkg]) {
+      if (wanted.has(n)) {
+        matched.add(n);
+        hit = true;
+      }
+    }
+    return hit;
+  };
 }
 
 function sameUnions(a: readonly UnionSource[], b: readonly UnionSource[]): boolean {
@@ -182,7 +202,7 @@ export class StoreFs implements NodeFs {
   private readonly mkdirs = new Set<string>();
   private readonly logged = new Set<string>();
   private readonly includeTop: ((top: string) => boolean) | undefined;
-  private readonly includePkg: ((p: ScannedPackage) => boolean) | undefined;
+  private readonly includePkg: ((p: ScannedPackage, matched: Set<string>) => boolean) | undefined;
   private readonly started = Math.floor(Date.now() / 1000);
   private inv: Invalidator | undefined;
   scans = 0;
@@ -192,6 +212,9 @@ export class StoreFs implements NodeFs {
   exchangeBuildMs = 0;
   /** Set when an opened image disagreed with its index record: the next scan rebuilds it. */
   rescanWanted = false;
+  /** What the last scan left out, and why (for `fusectl scan` and `stats`). */
+  skippedPackages: SkippedPackage[] = [];
+  unmatchedPkgs: string[] = [];
 
   constructor(
     readonly store: string,
@@ -252,17 +275,19 @@ export class StoreFs implements NodeFs {
     const listing = scanStore(this.store, quick);
     const old = this.snap;
     const packages = new Map<string, StorePackage>();
-    let skipped = 0;
+    const skippedPackages: SkippedPackage[] = [];
+    const matched = new Set<string>();
     for (const p of listing.packages.values()) {
-      if (this.includePkg && !this.includePkg(p)) continue;
+      if (this.includePkg && !this.includePkg(p, matched)) continue;
       if (!p.hasMeta) {
-        skipped++;
-        this.logOnce(`nometa:${p.name.full}:${p.image.mtimeMs}`, `skipping ${p.name.full}: ${p.metaPath} is missing`);
+        const why = `${p.metaPath} is missing`;
+        skippedPackages.push({ pkg: p.name.full, why });
+        this.logOnce(`nometa:${p.name.full}:${p.image.mtimeMs}`, `skipping ${p.name.full}: ${why}`);
         continue;
       }
       const rec = this.index.get(p);
       if (rec.error !== undefined) {
-        skipped++;
+        skippedPackages.push({ pkg: p.name.full, why: rec.error });
         this.logOnce(`bad:${p.name.full}:${p.image.mtimeMs}:${p.image.size}`, `skipping ${p.name.full}: ${rec.error}`);
         continue;
       }
@@ -287,7 +312,11 @@ export class StoreFs implements NodeFs {
     this.scans++;
     this.lastScanMs = performance.now() - t0;
     this.rescanWanted = false;
-    return { known: packages.size, added, removed, skipped, ms: this.lastScanMs };
+    const unmatchedPkgs = (this.options.pkgs ?? []).map((n) => n.trim()).filter((n) => n !== '' && !matched.has(n));
+    for (const n of unmatchedPkgs) this.logOnce(`nomatch:${n}`, `--pkgs ${n}: no package of ${this.store} has that name`);
+    this.skippedPackages = skippedPackages;
+    this.unmatchedPkgs = unmatchedPkgs;
+    return { known: packages.size, added, removed, skipped: skippedPackages.length, skippedPackages, unmatchedPkgs, ms: this.lastScanMs };
   }
 
   private snapshot(packages: ReadonlyMap<string, StorePackage>, old: Snapshot): Snapshot {
@@ -477,6 +506,8 @@ export class StoreFs implements NodeFs {
       /** Files are read by node, without open: what the kernel holds is `nodes`. */
       openFiles: 0,
       nodes: this.table.size,
+      skippedPackages: this.skippedPackages,
+      unmatchedPkgs: this.unmatchedPkgs,
       cacheHits: cache.hits,
       cacheMisses: cache.misses,
       scans: this.scans,

@@ -30,7 +30,14 @@ function formatStats(s: Record<string, unknown>): string {
     `index               ${idx.dir}: ${idx.loaded} loaded, ${idx.hits} reused, ${idx.built} built, ${idx.entriesBuilt} entry lists rebuilt${idx.writeError ? `, not saved: ${idx.writeError}` : ''}`,
   ];
   if (typeof s.rssBytes === 'number') lines.push(`daemon memory (RSS) ${(s.rssBytes / 2 ** 20).toFixed(1)} MiB`);
-  return lines.join('\n') + '\n';
+  return lines.join('\n') + '\n' + formatLeftOut(s);
+}
+
+/** The packages a scan left out, one line each with the reason, and --pkgs names that matched nothing. */
+function formatLeftOut(s: Record<string, unknown>): string {
+  const skipped = (s.skippedPackages ?? []) as Array<{ pkg: string; why: string }>;
+  const unmatched = (s.unmatchedPkgs ?? []) as string[];
+  return [...skipped.map((k) => `skipped             ${k.pkg}: ${k.why}\n`), ...unmatched.map((n) => `--pkgs ${n}: matches no package of the store\n`)].join('');
 }
 
 export function register(program: Command): void {
@@ -50,7 +57,7 @@ export function register(program: Command): void {
         if (answer.ok !== true) throw new Error(String(answer.error ?? 'failed'));
         if (flags.json) process.stdout.write(JSON.stringify(answer, null, 1) + '\n');
         else if (op === 'stats') process.stdout.write(formatStats(answer.stats as Record<string, unknown>));
-        else if (op === 'scan') process.stdout.write(`${answer.known} packages (+${(answer.added as string[]).length} -${(answer.removed as string[]).length}, ${answer.skipped} skipped) in ${Number(answer.ms).toFixed(1)} ms\n`);
+        else if (op === 'scan') process.stdout.write(`${answer.known} packages (+${(answer.added as string[]).length} -${(answer.removed as string[]).length}, ${answer.skipped} skipped) in ${Number(answer.ms).toFixed(1)} ms\n${formatLeftOut(answer)}`);
         else if (op === 'ping') process.stdout.write(`ok (daemon ${answer.pid}, store ${answer.store})\n`);
       } catch (e) {
         process.stderr.write(`distri: fusectl ${op}: ${(e as Error).message}\n`);
