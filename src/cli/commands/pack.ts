@@ -96,7 +96,9 @@ Options are spelled with two dashes (--comp xz, not mksquashfs's -comp xz); -b, 
 as in mksquashfs.
 
 Examples:
-  distri pack out/ nano-amd64-4.3-1.squashfs --comp none --reproducible
+  distri pack --comp none --no-fragments --reproducible build/nano-amd64-4.3-1 nano-amd64-4.3-1.squashfs
+      (a distri package: the directory holding out/ and bin/, not out/ itself; see the README's
+      "A package: its files and its meta")
   distri pack rootfs/ root.sqfs --comp gzip -b 1M --all-root
   distri pack rootfs/ root.sqfs --comp zstd --level 19 -e var/cache tmp '*.o'
   distri pack rootfs/ root.sqfs -ef excludes.txt
