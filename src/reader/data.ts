@@ -28,18 +28,11 @@ export interface DataReaderOptions {
   fragmentCacheBytes: number;
 }
 
-/** What prefetch() needs of a decompression pool (DecompressPool). */
-export interface BlockDecompressor {
-  decompress(codec: number, input: Uint8Array, maxOutput: number): Promise<Uint8Array>;
-}
-
 export class DataReader {
   readonly dataCache: LruCache<number, Uint8Array>;
   readonly fragmentCache: LruCache<number, Uint8Array>;
   private readonly blockIndex = new WeakMap<FileInode, Float64Array>();
   private readonly zeros: Uint8Array;
-  /** Blocks being decompressed ahead of need by prefetch(), by on-disk position. */
-  private readonly inflight = new Map<number, Promise<void>>();
 
   constructor(
     private readonly source: ByteSource,
@@ -91,65 +84,6 @@ export class DataReader {
     if (data.length !== expected) throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', pos);
     this.dataCache.set(pos, data);
     return data;
-  }
-
-  /**
-   * Read-ahead: starts decompressing data block i of the file in `pool` and, when it is done, puts
-   * it into the data cache, after the same length check as block(). The promise never rejects: a
-   * failure (I/O, corrupt data, a short block) is dropped, and block() reports the real error when
-   * the block is actually read. Returns the running promise when the block is already in flight,
-   * undefined when there is nothing to do: out of range, sparse, stored uncompressed, already
-   * cached, or sizes block() would refuse.
-   */
-  prefetch(inode: FileInode, i: number, pool: BlockDecompressor): Promise<void> | undefined {
-    if (!(i >= 0 && i < inode.blockSizes.length)) return undefined;
-    const word = decodeBlockWord(inode.blockSizes[i]!);
-    if (word.sparse || !word.compressed) return undefined;
-    let pos: number;
-    let raw: Uint8Array;
-    try {
-      pos = inode.blocksStart + this.positions(inode)[i]!;
-      const running = this.inflight.get(pos);
-      if (running) return running;
-      if (this.isCached(pos)) return undefined;
-      if (word.onDiskSize > this.opts.blockSize || pos + word.onDiskSize > this.opts.dataEnd) return undefined;
-      raw = this.source.readAt(pos, word.onDiskSize);
-    } catch {
-      return undefined;
-    }
-    const expected = this.blockLength(inode, i);
-    const done = pool
-      .decompress(this.codec.id, raw, expected)
-      .then(
-        (out) => {
-          if (out.length === expected && !this.isCached(pos)) this.dataCache.set(pos, out);
-        },
-        () => undefined,
-      )
-      .finally(() => this.inflight.delete(pos));
-    this.inflight.set(pos, done);
-    return done;
-  }
-
-  /** The running prefetch of block i of the file, if any. */
-  prefetching(inode: FileInode, i: number): Promise<void> | undefined {
-    if (this.inflight.size === 0 || !(i >= 0 && i < inode.blockSizes.length)) return undefined;
-    const idx = this.blockIndex.get(inode);
-    return idx ? this.inflight.get(inode.blocksStart + idx[i]!) : undefined;
-  }
-
-  /** Blocks in flight in prefetch(). */
-  get prefetchesInFlight(): number {
-    return this.inflight.size;
-  }
-
-  /** Whether the data cache holds the block at pos, without counting a hit or a miss. */
-  private isCached(pos: number): boolean {
-    const { hits, misses } = this.dataCache;
-    const present = this.dataCache.get(pos) !== undefined;
-    this.dataCache.hits = hits;
-    this.dataCache.misses = misses;
-    return present;
   }
 
   private load(pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): Uint8Array {

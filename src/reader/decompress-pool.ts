@@ -2,9 +2,8 @@
  * Parallel decompression for sequential bulk reads (cat, extract): data blocks are independent,
  * so while the main thread writes block N, workers inflate blocks N+1 … N+window. The main thread
  * keeps the I/O (positional reads) and the ordering; workers only run the codec. Used where
- * throughput matters: cat and extract. (DataReader.prefetch can also put blocks into the image's
- * data cache through it; the FUSE mount's read-ahead that did so was removed, see
- * bench/README-fuse.md.)
+ * throughput matters: cat and extract. (The FUSE mount's read-ahead, which put blocks into the
+ * image's data cache through it, was removed: see bench/README-fuse.md.)
  */
 import * as os from 'node:os';
 import * as path from 'node:path';

@@ -185,8 +185,9 @@ export class Session {
     this.minor = Math.min(init.minor, P.FUSE_OUR_MINOR);
     this.noOpen = (init.flags & P.InitFlag.NO_OPEN_SUPPORT) !== 0;
     this.noOpendir = (init.flags & P.InitFlag.NO_OPENDIR_SUPPORT) !== 0;
-    return P.encodeReply(h.unique, P.INIT_OUT_SIZE, (dv, off) => {
-      const out = P.encodeInitOut({
+    return P.encodeBytes(
+      h.unique,
+      P.encodeInitOut({
         major: P.FUSE_KERNEL_VERSION,
         minor: this.minor,
         maxReadahead: init.maxReadahead,
@@ -196,9 +197,8 @@ export class Session {
         maxWrite: MAX_WRITE,
         timeGran: 1,
         maxPages: MAX_PAGES,
-      });
-      new Uint8Array(dv.buffer, dv.byteOffset + off, P.INIT_OUT_SIZE).set(out);
-    });
+      }),
+    );
   }
 
   /** Whether a LOOKUP's name is WAKE_NAME (compared as bytes, before any decoding). */

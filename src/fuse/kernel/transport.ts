@@ -102,7 +102,6 @@ export class KernelMount {
 
   private constructor(
     private readonly fd: number,
-    private readonly worker: Worker,
     counters: SharedArrayBuffer,
     start: SharedArrayBuffer,
     controlPort: import('node:worker_threads').MessagePort,
@@ -195,7 +194,7 @@ export class KernelMount {
       return giveUp(e);
     }
     mark('mount(8) done');
-    km = new KernelMount(fd, worker, counters, start, port1, o, ended);
+    km = new KernelMount(fd, counters, start, port1, o, ended);
     Atomics.store(km.start, 0, 1);
     Atomics.notify(km.start, 0);
     // The kernel sends INIT right after the mount; the first access would wait for it anyway.
