@@ -238,3 +238,67 @@ describe('/ro as a distri machine needs it', { skip }, () => {
     });
   });
 });
+
+describe('the store daemon leaves an idle /ro alone', { skip }, () => {
+  test('the store poll never wakes the serving thread when nothing changed', { timeout: 60_000 }, async () => {
+    const store = fs.mkdtempSync(path.join(work, 'idle-store-'));
+    addPackage(store, { full: 'idle-amd64-1-1', tree: { 'out/bin/x': { content: 'x\n', mode: 0o755 }, 'bin/x': { symlink: '../out/bin/x' } } }, work);
+    const file = path.join(work, 'idle-stats.json');
+    const m = await spawnStoreMount(store, ['--transport', 'kernel'], { DISTRI_FUSE_STATS: file });
+    try {
+      type IdleStats = Stats & { wakes: number; source: { polls: number } };
+      let statsCalls = 0;
+      const polls = async (atLeast: number): Promise<IdleStats> => {
+        let s: IdleStats | undefined;
+        const seen = await waitFor(async () => (statsCalls++, (s = (await daemonStats(m.pid, file)) as IdleStats)).source.polls >= atLeast, 20_000, 400);
+        assert.ok(seen && s, `the store was polled ${atLeast} times`);
+        return s;
+      };
+      const a = await polls(2); // after the start-up rescan
+      const callsBefore = statsCalls;
+      const b = await polls(a.source.polls + 3);
+      // Each stats file costs up to two wakes: SIGUSR1 writes it (asking the serving thread for
+      // its counters) and also asks the store for a rescan. The polls in between cost none (each
+      // cost one before the StoreFs could ask for a rescan itself).
+      const statsWakes = statsCalls - callsBefore;
+      assert.ok(b.wakes - a.wakes <= 2 * statsWakes, `wakes over ${b.source.polls - a.source.polls} polls: ${a.wakes} → ${b.wakes}, for ${statsWakes} stats files`);
+    } finally {
+      await m.cleanup();
+    }
+  });
+
+  for (const transport of ['kernel', 'libfuse'] as const) {
+    test(`an image rewritten in place (same size and mtime) is re-indexed once opened (${transport})`, { timeout: 60_000 }, async () => {
+      const store = fs.mkdtempSync(path.join(work, 'inplace-store-'));
+      const full = 'swap-amd64-1-1';
+      const image = path.join(store, `${full}.squashfs`);
+      addPackage(store, { full, tree: { 'out/bin/aaa': { content: 'one\n', mode: 0o755 }, 'bin/aaa': { symlink: '../out/bin/aaa' } } }, work);
+      // The same shape under other names and another mkfs time: same size, other superblock.
+      const other = path.join(work, `other-${transport}`);
+      writeTree(other, { 'out/bin/bbb': { content: 'two\n', mode: 0o755 }, 'bin/bbb': { symlink: '../out/bin/bbb' } });
+      const otherImage = path.join(work, `other-${transport}.squashfs`);
+      mksquashfs(other, otherImage, ['-noI', '-noD', '-noF', '-noX', '-no-fragments', '-all-root', '-quiet', '-no-progress', '-mkfs-time', '1000']);
+      const before = fs.statSync(image);
+      assert.equal(fs.statSync(otherImage).size, before.size, 'precondition: both images have one size');
+      const file = path.join(work, `inplace-${transport}.json`);
+      const m = await spawnStoreMount(store, ['--transport', transport], { DISTRI_FUSE_STATS: file });
+      try {
+        const ls1 = await run('ls', [path.join(m.dir, 'bin')]);
+        assert.match(ls1.stdout, /aaa/);
+        fs.writeFileSync(image, fs.readFileSync(otherImage), { flag: 'r+' });
+        fs.utimesSync(image, before.atime, before.mtime);
+        assert.equal(fs.statSync(image).ino, before.ino, 'rewritten in place');
+        // Opening the package finds the superblock differs from the index; the StoreFs asks for a
+        // rescan, which re-indexes the image and moves /ro/bin to the new names.
+        const inside = await run('ls', [path.join(m.dir, full, 'bin')]);
+        assert.match(inside.stdout, /bbb/);
+        const moved = await waitFor(async () => /bbb/.test((await run('ls', [path.join(m.dir, 'bin')])).stdout), 20_000, 100);
+        assert.ok(moved, `/ro/bin shows the re-indexed image's names; daemon log: ${m.log()}`);
+        const s = (await daemonStats(m.pid, file)) as Stats & { source: { asks: number } };
+        assert.equal(s.source.asks, 1, 'the StoreFs asked for the rescan once');
+      } finally {
+        await m.cleanup();
+      }
+    });
+  }
+});

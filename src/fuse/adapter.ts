@@ -73,6 +73,8 @@ interface FuseClass {
 }
 
 export interface FuseServeOptions {
+  /** Where the NodeFs's asks for a control request go (Invalidator.ask). */
+  onAsk?: (req: { op: string; why: string }) => void;
   /** Let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root). */
   allowOther?: boolean;
   /** Shown as the mount's source in /proc/mounts (findmnt SOURCE). */
@@ -198,7 +200,7 @@ export class FuseServer {
     this.paths = new PathCache(Math.max(1, options.pathCacheEntries ?? DEFAULT_PATH_CACHE), (node) => fs.forget(node, 1));
     // libfuse 2 cannot tell the kernel that a name changed (its entries expire by cacheTimeout),
     // but the paths resolved here must not outlive a change: drop them all.
-    fs.setInvalidator?.({ entry: () => this.paths.clear(), inode: () => this.paths.clear() });
+    fs.setInvalidator?.({ entry: () => this.paths.clear(), inode: () => this.paths.clear(), ask: options.onAsk });
   }
 
   /** Files open now (libfuse handles): the daemon neither idles out nor leaves while any is. */

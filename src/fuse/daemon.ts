@@ -88,7 +88,15 @@ export interface DaemonSource {
    * work should wait for it, or it delays the very signal that readiness is waiting for.
    * `control` carries a request to the NodeFs's control() on the thread that serves it.
    */
-  started?(ctx: { log: (s: string) => void; notified: Promise<void>; control: (req: { op: string; [k: string]: unknown }) => Promise<unknown> }): void;
+  started?(ctx: {
+    log: (s: string) => void;
+    notified: Promise<void>;
+    control: (req: { op: string; [k: string]: unknown }) => Promise<unknown>;
+    /** Where the NodeFs's own asks for a control request go (Invalidator.ask); the source answers them. */
+    onAsk: (handler: (req: { op: string; why: string }) => void) => void;
+  }): void;
+  /** Counters of the source's own (main-thread) machinery, for the stats file. */
+  stats?(): Record<string, unknown>;
   /** Releases what the source runs on this thread (sockets, watchers). */
   close?(): void;
 }
@@ -267,7 +275,7 @@ function buildHere(b: FsBuilder, log: (s: string) => void): NodeFs {
   return m[b.exportName]!(b.args, log);
 }
 
-async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void): Promise<Served> {
+async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void, onAsk: (req: { op: string; why: string }) => void): Promise<Served> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { KernelMount } = require('./kernel/transport') as typeof import('./kernel/transport');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -281,6 +289,7 @@ async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, l
     suid: o.suid,
     dev: o.dev,
     log,
+    onAsk,
     timeoutMs: MOUNT_WAIT_MS,
   });
   return {
@@ -291,7 +300,7 @@ async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, l
     control: (req) => km.control(req),
     stats: async () => {
       const st = (km.hasEnded ? km.finalStats : await withTimeout(km.control({ op: DAEMON_STATS }), 5000, 'stats')) as { nodes?: number; fs?: Record<string, unknown> } | undefined;
-      return { nodes: st?.nodes, cache: (st?.fs as { cache?: unknown } | undefined)?.cache ?? st?.fs };
+      return { nodes: st?.nodes, wakes: km.wakes, cache: (st?.fs as { cache?: unknown } | undefined)?.cache ?? st?.fs };
     },
     ended: km.ended,
     shutdown: async () => {
@@ -302,7 +311,7 @@ async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, l
   };
 }
 
-async function mountLibfuse(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void): Promise<Served> {
+async function mountLibfuse(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void, onAsk: (req: { op: string; why: string }) => void): Promise<Served> {
   const fsys = buildHere(source.build, log);
   let Server: typeof import('./adapter').FuseServer;
   try {
@@ -326,6 +335,8 @@ async function mountLibfuse(o: MountOptions, mnt: string, source: DaemonSource, 
     defaultPermissions: o.defaultPermissions,
     pathCacheEntries: Number.isSafeInteger(pathCache) && pathCache > 0 ? pathCache : undefined,
     onUnexpected: (op, e) => log(`${op}: unexpected ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+    // Asked on this very thread, inside a request: the source answers it later, between requests.
+    onAsk: (req) => setImmediate(() => onAsk(req)),
   });
   try {
     await withTimeout(server.mount(), MOUNT_WAIT_MS, `mounting on ${mnt}`);
@@ -385,6 +396,9 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   };
 
   const mnt = path.resolve(o.mountpoint);
+  // The NodeFs's asks (Invalidator.ask) go to the source's handler once it has started.
+  let askHandler: ((req: { op: string; why: string }) => void) | undefined;
+  const ask = (req: { op: string; why: string }) => askHandler?.(req);
   let source: DaemonSource | undefined;
   let served: Served;
   try {
@@ -394,7 +408,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     mark('mountpoint checked');
     source = makeSource ? await makeSource(log) : imageSource(o);
     try {
-      served = transport === 'kernel' ? await mountKernel(o, mnt, source, log) : await mountLibfuse(o, mnt, source, log);
+      served = transport === 'kernel' ? await mountKernel(o, mnt, source, log, ask) : await mountLibfuse(o, mnt, source, log, ask);
     } catch (e) {
       const m = describe(e);
       throw new Error(m.startsWith('cannot open image') || m.startsWith(o.image) ? m : `cannot mount on ${mnt}: ${m}`);
@@ -425,13 +439,13 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   }
   const notified = o.notifyPipe ? notify(o.notifyPipe, 's', log) : Promise.resolve();
   const src = source;
-  src.started?.({ log, notified, control: (req) => served.control(req) });
+  src.started?.({ log, notified, control: (req) => served.control(req), onAsk: (h) => (askHandler = h) });
   const writeStats = async () => {
     const file = process.env[STATS_ENV];
     if (!file) return;
     try {
       const extra = await served.stats();
-      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, transport: served.transport, rssBytes: process.memoryUsage().rss, ops: served.counts(), ...extra }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, transport: served.transport, rssBytes: process.memoryUsage().rss, ops: served.counts(), ...extra, source: src.stats?.() }, null, 1) + '\n');
     } catch {
       // statistics are best effort
     }

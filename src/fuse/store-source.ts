@@ -6,7 +6,8 @@
  * The tree is kept in step with the store without being told: the store directory is watched
  * (inotify through fs.watch; a change is picked up ~100 ms after the last event), its mtime is
  * polled every second in case the watch is not delivered (network filesystems), and SIGUSR1 and
- * `distri fusectl MNT scan` rescan too. Every one of those is a control request to the StoreFs
+ * `distri fusectl MNT scan` rescan too; so does the StoreFs itself when an opened image disagrees
+ * with its index (it asks through Invalidator.ask). Every one of those is a control request to the StoreFs
  * (`{op:'scan'}`), carried by the transport to the thread that serves requests (the kernel
  * transport's serving thread; the main thread for libfuse), where it falls between two requests;
  * the StoreFs tells the kernel what changed through the transport's invalidator. This module only
@@ -74,13 +75,16 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
   const timers: NodeJS.Timeout[] = [];
   let pending: NodeJS.Timeout | undefined;
   let dirMtime = st.mtimeMs;
+  /** Polls of the store directory so far, and rescans asked for by the StoreFs (stats file). */
+  let polls = 0;
+  let asks = 0;
 
   return {
     fsname: store,
     build: { module: __filename, exportName: 'buildStoreFs', args },
     cacheTimeout: UNNOTIFIED_TIMEOUT,
     useIno: false,
-    started: ({ log, notified, control: toFs }) => {
+    started: ({ log, notified, control: toFs, onAsk }) => {
       /** Milliseconds from process start to the mount being ready (performance.now() at that moment). */
       const readyAtMs = performance.now();
       const control = async (req: { op: string; [k: string]: unknown }): Promise<unknown> => {
@@ -88,9 +92,15 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
         if (req.op === 'stats' && answer.stats) (answer.stats as Record<string, unknown>).readyAtMs = Math.round(readyAtMs * 10) / 10;
         return answer;
       };
-      const rescan = (why: string, ifWanted = false) => {
-        control({ op: 'scan', why, ifWanted }).catch((e: Error) => log(`rescan (${why}) failed: ${e.message}`));
+      const rescan = (why: string) => {
+        control({ op: 'scan', why }).catch((e: Error) => log(`rescan (${why}) failed: ${e.message}`));
       };
+      // An opened image disagreed with its index (rewritten in place, same size and mtime): the
+      // StoreFs asks, and only then is the serving thread disturbed.
+      onAsk((req) => {
+        asks++;
+        if (req.op === 'scan') soon(req.why);
+      });
       const soon = (why: string) => {
         if (pending) clearTimeout(pending);
         pending = setTimeout(() => {
@@ -116,16 +126,20 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
       }
       const poll = setInterval(() => {
         fs.stat(store, (err, s) => {
+          polls++;
           if (err) return;
+          // Only the directory's own mtime: a stat, and the serving thread is left alone unless
+          // something changed (an idle mount is never woken).
           if (s.mtimeMs !== dirMtime) {
             dirMtime = s.mtimeMs;
             soon('poll');
-          } else rescan('an image changed in place', true);
+          }
         });
       }, POLL_MS);
       poll.unref();
       timers.push(poll);
     },
+    stats: () => ({ polls, asks }),
     close: () => {
       watcher?.close();
       for (const t of timers) clearInterval(t);

@@ -77,6 +77,12 @@ export interface Invalidator {
   entry(parent: number, name: string): void;
   /** The node's attributes and cached contents are stale (NOTIFY_INVAL_INODE). */
   inode(node: number): void;
+  /**
+   * The filesystem asks its daemon for a control request back (the store, when an opened image
+   * disagrees with its index, asks for a `scan`). The daemon sends it soon, debounced, on its
+   * usual control path; nothing polls for it, so an idle mount is never woken.
+   */
+  ask?(req: { op: string; why: string }): void;
 }
 
 export interface NodeFs {

@@ -259,6 +259,7 @@ export class StoreFs implements NodeFs {
     if (sb.bytesUsed !== bytesUsed || sb.inodeCount !== inodeCount || sb.modificationTime !== mtime) {
       this.logOnce(`sb:${pkg.full}:${sb.modificationTime}`, `${pkg.imagePath}: image changed in place (superblock differs from the index); re-indexing it`);
       this.index.invalidate(pkg.full);
+      if (!this.rescanWanted) this.inv?.ask?.({ op: 'scan', why: 'an image changed in place' });
       this.rescanWanted = true;
     }
   }
@@ -461,8 +462,6 @@ export class StoreFs implements NodeFs {
       case 'ping':
         return { ok: true, pid: process.pid, store: this.store };
       case 'scan': {
-        // ifWanted: only when an opened image disagreed with its index (the daemon's poll asks).
-        if (req.ifWanted === true && !this.rescanWanted) return { ok: true, skipped: true };
         const why = typeof req.why === 'string' ? req.why : 'ctl';
         const r = this.scan();
         if (r.added.length || r.removed.length) this.options.log?.(`rescan (${why}): ${r.known} packages, +${r.added.length} -${r.removed.length} in ${r.ms.toFixed(1)} ms`);

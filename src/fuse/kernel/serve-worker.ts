@@ -102,6 +102,7 @@ function main(): void {
     // request (a rescan) that caused them: messages on one port keep their order.
     entry: (parent, name) => d.control.postMessage({ inval: 'entry', parent, name }),
     inode: (node) => d.control.postMessage({ inval: 'inode', node }),
+    ask: (req) => d.control.postMessage({ ask: req }),
   });
   post({ type: 'built' });
   const start = new Int32Array(d.start);

@@ -21,7 +21,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
-import type { ControlAnswer, FsBuilder, Invalidation, ServeWorkerData, WorkerEvent } from './worker-api';
+import type { Ask, ControlAnswer, FsBuilder, Invalidation, ServeWorkerData, WorkerEvent } from './worker-api';
 
 export interface KernelMountOptions {
   mountpoint: string;
@@ -40,6 +40,8 @@ export interface KernelMountOptions {
   /** Device nodes can be opened (default false: nodev). */
   dev?: boolean;
   log: (s: string) => void;
+  /** The NodeFs asked for a control request (Invalidator.ask); called on the main thread. */
+  onAsk?: (req: { op: string; why: string }) => void;
   /** Bound on mount(8) and on the kernel's INIT (default 20 s). */
   timeoutMs?: number;
 }
@@ -112,7 +114,11 @@ export class KernelMount {
     this.start = new Int32Array(start);
     this.controlPort = controlPort;
     this.ended = ended.then((why) => (this.endedWhy = why));
-    controlPort.on('message', (m: ControlAnswer | Invalidation) => {
+    controlPort.on('message', (m: ControlAnswer | Invalidation | Ask) => {
+      if ('ask' in m) {
+        this.o.onAsk?.(m.ask);
+        return;
+      }
       if ('inval' in m) {
         this.notify(m.inval === 'entry' ? encodeInvalEntry(m.parent, Buffer.from(m.name)) : encodeInvalInode(m.node));
         return;
@@ -213,6 +219,11 @@ export class KernelMount {
   }
 
   /** Requests answered so far (every opcode). */
+  /** Times the main thread woke the serving thread (a control request each). */
+  get wakes(): number {
+    return this.counters[WAKE_SLOT]!;
+  }
+
   get requests(): number {
     return this.counters[0]!;
   }

@@ -38,6 +38,10 @@ export interface ControlRequest {
 }
 /** An invalidation the NodeFs asked for, sent on the control port ahead of the answer it belongs to. */
 export type Invalidation = { inval: 'entry'; parent: number; name: string } | { inval: 'inode'; node: number };
+/** A control request the NodeFs asks the main thread to send it (Invalidator.ask). */
+export interface Ask {
+  ask: { op: string; why: string };
+}
 
 export interface ControlAnswer {
   id: number;
