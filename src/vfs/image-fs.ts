@@ -16,6 +16,7 @@
  * symlinks followed), `uid`/`gid` replace every owner.
  */
 import { SquashfsError } from '../errors';
+import type { DirEntry } from '../format/directory';
 import type { Image, Inode, InodeRef } from '../reader/image';
 import { ROOT_NODE, type NodeAttr, type NodeDirEntry, type NodeEntry, type NodeFs, type NodeStatfs } from './node-fs';
 
@@ -129,8 +130,19 @@ export class ImageFs implements NodeFs {
     for (let i = cookie; i < entries.length; i++) {
       const e = entries[i]!;
       // Type bits from the entry's basic type (1 dir, 2 file, 3 symlink, 4 blk, 5 chr, 6 fifo, 7 socket).
-      if (!emit({ name: e.name, ino: e.inodeNumber, mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1 })) return;
+      if (!emit({ name: e.name, ino: e.inodeNumber, mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1, handle: e })) return;
     }
+  }
+
+  lookupDirEntry(_parent: number, e: NodeDirEntry): NodeEntry {
+    const inode = this.inodeOfDirEntry(e);
+    return inode ? this.entryFor(inode) : this.lookup(_parent, e.name);
+  }
+
+  /** The inode of an entry readdirInode() emitted (its directory entry is the handle). */
+  inodeOfDirEntry(e: NodeDirEntry): Inode | undefined {
+    const d = e.handle as DirEntry | undefined;
+    return d && d.name === e.name ? this.image.entryInode(d) : undefined;
   }
 
   read(node: number, buf: Uint8Array, position: number): number {

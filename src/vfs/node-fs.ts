@@ -69,6 +69,11 @@ export interface NodeDirEntry {
    * increasing within one listing, never 0 (0 means "from the start").
    */
   cookie: number;
+  /**
+   * Opaque to the transport: what the implementation needs to make this entry a node without
+   * searching the directory for its name again (handed back to lookupDirEntry, READDIRPLUS).
+   */
+  handle?: unknown;
 }
 
 /** Where an implementation tells the kernel that cached names or attributes changed. */
@@ -105,6 +110,11 @@ export interface NodeFs {
    * stops there (the kernel asks again with the last cookie it got).
    */
   readdir(node: number, cookie: number, emit: (e: NodeDirEntry) => boolean): void;
+  /**
+   * Optional: lookup(parent, e.name) for an entry readdir(parent) just emitted, the same counted
+   * reference, but from what the listing already holds (READDIRPLUS asks this for every entry).
+   */
+  lookupDirEntry?(parent: number, e: NodeDirEntry): NodeEntry;
   /** Copies bytes at `position` into `buf` (as many as fit); returns the count, 0 at end of file. */
   read(node: number, buf: Uint8Array, position: number): number;
   listxattr(node: number): string[];

@@ -258,7 +258,7 @@ export class Session {
       let entry: P.EntryOut | undefined;
       if (plus) {
         try {
-          entry = entryOut(this.fs.lookup(dir, e.name));
+          entry = entryOut(this.fs.lookupDirEntry ? this.fs.lookupDirEntry(dir, e) : this.fs.lookup(dir, e.name));
         } catch {
           // An entry whose inode cannot be read still lists; the kernel looks it up (and gets the
           // error) if someone touches it.
