@@ -267,6 +267,23 @@ describe('the store daemon leaves an idle /ro alone', { skip }, () => {
     }
   });
 
+  test('fusectl scan and the daemon log warn of files no exchange dir can show', { timeout: 60_000 }, async () => {
+    const store = fs.mkdtempSync(path.join(work, 'flat-store-'));
+    // Packed from out/ instead of the package root, as a new user following an old --help did.
+    addPackage(store, { full: 'flat-amd64-1-1', tree: { 'bin/flat': 'flat\n', 'share/doc/flat': 'doc', 'include/flat.h': 'h' } }, work);
+    const m = await spawnStoreMount(store, ['--transport', 'kernel']);
+    try {
+      const out = await fusectl(m.dir, 'scan');
+      assert.match(out, /^warning +flat-amd64-1-1: include\/: at the image root, never in \/ro\/include/m);
+      assert.match(out, /^warning +flat-amd64-1-1: share\/: at the image root, never in \/ro\/share/m);
+      assert.match(m.log(), /flat-amd64-1-1: share\/: at the image root/);
+      const ls = await run('ls', [path.join(m.dir, 'flat-amd64-1-1')]);
+      assert.match(ls.stdout, /share/, 'the package is shown all the same');
+    } finally {
+      await m.cleanup();
+    }
+  });
+
   for (const transport of ['kernel', 'libfuse'] as const) {
     test(`an image rewritten in place (same size and mtime) is re-indexed once opened (${transport})`, { timeout: 60_000 }, async () => {
       const store = fs.mkdtempSync(path.join(work, 'inplace-store-'));

@@ -132,6 +132,27 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
     if (root) fs.rmSync(root, { recursive: true, force: true });
   });
 
+  it('warns of files packed where no exchange dir can see them, and shows the package all the same', () => {
+    const store = storeWith('less-amd64-530-2');
+    addPackage(
+      store,
+      {
+        full: 'flat-amd64-1-1',
+        // Packed from out/ instead of the package root: share/ and lib/ at the image root.
+        tree: { 'bin/flat': 'flat\n', 'share/doc/flat': 'doc', 'lib/libflat.so.1': 'elf', 'lib/libok.so.1': { symlink: '../out/lib/libok.so.1' }, 'sbin/flatd': 'daemon' },
+      },
+      work,
+    );
+    addPackage(store, { full: 'farm-amd64-1-1', tree: { 'out/lib/libz.so.1': 'elf', 'lib/libz.so.1': { symlink: '/ro/farm-amd64-1-1/out/lib/libz.so.1' }, 'bin/z': 'z' } }, work);
+    const s = storeFs(store);
+    const r = s.control({ op: 'scan' }) as { warnings: Array<{ pkg: string; why: string }> };
+    const flat = r.warnings.filter((w) => w.pkg === 'flat-amd64-1-1').map((w) => w.why.split(':')[0]);
+    assert.deepEqual(flat.sort(), ['lib/libflat.so.1', 'sbin/', 'share/']);
+    assert.deepEqual(r.warnings.filter((w) => w.pkg !== 'flat-amd64-1-1'), [], 'a lib/ of symlinks and out/ trees are where they belong');
+    assert.ok(new Kernel(s).names(ROOT_NODE).includes('flat-amd64-1-1'), 'the package is still shown');
+    assert.deepEqual((s.stats() as { warnings: unknown[] }).warnings, r.warnings, 'stats lists them too');
+  });
+
   it('lists /ro and stats a package directory without opening an image', () => {
     const s = storeFs(storeWith(...ALL), { ctlPath: '/tmp/some/ctl' });
     const k = new Kernel(s);

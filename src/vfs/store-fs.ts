@@ -107,6 +107,8 @@ export interface ScanResult {
   skippedPackages: SkippedPackage[];
   /** --pkgs names that match no package of the store. */
   unmatchedPkgs: string[];
+  /** Packages shown, but with files that can never reach an exchange dir (misplacedPaths). */
+  warnings: SkippedPackage[];
   ms: number;
 }
 
@@ -214,6 +216,8 @@ export class StoreFs implements NodeFs {
   rescanWanted = false;
   /** What the last scan left out, and why (for `fusectl scan` and `stats`). */
   skippedPackages: SkippedPackage[] = [];
+  /** What the last scan found misplaced in the packages it shows. */
+  warnings: SkippedPackage[] = [];
   unmatchedPkgs: string[] = [];
 
   constructor(
@@ -277,6 +281,7 @@ export class StoreFs implements NodeFs {
     const old = this.snap;
     const packages = new Map<string, StorePackage>();
     const skippedPackages: SkippedPackage[] = [];
+    const warnings: SkippedPackage[] = [];
     const matched = new Set<string>();
     for (const p of listing.packages.values()) {
       if (this.includePkg && !this.includePkg(p, matched)) continue;
@@ -291,6 +296,10 @@ export class StoreFs implements NodeFs {
         skippedPackages.push({ pkg: p.name.full, why: rec.error });
         this.logOnce(`bad:${p.name.full}:${p.image.mtimeMs}:${p.image.size}`, `skipping ${p.name.full}: ${rec.error}`);
         continue;
+      }
+      for (const why of rec.misplaced ?? []) {
+        warnings.push({ pkg: p.name.full, why });
+        this.logOnce(`misplaced:${p.name.full}:${p.image.mtimeMs}:${why}`, `${p.name.full}: ${why}`);
       }
       const prev = old.packages.get(p.name.full);
       packages.set(p.name.full, prev && prev.record === rec ? prev : new StorePackage(p.name, p.imagePath, p.metaPath, rec, this.index));
@@ -317,7 +326,8 @@ export class StoreFs implements NodeFs {
     for (const n of unmatchedPkgs) this.logOnce(`nomatch:${n}`, `--pkgs ${n}: no package of ${this.store} has that name`);
     this.skippedPackages = skippedPackages;
     this.unmatchedPkgs = unmatchedPkgs;
-    return { known: packages.size, added, removed, skipped: skippedPackages.length, skippedPackages, unmatchedPkgs, ms: this.lastScanMs };
+    this.warnings = warnings;
+    return { known: packages.size, added, removed, skipped: skippedPackages.length, skippedPackages, unmatchedPkgs, warnings, ms: this.lastScanMs };
   }
 
   private snapshot(packages: ReadonlyMap<string, StorePackage>, old: Snapshot): Snapshot {
@@ -506,6 +516,7 @@ export class StoreFs implements NodeFs {
       openFiles: 0,
       nodes: this.table.size,
       skippedPackages: this.skippedPackages,
+      warnings: this.warnings,
       unmatchedPkgs: this.unmatchedPkgs,
       cacheHits: cache.hits,
       cacheMisses: cache.misses,
@@ -631,7 +642,7 @@ export class StoreFs implements NodeFs {
   }
 
   /** A name inside a package directory: one image's inode, or a runtime_union path. */
-  private viewLookup(parent: ViewValue, name: string): NodeEntry {
+  private viewLookup(parent: ViewValue, name: string, listed?: NodeDirEntry): NodeEntry {
     const view = parent.view;
     const path = `${parent.t === 'pkg' ? '' : parent.path}/${name}`;
     const sources = sourcesFor(view.pkg, path, view.unions);
@@ -640,9 +651,16 @@ export class StoreFs implements NodeFs {
       return this.entry(`u:${view.id}:${path}`, { t: 'union', view, path }, op.fs.attrOf(inode), DAY);
     }
     const { op, inode: dir } = this.inodeOf(parent);
-    const inode = op.fs.child(dir, name);
+    const inode = (listed && op.fs.inodeOfDirEntry(listed)) || op.fs.child(dir, name);
     if (!inode) throw new SquashfsError('NOT_FOUND', `no such file or directory: ${view.pkg.full}${path}`, 'path');
     return this.entry(`i:${view.id}:${inode.ref}`, { t: 'inode', view, ref: inode.ref, path }, op.fs.attrOf(inode), DAY);
+  }
+
+  /** READDIRPLUS: an entry of an image directory becomes a node without a second name search. */
+  lookupDirEntry(parent: number, e: NodeDirEntry): NodeEntry {
+    const v = this.value(parent);
+    if (v === undefined || v.t === 'xdir' || v.t === 'mkdir' || v.t === 'xlink' || v.t === 'ctl' || v.t === 'union') return this.lookup(parent, e.name);
+    return this.viewLookup(v, e.name, e);
   }
 
   negativeTtl(parent: number): number {

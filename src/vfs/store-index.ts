@@ -57,6 +57,12 @@ export interface IndexRecord {
   version: string;
   runtimeUnion: RuntimeUnion[];
   hasXattrs: boolean;
+  /**
+   * Paths at the image root that look meant for an exchange dir but can never reach one (a
+   * `share/` beside `out/` instead of inside it), each with the reason: /ro shows the package,
+   * and `fusectl scan` warns. Absent in records written before it existed.
+   */
+  misplaced?: string[];
   /** Why the package is skipped (corrupt image, unreadable meta). */
   error?: string;
 }
@@ -106,6 +112,30 @@ export function exchangeEntries(image: Image): ImageEntry[] {
   return out;
 }
 
+/**
+ * Root entries of a package image that were meant for an exchange dir and can never appear in one:
+ * a tree packed from `out/` (or from a filesystem root) instead of the package root. Only `bin/`
+ * and the `out/…` dirs feed /ro's exchange dirs; a root `lib/` is the package's own farm of
+ * symlinks to the libraries its programs use, so anything else in it is misplaced too.
+ */
+export function misplacedPaths(image: Image): string[] {
+  const out: string[] = [];
+  const root = image.root();
+  for (const e of image.readdir(root)) {
+    const name = e.name;
+    const feeds = EXCHANGE_DIRS.find((d) => d.image === `out/${name}`);
+    if (feeds && name !== 'lib') out.push(`${name}/: at the image root, never in /ro/${feeds.virtual} (only out/${name} is)`);
+    else if (name === 'sbin') out.push('sbin/: at the image root, never in /ro/bin (only bin/ is: one wrapper or symlink per program of out/bin and out/sbin)');
+    else if (name === 'usr') out.push('usr/: a filesystem root was packed; a package holds out/ (its installed tree) and bin/');
+    else if (name === 'lib' && e.type === 1) {
+      const lib = image.entryInode(e);
+      const stray = image.readdir(lib).find((c) => c.type !== 3);
+      if (stray) out.push(`lib/${stray.name}: the root lib/ holds only symlinks (the library farm); libraries go in out/lib, which feeds /ro/lib`);
+    }
+  }
+  return out;
+}
+
 export function encodeEntries(entries: readonly ImageEntry[]): string {
   return entries.map((e) => (e.type === 'dir' ? e.path + '/' : e.path)).join('\0');
 }
@@ -135,6 +165,8 @@ export function buildRecord(p: ScannedPackage): IndexRecord & { entries: string 
     rec.sb = [sb.bytesUsed, sb.inodeCount, sb.modificationTime];
     rec.hasXattrs = image.hasXattrs;
     rec.entries = encodeEntries(exchangeEntries(image));
+    const misplaced = misplacedPaths(image);
+    if (misplaced.length) rec.misplaced = misplaced;
   } catch (e) {
     rec.error = `image ${p.imagePath}: ${describe(e)}`;
     rec.entries = '';
@@ -170,6 +202,7 @@ function isRecord(v: unknown): v is IndexRecord {
     Array.isArray(r.runtimeUnion) &&
     r.runtimeUnion.every((u) => typeof u === 'object' && u !== null && typeof u.dir === 'string' && typeof u.pkg === 'string') &&
     typeof r.hasXattrs === 'boolean' &&
+    (r.misplaced === undefined || isStringArray(r.misplaced)) &&
     (r.error === undefined || typeof r.error === 'string')
   );
 }

@@ -33,11 +33,19 @@ function formatStats(s: Record<string, unknown>): string {
   return lines.join('\n') + '\n' + formatLeftOut(s);
 }
 
-/** The packages a scan left out, one line each with the reason, and --pkgs names that matched nothing. */
+/**
+ * The packages a scan left out, one line each with the reason, --pkgs names that matched nothing,
+ * and files of shown packages that can never reach an exchange dir.
+ */
 function formatLeftOut(s: Record<string, unknown>): string {
   const skipped = (s.skippedPackages ?? []) as Array<{ pkg: string; why: string }>;
   const unmatched = (s.unmatchedPkgs ?? []) as string[];
-  return [...skipped.map((k) => `skipped             ${k.pkg}: ${k.why}\n`), ...unmatched.map((n) => `--pkgs ${n}: matches no package of the store\n`)].join('');
+  const warnings = (s.warnings ?? []) as Array<{ pkg: string; why: string }>;
+  return [
+    ...skipped.map((k) => `skipped             ${k.pkg}: ${k.why}\n`),
+    ...unmatched.map((n) => `--pkgs ${n}: matches no package of the store\n`),
+    ...warnings.map((w) => `warning             ${w.pkg}: ${w.why}\n`),
+  ].join('');
 }
 
 export function register(program: Command): void {
