@@ -9,7 +9,9 @@ import { SquashfsError, type ErrorCode } from '../errors';
 import type { FileKind } from '../format/constants';
 import type { Inode } from '../format/inode';
 import { errnoWords, isSystemError } from '../io/errno';
-import { Image } from '../reader/image';
+// Only the type: the reader is loaded by the commands that open an image (openImage), not by
+// `mount`, `fuse` or `fusectl`, whose daemons load it where it serves.
+import type { Image } from '../reader/image';
 
 export function offsetOption(): Option {
   return new Option('--offset <bytes>', 'the SquashFS starts this many bytes into the file (e.g. an AppImage)').argParser(parseOffset).default(0);
@@ -33,7 +35,8 @@ export function openImage(path: string, offset = 0): Image {
     // Anything else (permission denied, …) comes out of the open below, in our words.
   }
   if (st?.isDirectory()) throw new SquashfsError('IS_A_DIRECTORY', 'is a directory, not an image', undefined, undefined);
-  return Image.open(path, { offset });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('../reader/image') as typeof import('../reader/image')).Image.open(path, { offset });
 }
 
 /** "regular file", "directory", "fifo", … as ls and stat(1) say them. */

@@ -203,6 +203,9 @@ export async function mountsAt(mountpoint: string): Promise<MountInfo[]> {
  * Checks the mountpoint before mounting. A FUSE mount whose daemon died answers every access with
  * ENOTCONN ("Transport endpoint is not connected"): it is unmounted (lazily) and checked again.
  */
+/** The mountpoint is unusable: reported as it is, not as a failure to mount. */
+class MountpointError extends Error {}
+
 async function prepareMountpoint(mnt: string, log: (s: string) => void): Promise<void> {
   let st: fs.Stats;
   try {
@@ -275,7 +278,14 @@ function buildHere(b: FsBuilder, log: (s: string) => void): NodeFs {
   return m[b.exportName]!(b.args, log);
 }
 
-async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void, onAsk: (req: { op: string; why: string }) => void): Promise<Served> {
+async function mountKernel(
+  o: MountOptions,
+  mnt: string,
+  source: DaemonSource,
+  log: (s: string) => void,
+  onAsk: (req: { op: string; why: string }) => void,
+  prepared: Promise<void>,
+): Promise<Served> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { KernelMount } = require('./kernel/transport') as typeof import('./kernel/transport');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -290,6 +300,7 @@ async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, l
     dev: o.dev,
     log,
     onAsk,
+    prepared,
     timeoutMs: MOUNT_WAIT_MS,
   });
   return {
@@ -404,12 +415,21 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   try {
     mark('daemon started');
     const { transport } = chooseTransport(o.transport);
-    await prepareMountpoint(mnt, log);
-    mark('mountpoint checked');
+    // Checked while the kernel transport's serving thread starts and opens the image.
+    const prepared = prepareMountpoint(mnt, log).then(
+      () => mark('mountpoint checked'),
+      (e: Error) => Promise.reject(new MountpointError(e.message)),
+    );
+    prepared.catch(() => undefined); // awaited below; a rejection is not unhandled meanwhile
     source = makeSource ? await makeSource(log) : imageSource(o);
     try {
-      served = transport === 'kernel' ? await mountKernel(o, mnt, source, log, ask) : await mountLibfuse(o, mnt, source, log, ask);
+      if (transport === 'kernel') served = await mountKernel(o, mnt, source, log, ask, prepared);
+      else {
+        await prepared;
+        served = await mountLibfuse(o, mnt, source, log, ask);
+      }
     } catch (e) {
+      if (e instanceof MountpointError) throw e;
       const m = describe(e);
       throw new Error(m.startsWith('cannot open image') || m.startsWith(o.image) ? m : `cannot mount on ${mnt}: ${m}`);
     }

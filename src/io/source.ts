@@ -8,6 +8,7 @@
  * handler that answers synchronously is the fastest and simplest; all codecs are synchronous too.
  */
 import * as fs from 'node:fs';
+import { errnoWords } from './errno';
 import { SquashfsError } from '../errors';
 
 export interface ByteSource {
@@ -50,7 +51,7 @@ export class FileSource implements ByteSource {
     } catch (e) {
       if (this.fd !== undefined) fs.closeSync(this.fd);
       const err = e as NodeJS.ErrnoException;
-      throw new SquashfsError(err.code === 'ENOENT' ? 'NOT_FOUND' : 'IO', `${path}: ${err.message}`, 'image', undefined, { cause: e });
+      throw new SquashfsError(err.code === 'ENOENT' ? 'NOT_FOUND' : 'IO', `${path}: ${errnoWords(e)}`, 'image', undefined, { cause: e });
     }
   }
   readAt(offset: number, length: number): Uint8Array {

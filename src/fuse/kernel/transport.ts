@@ -40,6 +40,8 @@ export interface KernelMountOptions {
   /** Device nodes can be opened (default false: nodev). */
   dev?: boolean;
   log: (s: string) => void;
+  /** Settles once the mountpoint is ready for mount(8) (checked while the thread starts). */
+  prepared?: Promise<void>;
   /** The NodeFs asked for a control request (Invalidator.ask); called on the main thread. */
   onAsk?: (req: { op: string; why: string }) => void;
   /** Bound on mount(8) and on the kernel's INIT (default 20 s). */
@@ -189,7 +191,9 @@ export class KernelMount {
       throw e;
     };
     try {
-      await built;
+      // The caller checks the mountpoint meanwhile: the thread's start-up and the image's opening
+      // are most of the time to a mount, and need no mountpoint.
+      await Promise.all([built, o.prepared]);
     } catch (e) {
       return giveUp(e);
     }
