@@ -27,6 +27,7 @@ const commands: Record<string, () => { register(p: Command): void }> = {
   fusectl: () => require('./commands/fusectl'),
   demo: () => require('./commands/demo'),
   mirror: () => require('./commands/mirror'),
+  export: () => require('./commands/export'),
   bench: () => require('./commands/bench'),
 };
 
