@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { skipUnless } from './oracle/tools';
 import { cliPath, waitFor } from './helpers/mount';
-import { addRepoPackage, distri, distriOk, makeRepo, simpleTree, startExport, startNginx, storeFiles, tempDir, type Server } from './helpers/repo';
+import { addRepoPackage, distri, distriOk, freePort, makeRepo, simpleTree, startExport, startNginx, storeFiles, tempDir, type Server } from './helpers/repo';
 
 const NGINX = skipUnless('install over HTTP from nginx', 'nginx');
 
@@ -146,6 +146,30 @@ describe('install', () => {
     const noRepo = await distri(['install', '--root', root, 'app']);
     assert.equal(noRepo.status, 1);
     assert.match(noRepo.stderr, /no repo given/);
+  });
+
+  test('transport failures are said plainly and place nothing: a 404 for an index entry, no server, no index', async () => {
+    const holey = tempDir('distri-repo-');
+    temps.push(holey);
+    fs.cpSync(repoA, holey, { recursive: true });
+    fs.rmSync(path.join(holey, 'pkg', 'lib-amd64-1.0-1.squashfs'));
+    const server = await startExport(holey);
+    servers.push(server);
+    const root = newRoot();
+    const r = await distri(['install', '--root', root, '--repo', server.url, 'app']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^distri: install app: IO: http:\/\/127\.0\.0\.1:\d+\/pkg\/lib-amd64-1\.0-1\.squashfs: not found on the server \(HTTP 404\)$/m);
+    assert.deepEqual(storeFiles(store(root)), []);
+    assertClean(root);
+    const gone = await distri(['install', '--root', root, '--repo', `http://127.0.0.1:${await freePort()}/`, 'app']);
+    assert.equal(gone.status, 1);
+    assert.match(gone.stderr, /index-v1\.json: connection refused \(is the server running\?\)$/m);
+    const noIndex = tempDir('distri-repo-');
+    temps.push(noIndex);
+    fs.mkdirSync(path.join(noIndex, 'pkg'));
+    const d = await distri(['install', '--root', root, '--repo', noIndex, 'app']);
+    assert.equal(d.status, 1);
+    assert.match(d.stderr, /pkg\/index-v1\.json: no such file in the repo$/m);
   });
 
   test('a file that does not match the index is refused and nothing is placed', async () => {
