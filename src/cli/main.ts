@@ -26,6 +26,11 @@ const commands: Record<string, () => { register(p: Command): void }> = {
   fuse: () => require('./commands/fuse'),
   fusectl: () => require('./commands/fusectl'),
   demo: () => require('./commands/demo'),
+  mirror: () => require('./commands/mirror'),
+  export: () => require('./commands/export'),
+  install: () => require('./commands/install'),
+  update: () => require('./commands/install'),
+  gc: () => require('./commands/gc'),
   bench: () => require('./commands/bench'),
 };
 
