@@ -26,6 +26,8 @@ const commands: Record<string, () => { register(p: Command): void }> = {
   fuse: () => require('./commands/fuse'),
   fusectl: () => require('./commands/fusectl'),
   demo: () => require('./commands/demo'),
+  mirror: () => require('./commands/mirror'),
+  export: () => require('./commands/export'),
   bench: () => require('./commands/bench'),
 };
 
