@@ -11,8 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { SquashfsError } from '../src/errors';
-import { chunkHashes, HttpClient, HttpSource, type CacheFiles, type RemoteImageSpec } from '../src/io/http-source';
+import { HttpClient, HttpSource, type CacheFiles, type RemoteImageSpec } from '../src/io/http-source';
 import { Image } from '../src/reader/image';
+import { hashFile } from '../src/repo/repo-index';
 import { xorshift32 } from '../src/util/xorshift';
 import { startFaultProxy, type Fault, type FaultProxy } from './helpers/fault-proxy';
 import { run, waitFor } from './helpers/mount';
@@ -60,7 +61,7 @@ describe('remote byte source', { skip }, () => {
     mksquashfs(path.join(work, 'tree'), img);
     fs.writeFileSync(path.join(repo, 'pkg', `${FULL}.meta.textproto`), 'source_pkg: "big"\nversion: "1.0-1"\n');
     imageBytes = fs.readFileSync(img);
-    spec = { url: '', size: imageBytes.length, sha256: sha(imageBytes), chunkSize: CHUNK, chunks: chunkHashes(imageBytes, CHUNK) };
+    spec = { url: '', size: imageBytes.length, sha256: sha(imageBytes), chunkSize: CHUNK, chunks: hashFile(img, CHUNK).chunks };
     proxy = await startFaultProxy({ dir: repo });
     spec.url = `${proxy.url}/pkg/${FULL}.squashfs`;
     client = new HttpClient({ timeoutMs: TIMEOUT_MS, retries: 1, log: (m) => logs.push(m) });

@@ -26,7 +26,6 @@
  * Not done: two processes sharing one cache directory can both fetch a chunk (harmless: same
  * verified bytes) and the last bitmap written wins (at worst a chunk is fetched again).
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
@@ -287,11 +286,4 @@ export class HttpSource implements ByteSource {
   close(): void {
     this.closed = true;
   }
-}
-
-/** The sha256 of each `chunkSize` piece of `bytes` (what the repository index lists). */
-export function chunkHashes(bytes: Uint8Array, chunkSize: number): string[] {
-  const out: string[] = [];
-  for (let off = 0; off < bytes.length; off += chunkSize) out.push(crypto.createHash('sha256').update(bytes.subarray(off, off + chunkSize)).digest('hex'));
-  return out;
 }

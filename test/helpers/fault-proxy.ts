@@ -1,7 +1,7 @@
 /**
  * A fault-injecting HTTP proxy for the remote byte source's tests (and the round-trip delay of
- * `distri bench remote`), in front of a real server: nginx, or the static server of this folder
- * when `dir` is given instead of an upstream URL.
+ * `distri bench remote`), in front of a real server: nginx, or `distri export`'s static server
+ * (src/repo/static-server.ts) of a repo directory when `dir` is given instead of an upstream URL.
  *
  * It runs in a child process, always: the code under test waits synchronously for its HTTP thread
  * (Atomics.wait), so a proxy on the test's own event loop would never get to answer. The test
@@ -21,7 +21,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import type * as net from 'node:net';
-import { serveStatic } from './static-server';
+import { createStaticServer } from '../../src/repo/static-server';
 
 export type Fault = 'none' | 'status200' | 'short' | 'stall' | 'reset' | 'corrupt' | '404';
 
@@ -58,7 +58,8 @@ interface ChildState {
 async function childMain(upstreamArg: string, dirArg: string | undefined): Promise<void> {
   let upstream = upstreamArg;
   if (dirArg) {
-    const s = await serveStatic(dirArg);
+    const s = createStaticServer({ root: dirArg });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     upstream = `http://127.0.0.1:${(s.address() as net.AddressInfo).port}`;
   }
   const up = new URL(upstream);
