@@ -273,6 +273,7 @@ class RemoteImage {
   /** Writes the bitmap file (temp + rename), after the data it describes was synced. */
   persist(): Promise<void> {
     this.persisting = this.persisting.then(async () => {
+      if (this.promoting || this.promoted) return; // the bitmap is going away with the cache
       const tmp = `${this.r.bitmapPath}.tmp`;
       const words = Buffer.from(new Uint8Array(this.r.bitmap.slice(0)));
       try {
@@ -370,8 +371,11 @@ class RemoteImage {
     const metaTmp = `${this.r.partPath}.meta.tmp`;
     fs.writeFileSync(metaTmp, meta.body);
     fs.renameSync(metaTmp, p.metaDest);
-    fs.renameSync(this.r.partPath, p.imageDest);
+    // No bitmap write is under way or can start (promoting is set); without its bitmap a cache
+    // file left by a crash right here is simply started afresh.
+    await this.persisting;
     fs.rmSync(this.r.bitmapPath, { force: true });
+    fs.renameSync(this.r.partPath, p.imageDest);
   }
 }
 

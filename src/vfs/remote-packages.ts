@@ -1,0 +1,187 @@
+/**
+ * Remote packages of /ro (`distri fuse --repo URL --autodownload`): every package of the remote
+ * repository's index (`<repo>/pkg/index-v1.json`, src/repo/repo-index.ts) that is not in the local
+ * store appears in /ro as if it were, before a single byte of it is here:
+ *
+ * - its package directory and its exchange-dir links come from the index alone (the index carries
+ *   each package's meta fields, superblock figures and exchange entries, exactly what the local
+ *   store index keeps), so listing /ro or /ro/bin fetches nothing but the index;
+ * - the first access below `/ro/<full>/` opens the image through an HttpSource
+ *   (src/io/http-source.ts): only the chunks that the requests touch are fetched, each verified
+ *   against the index, and kept in a cache file `<store>/.distri-remote/<full>.squashfs.part`;
+ * - with `fill`, the rest of the image is fetched in the background, and once every chunk is there
+ *   the meta and then the image are renamed into the store: the package is then an ordinary local
+ *   one (the store watcher rescans, the local image replaces the remote package; what the kernel
+ *   holds of the remote one keeps reading from the same file).
+ *
+ * A local package of the same name always wins. The index is fetched once when the daemon starts;
+ * when that fails (repo down), the daemon serves the local store and tries again on a later rescan
+ * (at most every RETRY_MS).
+ *
+ * The cache lives inside the store (a dot-directory, ignored by the store scan) so that completing
+ * an image is a rename on one filesystem; a read-only store keeps it under
+ * `$XDG_CACHE_HOME/distri/remote/` and never completes into the store.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SquashfsError } from '../errors';
+import { HttpSource, httpClient, type HttpClient } from '../io/http-source';
+import { Image, type ImageOptions } from '../reader/image';
+import { parseRepoIndex, REPO_INDEX_FILE, type RepoIndex, type RepoPackage } from '../repo/repo-index';
+import type { ImageEntry } from '../store/exchange';
+import { parsePackageName } from '../store/package-name';
+import { StorePackage } from './package-dir';
+import { decodeEntries, type IndexRecord, type StoreIndex } from './store-index';
+
+/** An index bigger than this is refused (a hostile or broken server must not exhaust memory). */
+const MAX_INDEX_BYTES = 256 << 20;
+const RETRY_MS = 30_000;
+
+export interface RemoteOptions {
+  /** The repository's base URL (the directory holding pkg/). */
+  repo: string;
+  /** Where partial images are cached (default: `<store>/.distri-remote`, see the module comment). */
+  cacheDir?: string;
+  /** Socket silence before a request is given up, ms (default 10 s). */
+  timeoutMs?: number;
+  /** Chunks fetched beyond what a read needs (default 0). */
+  readAhead?: number;
+  /** Fetch the rest of an opened image in the background and complete it into the store. */
+  fill?: boolean;
+  log: (message: string) => void;
+}
+
+/** A package of the remote repository, served through the remote byte source. */
+export class RemoteStorePackage extends StorePackage {
+  private decodedEntries: ImageEntry[] | undefined;
+
+  constructor(
+    readonly remote: RepoPackage,
+    record: IndexRecord,
+    index: StoreIndex,
+    private readonly owner: RemotePackages,
+  ) {
+    super(parsePackageName(remote.full)!, owner.urlOf(remote.image.file), owner.urlOf(remote.meta.file), record, index);
+  }
+
+  override get entries(): readonly ImageEntry[] {
+    return (this.decodedEntries ??= decodeEntries(this.remote.entries));
+  }
+
+  override openImage(options: ImageOptions): Image {
+    const src = this.owner.source(this);
+    return new Image(src, options);
+  }
+}
+
+export class RemotePackages {
+  private index: RepoIndex | undefined;
+  private lastTry = 0;
+  private readonly byName = new Map<string, RemoteStorePackage>();
+  private readonly base: string;
+  private readonly cacheDir: string;
+  /** Whether completed images may be renamed into the store (cache on the store's filesystem). */
+  private readonly canComplete: boolean;
+  private readonly started = Date.now();
+  private client: HttpClient | undefined;
+
+  constructor(
+    private readonly store: string,
+    private readonly o: RemoteOptions,
+  ) {
+    let u: URL;
+    try {
+      u = new URL(o.repo);
+    } catch {
+      throw new SquashfsError('INVALID_ARGUMENT', `--repo ${o.repo} is not a URL (http://host:port/path)`, 'options');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new SquashfsError('INVALID_ARGUMENT', `--repo ${o.repo}: only http:// and https:// repositories can be read lazily`, 'options');
+    this.base = o.repo.replace(/\/+$/, '');
+    const inStore = path.join(store, '.distri-remote');
+    let writable = true;
+    try {
+      fs.accessSync(store, fs.constants.W_OK);
+    } catch {
+      writable = false;
+    }
+    this.cacheDir = o.cacheDir ?? (writable ? inStore : path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'distri', 'remote', crypto.createHash('sha256').update(path.resolve(store)).digest('hex')));
+    this.canComplete = writable && path.resolve(this.cacheDir) === path.resolve(inStore);
+  }
+
+  private get http(): HttpClient {
+    return (this.client ??= httpClient({ timeoutMs: this.o.timeoutMs, log: this.o.log }));
+  }
+
+  urlOf(file: string): string {
+    return `${this.base}/pkg/${encodeURIComponent(file)}`;
+  }
+
+  /** Fetches the index when it was never fetched (or failed, at most every RETRY_MS). */
+  private load(): void {
+    if (this.index || Date.now() - this.lastTry < RETRY_MS) return;
+    this.lastTry = Date.now();
+    const url = this.urlOf(REPO_INDEX_FILE);
+    try {
+      this.index = parseRepoIndex(this.http.getFile(url, MAX_INDEX_BYTES), url);
+      this.o.log(`repo ${this.base}: ${this.index.packages.size} packages in the index`);
+    } catch (e) {
+      this.o.log(`repo ${this.base}: index not loaded (${e instanceof SquashfsError ? e.message : (e as Error).message}); serving the local store, retrying on a later rescan`);
+    }
+  }
+
+  /** The remote packages to show besides `local` (the names the local store serves). */
+  packages(local: ReadonlySet<string>, storeIndex: StoreIndex): RemoteStorePackage[] {
+    this.load();
+    if (!this.index) return [];
+    const out: RemoteStorePackage[] = [];
+    for (const [full, rp] of this.index.packages) {
+      if (local.has(full)) continue;
+      let p = this.byName.get(full);
+      if (!p) {
+        const record: IndexRecord = {
+          image: { size: rp.image.size, mtimeMs: this.started, ino: 0 },
+          meta: { size: rp.meta.size, mtimeMs: this.started, ino: 0 },
+          sb: rp.sb,
+          runtimeDep: rp.runtimeDep,
+          sourcePkg: rp.sourcePkg,
+          version: rp.version,
+          runtimeUnion: rp.runtimeUnion,
+          hasXattrs: rp.hasXattrs,
+        };
+        p = new RemoteStorePackage(rp, record, storeIndex, this);
+        this.byName.set(full, p);
+      }
+      out.push(p);
+    }
+    return out;
+  }
+
+  /** The byte source of a remote package's image (its cache registered on first use). */
+  source(p: RemoteStorePackage): HttpSource {
+    const rp = p.remote;
+    const part = path.join(this.cacheDir, `${rp.full}.squashfs.part`);
+    return new HttpSource(
+      { url: this.urlOf(rp.image.file), size: rp.image.size, sha256: rp.image.sha256, chunkSize: this.index!.chunkSize, chunks: rp.image.chunks },
+      { part, bitmap: path.join(this.cacheDir, `${rp.full}.squashfs.chunks`) },
+      this.http,
+      {
+        label: rp.full,
+        readAhead: this.o.readAhead,
+        fill: this.o.fill,
+        promote:
+          this.o.fill && this.canComplete
+            ? {
+                metaUrl: this.urlOf(rp.meta.file),
+                metaSize: rp.meta.size,
+                metaSha256: rp.meta.sha256,
+                metaDest: path.join(this.store, rp.meta.file),
+                imageDest: path.join(this.store, rp.image.file),
+                imageSha256: rp.image.sha256,
+              }
+            : undefined,
+      },
+    );
+  }
+}
