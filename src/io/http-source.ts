@@ -112,7 +112,14 @@ export class HttpClient {
     return r.ok && r.stats ? r.stats : { requests: 0, bytes: 0, failures: 0, promoted: 0 };
   }
 
+  /** Waits until every chunk bitmap is written (they are written a moment after a fetch). */
+  flush(): void {
+    this.call((id) => ({ type: 'flush', id }), 5000);
+  }
+
+  /** Flushes the bitmaps and ends the HTTP thread. */
   terminate(): Promise<number> {
+    this.flush();
     this.port.close();
     return this.worker.terminate();
   }
@@ -262,8 +269,7 @@ export class HttpSource implements ByteSource {
     for (let i = first; i <= last && !need; i++) need = !this.img.has(i);
     this.client.drainLogs();
     if (need) {
-      const budget = this.client.timeoutMs * 3;
-      const r = this.client.call((id) => ({ type: 'fetch', id, key: this.img.key, first, last, deadline: Date.now() + budget }), budget + 1000);
+      const r = this.fetch([[first, last]]);
       let stillMissing = -1;
       for (let i = first; i <= last && stillMissing < 0; i++) if (!this.img.has(i)) stillMissing = i;
       if (stillMissing >= 0) {
@@ -282,8 +288,40 @@ export class HttpSource implements ByteSource {
     return out;
   }
 
-  /** The image stays registered (its background fill goes on); only this handle ends. */
+  private fetch(ranges: [number, number][]) {
+    const budget = this.client.timeoutMs * 3;
+    return this.client.call((id) => ({ type: 'fetch', id, key: this.img.key, ranges, deadline: Date.now() + budget }), budget + 1000);
+  }
+
+  /**
+   * Fetches the chunks of several byte ranges at once, concurrently, and waits for them: one round
+   * trip for what would otherwise be one each (opening an image reads its first bytes and then the
+   * tables at its end). Failures are not reported here: the reads that need the bytes report them.
+   */
+  prefetch(ranges: readonly { offset: number; length: number }[]): void {
+    const cs = this.img.spec.chunkSize;
+    const want: [number, number][] = [];
+    for (const { offset, length } of ranges) {
+      const lo = Math.max(0, Math.min(offset, this.size - 1));
+      const hi = Math.max(lo, Math.min(offset + length, this.size) - 1);
+      const a = Math.floor(lo / cs);
+      const b = Math.floor(hi / cs);
+      for (let i = a; i <= b; i++) {
+        if (!this.img.has(i)) {
+          want.push([a, b]);
+          break;
+        }
+      }
+    }
+    if (want.length > 0 && this.size > 0) this.fetch(want);
+  }
+
+  /**
+   * The image stays registered (its background fill goes on); only this handle ends, after its
+   * bitmap is written (a daemon closes its images as it exits).
+   */
   close(): void {
+    if (!this.closed) this.client.flush();
     this.closed = true;
   }
 }

@@ -15,8 +15,9 @@
  *   request per run of missing chunks (plus `readAhead` chunks after it). A response counts only
  *   when it is a 206 whose Content-Range names exactly the bytes asked for, of a file of exactly
  *   the indexed size, with exactly that many body bytes, and the same ETag as before. Each chunk's
- *   sha256 is checked against the index; only then is it written to the cache file, synced, and
- *   its bit set (shared bitmap first, persisted bitmap file after the data is on disk). A failure
+ *   sha256 is checked against the index; only then is it written to the cache file and its bit
+ *   set in the shared bitmap; the bitmap file is written a moment later, for a burst of fetches at
+ *   once, after a sync of the cache file (so on disk it only claims bytes that are on disk). A failure
  *   is retried a bounded number of times with backoff inside the request's deadline; a socket that
  *   stalls longer than the timeout is destroyed. So a chunk's bit is set only for verified bytes:
  *   the cache cannot be poisoned by a bad server, and a crash leaves at worst unmarked bytes.
@@ -60,9 +61,12 @@ export interface RegisterImage {
 
 export type WorkerRequest =
   | RegisterImage
-  | { type: 'fetch'; id: number; key: string; first: number; last: number; deadline: number }
+  /** The missing chunks of each [first, last] range; several ranges are fetched concurrently. */
+  | { type: 'fetch'; id: number; key: string; ranges: [number, number][]; deadline: number }
   | { type: 'get'; id: number; url: string; maxBytes: number; deadline: number }
-  | { type: 'stats'; id: number };
+  | { type: 'stats'; id: number }
+  /** Writes every pending bitmap now (before the process ends). */
+  | { type: 'flush'; id: number };
 
 export type WorkerReply =
   | { type: 'reply'; id: number; ok: true; bytes?: Uint8Array; stats?: HttpStats }
@@ -177,6 +181,8 @@ function get(url: string, headers: Record<string, string>, expect: number, maxBy
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A burst of fetches shares one sync and one bitmap write. */
+const PERSIST_DELAY_MS = 200;
 
 /** Runs `fn` up to 1 + retries times with backoff, while the deadline allows. */
 async function withRetries<T>(what: string, deadline: number, fn: () => Promise<T>): Promise<T> {
@@ -263,20 +269,44 @@ class RemoteImage {
       while (off < piece.length) off += fs.writeSync(this.fd, piece, off, piece.length - off, i * this.r.chunkSize + off);
     }
     if (good.length > 0) {
-      fs.fdatasyncSync(this.fd);
+      // Readers in this process may use them now (the page cache has them); the bitmap file is
+      // written later, after a sync, so on disk it never claims bytes that are not there.
       for (const i of good) Atomics.or(this.bits, i >> 5, 1 << (i & 31));
-      void this.persist();
+      this.schedulePersist();
     }
     if (bad) throw new FetchError(bad);
   }
 
-  /** Writes the bitmap file (temp + rename), after the data it describes was synced. */
+  private persistTimer: NodeJS.Timeout | undefined;
+
+  /** Persists the bitmap soon: one sync and one bitmap write for a burst of fetches. */
+  schedulePersist(): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      void this.persist();
+    }, PERSIST_DELAY_MS);
+  }
+
+  /** The pending bitmap write, now. */
+  flush(): Promise<void> {
+    if (!this.persistTimer) return this.persisting;
+    clearTimeout(this.persistTimer);
+    this.persistTimer = undefined;
+    return this.persist();
+  }
+
+  /**
+   * Writes the bitmap file (temp + rename): the bits are taken first, then the cache file is
+   * synced, then they are written, so the file only ever claims chunks that reached the disk.
+   */
   persist(): Promise<void> {
     this.persisting = this.persisting.then(async () => {
       if (this.promoting || this.promoted) return; // the bitmap is going away with the cache
       const tmp = `${this.r.bitmapPath}.tmp`;
       const words = Buffer.from(new Uint8Array(this.r.bitmap.slice(0)));
       try {
+        await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
         await fs.promises.writeFile(tmp, JSON.stringify({ format: 'distri-chunk-bitmap/1', size: this.r.size, chunkSize: this.r.chunkSize, first: this.r.chunks[0] ?? '', bits: words.toString('base64') }));
         await fs.promises.rename(tmp, this.r.bitmapPath);
       } catch (e) {
@@ -284,6 +314,13 @@ class RemoteImage {
       }
     });
     return this.persisting;
+  }
+
+  /** Each range's missing chunks, the ranges concurrently (each on its own keep-alive socket). */
+  async fetchRanges(ranges: [number, number][], deadline: number): Promise<void> {
+    const results = await Promise.allSettled(ranges.map(([a, b]) => this.fetch(a, b, deadline)));
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) throw failed.reason;
   }
 
   /** Fetches the missing chunks among [first, last] (+ read-ahead), one request per run. */
@@ -373,7 +410,9 @@ class RemoteImage {
     fs.renameSync(metaTmp, p.metaDest);
     // No bitmap write is under way or can start (promoting is set); without its bitmap a cache
     // file left by a crash right here is simply started afresh.
+    if (this.persistTimer) clearTimeout(this.persistTimer);
     await this.persisting;
+    fs.fdatasyncSync(this.fd);
     fs.rmSync(this.r.bitmapPath, { force: true });
     fs.renameSync(this.r.partPath, p.imageDest);
   }
@@ -401,7 +440,7 @@ async function handle(m: WorkerRequest): Promise<void> {
       const img = images.get(m.key);
       try {
         if (!img) throw new FetchError(`image ${m.key} is not registered`);
-        await img.fetch(m.first, m.last, m.deadline);
+        await img.fetchRanges(m.ranges, m.deadline);
         post({ type: 'reply', id: m.id, ok: true });
       } catch (e) {
         post({ type: 'reply', id: m.id, ok: false, message: (e as Error).message, status: (e as FetchError).status });
@@ -417,6 +456,10 @@ async function handle(m: WorkerRequest): Promise<void> {
       }
       return;
     }
+    case 'flush':
+      await Promise.all([...images.values()].map((img) => img.flush()));
+      post({ type: 'reply', id: m.id, ok: true });
+      return;
     case 'stats':
       post({ type: 'reply', id: m.id, ok: true, stats: { ...stats } });
       return;

@@ -72,6 +72,13 @@ export class RemoteStorePackage extends StorePackage {
 
   override openImage(options: ImageOptions): Image {
     const src = this.owner.source(this);
+    // Opening reads the superblock, then the tables at the end of the image (bytes_used is in the
+    // index): both chunks in one round trip instead of two.
+    const end = this.record.sb[0] > 0 ? this.record.sb[0] : src.size;
+    src.prefetch([
+      { offset: 0, length: 96 },
+      { offset: Math.max(0, end - 1), length: 1 },
+    ]);
     return new Image(src, options);
   }
 }
