@@ -207,48 +207,52 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   const rows: Row[] = [];
   try {
     const imageUrl = `${proxy.url}/pkg/${target.full}.squashfs`;
-    const local = new Map<string, number>();
-    for (const p of PROBES) {
-      const xs: number[] = [];
-      for (let r = 0; r < o.rounds; r++) xs.push((await timed(p.cmd(target.dir))).firstMs);
-      local.set(p.name, median(xs));
-    }
     let n = 0;
+    /** One cold lazy run: a fresh store, cache and mount; the probe; the proxy's counts. */
+    const lazyRun = async (p: Probe, readAhead: number) => {
+      const store = path.join(scratch, `store${++n}`);
+      const mnt = path.join(scratch, `mnt${n}`);
+      fs.mkdirSync(store);
+      fs.mkdirSync(mnt);
+      const m = spawnSync(process.execPath, [cli, 'fuse', '--store', store, '--repo', proxy.url, '--autodownload', '--read-ahead', String(readAhead), mnt], { encoding: 'utf8', timeout: 60_000 });
+      if (m.status !== 0) throw new Error(`distri fuse: ${m.stderr}`);
+      mounted.add(mnt);
+      try {
+        await proxy.resetCounters();
+        const t = await timed(p.cmd(path.join(mnt, target.full)));
+        if (t.status !== 0 || t.bytes === 0) throw new Error(`${p.cmd(path.join(mnt, target.full))}: status ${t.status}, ${t.bytes} bytes`);
+        const c = await proxy.counters();
+        return { first: t.firstMs, last: t.totalMs, bytes: c.bytes, requests: c.requests };
+      } finally {
+        spawnSync(process.execPath, [cli, 'unmount', mnt], { timeout: 30_000 });
+        mounted.delete(mnt);
+        fs.rmSync(store, { recursive: true, force: true });
+        fs.rmdirSync(mnt);
+      }
+    };
     for (const delay of o.delays) {
       await proxy.setDelay(delay);
+      // Round by round, every contender once, so that the machine's load hits all of them alike.
       const whole: number[] = [];
+      const local = new Map<string, number[]>(PROBES.map((p) => [p.name, []]));
+      const lazy = new Map<string, { first: number; last: number; bytes: number; requests: number }[]>();
       for (let r = 0; r < o.rounds; r++) {
         const file = path.join(scratch, 'whole.squashfs');
         const d = await download(imageUrl, file);
         fs.rmSync(file);
         if (d.bytes !== target.size) throw new Error(`whole-image download: ${d.bytes} of ${target.size} bytes`);
         whole.push(d.ms);
+        for (const p of PROBES) local.get(p.name)!.push((await timed(p.cmd(target.dir))).firstMs);
+        for (const readAhead of o.readAheads) {
+          for (const p of PROBES) {
+            const k = `${readAhead}\0${p.name}`;
+            lazy.set(k, [...(lazy.get(k) ?? []), await lazyRun(p, readAhead)]);
+          }
+        }
       }
-      const wholeMs = median(whole);
       for (const readAhead of o.readAheads) {
         for (const p of PROBES) {
-          const runs: { first: number; last: number; bytes: number; requests: number }[] = [];
-          for (let r = 0; r < o.rounds; r++) {
-            const store = path.join(scratch, `store${++n}`);
-            const mnt = path.join(scratch, `mnt${n}`);
-            fs.mkdirSync(store);
-            fs.mkdirSync(mnt);
-            const m = spawnSync(process.execPath, [cli, 'fuse', '--store', store, '--repo', proxy.url, '--autodownload', '--read-ahead', String(readAhead), mnt], { encoding: 'utf8', timeout: 60_000 });
-            if (m.status !== 0) throw new Error(`distri fuse: ${m.stderr}`);
-            mounted.add(mnt);
-            try {
-              await proxy.resetCounters();
-              const t = await timed(p.cmd(path.join(mnt, target.full)));
-              if (t.status !== 0 || t.bytes === 0) throw new Error(`${p.cmd(path.join(mnt, target.full))}: status ${t.status}, ${t.bytes} bytes`);
-              const c = await proxy.counters();
-              runs.push({ first: t.firstMs, last: t.totalMs, bytes: c.bytes, requests: c.requests });
-            } finally {
-              spawnSync(process.execPath, [cli, 'unmount', mnt], { timeout: 30_000 });
-              mounted.delete(mnt);
-              fs.rmSync(store, { recursive: true, force: true });
-              fs.rmdirSync(mnt);
-            }
-          }
+          const runs = lazy.get(`${readAhead}\0${p.name}`)!;
           const row: Row = {
             delayMs: delay,
             readAhead,
@@ -258,11 +262,11 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
             requests: median(runs.map((x) => x.requests)),
             firstByteMs: median(runs.map((x) => x.first)),
             lastByteMs: median(runs.map((x) => x.last)),
-            wholeImageMs: wholeMs,
-            localFirstByteMs: local.get(p.name)!,
+            wholeImageMs: median(whole),
+            localFirstByteMs: median(local.get(p.name)!),
           };
           rows.push(row);
-          o.log(`delay ${delay} ms, read-ahead ${readAhead}, ${p.name}: ${(row.fetchedBytes / 1024).toFixed(0)} KiB in ${row.requests} requests, first byte ${row.firstByteMs.toFixed(1)} ms (whole image ${wholeMs.toFixed(1)} ms)`);
+          o.log(`delay ${delay} ms, read-ahead ${readAhead}, ${p.name}: ${(row.fetchedBytes / 1024).toFixed(0)} KiB in ${row.requests} requests, first byte ${row.firstByteMs.toFixed(1)} ms (whole image ${row.wholeImageMs.toFixed(1)} + ${row.localFirstByteMs.toFixed(1)} ms)`);
         }
       }
     }
@@ -283,7 +287,8 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   const f1 = (x: number) => x.toFixed(1);
   process.stdout.write(
     `\ndistri bench remote — ${target.full} (${(target.size / 1048576).toFixed(1)} MiB image, uncompressed) from a repo of ${packages.length} Debian packages; ` +
-      `${os.cpus().length} CPUs, Node ${process.version}; median of ${o.rounds}; local spawn of the same command: ${[...PROBES].map((p) => `${p.name.split(' (')[0]} ${f1(rows.find((r) => r.probe === p.name)?.localFirstByteMs ?? NaN)} ms`).join(', ')}\n\n`,
+      `${os.cpus().length} CPUs (load average ${os.loadavg()[0]!.toFixed(1)}), Node ${process.version}; median of ${o.rounds}, contenders interleaved round by round\n` +
+      `whole image: first byte = download + the same command on local files (${PROBES.map((p) => `${p.name.split(' (')[0]}: ${f1(median(rows.filter((r) => r.probe === p.name).map((r) => r.localFirstByteMs)))} ms`).join(', ')})\n\n`,
   );
   process.stdout.write(
     table(

@@ -61,7 +61,7 @@ forEachTransport(() => {
       if (root) fs.rmSync(root, { recursive: true, force: true });
     });
 
-    it('lists a remote package in /ro and /ro/bin before it is local, reads it lazily, survives a reset', async () => {
+    it('lists a remote package in /ro and /ro/bin before it is local, reads it lazily, survives a reset and a stall', async () => {
       let m: StoreMount | undefined;
       try {
         await proxy.resetCounters();
@@ -95,11 +95,41 @@ forEachTransport(() => {
         const fine = await sh(`cat ${ro}/${REMOTE}/out/share/doc/tool/README ${ro}/${LOCAL}/bin/local`);
         assert.equal(fine.stdout, 'a remote package\nlocal\n', fine.stderr);
         assert.equal(m.log().split('\n').filter((l) => l.includes('unavailable')).length >= 1, true, m.log());
+        // A stalled connection: EIO once the timeout (1 s of silence, retried) has passed; never a hang.
+        await proxy.setFault('stall', '\\.squashfs$');
+        const stalled = await sh(`cat ${ro}/${REMOTE}/out/share/tool/data3 > /dev/null`, 30_000);
+        assert.notEqual(stalled.status, 0);
+        assert.match(stalled.stderr, /Input\/output error/);
         await proxy.setFault('none');
-        const again = await sh(`cat ${ro}/${REMOTE}/out/share/tool/data2 | sha256sum`);
+        const again = await sh(`cat ${ro}/${REMOTE}/out/share/tool/data2 ${ro}/${REMOTE}/out/share/tool/data3 | sha256sum`);
         assert.equal(again.status, 0, again.stderr);
-        assert.equal(again.stdout.split(' ')[0], sha256(files['out/share/tool/data2']!));
+        assert.equal(again.stdout.split(' ')[0], sha256(Buffer.concat([files['out/share/tool/data2']!, files['out/share/tool/data3']!])));
       } finally {
+        await m?.cleanup();
+        fs.rmSync(path.join(store, '.distri-remote'), { recursive: true, force: true });
+      }
+    });
+
+    it('a repository that is down at mount: the local store is served; its packages appear after later rescans', async () => {
+      let m: StoreMount | undefined;
+      await proxy.down();
+      try {
+        m = await spawnStoreMount(store, ['--repo', proxy.url, '--autodownload', '--remote-timeout', '1000']);
+        const ro = m.dir;
+        assert.deepEqual(fs.readdirSync(ro).filter((n) => n.includes('-amd64-')), [LOCAL]);
+        assert.match(m.log(), /index not loaded/);
+        await proxy.up();
+        const scan = () => run(process.execPath, [cliPath(), 'fusectl', ro, 'scan'], { timeoutMs: 15_000 });
+        let seen = false;
+        for (let i = 0; i < 50 && !seen; i++) {
+          assert.equal((await scan()).status, 0);
+          seen = (await sh(`ls ${ro}`)).stdout.split('\n').includes(REMOTE);
+        }
+        assert.ok(seen, `the remote package appeared after rescans: ${m.log()}`);
+        const r = await sh(`cat ${ro}/bin/tool | head -1 && cat ${ro}/${REMOTE}/out/share/doc/tool/README`);
+        assert.equal(r.stdout, '#!/bin/sh\na remote package\n', r.stderr);
+      } finally {
+        await proxy.up();
         await m?.cleanup();
         fs.rmSync(path.join(store, '.distri-remote'), { recursive: true, force: true });
       }

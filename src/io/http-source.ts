@@ -72,6 +72,23 @@ export class HttpClient {
     this.worker.postMessage(m);
   }
 
+  /** Answers to requests started with begin() that came while waiting for something else. */
+  private readonly stash = new Map<number, Reply>();
+  private readonly begun = new Set<number>();
+
+  /** Takes everything the HTTP thread posted: log lines are logged, begun answers kept. */
+  private drain(want?: number): Reply | undefined {
+    let found: Reply | undefined;
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+      const r = m.message as WorkerReply;
+      if (r.type === 'log') this.log(r.message);
+      else if (r.id === want) found = r;
+      else if (this.begun.has(r.id)) this.stash.set(r.id, r);
+      // else: the late answer to a request that was given up; its chunks are in the bitmap anyway
+    }
+    return found;
+  }
+
   /** Sends a request with an id and waits (blocking this thread) for its answer, at most `waitMs`. */
   call(make: (id: number) => WorkerRequest, waitMs: number): Reply {
     const id = this.nextId++;
@@ -79,32 +96,53 @@ export class HttpClient {
     const end = Date.now() + waitMs;
     for (;;) {
       const seen = Atomics.load(this.seq, 0);
-      for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
-        const r = m.message as WorkerReply;
-        if (r.type === 'log') this.log(r.message);
-        else if (r.id === id) return r;
-        // else: the late answer to a request that was given up; its chunks are in the bitmap anyway
-      }
+      const r = this.drain(id);
+      if (r) return r;
       const left = end - Date.now();
       if (left <= 0) return { type: 'reply', id, ok: false, message: `no answer from the HTTP thread within ${waitMs} ms` };
       Atomics.wait(this.seq, 0, seen, left);
     }
   }
 
+  /** Starts a request without waiting; collect(id) takes its answer once there. */
+  begin(make: (id: number) => WorkerRequest): number {
+    const id = this.nextId++;
+    this.begun.add(id);
+    this.worker.postMessage(make(id));
+    return id;
+  }
+
+  /** The answer to a begun request, or undefined while it is under way. Never blocks. */
+  collect(id: number): Reply | undefined {
+    this.drain();
+    const r = this.stash.get(id);
+    if (r) {
+      this.stash.delete(id);
+      this.begun.delete(id);
+    }
+    return r;
+  }
+
   /** Log lines the HTTP thread posted meanwhile (background fill, promotion). */
   drainLogs(): void {
-    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
-      const r = m.message as WorkerReply;
-      if (r.type === 'log') this.log(r.message);
-    }
+    this.drain();
   }
 
   /** A whole small file (the repository index), synchronously. Throws SquashfsError IO/NOT_FOUND. */
   getFile(url: string, maxBytes: number): Uint8Array {
     const budget = this.timeoutMs * 3;
-    const r = this.call((id) => ({ type: 'get', id, url, maxBytes, deadline: Date.now() + budget }), budget + 1000);
-    if (!r.ok) throw new SquashfsError(r.status === 404 || r.status === 410 ? 'NOT_FOUND' : 'IO', `${url}: ${r.message}`, 'remote');
-    return r.bytes!;
+    return fileOf(url, this.call((id) => ({ type: 'get', id, url, maxBytes, deadline: Date.now() + budget }), budget + 1000));
+  }
+
+  /** getFile without waiting: collectFile(id) gives the bytes (or throws) once they are there. */
+  beginFile(url: string, maxBytes: number): number {
+    const budget = this.timeoutMs * 3;
+    return this.begin((id) => ({ type: 'get', id, url, maxBytes, deadline: Date.now() + budget }));
+  }
+
+  collectFile(id: number, url: string): Uint8Array | undefined {
+    const r = this.collect(id);
+    return r && fileOf(url, r);
   }
 
   stats(): HttpStats {
@@ -123,6 +161,11 @@ export class HttpClient {
     this.port.close();
     return this.worker.terminate();
   }
+}
+
+function fileOf(url: string, r: Reply): Uint8Array {
+  if (!r.ok) throw new SquashfsError(r.status === 404 || r.status === 410 ? 'NOT_FOUND' : 'IO', `${url}: ${r.message}`, 'remote');
+  return r.bytes!;
 }
 
 let shared: HttpClient | undefined;

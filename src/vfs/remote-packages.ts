@@ -15,8 +15,10 @@
  *   holds of the remote one keeps reading from the same file).
  *
  * A local package of the same name always wins. The index is fetched once when the daemon starts;
- * when that fails (repo down), the daemon serves the local store and tries again on a later rescan
- * (at most every RETRY_MS).
+ * when that fails (repo down), the daemon serves the local store and fetches it again in the
+ * background, taken by a later rescan (`distri fusectl MNT scan`, or any change of the store).
+ * A repository's new packages are not picked up by a running daemon (the index is not refetched
+ * once loaded).
  *
  * The cache lives inside the store (a dot-directory, ignored by the store scan) so that completing
  * an image is a rename on one filesystem; a read-only store keeps it under
@@ -37,7 +39,6 @@ import { decodeEntries, type IndexRecord, type StoreIndex } from './store-index'
 
 /** An index bigger than this is refused (a hostile or broken server must not exhaust memory). */
 const MAX_INDEX_BYTES = 256 << 20;
-const RETRY_MS = 30_000;
 
 export interface RemoteOptions {
   /** The repository's base URL (the directory holding pkg/). */
@@ -85,7 +86,10 @@ export class RemoteStorePackage extends StorePackage {
 
 export class RemotePackages {
   private index: RepoIndex | undefined;
-  private lastTry = 0;
+  /** Whether the first (waiting) fetch of the index was made. */
+  private tried = false;
+  /** A background fetch of the index under way (after the first one failed). */
+  private pending: number | undefined;
   private readonly byName = new Map<string, RemoteStorePackage>();
   private readonly base: string;
   private readonly cacheDir: string;
@@ -125,16 +129,34 @@ export class RemotePackages {
     return `${this.base}/pkg/${encodeURIComponent(file)}`;
   }
 
-  /** Fetches the index when it was never fetched (or failed, at most every RETRY_MS). */
+  /**
+   * The index: fetched (waiting for it) by the first scan, before the mount is up. When that fails,
+   * the next scan starts a new fetch in the background and a later one takes its result when it
+   * is there, so a scan on the serving thread never waits for a slow repository.
+   */
   private load(): void {
-    if (this.index || Date.now() - this.lastTry < RETRY_MS) return;
-    this.lastTry = Date.now();
+    if (this.index) return;
     const url = this.urlOf(REPO_INDEX_FILE);
+    let bytes: Uint8Array | undefined;
     try {
-      this.index = parseRepoIndex(this.http.getFile(url, MAX_INDEX_BYTES), url);
+      if (this.pending !== undefined) {
+        bytes = this.http.collectFile(this.pending, url);
+        if (bytes === undefined) return; // still under way
+        this.pending = undefined;
+      } else if (!this.tried) {
+        this.tried = true;
+        bytes = this.http.getFile(url, MAX_INDEX_BYTES);
+      } else {
+        // Scans are rare (a store change, SIGUSR1, fusectl scan) and at most one fetch is under
+        // way at a time: no hammering of a repository that is down.
+        this.pending = this.http.beginFile(url, MAX_INDEX_BYTES);
+        return;
+      }
+      this.index = parseRepoIndex(bytes, url);
       this.o.log(`repo ${this.base}: ${this.index.packages.size} packages in the index`);
     } catch (e) {
-      this.o.log(`repo ${this.base}: index not loaded (${e instanceof SquashfsError ? e.message : (e as Error).message}); serving the local store, retrying on a later rescan`);
+      this.pending = undefined;
+      this.o.log(`repo ${this.base}: index not loaded (${e instanceof SquashfsError ? e.message : (e as Error).message}); serving the local store, trying again on a later rescan`);
     }
   }
 
