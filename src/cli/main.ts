@@ -28,6 +28,9 @@ const commands: Record<string, () => { register(p: Command): void }> = {
   demo: () => require('./commands/demo'),
   mirror: () => require('./commands/mirror'),
   export: () => require('./commands/export'),
+  install: () => require('./commands/install'),
+  update: () => require('./commands/install'),
+  gc: () => require('./commands/gc'),
   bench: () => require('./commands/bench'),
 };
 
