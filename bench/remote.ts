@@ -6,10 +6,12 @@
  * and apt, taken file by file (their dpkg file lists) from the Debian root filesystem the tests
  * build under fixtures/build/rootfs, laid out the distri way (`out/` without the /usr prefix, `bin/`
  * links to the programs) and packed like distri (uncompressed, 128 KiB blocks, no fragments). They
- * form a repository (`distri mirror` writes its index) served by `distri export`'s static server,
- * behind a proxy that adds a round-trip delay (test/helpers/fault-proxy.ts: every answer is held
- * back by the delay, a new connection's first answer by twice that; `tc netem` on loopback would
- * slow every other user of the machine's loopback too).
+ * form a repository (`distri mirror` writes its index) served by nginx (`distri export`'s static
+ * server where nginx is not installed), behind a proxy that adds a round-trip delay
+ * (test/helpers/fault-proxy.ts: every answer is held back by the delay, a new connection's first
+ * answer by twice that; `tc netem` on loopback would slow every other user of the machine's
+ * loopback too). The proxy is a Node process: it caps throughput well below nginx's, which makes
+ * the whole-image download slower than it would be without it (see bench/README-remote.md).
  *
  * For each delay (default 0, 10, 50 ms) and read-ahead (default 0 and 1 chunk), with an empty local
  * store, a fresh `distri fuse --repo URL --autodownload` mount and an empty chunk cache each time:
@@ -32,7 +34,8 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startFaultProxy } from '../test/helpers/fault-proxy';
-import { cli, median, table } from './lib';
+import { startNginx } from '../test/helpers/repo';
+import { cli, have, median, table } from './lib';
 
 const DISTRI_FLAGS = ['-noI', '-noD', '-noF', '-noX', '-no-fragments', '-b', '131072', '-all-root', '-quiet', '-no-progress'];
 /** Debian packages of the root filesystem that form the repository; the first is probed. */
@@ -202,7 +205,10 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   const { repo, packages } = buildRepo(o);
   const target = packages[0]!;
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-bench-remote-'));
-  const proxy = await startFaultProxy({ dir: repo });
+  // nginx (as the tests and a real deployment serve a repo) when installed, else distri export's server.
+  const nginx = have('nginx') ? await startNginx(repo) : undefined;
+  const proxy = await startFaultProxy(nginx ? { upstream: nginx.url } : { dir: repo });
+  const server = nginx ? 'nginx' : 'distri export\'s static server';
   const mounted = new Set<string>();
   const rows: Row[] = [];
   try {
@@ -273,6 +279,7 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   } finally {
     for (const mnt of mounted) spawnSync('umount', ['-l', mnt], { timeout: 10_000 });
     await proxy.close();
+    await nginx?.stop();
     // Never recursive: a mountpoint that failed to unmount must not be walked into.
     for (const d of fs.readdirSync(scratch)) {
       try {
@@ -286,7 +293,7 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
 
   const f1 = (x: number) => x.toFixed(1);
   process.stdout.write(
-    `\ndistri bench remote — ${target.full} (${(target.size / 1048576).toFixed(1)} MiB image, uncompressed) from a repo of ${packages.length} Debian packages; ` +
+    `\ndistri bench remote — ${target.full} (${(target.size / 1048576).toFixed(1)} MiB image, uncompressed) from a repo of ${packages.length} Debian packages served by ${server} behind the delaying proxy; ` +
       `${os.cpus().length} CPUs (load average ${os.loadavg()[0]!.toFixed(1)}), Node ${process.version}; median of ${o.rounds}, contenders interleaved round by round\n` +
       `whole image: first byte = download + the same command on local files (${PROBES.map((p) => `${p.name.split(' (')[0]}: ${f1(median(rows.filter((r) => r.probe === p.name).map((r) => r.localFirstByteMs)))} ms`).join(', ')})\n\n`,
   );

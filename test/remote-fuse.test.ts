@@ -1,22 +1,22 @@
 // `distri fuse --repo URL --autodownload` through a real FUSE mount (a child process, on both
 // transports): a package that is only in the remote repository (written by `distri mirror`, served
-// by `distri export`'s server behind the fault proxy) is listed in /ro and /ro/bin before it is
+// by nginx behind the fault proxy) is listed in /ro and /ro/bin before it is
 // local, a file is read through it with a fraction of the image fetched, and a reset connection
 // gives EIO for that read only, the same read working once the server behaves again.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { xorshift32 } from '../src/util/xorshift';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy';
+import { startNginx, tempDir, type Server } from './helpers/repo';
 import { cliPath, forEachTransport, fuseAvailable, run, waitFor } from './helpers/mount';
 import { addPackage, mksquashfs, sh, spawnStoreMount, writeTree, type StoreMount } from './helpers/store';
 import { skipUnless } from './oracle/tools';
 
-const skip = skipUnless('remote FUSE tests', fuseAvailable(), 'mksquashfs');
+const skip = skipUnless('remote FUSE tests', fuseAvailable(), 'mksquashfs', 'nginx');
 const REMOTE = 'tool-amd64-2.1-3';
 const LOCAL = 'local-amd64-1-1';
 
@@ -34,11 +34,12 @@ forEachTransport(() => {
     let root: string;
     let store: string;
     let proxy: FaultProxy;
+    let nginx: Server | undefined;
     let imageSize: number;
     const files: Record<string, Buffer> = {};
 
     before(async () => {
-      root = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-remote-fuse-'));
+      root = tempDir('distri-remote-fuse-'); // nginx's workers read the repo below it
       const repo = path.join(root, 'repo');
       store = path.join(root, 'store');
       fs.mkdirSync(path.join(repo, 'pkg'), { recursive: true });
@@ -53,11 +54,14 @@ forEachTransport(() => {
       const m = await run(process.execPath, [cliPath(), 'mirror', repo], { timeoutMs: 30_000 });
       assert.equal(m.status, 0, m.stderr);
       addPackage(store, { full: LOCAL, tree: { 'bin/local': 'local\n' } }, root);
-      proxy = await startFaultProxy({ dir: repo });
+      nginx = await startNginx(repo);
+    proxy = await startFaultProxy({ upstream: nginx.url });
     });
 
     after(async () => {
       await proxy?.close();
+      await nginx?.stop();
+    await nginx?.stop();
       if (root) fs.rmSync(root, { recursive: true, force: true });
     });
 

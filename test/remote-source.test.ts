@@ -1,5 +1,5 @@
-// The remote byte source against a real HTTP server on loopback (a static file server in a child
-// process, behind the fault-injecting proxy): range requests, chunk verification, the cache file
+// The remote byte source against a real HTTP server on loopback (nginx, behind the
+// fault-injecting proxy): range requests, chunk verification, the cache file
 // reused by another process, completion into a store image, and every fault of issue 12 (EIO and
 // one log line, never wrong bytes, never a poisoned cache, and the same read succeeding once the
 // server is back).
@@ -7,7 +7,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { SquashfsError } from '../src/errors';
@@ -16,13 +15,15 @@ import { Image } from '../src/reader/image';
 import { hashFile } from '../src/repo/repo-index';
 import { xorshift32 } from '../src/util/xorshift';
 import { startFaultProxy, type Fault, type FaultProxy } from './helpers/fault-proxy';
+import { startNginx, tempDir, type Server } from './helpers/repo';
 import { run, waitFor } from './helpers/mount';
 import { mksquashfs, writeTree, type Tree } from './helpers/store';
 import type { RemoteReadArgs } from './helpers/remote-read';
 import { skipUnless } from './oracle/tools';
 
 const ci = process.env.CI === 'true';
-const skip = ci ? undefined : skipUnless('remote byte source tests', 'mksquashfs');
+// nginx is the real server behind the fault proxy (.ci/run installs it: in CI its absence fails).
+const skip = ci ? undefined : skipUnless('remote byte source tests', 'mksquashfs', 'nginx');
 
 const CHUNK = 64 << 10;
 const FULL = 'big-amd64-1.0-1';
@@ -41,6 +42,7 @@ describe('remote byte source', { skip }, () => {
   let work: string;
   let repo: string;
   let proxy: FaultProxy;
+  let nginx: Server | undefined;
   let client: HttpClient;
   let imageBytes: Buffer;
   let spec: RemoteImageSpec;
@@ -49,7 +51,7 @@ describe('remote byte source', { skip }, () => {
   let cacheN = 0;
 
   before(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-remote-src-'));
+    work = tempDir('distri-remote-src-'); // nginx's workers read the repo below it
     repo = path.join(work, 'repo');
     fs.mkdirSync(path.join(repo, 'pkg'), { recursive: true });
     // Incompressible files spread over the image, so that one file's chunks are a small part of it.
@@ -62,7 +64,8 @@ describe('remote byte source', { skip }, () => {
     fs.writeFileSync(path.join(repo, 'pkg', `${FULL}.meta.textproto`), 'source_pkg: "big"\nversion: "1.0-1"\n');
     imageBytes = fs.readFileSync(img);
     spec = { url: '', size: imageBytes.length, sha256: sha(imageBytes), chunkSize: CHUNK, chunks: hashFile(img, CHUNK).chunks };
-    proxy = await startFaultProxy({ dir: repo });
+    nginx = await startNginx(repo);
+    proxy = await startFaultProxy({ upstream: nginx.url });
     spec.url = `${proxy.url}/pkg/${FULL}.squashfs`;
     client = new HttpClient({ timeoutMs: TIMEOUT_MS, retries: 1, log: (m) => logs.push(m) });
   });
@@ -70,6 +73,7 @@ describe('remote byte source', { skip }, () => {
   after(async () => {
     await client?.terminate();
     await proxy?.close();
+    await nginx?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
