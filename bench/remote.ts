@@ -195,6 +195,12 @@ interface Row {
   firstByteMs: number;
   lastByteMs: number;
   wholeImageMs: number;
+  /**
+   * The whole image straight from nginx, without the proxy, plus the two round trips the delay
+   * would add (connection, request): distri's best case, since the Node proxy slows a big download
+   * more than the few small requests of a lazy read. NaN without nginx.
+   */
+  wholeDirectMs: number;
   localFirstByteMs: number;
 }
 
@@ -240,6 +246,7 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
       await proxy.setDelay(delay);
       // Round by round, every contender once, so that the machine's load hits all of them alike.
       const whole: number[] = [];
+      const wholeDirect: number[] = [];
       const local = new Map<string, number[]>(PROBES.map((p) => [p.name, []]));
       const lazy = new Map<string, { first: number; last: number; bytes: number; requests: number }[]>();
       for (let r = 0; r < o.rounds; r++) {
@@ -248,6 +255,11 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
         fs.rmSync(file);
         if (d.bytes !== target.size) throw new Error(`whole-image download: ${d.bytes} of ${target.size} bytes`);
         whole.push(d.ms);
+        if (nginx) {
+          const direct = await download(`${nginx.url}pkg/${target.full}.squashfs`, file);
+          fs.rmSync(file);
+          wholeDirect.push(direct.ms + 2 * delay);
+        }
         for (const p of PROBES) local.get(p.name)!.push((await timed(p.cmd(target.dir))).firstMs);
         for (const readAhead of o.readAheads) {
           for (const p of PROBES) {
@@ -269,6 +281,7 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
             firstByteMs: median(runs.map((x) => x.first)),
             lastByteMs: median(runs.map((x) => x.last)),
             wholeImageMs: median(whole),
+            wholeDirectMs: wholeDirect.length ? median(wholeDirect) : NaN,
             localFirstByteMs: median(local.get(p.name)!),
           };
           rows.push(row);
@@ -299,10 +312,11 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   );
   process.stdout.write(
     table(
-      ['probe', 'RTT ms', 'read-ahead', 'fetched KiB', 'of image', 'requests', 'lazy: first byte ms', 'last byte ms', 'whole image: download ms', 'first byte ms', 'lazy / whole first byte'],
+      ['probe', 'RTT ms', 'read-ahead', 'fetched KiB', 'of image', 'requests', 'lazy: first byte ms', 'last byte ms', 'whole: download ms', 'first byte ms', 'lazy / whole', 'whole, direct: first byte ms', 'lazy / whole direct'],
       rows.map((r) => {
         const whole = r.wholeImageMs + r.localFirstByteMs;
-        return [r.probe, String(r.delayMs), String(r.readAhead), (r.fetchedBytes / 1024).toFixed(0), `${((100 * r.fetchedBytes) / r.imageBytes).toFixed(1)} %`, String(r.requests), f1(r.firstByteMs), f1(r.lastByteMs), f1(r.wholeImageMs), f1(whole), `${(r.firstByteMs / whole).toFixed(2)}x`];
+        const direct = r.wholeDirectMs + r.localFirstByteMs;
+        return [r.probe, String(r.delayMs), String(r.readAhead), (r.fetchedBytes / 1024).toFixed(0), `${((100 * r.fetchedBytes) / r.imageBytes).toFixed(1)} %`, String(r.requests), f1(r.firstByteMs), f1(r.lastByteMs), f1(r.wholeImageMs), f1(whole), `${(r.firstByteMs / whole).toFixed(2)}x`, f1(direct), `${(r.firstByteMs / direct).toFixed(2)}x`];
       }),
     ) + '\n',
   );
