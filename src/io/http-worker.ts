@@ -138,6 +138,7 @@ function get(url: string, headers: Record<string, string>, expect: number, maxBy
     const agent = u.protocol === 'https:' ? agents.https : agents.http;
     stats.requests++;
     let done = false;
+    let overall: NodeJS.Timeout | undefined;
     const fail = (e: FetchError) => {
       if (done) return;
       done = true;
@@ -176,7 +177,7 @@ function get(url: string, headers: Record<string, string>, expect: number, maxBy
     });
     req.setTimeout(data.timeoutMs, () => fail(new FetchError(`no data for ${data.timeoutMs} ms (stalled)`)));
     req.on('error', (e: NodeJS.ErrnoException) => fail(new FetchError(e.code === 'ECONNREFUSED' ? 'connection refused (server gone?)' : e.code === 'ECONNRESET' ? 'connection reset' : e.message)));
-    const overall = setTimeout(() => fail(new FetchError(`no complete answer within the deadline`)), Math.max(1, deadline - Date.now()));
+    overall = setTimeout(() => fail(new FetchError(`no complete answer within the deadline`)), Math.max(1, deadline - Date.now()));
   });
 }
 
@@ -392,11 +393,13 @@ class RemoteImage {
       fs.rmSync(this.r.bitmapPath, { force: true });
       return;
     }
-    // The whole file once more against the image's digest (the chunk list could be inconsistent).
+    // The whole file once more against the image's digest (the chunk list could be inconsistent);
+    // read asynchronously, so that foreground fetches go on meanwhile.
     const h = crypto.createHash('sha256');
     const buf = Buffer.allocUnsafe(1 << 20);
+    const readAt = (off: number) => new Promise<number>((resolve, reject) => fs.read(this.fd, buf, 0, Math.min(buf.length, this.r.size - off), off, (e, n) => (e ? reject(e) : resolve(n))));
     for (let off = 0; off < this.r.size; ) {
-      const n = fs.readSync(this.fd, buf, 0, Math.min(buf.length, this.r.size - off), off);
+      const n = await readAt(off);
       if (n <= 0) throw new Error(`cache file ends at ${off}`);
       h.update(buf.subarray(0, n));
       off += n;
