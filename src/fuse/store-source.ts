@@ -35,6 +35,8 @@ export interface StoreDaemonOptions {
   overlays?: string[];
   maxOpenImages?: number;
   cacheBytes?: number;
+  /** `--repo URL --autodownload`: the repository's packages shown before they are local. */
+  remote?: { repo: string; timeoutMs?: number; readAhead?: number; fill?: boolean };
 }
 
 /** What the serving thread needs to build the StoreFs. */
@@ -49,7 +51,9 @@ export function buildStoreFs(a: StoreBuildArgs, log: (s: string) => void): Store
   const { StoreFs } = require('../vfs/store-fs') as typeof import('../vfs/store-fs');
   let storeFs: StoreFs;
   try {
-    storeFs = new StoreFs(a.store, { pkgs: a.pkgs, overlays: a.overlays, maxOpenImages: a.maxOpenImages, cacheBytes: a.cacheBytes, ctlPath: a.ctlPath, log });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const remote = a.remote && new (require('../vfs/remote-packages') as typeof import('../vfs/remote-packages')).RemotePackages(a.store, { ...a.remote, log });
+    storeFs = new StoreFs(a.store, { pkgs: a.pkgs, overlays: a.overlays, maxOpenImages: a.maxOpenImages, cacheBytes: a.cacheBytes, ctlPath: a.ctlPath, log, remote });
   } catch (e) {
     throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
   }

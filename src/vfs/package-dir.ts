@@ -50,6 +50,11 @@ export class StorePackage {
   get mtime(): number {
     return Math.floor(this.record.image.mtimeMs / 1000);
   }
+
+  /** Opens the image (a remote package reads it through its repository: src/vfs/remote-packages.ts). */
+  openImage(options: ImageOptions): Image {
+    return Image.open(this.imagePath, options);
+  }
 }
 
 export interface OpenPackage {
@@ -113,7 +118,7 @@ export class ImagePool {
     const t0 = performance.now();
     let image: Image;
     try {
-      image = Image.open(pkg.imagePath, this.imageOptions);
+      image = pkg.openImage(this.imageOptions);
     } catch (e) {
       this.openFailures++;
       throw e;

@@ -37,7 +37,10 @@
  * Without an invalidator (a transport that cannot notify) virtual names and attributes live one
  * second, as in distri.
  *
- * Not done: distri's -autodownload (packages from a remote mirror); directories inside packages are
+ * Remote packages (`--autodownload`): `options.remote` adds packages the store does not have, shown
+ * like local ones (src/vfs/remote-packages.ts has how they are listed and opened lazily).
+ *
+ * Not done: directories inside packages are
  * never merged except through runtime_union; xattrs of a package directory itself are not served
  * (answering them would open the image for every `ls -l /ro`).
  */
@@ -66,6 +69,8 @@ export interface StoreFsOptions {
   ctlPath?: string;
   /** One line per event worth telling (skipped packages, once each; rescans that changed something). */
   log?: (message: string) => void;
+  /** Packages from a remote repository, shown besides the store's own (a local one of the same name wins). */
+  remote?: { packages(local: ReadonlySet<string>, index: StoreIndex): Iterable<StorePackage> };
 }
 
 /** One package image with its runtime_union contributors, as one scan saw them (immutable). */
@@ -303,6 +308,10 @@ export class StoreFs implements NodeFs {
       }
       const prev = old.packages.get(p.name.full);
       packages.set(p.name.full, prev && prev.record === rec ? prev : new StorePackage(p.name, p.imagePath, p.metaPath, rec, this.index));
+    }
+    for (const r of this.options.remote?.packages(new Set(packages.keys()), this.index) ?? []) {
+      if (packages.has(r.full) || (this.includePkg && !this.includePkg({ name: r.name } as ScannedPackage, matched))) continue;
+      packages.set(r.full, r);
     }
     this.index.retain(new Set(listing.packages.keys()));
     const added: string[] = [];

@@ -34,6 +34,11 @@ interface FuseFlags {
   nosuid?: boolean;
   defaultPermissions: boolean;
   transport: string;
+  repo?: string;
+  autodownload?: boolean;
+  remoteTimeout?: string;
+  readAhead?: string;
+  fillInBackground?: boolean;
 }
 
 function positiveInt(name: string, v: string | undefined): number | undefined {
@@ -62,6 +67,11 @@ export function register(program: Command): void {
     .option('--no-default-permissions', 'let every caller past the mode bits (default: the kernel checks each inode\'s mode)')
     .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default $DISTRI_TRANSPORT, else kernel where it works', process.env.DISTRI_TRANSPORT ?? 'auto')
     .option('--pid-file <file>', 'write the daemon pid here while mounted')
+    .option('--repo <url>', 'a package repository (http://…, the directory holding pkg/index-v1.json); needs --autodownload')
+    .option('--autodownload', 'show the repository\'s packages in /ro before they are local; read them lazily over HTTP ranges')
+    .option('--remote-timeout <ms>', 'give up on a silent HTTP connection after this long (a read then fails with EIO)', '10000')
+    .option('--read-ahead <chunks>', 'remote chunks fetched beyond what a read needs', '0')
+    .option('--fill-in-background', 'fetch the rest of an opened remote image in the background; once complete it becomes a local store image')
     .addHelpText(
       'after',
       [
@@ -72,12 +82,19 @@ export function register(program: Command): void {
         '',
         'Mounted the way distri mounts /ro: allow_other (every user reads it), suid (setuid programs in',
         'packages run as such), default_permissions (the kernel enforces each file\'s mode), nodev.',
+        '',
+        'With --repo URL --autodownload, every package of the repository\'s index that the store lacks is',
+        'listed in /ro and its exchange dirs at once; the first access to it fetches only the chunks',
+        'it needs (verified against the index, cached under <store>/.distri-remote/). A read whose',
+        'chunks cannot be fetched fails with EIO and works again once the repository is back.',
+        '',
         'As root the daemon speaks the FUSE protocol itself (--transport kernel): the kernel caches names,',
         'attributes, symlinks and pages for a day, and is told at once when a rescan changes /ro.',
         '',
         'Examples:',
         '  distri fuse --store /roimg /ro && ls /ro/bin',
         '  distri fuse --store ./store --pkgs bash-amd64,coreutils-amd64 --overlays /bin /tmp/ro',
+        '  distri fuse --store /roimg --repo http://repo.example:7080 --autodownload /ro',
         '  distri fusectl /ro stats',
         '  distri unmount /ro',
       ].join('\n'),
@@ -93,6 +110,13 @@ export function register(program: Command): void {
           maxOpenImages: positiveInt('--max-open', flags.maxOpen),
           cacheBytes: (positiveInt('--cache-mb', flags.cacheMb) ?? 256) << 20,
         };
+        if (flags.autodownload && !flags.repo) throw new Error('--autodownload needs --repo URL');
+        if (flags.repo && !flags.autodownload) throw new Error('--repo is only used with --autodownload (installing from a repo: distri install)');
+        if (flags.repo) {
+          const readAhead = Number(flags.readAhead);
+          if (!Number.isSafeInteger(readAhead) || readAhead < 0) throw new Error(`--read-ahead needs a chunk count (0 or more), got ${JSON.stringify(flags.readAhead)}`);
+          store.remote = { repo: flags.repo, timeoutMs: positiveInt('--remote-timeout', flags.remoteTimeout), readAhead, fill: flags.fillInBackground ?? false };
+        }
       } catch (e) {
         process.stderr.write(`distri: fuse: ${(e as Error).message}\n`);
         process.exitCode = 1;
