@@ -20,7 +20,8 @@
  *  5. the ELF pass (src/build/elf-pass.ts) over every package's out/lib: the lib farm and the runtime
  *     deps, plus the mapping's declared deps, closed transitively;
  *  6. the image with our own writer in distri's layout (uncompressed, 128 KiB blocks, no fragments,
- *     all files root's), then the meta, each renamed into place; a stamp last.
+ *     all files root's; directories and links dated like the newest file, so the same .debs give
+ *     the same bytes), then the meta, each renamed into place; a stamp last.
  *
  * A store whose stamp matches the mapping and whose files are all present is reused as it is.
  */
@@ -357,6 +358,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
       const f = fullOf(p.name);
       progress(`[${i + 1}/${DEBIAN_MAP.length}] packing ${f}`);
       const image = path.join(store, `${f}.squashfs`);
+      settleTimes(roots.get(p.name)!); // after the ELF pass, which adds lib/
       const r = await pack(roots.get(p.name)!, image, { compression: 'none', fragments: 'none', blockSize: 128 * 1024, allRoot: true, reproducible: true, xattrs: false, warn: () => undefined });
       const debs = p.debs.map((d) => {
         const u = byName.get(d)!;
@@ -426,7 +428,10 @@ function rewriteLdScripts(root: string, index: Map<string, Entry>, fullOf: (n: s
       const hit = index.get(p.replace(/^\/+/, ''));
       return hit && hit.kind !== 'dir' ? `/ro/${fullOf(hit.pkg)}/${hit.mapped}` : p;
     });
-    if (out !== text) fs.writeFileSync(f, out, 'latin1');
+    if (out !== text) {
+      fs.writeFileSync(f, out, 'latin1');
+      fs.utimesSync(f, st.atime, st.mtime); // Debian's date, for reproducible images
+    }
   }
 }
 
@@ -443,6 +448,23 @@ function writeBinLinks(root: string): void {
       fs.symlinkSync(`../${dir}/${name}`, link);
     }
   }
+}
+
+/**
+ * Directories and symlinks made here get the newest mtime of the package's files (Debian's build
+ * time) instead of today's, so that bootstrapping the same .debs again gives the same image bytes.
+ */
+function settleTimes(root: string): void {
+  const all = walk(root);
+  let newest = 0;
+  for (const e of all) if (e.kind === 'file') newest = Math.max(newest, Math.floor(fs.lstatSync(path.join(root, e.rel)).mtimeMs / 1000));
+  for (const e of all.reverse()) {
+    if (e.kind === 'file') continue;
+    const p = path.join(root, e.rel);
+    if (e.kind === 'dir') fs.utimesSync(p, newest, newest);
+    else fs.lutimesSync(p, newest, newest);
+  }
+  fs.utimesSync(root, newest, newest);
 }
 
 /** The default cache: ~/.cache/distri/bootstrap (XDG_CACHE_HOME respected). */
