@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { retarget, type Entry } from '../src/build/bootstrap';
+import { mountStore, runInRoot } from '../src/build/root';
 import { DEBIAN_MAP, mapDebianPath, upstreamOf } from '../src/build/debian-map';
 import { readElfFile } from '../src/elf/elf';
 import { Flag } from '../src/format/constants';
@@ -266,5 +267,47 @@ describe('the bootstrap store', { skip }, () => {
     const nopkg = await distri(['run', '--store', store, '--pkgs', 'nonesuch', '--', 'true']);
     assert.equal(nopkg.status, 2);
     assert.match(nopkg.stderr, /^distri: run true: no package "nonesuch" in the store\n$/);
+  });
+
+  it('runInRoot (the API distri build uses): ro and rw binds, tmpfs /tmp, /proc of its own, output, abort', async () => {
+    const pkgs2 = storePackages();
+    const shown = ['bash', 'coreutils', 'glibc', 'ncurses', 'linux', 'acl', 'attr', 'libselinux', 'pcre2', 'gmp'].map((n) => fullOf(pkgs2, n));
+    const prevTmp = process.env.TMPDIR;
+    process.env.TMPDIR = privateTmp; // mountStore's private mountpoint goes below it
+    const mount = await mountStore({ store, pkgs: shown });
+    if (prevTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = prevTmp;
+    const ro = fs.mkdtempSync(path.join(privateTmp, 'ro-'));
+    const rw = fs.mkdtempSync(path.join(privateTmp, 'rw-'));
+    fs.writeFileSync(path.join(ro, 'in.txt'), 'from the host\n');
+    try {
+      const root = { roMount: mount.mountpoint, glibc: fullOf(pkgs2, 'glibc'), binds: [{ host: ro, inside: '/src' }, { host: rw, inside: '/out', rw: true }] };
+      const script = [
+        'cat /src/in.txt',
+        'touch /src/x 2>/dev/null && echo src-writable || echo src-read-only',
+        'echo made > /out/made.txt',
+        'ls -A /tmp | wc -l',
+        'n=0; for d in /proc/[0-9]*; do n=$((n+1)); done; echo $n',
+        'echo "$FOO"',
+        'pwd',
+      ].join('; ');
+      const chunks: Buffer[] = [];
+      const r = await runInRoot(root, { argv: ['bash', '-c', script], env: { PATH: '/ro/bin:/bin', FOO: 'bar baz' }, cwd: '/out', stdio: 'pipe', onOutput: (c) => chunks.push(c) });
+      assert.equal(r.code, 0, r.output?.toString());
+      const lines = r.output!.toString().trim().split('\n');
+      assert.deepEqual(lines, ['from the host', 'src-read-only', '0', lines[3], 'bar baz', '/out']);
+      assert.ok(Number(lines[3]) >= 1 && Number(lines[3]) <= 3, `only the namespace's own processes in /proc: ${lines[3]}`);
+      assert.equal(Buffer.concat(chunks).toString(), r.output!.toString());
+      assert.equal(fs.readFileSync(path.join(rw, 'made.txt'), 'utf8'), 'made\n');
+      // Aborting kills everything inside, however long it would have run.
+      const ac = new AbortController();
+      const pending = runInRoot(root, { argv: ['bash', '-c', 'sleep 600 & sleep 600'], env: { PATH: '/ro/bin:/bin' }, cwd: '/', stdio: 'pipe', abort: ac.signal });
+      setImmediate(() => ac.abort());
+      const killed = await pending;
+      assert.equal(killed.signal, 'SIGKILL');
+    } finally {
+      await mount.stop();
+    }
+    assert.deepEqual(mountsUnder(privateTmp), []);
   });
 });
