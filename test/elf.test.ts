@@ -200,6 +200,17 @@ describe('ELF reader on bad input', () => {
     }
     assert.equal(parseOrError(b)?.code, 'OUT_OF_BOUNDS');
   });
+  it('a note whose name size is near 2^32 is OUT_OF_BOUNDS, not a wrapped negative offset', () => {
+    const info = parseElf(bufferSource(ls));
+    const note = info.programHeaders.find((p) => p.type === 4)!;
+    for (const namesz of [0xffffffff, 0xfffffffd, 0xfffffff4]) {
+      const b = Buffer.from(ls);
+      b.writeUInt32LE(namesz, note.offset);
+      const e = parseOrError(b);
+      assert.equal(e?.code, 'OUT_OF_BOUNDS');
+      assert.equal(e?.structure, 'note');
+    }
+  });
   it('every truncation of a real program either parses or fails with a code', () => {
     const cuts = new Set<number>([64, 120, 200, 1000, 4096, ls.length - 1, ls.length - 100]);
     for (let n = 0; n < ls.length; n += 997) cuts.add(n);

@@ -334,7 +334,8 @@ function buildIdInNotes(r: Reader, offset: number, size: number): string | undef
   const b = r.bytes(offset, size, S);
   const dv = view(b);
   let at = 0;
-  const align4 = (n: number) => (n + 3) & ~3;
+  // Arithmetic, not `& ~3`: sizes are u32 and bitwise operators would wrap them to negative numbers.
+  const align4 = (n: number) => Math.ceil(n / 4) * 4;
   while (at + 12 <= b.length) {
     const namesz = dv.getUint32(at, true);
     const descsz = dv.getUint32(at + 4, true);
