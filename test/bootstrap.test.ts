@@ -5,13 +5,14 @@
 // tested on their own (they need no download).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { retarget, type Entry } from '../src/build/bootstrap';
 import { mountStore, runInRoot } from '../src/build/root';
+import { closure, listStore } from '../src/build/store-closure';
 import { DEBIAN_MAP, mapDebianPath, upstreamOf } from '../src/build/debian-map';
 import { readElfFile } from '../src/elf/elf';
 import { Flag } from '../src/format/constants';
@@ -153,6 +154,16 @@ function distri(args: string[], timeoutMs = 120_000): Promise<{ status: number |
   });
 }
 
+/** Polls `cond` until it holds or `ms` pass (no fixed sleeps). */
+async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
 describe('the bootstrap store', { skip }, () => {
   let pkgs: Map<string, Pkg>;
   before(() => {
@@ -267,6 +278,54 @@ describe('the bootstrap store', { skip }, () => {
     const nopkg = await distri(['run', '--store', store, '--pkgs', 'nonesuch', '--', 'true']);
     assert.equal(nopkg.status, 2);
     assert.match(nopkg.stderr, /^distri: run true: no package "nonesuch" in the store\n$/);
+  });
+
+  it("a running root keeps none of the host's other mounts busy: a loop mount unmounted meanwhile lets its device go", { skip: skipUnless('loop mount', 'mksquashfs', 'losetup') }, async () => {
+    const glibc = fullOf(pkgs, 'glibc');
+    const work = fs.mkdtempSync(path.join(privateTmp, 'busy-'));
+    const tree = path.join(work, 'tree');
+    fs.mkdirSync(tree);
+    fs.writeFileSync(path.join(tree, 'f'), 'x');
+    const img = path.join(work, 'some.sqfs');
+    assert.equal(spawnSync('mksquashfs', [tree, img, '-quiet', '-no-progress']).status, 0);
+    const mnt = path.join(work, 'mnt');
+    fs.mkdirSync(mnt);
+    assert.equal(spawnSync('mount', ['-t', 'squashfs', '-o', 'loop,ro', img, mnt]).status, 0, 'the host mounts an image');
+    const loops = () => spawnSync('losetup', ['-j', img], { encoding: 'utf8' }).stdout.trim();
+    const io = path.join(work, 'io');
+    fs.mkdirSync(io);
+    const fifo = path.join(io, 'go');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const prevTmp = process.env.TMPDIR;
+    process.env.TMPDIR = privateTmp;
+    const listed = listStore(store);
+    const mount = await mountStore({ store, pkgs: closure(listed, ['bash', 'coreutils']) });
+    if (prevTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = prevTmp;
+    let running: Promise<unknown> | undefined;
+    try {
+      // The program says it is up, then waits for the host to let it end.
+      running = runInRoot({ roMount: mount.mountpoint, glibc, binds: [{ host: io, inside: '/io', rw: true }] }, { argv: ['bash', '-c', 'echo up > /io/ready; read x < /io/go'], env: { PATH: '/ro/bin:/bin' }, cwd: '/', stdio: 'pipe' });
+      assert.ok(await waitUntil(() => fs.existsSync(path.join(io, 'ready')), 60_000), 'the program started');
+      assert.notEqual(loops(), '', 'the loop device is attached while mounted');
+      assert.equal(spawnSync('umount', [mnt]).status, 0);
+      // Autoclear detaches the device at its last unmount: none is left in the root's namespace.
+      assert.ok(await waitUntil(() => loops() === '', 10_000), `the loop device was let go while the root runs: ${loops()}`);
+    } finally {
+      if (running) {
+        // Never block on the FIFO: with no reader (the program already ended) the open fails.
+        try {
+          const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+          fs.writeSync(fd, 'go\n');
+          fs.closeSync(fd);
+        } catch {
+          // nobody reads: the program is gone
+        }
+        await running;
+      }
+      await mount.stop();
+      spawnSync('umount', [mnt], { stdio: 'ignore' });
+    }
   });
 
   it('runInRoot (the API distri build uses): ro and rw binds, tmpfs /tmp, /proc of its own, output, abort', async () => {

@@ -20,6 +20,8 @@
  * Everything the root consists of is mounted inside the new mount namespace (private propagation,
  * unshare's default), so it disappears with the namespace when the program — PID 1 of its PID
  * namespace — exits; nothing is left on the host but an empty temp directory, which is removed.
+ * The namespace lets go of its copies of the host's other mounts before the program starts, so a
+ * long build never keeps someone else's FUSE daemon or loop device alive.
  *
  * The setup runs as a small /bin/sh script of the host inside the new namespaces (mount, mkdir,
  * ln), then `env -i` sets exactly the caller's environment and a second `unshare --root --wd`
@@ -227,6 +229,17 @@ function setupScript(root: string, spec: RootSpec, etcDir: string): string {
     lines.push(`mount --bind ${shq(host)} ${target}`);
     if (!b.rw) lines.push(`mount -o remount,bind,ro ${target}`);
   }
+  // The new namespace began as a copy of every mount of the host. Let go of those the root does not
+  // use (all but the root's own, its ancestors, and the kernel's /proc, /sys, /dev): a copy would
+  // keep another FUSE daemon serving, or a loop device attached, after the host unmounted it, for
+  // as long as the program runs. Deepest first; a name mountinfo escapes (\040) is left alone.
+  lines.push(
+    `awk '{print $5}' /proc/self/mountinfo | sort -r | while read -r m; do`,
+    `  case "$m" in /|${R}|${R}/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac`,
+    `  case ${shq(root + '/')} in "$m"/*) continue ;; esac`,
+    '  umount -l "$m" 2>/dev/null || true',
+    'done',
+  );
   lines.push('cd /', 'exec env -i "$@"');
   return lines.join('\n');
 }
