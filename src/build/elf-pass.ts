@@ -1,0 +1,173 @@
+/**
+ * The ELF pass of a package build: after the install step, every regular file below the package's
+ * `out/` that starts with \x7fELF is read with our own reader (src/elf/elf.ts), never with `ldd`
+ * (which would run the package's own loader on the host). For each:
+ *
+ *  - its DT_NEEDED libraries are looked up, in order, in `libDirs` (the package's own out/lib and
+ *    out/lib64 first, then each dependency's); the first directory holding `<soname>` wins and its
+ *    package becomes a runtime dependency (the package itself excepted);
+ *  - the lib farm: `lib/<soname>` in the package root, a symlink to where that library will be seen
+ *    on a distri machine, `/ro/<pkg>/<dir inside the package>/<soname>`, so that a program's RPATH of
+ *    `/ro/<full>/lib` finds exactly the libraries it was linked against;
+ *  - with `objcopy` given (binutils among the build deps) and a build-id present, the debug
+ *    sections move to `debug/.build-id/<xx>/<rest>.debug` (objcopy --only-keep-debug) and the file
+ *    keeps only a .gnu_debuglink to them (--strip-debug --add-gnu-debuglink). A file without
+ *    .debug_* sections has nothing to split and is left alone.
+ *
+ * A file with the magic that is not valid ELF (truncated, 32-bit, garbage) is logged and skipped;
+ * one that names a library found nowhere is reported in `unresolved`, not thrown.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SquashfsError, isSquashfsError } from '../errors';
+import { isElfFile, readElfFile, type ElfInfo } from '../elf/elf';
+
+export interface ElfPassInput {
+  /** Host dir of the package being built: has out/; lib/ and debug/ are written here. */
+  pkgRoot: string;
+  fullName: string;
+  /**
+   * Search order: the package's own out/lib, out/lib64 first, then each dep's (host paths, e.g.
+   * through the mounted /ro). `rel` is the directory's path inside its package (e.g. `out/lib`);
+   * by default it is taken from the host path: below pkgRoot for the package itself, otherwise
+   * what follows the last `/<pkg>/` component.
+   */
+  libDirs: { pkg: string; dir: string; rel?: string }[];
+  /** When set (binutils among the deps), split debug info into debug/.build-id/. */
+  objcopy?: string;
+  log(line: string): void;
+}
+
+export interface ElfPassResult {
+  /** Full names providing needed libraries, minus the package itself; sorted. */
+  runtimePkgs: string[];
+  unresolved: { file: string; soname: string }[];
+}
+
+/** Every regular file below `dir` (iterative; symlinks are not followed), paths relative to `base`. */
+function regularFiles(dir: string, base: string): string[] {
+  const out: string[] = [];
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) stack.push(p);
+      else if (e.isFile()) out.push(path.relative(base, p));
+    }
+  }
+  return out.sort();
+}
+
+/** A library directory's path inside its package. */
+function relInPackage(input: ElfPassInput, entry: { pkg: string; dir: string; rel?: string }): string {
+  if (entry.rel !== undefined) return entry.rel.replace(/^\/+|\/+$/g, '');
+  const dir = path.resolve(entry.dir);
+  const own = path.resolve(input.pkgRoot);
+  if (entry.pkg === input.fullName && (dir === own || dir.startsWith(own + '/'))) return path.relative(own, dir);
+  const marker = `/${entry.pkg}/`;
+  const at = dir.lastIndexOf(marker);
+  if (at < 0) throw new SquashfsError('INVALID_ARGUMENT', `library dir ${dir} of ${entry.pkg}: cannot tell its path inside the package (give rel)`);
+  return dir.slice(at + marker.length);
+}
+
+const SONAME_OK = /^[^/\0]+$/;
+
+export function elfPass(input: ElfPassInput): ElfPassResult {
+  const root = path.resolve(input.pkgRoot);
+  const outDir = path.join(root, 'out');
+  const dirs = input.libDirs.map((d) => ({ pkg: d.pkg, dir: path.resolve(d.dir), rel: relInPackage(input, d) }));
+  const found = new Map<string, { pkg: string; target: string } | null>(); // soname → where (null: nowhere)
+  const resolve = (soname: string): { pkg: string; target: string } | null => {
+    const hit = found.get(soname);
+    if (hit !== undefined) return hit;
+    let r: { pkg: string; target: string } | null = null;
+    for (const d of dirs) {
+      if (fs.existsSync(path.join(d.dir, soname))) {
+        r = { pkg: d.pkg, target: `/ro/${d.pkg}/${d.rel ? d.rel + '/' : ''}${soname}` };
+        break;
+      }
+    }
+    found.set(soname, r);
+    return r;
+  };
+
+  const runtime = new Set<string>();
+  const unresolved: { file: string; soname: string }[] = [];
+  const farm = new Map<string, string>();
+  const seenInodes = new Set<string>();
+  for (const rel of regularFiles(outDir, root)) {
+    const file = path.join(root, rel);
+    if (!isElfFile(file)) continue;
+    const st = fs.statSync(file);
+    const key = `${st.dev}:${st.ino}`;
+    if (seenInodes.has(key)) continue; // a hard link of a file already handled
+    seenInodes.add(key);
+    let info: ElfInfo;
+    try {
+      info = readElfFile(file);
+    } catch (e) {
+      if (!isSquashfsError(e)) throw e;
+      input.log(`elf: skipping ${rel}: not a valid ELF64 file: ${e.describe()}`);
+      continue;
+    }
+    for (const soname of info.needed) {
+      if (!SONAME_OK.test(soname)) {
+        input.log(`elf: ${rel}: ignoring needed library ${JSON.stringify(soname)} (a path, not a name)`);
+        continue;
+      }
+      const r = resolve(soname);
+      if (!r) {
+        unresolved.push({ file: rel, soname });
+        continue;
+      }
+      if (r.pkg !== input.fullName) runtime.add(r.pkg);
+      farm.set(soname, r.target);
+    }
+    if (input.objcopy && info.buildId && info.sections.some((s) => s.name.startsWith('.debug_'))) {
+      splitDebug(input, root, rel, info.buildId);
+    }
+  }
+
+  if (farm.size > 0) {
+    const libDir = path.join(root, 'lib');
+    fs.mkdirSync(libDir, { recursive: true });
+    for (const [soname, target] of [...farm].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const link = path.join(libDir, soname);
+      fs.rmSync(link, { force: true });
+      fs.symlinkSync(target, link);
+    }
+  }
+  return { runtimePkgs: [...runtime].sort(), unresolved };
+}
+
+/** debug/.build-id/xx/rest.debug ← the file's debug sections; the file keeps a debuglink. */
+function splitDebug(input: ElfPassInput, root: string, rel: string, buildId: string): void {
+  if (buildId.length < 3) return;
+  const file = path.join(root, rel);
+  const debugFile = path.join(root, 'debug', '.build-id', buildId.slice(0, 2), `${buildId.slice(2)}.debug`);
+  fs.mkdirSync(path.dirname(debugFile), { recursive: true });
+  const tmp = `${file}.distri-strip`;
+  const run = (args: string[]) => {
+    const r = spawnSync(input.objcopy!, args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new SquashfsError('IO', `objcopy ${args.join(' ')} failed: ${(r.stderr || r.error?.message || `status ${r.status}`).trim()}`);
+  };
+  try {
+    run(['--only-keep-debug', file, debugFile]);
+    run(['-p', '--strip-debug', `--add-gnu-debuglink=${debugFile}`, file, tmp]);
+    fs.chmodSync(tmp, fs.statSync(file).mode & 0o7777);
+    fs.renameSync(tmp, file);
+    input.log(`elf: ${rel}: debug info → debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug`);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    if (!isSquashfsError(e)) throw e;
+    input.log(`elf: ${rel}: debug info not split: ${e.message}`);
+  }
+}
