@@ -3,7 +3,8 @@
  * `out/` that starts with \x7fELF is read with our own reader (src/elf/elf.ts), never with `ldd`
  * (which would run the package's own loader on the host). For each:
  *
- *  - its DT_NEEDED libraries are looked up, in order, in `libDirs` (the package's own out/lib and
+ *  - its DT_NEEDED libraries are looked up in its own `$ORIGIN` RUNPATH/RPATH dirs (inside the
+ *    package: nothing to record), then, in order, in `libDirs` (the package's own out/lib and
  *    out/lib64 first, then each dependency's); the first directory holding `<soname>` wins and its
  *    package becomes a runtime dependency (the package itself excepted);
  *  - the lib farm: `lib/<soname>` in the package root, a symlink to where that library will be seen
@@ -118,11 +119,19 @@ export function elfPass(input: ElfPassInput): ElfPassResult {
       input.log(`elf: skipping ${rel}: not a valid ELF64 file: ${e.describe()}`);
       continue;
     }
+    // $ORIGIN entries of RUNPATH/RPATH (glibc's gconv modules find libGB.so beside themselves)
+    // are searched first, within the package; other entries name paths of the machine it runs on.
+    const originDirs = [...info.runpath, ...info.rpath]
+      .filter((d) => /\$(ORIGIN\b|\{ORIGIN\})/.test(d))
+      .map((d) => path.resolve(path.dirname(file), d.replace(/\$(\{ORIGIN\}|ORIGIN)/g, '.')))
+      .filter((d) => d === root || d.startsWith(root + '/'));
     for (const soname of info.needed) {
       if (!SONAME_OK.test(soname)) {
         input.log(`elf: ${rel}: ignoring needed library ${JSON.stringify(soname)} (a path, not a name)`);
         continue;
       }
+      const beside = originDirs.find((d) => fs.existsSync(path.join(d, soname)));
+      if (beside !== undefined) continue; // in the package itself, found by the loader through $ORIGIN
       const r = resolve(soname);
       if (!r) {
         unresolved.push({ file: rel, soname });

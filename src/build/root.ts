@@ -58,6 +58,8 @@ export interface RunSpec {
    *  stdout and stderr are collected, interleaved as they arrive, into `output`. */
   stdio?: 'inherit' | 'pipe';
   onOutput?(chunk: Buffer): void;
+  /** Aborting kills the whole namespace (its PID 1 dies, and with it every process inside). */
+  abort?: AbortSignal;
 }
 
 export interface RunResult {
@@ -275,6 +277,9 @@ export function runInRoot(root: RootSpec, run: RunSpec): Promise<RunResult> {
       chunks.push(d);
       run.onOutput?.(d);
     };
+    const kill = () => child.kill('SIGKILL'); // unshare --kill-child takes PID 1 of the namespace along
+    run.abort?.addEventListener('abort', kill, { once: true });
+    if (run.abort?.aborted) kill();
     child.stdout?.on('data', take);
     child.stderr?.on('data', take);
     child.on('error', (e) => {
@@ -282,6 +287,7 @@ export function runInRoot(root: RootSpec, run: RunSpec): Promise<RunResult> {
       reject(new SquashfsError('IO', `could not start unshare: ${e.message}`));
     });
     child.on('close', (code, signal) => {
+      run.abort?.removeEventListener('abort', kill);
       // The namespace (and every mount of the root) died with its PID 1; the host keeps an empty
       // directory. rmdir, never a recursive remove, in case a mount had somehow survived.
       try {

@@ -25,6 +25,8 @@ const commands: Record<string, () => { register(p: Command): void }> = {
   pack: () => require('./commands/pack'),
   fuse: () => require('./commands/fuse'),
   fusectl: () => require('./commands/fusectl'),
+  run: () => require('./commands/run'),
+  bootstrap: () => require('./commands/bootstrap'),
   scaffold: () => require('./commands/scaffold'),
   build: () => require('./commands/build'),
   demo: () => require('./commands/demo'),
