@@ -199,7 +199,7 @@ function fetchDebs(debs: string[], cache: string, progress: (l: string) => void)
   }
 }
 
-interface Entry {
+export interface Entry {
   /** Debian path, relative (no leading slash). */
   deb: string;
   kind: 'dir' | 'file' | 'symlink';
@@ -386,7 +386,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
  * package; `/ro/<full>/…` when the target is in another package (and a relative link that does so
  * is reported: the mapping split a link from its target).
  */
-function retarget(
+export function retarget(
   p: DistriFromDebian,
   e: Entry,
   target: string,

@@ -194,17 +194,18 @@ export function parseElf(src: ElfSource): ElfInfo {
   const sections = readSections(r, shoff, shnum, shentsize, shstrndx);
   const info: ElfInfo = { type, machine, entry, programHeaders, sections, dynamic: false, needed: [], runpath: [], rpath: [] };
 
-  const interp = programHeaders.find((p) => p.type === PT.INTERP);
+  // A split debug file keeps the program headers but not the bytes (p_filesz 0): nothing to read.
+  const interp = programHeaders.find((p) => p.type === PT.INTERP && p.filesz > 0);
   if (interp) {
     const S = 'PT_INTERP';
-    if (interp.filesz === 0 || interp.filesz > 4096) fail('CORRUPT', S, interp.offset, `interpreter path of ${interp.filesz} bytes`);
+    if (interp.filesz > 4096) fail('CORRUPT', S, interp.offset, `interpreter path of ${interp.filesz} bytes`);
     const b = r.bytes(interp.offset, interp.filesz, S);
     const nul = b.indexOf(0);
     if (nul < 0) fail('CORRUPT', S, interp.offset, 'interpreter path is not NUL-terminated');
     info.interp = Buffer.from(b.buffer, b.byteOffset, nul).toString('utf8');
   }
 
-  const dyn = programHeaders.find((p) => p.type === PT.DYNAMIC);
+  const dyn = programHeaders.find((p) => p.type === PT.DYNAMIC && p.filesz > 0);
   if (dyn) {
     info.dynamic = true;
     readDynamic(r, dyn, programHeaders, info);

@@ -16,11 +16,11 @@ interface RunFlags {
   store: string;
   pkgs?: string;
   cwd: string;
-  env: string[];
-  bind: string[];
+  env?: string[];
+  bind?: string[];
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 function parseBind(spec: string): { host: string; inside: string; rw: boolean } {
   const parts = spec.split(':');
@@ -39,8 +39,8 @@ export function register(program: Command): void {
     .option('--store <dir>', 'the package store', DEFAULT_STORE)
     .option('--pkgs <list>', 'only these packages and their runtime deps, comma-separated (gcc, gcc-amd64 or a full name); default all')
     .option('--cwd <dir>', 'working directory inside the root', '/tmp')
-    .option('--env <NAME=VALUE>', 'set a variable (repeatable); the program starts with PATH=/ro/bin:/bin, HOME=/tmp and TERM only', collect, [])
-    .option('--bind <HOST:INSIDE[:rw]>', 'make a host directory or file visible inside (read-only unless :rw; repeatable)', collect, [])
+    .option('--env <NAME=VALUE>', 'set a variable (repeatable); the program starts with PATH=/ro/bin:/bin, HOME=/tmp and TERM only', collect)
+    .option('--bind <HOST:INSIDE[:rw]>', 'make a host directory or file visible inside (read-only unless :rw; repeatable)', collect)
     .addHelpText(
       'after',
       [
@@ -69,12 +69,15 @@ export function register(program: Command): void {
       try {
         const env: Record<string, string> = { PATH: '/ro/bin:/bin', HOME: '/tmp' };
         if (process.env.TERM) env.TERM = process.env.TERM;
-        for (const kv of flags.env) {
+        for (const kv of flags.env ?? []) {
           const eq = kv.indexOf('=');
           if (eq <= 0) throw new SquashfsError('INVALID_ARGUMENT', `--env wants NAME=VALUE, got ${JSON.stringify(kv)}`);
           env[kv.slice(0, eq)] = kv.slice(eq + 1);
         }
-        const binds = flags.bind.map(parseBind);
+        const binds = (flags.bind ?? []).map(parseBind);
+        if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+          throw new Error('needs root: the root is made with mount and PID namespaces, and /ro is a FUSE mount');
+        }
         const pkgs = listStore(store);
         if (pkgs.size === 0) throw new SquashfsError('NOT_FOUND', `${store}: no packages (distri bootstrap --store ${flags.store} makes a toolchain store)`);
         const wanted = flags.pkgs?.split(',').map((s) => s.trim()).filter((s) => s !== '');
