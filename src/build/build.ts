@@ -132,6 +132,7 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
   };
   const outDir = path.resolve(o.outDir ?? path.join(o.distriRoot, '_build/distri/pkg'));
   let mount: StoreMount | undefined;
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
   const work = path.join(workRoot, `work-${fullName}`);
   let ok = false;
   try {
@@ -209,6 +210,17 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
 
     o.status?.('mounting the build deps');
     mount = await mountStore({ store: catalog.dir, pkgs: [...new Set([...deps, ...runtimeStoreDeps])] });
+    // Ctrl-C or a kill must not leave the deps' /ro mounted: unmount, then die of the signal.
+    const held = mount;
+    onSignal = (signal: NodeJS.Signals) => {
+      void held.stop().finally(() => {
+        process.off('SIGINT', onSignal!);
+        process.off('SIGTERM', onSignal!);
+        process.kill(process.pid, signal);
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const ro = mount.mountpoint;
     const ctl = path.resolve(ro, fs.readlinkSync(path.join(ro, 'ctl')));
     const made = await ctlRequest(ctl, { op: 'mkdirall', dir: fullName });
@@ -372,6 +384,10 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
   } finally {
     o.status?.(undefined);
     if (mount) await mount.stop().catch((e: Error) => o.log(`could not unmount the build deps: ${e.message}`));
+    if (onSignal) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     if (ok) fs.rmSync(work, { recursive: true, force: true });
     else if (fs.existsSync(work)) o.log(`the build's files are kept in ${work}`);
     fs.closeSync(logFd);
