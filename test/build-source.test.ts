@@ -1,7 +1,7 @@
 // The source phase of distri build on real archives (tar, patch): first component stripped,
 // cherry_pick patches and extra files applied, and the sha256 checked on every build, also when
 // the unpacked tree is already there (distri skipped that check).
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,8 +12,14 @@ import { pathToFileURL } from 'node:url';
 import { skipUnless } from './oracle/tools';
 import { prepareSource } from '../src/build/source';
 
+const made: string[] = [];
+after(() => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
 function setup() {
   const t = fs.mkdtempSync(path.join(os.tmpdir(), 'build-source-'));
+  made.push(t);
   const top = path.join(t, 'mk', 'foo-1.0');
   fs.mkdirSync(path.join(top, 'src'), { recursive: true });
   fs.writeFileSync(path.join(top, 'src', 'main.c'), 'int main(void) { return 1; }\n');

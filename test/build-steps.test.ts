@@ -2,7 +2,7 @@
 // environment and default steps, install directives (capability checked against setcap(8)),
 // pkg-config Requires, shebangs, runtime deps and their closure over a store, split packages, the
 // input digest, and the log's durations.
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -238,6 +238,7 @@ describe('deps and runtime deps', () => {
     'gcc-amd64-10.1.0-1': ['glibc-amd64-2.31-5'],
   });
   const catalog = StoreCatalog.scan(store);
+  after(() => fs.rmSync(store, { recursive: true, force: true }));
   it('newest revision by natural order; unknown names are errors naming the store', () => {
     assert.equal(catalog.resolve('glibc', 'x'), 'glibc-amd64-2.31-5');
     assert.equal(catalog.resolve('gcc-amd64', 'x'), 'gcc-amd64-9.1.0-2'); // revision decides
