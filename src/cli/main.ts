@@ -27,6 +27,8 @@ const commands: Record<string, () => { register(p: Command): void }> = {
   fusectl: () => require('./commands/fusectl'),
   run: () => require('./commands/run'),
   bootstrap: () => require('./commands/bootstrap'),
+  scaffold: () => require('./commands/scaffold'),
+  build: () => require('./commands/build'),
   demo: () => require('./commands/demo'),
   mirror: () => require('./commands/mirror'),
   export: () => require('./commands/export'),
@@ -61,7 +63,10 @@ class DistriCommand extends Command {
 
 /** mksquashfs spellings that commander cannot parse as they are (`-ef FILE` would read as `-e f`). */
 function mksquashfsAliases(argv: string[]): string[] {
-  if (requestedCommand(argv) !== 'pack') return argv;
+  const command = requestedCommand(argv);
+  // `distri scaffold --version 2.10 URL`: the program's own --version would answer first.
+  if (command === 'scaffold') return argv.map((a) => (a === '--version' ? '--upstream-version' : a.startsWith('--version=') ? `--upstream-version=${a.slice(10)}` : a));
+  if (command !== 'pack') return argv;
   return argv.map((a) => (a === '-ef' ? '--exclude-file' : a));
 }
 

@@ -8,6 +8,7 @@
  * - Everything else names both in the file name, `<name>-<version>.<archive suffix>` or
  *   `<name>_<version>…` (Debian style): `whois_5.4.2.tar.xz` → whois 5.4.2,
  *   `libXxf86vm-1.1.4.tar.bz2` → libxxf86vm 1.1.4. `_` reads as `-`; the name is lower-cased.
+ *   Debian's `<name>_<version>.orig.tar.*` drops the `.orig`: `hello_2.10.orig.tar.gz` → hello 2.10.
  *   The split is at the last `-` followed by a digit (or by `v` and a digit), so versions may contain
  *   dashes (`foo-1.2-rc1` → foo 1.2-rc1) and names may contain digits after a dash
  *   (`foo-2-bar-1.0` → foo-2-bar 1.0). Without such a dash, at the last `-` (what distri did).
@@ -62,7 +63,8 @@ export function guessFromUrl(url: string): ScaffoldGuess | null {
   }
   const file = segments[segments.length - 1];
   if (file === undefined) return null;
-  const base = trimArchiveSuffix(decodePercent(file)).replace(/_/g, '-');
+  // Debian's source archives: `hello_2.10.orig.tar.gz` is upstream's hello-2.10.tar.gz.
+  const base = trimArchiveSuffix(decodePercent(file)).replace(/\.orig$/, '').replace(/_/g, '-');
   const m = /^(.+)-(v?[0-9].*)$/.exec(base) ?? /^(.+)-(.+)$/.exec(base);
   if (!m) return null;
   return { name: m[1].toLowerCase(), version: dropV(m[2]) };

@@ -159,6 +159,21 @@ function virtualIno(identity: string): number {
   return 2 ** 32 + h;
 }
 
+/**
+ * st_ino of an inode inside a package: the image's inode number (1..2^32-1) moved into a range of
+ * its own per package view, above the virtual inode numbers. Images number their inodes from 1,
+ * so without this `libacl.so.1` and `libpcre2-8.so.0` of two packages can share an st_ino, and
+ * what trusts (st_dev, st_ino) goes wrong: ld.so takes the second library for the first, already
+ * loaded one ("undefined symbol"), cp -a and tar take them for hard links.
+ */
+function packageIno(view: PackageView, imageIno: number): number {
+  return (view.id + 2) * 2 ** 32 + imageIno;
+}
+
+function withPackageIno(view: PackageView, attr: NodeAttr): NodeAttr {
+  return { ...attr, ino: packageIno(view, attr.ino) };
+}
+
 function exchangeFilter(overlays: readonly string[] | undefined): ((top: string) => boolean) | undefined {
   if (!overlays || overlays.length === 0) return undefined;
   const allowed = new Set(overlays.map((o) => o.replace(/^\/+|\/+$/g, '')).filter((o) => o !== ''));
@@ -657,12 +672,12 @@ export class StoreFs implements NodeFs {
     const sources = sourcesFor(view.pkg, path, view.unions);
     if (sources.length > 1) {
       const { op, value: inode } = firstSource(this.open, sources, (o) => inodeAtPath(o.image, path));
-      return this.entry(`u:${view.id}:${path}`, { t: 'union', view, path }, op.fs.attrOf(inode), DAY);
+      return this.entry(`u:${view.id}:${path}`, { t: 'union', view, path }, withPackageIno(view, op.fs.attrOf(inode)), DAY);
     }
     const { op, inode: dir } = this.inodeOf(parent);
     const inode = (listed && op.fs.inodeOfDirEntry(listed)) || op.fs.child(dir, name);
     if (!inode) throw new SquashfsError('NOT_FOUND', `no such file or directory: ${view.pkg.full}${path}`, 'path');
-    return this.entry(`i:${view.id}:${inode.ref}`, { t: 'inode', view, ref: inode.ref, path }, op.fs.attrOf(inode), DAY);
+    return this.entry(`i:${view.id}:${inode.ref}`, { t: 'inode', view, ref: inode.ref, path }, withPackageIno(view, op.fs.attrOf(inode)), DAY);
   }
 
   /** READDIRPLUS: an entry of an image directory becomes a node without a second name search. */
@@ -707,7 +722,7 @@ export class StoreFs implements NodeFs {
     }
     if (v.t === 'inode' || v.t === 'union') {
       const { op, inode } = this.inodeOf(v);
-      return { attr: op.fs.attrOf(inode), ttl: DAY };
+      return { attr: withPackageIno(v.view, op.fs.attrOf(inode)), ttl: DAY };
     }
     // Virtual nodes are what their keys say and never change, but a transport that cannot be told
     // about a rescan gets the short time for everything virtual, as distri had it.
@@ -763,13 +778,14 @@ export class StoreFs implements NodeFs {
         const entries = unionReaddir(this.open, sourcesFor(v.view.pkg, v.path, v.view.unions), v.path);
         for (let i = cookie; i < entries.length; i++) {
           const e = entries[i]!;
-          if (!emit({ name: e.name, ino: e.inodeNumber, mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1 })) return;
+          if (!emit({ name: e.name, ino: packageIno(v.view, e.inodeNumber), mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1 })) return;
         }
         return;
       }
       default: {
         const { op, inode } = this.inodeOf(v);
-        op.fs.readdirInode(inode, cookie, emit);
+        const view = v.view;
+        op.fs.readdirInode(inode, cookie, (e) => emit({ ...e, ino: packageIno(view, e.ino) }));
       }
     }
   }
