@@ -48,7 +48,11 @@ function text(size: number, seed: number): Buffer {
   return Buffer.from(parts.join('')).subarray(0, size);
 }
 
-/** Machine code: the node binary itself. */
+/**
+ * Machine code: the node binary itself. Host state on purpose: real compiled code has a shape no
+ * generator gives, and every machine running the tests has a node binary. Nothing here depends on
+ * which one: the tests assert round trips and relative sizes, never a byte count.
+ */
 const BINARY = fs.readFileSync(process.execPath).subarray(4 * MiB, 6 * MiB);
 
 function roundTrip(codec: Codec, input: Uint8Array, mustShrink: boolean): Uint8Array | null {
@@ -227,6 +231,10 @@ describe('block compressors: reference decoders', () => {
 
 // ---- images: distri pack → kernel, unsquashfs; size against mksquashfs ----
 
+// Host state on purpose: a real source tree (a few thousand headers, installed with gcc by
+// build-essential, see .ci/run) for packing with each compressor. The test compares our image
+// with the kernel's and unsquashfs's view of the same tree and with mksquashfs of it, so it
+// needs no particular content; missing, it fails under CI=true.
 const SOURCE = '/usr/include/linux';
 const cli = () => path.join(repoRoot(), 'dist/src/cli/main.js');
 
