@@ -107,10 +107,10 @@ export function processAlive(pid: number): boolean {
 }
 
 /** Waits until `cond()` holds, polling; false after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (cond()) return true;
+    if (await cond()) return true;
     await sleep(stepMs);
   }
   return cond();
