@@ -1,4 +1,6 @@
 /**
+ * Copies of the built CLI: for another user (nobody), and without optional addons.
+ *
  * Running the built CLI as another user (nobody), wherever the checkout lives. A clone inside a
  * `mktemp -d` folder (mode 0700) or under /root cannot be entered by nobody, so running
  * `<checkout>/dist/src/cli/main.js` as nobody fails with "Cannot find module" before our code
@@ -18,6 +20,7 @@ const NOBODY = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
 const DEV_ONLY = new Set(['typescript', '@types', 'fast-check', 'pure-rand', '.bin', '.package-lock.json']);
 
 let copy: { dir: string; node: string; cli: string } | undefined;
+const copies = new Map<string, string>();
 
 /** Whether nobody can run `argv` (exit 0). */
 function nobodyCanRun(argv: string[]): boolean {
@@ -33,11 +36,16 @@ function link(from: string, to: string): void {
   }
 }
 
-/** The node binary and CLI entry point nobody can run, copied on first use. */
-export function cliForOtherUser(): { node: string; cli: string } {
-  if (copy) return copy;
+/**
+ * A copy of the built CLI with its runtime node_modules, in a 0755 directory under /tmp (not
+ * os.tmpdir(): TMPDIR may itself sit somewhere nobody can enter), leaving out the packages named
+ * in `without` (an install where optional addons did not build). Returns the CLI entry point.
+ */
+export function cliCopy(without: readonly string[] = []): string {
+  const key = [...without].sort().join(',');
+  const hit = copies.get(key);
+  if (hit) return hit;
   const root = repoRoot();
-  // Not os.tmpdir(): TMPDIR may itself sit somewhere nobody cannot enter.
   const dir = fs.mkdtempSync('/tmp/distri-cli-');
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   fs.chmodSync(dir, 0o755);
@@ -46,15 +54,25 @@ export function cliForOtherUser(): { node: string; cli: string } {
   fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
   fs.mkdirSync(path.join(dir, 'node_modules'));
   for (const name of fs.readdirSync(path.join(root, 'node_modules'))) {
-    if (!DEV_ONLY.has(name)) link(path.join(root, 'node_modules', name), path.join(dir, 'node_modules', name));
+    if (!DEV_ONLY.has(name) && !without.includes(name)) link(path.join(root, 'node_modules', name), path.join(dir, 'node_modules', name));
   }
+  const cli = path.join(dir, 'dist', 'src', 'cli', 'main.js');
+  copies.set(key, cli);
+  return cli;
+}
+
+/** The node binary and CLI entry point nobody can run, copied on first use. */
+export function cliForOtherUser(): { node: string; cli: string } {
+  if (copy) return copy;
+  const cli = cliCopy();
+  const dir = path.dirname(path.dirname(path.dirname(path.dirname(cli))));
   let node = process.execPath;
   if (!nobodyCanRun([node, '-e', '0'])) {
     node = path.join(dir, 'node');
     fs.copyFileSync(process.execPath, node);
     fs.chmodSync(node, 0o755);
   }
-  copy = { dir, node, cli: path.join(dir, 'dist', 'src', 'cli', 'main.js') };
+  copy = { dir, node, cli };
   return copy;
 }
 
