@@ -104,6 +104,8 @@ export async function withKernelMount<T>(
     if (problems.length > 0) {
       const msg = `withKernelMount cleanup of ${dir} (${imagePath}): ${problems.join('; ')}`;
       if (failed) console.error(`${msg} (while failing with: ${String(primary)})`);
+      // A cleanup failure after success is the error to report; after a failure, the first one is.
+      // eslint-disable-next-line no-unsafe-finally
       else throw new Error(msg);
     }
   }

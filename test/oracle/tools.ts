@@ -114,9 +114,7 @@ export function notApplicable(what: string, why: string, t?: TestContext): strin
 }
 
 export function isRoot(): Availability {
-  return typeof process.getuid === 'function' && process.getuid() === 0
-    ? { ok: true }
-    : { ok: false, why: 'not running as root' };
+  return typeof process.getuid === 'function' && process.getuid() === 0 ? { ok: true } : { ok: false, why: 'not running as root' };
 }
 
 /** The repository root (the directory holding package.json), from source or from dist/. */
