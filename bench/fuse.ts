@@ -22,6 +22,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { median } from './lib';
 
 const repo = path.resolve(__dirname, '..', '..');
 /** --cli PATH: another build of the command (A/B runs against a copy of dist/). */
@@ -56,7 +57,6 @@ function dropCaches(): void {
   spawnSync('sync');
   fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleepMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 function mountedAt(dir: string): boolean {
