@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { codecById, codecByName } from '../src/codec';
 import { _setZstdBackendForTest } from '../src/codec/zstd';
+import { median } from './lib';
 
 const BS = 131072;
 const corpusMB = Number(process.argv[2] ?? 12);
@@ -73,10 +74,6 @@ function blocksOf(args: string[]): { id: number; blocks: { data: Uint8Array; exp
   return { id: b.readUInt16LE(20), blocks };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 function time(fn: () => number): number {
   const rates: number[] = [];

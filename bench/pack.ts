@@ -5,7 +5,12 @@
  *   node dist/bench/pack.js [TREE=/usr/share] [--runs N=3] [--comp none,gzip,lz4,zstd,xz,lzo]
  *
  * Each run is a fresh process (distri through its CLI, as users run it); the median of N runs is
- * shown. Both write to the same temporary directory, which is removed at the end.
+ * shown. Like with like: both tools get the same time settings (every inode and the image time 0:
+ * mksquashfs -all-time 0 -mkfs-time 0, distri --mtime 0), sizes are the images' real bytes
+ * (bytes_used from the superblock; mksquashfs pads its file to 4 KiB, distri does too, and the
+ * padding says nothing about compression), and the tools take turns running first, so that a
+ * warm page cache or a busy neighbour does not always favour the same one. Both write to the
+ * same temporary directory, which is removed at the end.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,6 +19,7 @@ import * as path from 'node:path';
 import { lz4EncoderName } from '../src/codec/lz4';
 import { xzEncoderName } from '../src/codec/xz';
 import { zstdEncoderName } from '../src/codec/zstd';
+import { median } from './lib';
 
 const args = process.argv.slice(2);
 const flag = (name: string, def: string) => {
@@ -44,12 +50,23 @@ function timed(cmd: string, argv: string[]): { seconds: number; ok: boolean; err
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   return { seconds, ok: r.status === 0, err: `${r.stderr ?? ''}`.trim().split('\n').slice(-1)[0] ?? '' };
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The image's real size: bytes_used in the superblock (offset 40), without the file's padding. */
+function bytesUsed(image: string): number {
+  const fd = fs.openSync(image, 'r');
+  try {
+    const b = Buffer.alloc(8);
+    fs.readSync(fd, b, 0, 8, 40);
+    return Number(b.readBigUInt64LE(0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 try {
   console.log(`tree ${tree}, ${os.availableParallelism()} CPUs, node ${process.version}, ${runs} run(s) each, median wall time`);
   // Which encoder distri uses where a native library may stand in (see src/codec).
   console.log(`encoders: xz ${xzEncoderName()}, zstd ${zstdEncoderName()}, lz4 ${lz4EncoderName()}, gzip node:zlib ${process.versions.zlib}\n`);
+  console.log('Both tools: every time 0 (mksquashfs -all-time 0 -mkfs-time 0, distri --mtime 0); bytes are bytes_used (no padding); the first tool alternates by run.\n');
   console.log('| comp | mksquashfs s | distri s | time ratio | mksquashfs bytes | distri bytes | size ratio |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const comp of comps) {
@@ -58,20 +75,31 @@ try {
     const mk: number[] = [];
     const ours: number[] = [];
     let ourErr = '';
-    for (let i = 0; i < runs; i++) {
-      const a = timed('mksquashfs', [tree, mkImg, ...MK_ARGS[comp]!, '-noappend', '-no-progress', '-quiet', '-mkfs-time', '0']);
+    const runMk = () => {
+      const a = timed('mksquashfs', [tree, mkImg, ...MK_ARGS[comp]!, '-noappend', '-no-progress', '-quiet', '-mkfs-time', '0', '-all-time', '0']);
       if (!a.ok) throw new Error(`mksquashfs ${comp}: ${a.err}`);
       mk.push(a.seconds);
+    };
+    const runOurs = () => {
       const b = timed(process.execPath, [cli, 'pack', tree, ourImg, '--comp', comp, '--mtime', '0', '--quiet']);
       if (b.ok) ours.push(b.seconds);
       else ourErr = b.err;
+    };
+    for (let i = 0; i < runs; i++) {
+      if (i % 2 === 0) {
+        runMk();
+        runOurs();
+      } else {
+        runOurs();
+        runMk();
+      }
     }
-    const mkBytes = fs.statSync(mkImg).size;
+    const mkBytes = bytesUsed(mkImg);
     if (ours.length === 0) {
       console.log(`| ${comp} | ${median(mk).toFixed(2)} | n/a | n/a | ${mkBytes} | n/a | n/a |  (${ourErr.replace(/\|/g, '/')})`);
       continue;
     }
-    const ourBytes = fs.statSync(ourImg).size;
+    const ourBytes = bytesUsed(ourImg);
     console.log(
       `| ${comp} | ${median(mk).toFixed(2)} | ${median(ours).toFixed(2)} | ${(median(ours) / median(mk)).toFixed(2)} | ${mkBytes} | ${ourBytes} | ${(ourBytes / mkBytes).toFixed(4)} |`,
     );

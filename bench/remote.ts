@@ -323,3 +323,33 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   if (o.json) fs.writeFileSync(o.json, JSON.stringify({ image: target.full, imageBytes: target.size, packages: packages.map((p) => p.full), rows }, null, 2) + '\n');
   return rows;
 }
+
+/** `distri bench remote` (dispatched by src/cli/commands/bench.ts). */
+export function register(bench: import('commander').Command): void {
+  bench
+    .command('remote')
+    .description('lazy reads over HTTP ranges (distri fuse --repo URL --autodownload) against downloading the whole image first, at added round-trip delays')
+    .option('--work <dir>', 'where the repository of real Debian packages is kept between runs', path.join(os.tmpdir(), 'distri-bench-remote'))
+    .option('--rootfs <dir>', 'the Debian root filesystem the packages are taken from (the tests build it)', path.resolve(__dirname, '..', '..', 'fixtures', 'build', 'rootfs'))
+    .option('--delays <ms>', 'added round-trip delays, comma-separated', '0,10,50')
+    .option('--read-ahead <list>', 'read-ahead chunk counts to compare, comma-separated', '0,1')
+    .option('--rounds <n>', 'runs per figure (median)', '3')
+    .option('--json <file>', 'write every figure as JSON')
+    .addHelpText('after', '\nExample (needs root, /dev/fuse, mksquashfs, and fixtures/build/rootfs from the tests):\n  distri bench remote --json bench/remote.json')
+    .action(async (o: { work: string; rootfs: string; delays: string; readAhead: string; rounds: string; json?: string }) => {
+      const ints = (name: string, v: string) => {
+        const xs = v.split(',').map(Number);
+        if (xs.some((n) => !Number.isSafeInteger(n) || n < 0)) throw new Error(`${name}: whole numbers, comma-separated, got ${v}`);
+        return xs;
+      };
+      await benchRemote({
+        work: path.resolve(o.work),
+        rootfs: path.resolve(o.rootfs),
+        delays: ints('--delays', o.delays),
+        readAheads: ints('--read-ahead', o.readAhead),
+        rounds: Math.max(1, Number(o.rounds) || 3),
+        json: o.json && path.resolve(o.json),
+        log: (s) => process.stderr.write(s + '\n'),
+      });
+    });
+}

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readManifestFile, type Entry } from './oracle/manifest';
-import { repoRoot, skipUnless } from './oracle/tools';
+import { repoRoot, requireTools } from './oracle/tools';
 
 const readFileText = (f: string) => fs.readFileSync(f, 'utf8');
 
@@ -24,7 +24,7 @@ function distri(...args: string[]) {
   return { status: r.status, stdout: r.stdout, out: r.stdout.toString('utf8'), err: r.stderr.toString('utf8') };
 }
 
-test('info --json reports the superblock; unsquashfs -s agrees', () => {
+test('info --json reports the superblock; unsquashfs -s agrees', (t) => {
   const r = distri('info', '--json', small);
   assert.equal(r.status, 0, r.err);
   const info = JSON.parse(r.out);
@@ -36,7 +36,7 @@ test('info --json reports the superblock; unsquashfs -s agrees', () => {
   const human = distri('info', small);
   assert.equal(human.status, 0);
   assert.match(human.out, /Compression\s+gzip/);
-  if (skipUnless('unsquashfs -s comparison', 'unsquashfs')) return;
+  if (!requireTools(t, 'unsquashfs')) return;
   const s = spawnSync('unsquashfs', ['-s', small], { encoding: 'utf8' }).stdout;
   assert.match(s, new RegExp(`Block size ${info.blockSize}\\b`));
   assert.match(s, new RegExp(`Number of inodes ${info.inodeCount}\\b`));

@@ -24,8 +24,10 @@ import { kernelAvailable, kernelSupportsCompressor, withKernelMount } from './or
 import { diffManifests, walkDirectory, type Manifest } from './oracle/manifest';
 import { allAvailable, isRoot, repoRoot, skipUnless, toolAvailable } from './oracle/tools';
 import { unsquashfsAvailable, withUnsquashfs } from './oracle/unsquashfs';
+import { cliCopy } from './helpers/as-user';
+import { Image } from '../src/reader/image';
 
-const NEW = ['zstd', 'lzo', 'xz', 'lz4'] as const;
+type NewCodec = 'zstd' | 'lzo' | 'xz' | 'lz4';
 const MiB = 1 << 20;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sqfs-compress-'));
@@ -48,7 +50,11 @@ function text(size: number, seed: number): Buffer {
   return Buffer.from(parts.join('')).subarray(0, size);
 }
 
-/** Machine code: the node binary itself. */
+/**
+ * Machine code: the node binary itself. Host state on purpose: real compiled code has a shape no
+ * generator gives, and every machine running the tests has a node binary. Nothing here depends on
+ * which one: the tests assert round trips and relative sizes, never a byte count.
+ */
 const BINARY = fs.readFileSync(process.execPath).subarray(4 * MiB, 6 * MiB);
 
 function roundTrip(codec: Codec, input: Uint8Array, mustShrink: boolean): Uint8Array | null {
@@ -66,7 +72,7 @@ function roundTrip(codec: Codec, input: Uint8Array, mustShrink: boolean): Uint8A
  * lzma-native, zstd-napi) and fall back to our own xz encoder and zstd's WASM build; all of them are
  * tested. `use` selects the backend for the duration of a test.
  */
-const BACKENDS: Array<{ name: (typeof NEW)[number]; label: string; use: () => void; available: () => boolean }> = [
+const BACKENDS: Array<{ name: NewCodec; label: string; use: () => void; available: () => boolean }> = [
   { name: 'lzo', label: 'lzo', use: () => {}, available: () => true },
   { name: 'lz4', label: 'lz4 (lz4-napi)', use: () => _setLz4EncoderForTest('auto'), available: () => (_setLz4EncoderForTest('auto'), lz4EncoderName() === 'native') },
   { name: 'lz4', label: 'lz4 (our encoder)', use: () => _setLz4EncoderForTest('builtin'), available: () => true },
@@ -89,6 +95,39 @@ test('the native encoders are installed (else xz images are ~6 % larger, zstd an
   assert.equal(xzEncoderName(), 'liblzma');
   assert.equal(zstdEncoderName(), 'native', 'zstd-napi did not load: npm ci should have built it');
   assert.equal(lz4EncoderName(), 'native', 'lz4-napi did not load: npm ci should have installed it');
+});
+
+test('without the native addons (an npm ci with no compiler) pack uses our encoders, says so once, and the images read back', () => {
+  const cliWithout = cliCopy(['lzma-native', 'zstd-napi', 'lz4-napi', 'fuse-native']);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-no-addons-'));
+  try {
+    const src = path.join(work, 'src');
+    fs.mkdirSync(src);
+    const body = text(300 * 1024, 31);
+    fs.writeFileSync(path.join(src, 'a.txt'), body);
+    for (const [comp, addon] of [['xz', 'lzma-native'], ['zstd', 'zstd-napi'], ['lz4', 'lz4-napi'], ['gzip', undefined]] as const) {
+      const image = path.join(work, `${comp}.sqfs`);
+      const r = spawnSync(process.execPath, [cliWithout, 'pack', src, image, '--comp', comp, '--processors', '2'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const notices = r.stderr.split('\n').filter((l) => /is not installed/.test(l));
+      assert.deepEqual(notices.length, addon ? 1 : 0, `${comp}: ${r.stderr}`);
+      if (addon) assert.match(notices[0], new RegExp(`^distri: ${addon} is not installed: ${comp} blocks come from`));
+      const img = Image.open(image);
+      try {
+        assert.ok(Buffer.from(img.read(img.resolve('a.txt'))).equals(body), `${comp}: a.txt reads back`);
+      } finally {
+        img.close();
+      }
+      const quiet = spawnSync(process.execPath, [cliWithout, 'pack', src, image, '--comp', comp, '--quiet'], { encoding: 'utf8' });
+      assert.equal(quiet.stderr, '', '--quiet says nothing');
+    }
+    // The reader never needs an addon: ls and cat of an xz image work from this install too.
+    const cat = spawnSync(process.execPath, [cliWithout, 'cat', path.join(work, 'xz.sqfs'), 'a.txt'], { encoding: 'buffer', maxBuffer: 1 << 24 });
+    assert.equal(cat.status, 0, cat.stderr.toString());
+    assert.ok(cat.stdout.equals(body));
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
 });
 
 describe('block compressors: round trips through our decoders', () => {
@@ -227,6 +266,10 @@ describe('block compressors: reference decoders', () => {
 
 // ---- images: distri pack → kernel, unsquashfs; size against mksquashfs ----
 
+// Host state on purpose: a real source tree (a few thousand headers, installed with gcc by
+// build-essential, see .ci/run) for packing with each compressor. The test compares our image
+// with the kernel's and unsquashfs's view of the same tree and with mksquashfs of it, so it
+// needs no particular content; missing, it fails under CI=true.
 const SOURCE = '/usr/include/linux';
 const cli = () => path.join(repoRoot(), 'dist/src/cli/main.js');
 

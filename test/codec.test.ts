@@ -13,6 +13,7 @@ import { allCodecs, codecById, codecByName, type Codec } from '../src/codec';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
 import { xorshift32 } from '../src/util/xorshift';
+import { requireTools, skipUnless, type Availability } from './oracle/tools';
 
 const BS = 131072;
 const SQUASHFS_MAGIC = 0x73717368;
@@ -137,10 +138,7 @@ const mksquashfsHelp = (() => {
   const r = spawnSync('mksquashfs', ['-help'], { encoding: 'utf8' });
   return (r.stdout ?? '') + (r.stderr ?? '');
 })();
-const haveMksquashfs = /Compressors available/.test(mksquashfsHelp);
-const haveXz = spawnSync('xz', ['--version']).status === 0;
-const haveZstd = spawnSync('zstd', ['--version']).status === 0;
-const haveUnsquashfs = spawnSync('unsquashfs', ['-help']).status !== null && !spawnSync('unsquashfs', ['-help']).error;
+const haveMksquashfs: Availability = /Compressors available/.test(mksquashfsHelp) ? { ok: true } : { ok: false, why: 'mksquashfs not installed (no compressor list in its -help)' };
 
 function supports(comp: string): boolean {
   const section = mksquashfsHelp.split(/Compressors available and compressor specific options:/)[1] ?? mksquashfsHelp;
@@ -211,11 +209,10 @@ function xzFilterIds(block: Uint8Array): string {
   return ids.join(',');
 }
 
-describe('decoding real mksquashfs images', { skip: haveMksquashfs ? false : 'mksquashfs not installed' }, () => {
+describe('decoding real mksquashfs images', { skip: skipUnless('decoding real mksquashfs images', haveMksquashfs) }, () => {
   for (const v of VARIANTS) {
-    const ok = haveMksquashfs && supports(v.comp);
-    if (haveMksquashfs && !ok) console.warn(`SKIPPING ${v.name}: this mksquashfs has no -comp ${v.comp}`);
-    test(v.name, { skip: ok ? false : `mksquashfs has no -comp ${v.comp}`, timeout: 60_000 }, () => {
+    const skip = skipUnless(v.name, haveMksquashfs, supports(v.comp) ? { ok: true } : { ok: false, why: `this mksquashfs has no -comp ${v.comp}` });
+    test(v.name, { skip, timeout: 60_000 }, () => {
       const img = parseSingleFileImage(mksquashfs(['-comp', v.comp, ...v.args]), SOURCE);
       assert.equal(img.compressionId, v.id);
       const codec = codecById(v.id);
@@ -242,7 +239,7 @@ describe('decoding real mksquashfs images', { skip: haveMksquashfs ? false : 'mk
 });
 
 // The xz CLI forces each BCJ filter (mksquashfs only keeps a filter when it wins) and the other check types.
-describe('xz and lzma streams from the xz CLI', { skip: haveXz ? false : 'xz not installed' }, () => {
+describe('xz and lzma streams from the xz CLI', { skip: skipUnless('xz CLI streams', 'xz') }, () => {
   const chunk = Buffer.concat([SOURCE.subarray(0, 96 * 1024), SOURCE.subarray(700 * 1024, 732 * 1024)]);
   const xz = (args: string[], data: Buffer) => execFileSync('xz', ['-c', ...args], { input: data, maxBuffer: 1 << 26 });
   const cases: [string, string[]][] = [
@@ -289,7 +286,7 @@ describe('zstd backends', () => {
   test('the WASM decoder is in use', () => {
     assert.equal(zstdBackend(), 'wasm');
   });
-  test('zstd CLI frames: 1 MiB, large limits (WASM memory growth), multiple frames', { skip: haveZstd ? false : 'zstd not installed' }, () => {
+  test('zstd CLI frames: 1 MiB, large limits (WASM memory growth), multiple frames', { skip: skipUnless('zstd CLI frames', 'zstd') }, () => {
     const big = Buffer.concat([SOURCE.subarray(0, 900 * 1024), text(124 * 1024, 8)]);
     const frame = execFileSync('zstd', ['-c', '-19', '--no-check'], { input: big, maxBuffer: 1 << 26 });
     const z = codecByName('zstd');
@@ -304,10 +301,7 @@ describe('zstd backends', () => {
   });
   test('fzstd fallback (used when WebAssembly is unavailable) on real blocks and corrupt input', (t) => {
     const s = samples.get(6);
-    if (!s) {
-      t.skip('no zstd image');
-      return;
-    }
+    if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no zstd image (its mksquashfs test did not run)' }) || !s) return;
     _setZstdBackendForTest('fzstd');
     try {
       assert.equal(zstdBackend(), 'fzstd');
@@ -355,10 +349,7 @@ describe('corrupt input', () => {
         const junk = randomBytes(1 + (seed * 7919) % 4000, seed);
         expectDecompressFailedOrBounded(codec, junk, BS, `random bytes seed ${seed}`);
       }
-      if (!s) {
-        t.skip('no real block for this codec (its image test was skipped)');
-        return;
-      }
+      if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no real block for this codec (its image test did not run)' }) || !s) return;
       for (const b of [s.small, s.full]) {
         const n = b.data.length;
         for (const cut of [1, 2, 5, 13, 18, Math.floor(n / 3), Math.floor(n / 2), n - 5, n - 1]) {
@@ -393,10 +384,7 @@ describe('random mutations (fast-check)', () => {
   for (const codec of allCodecs()) {
     test(`${codec.name}`, { timeout: 60_000 }, (t) => {
       const s = sampleFor(codec.id);
-      if (!s) {
-        t.skip('no real block for this codec');
-        return;
-      }
+      if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no real block for this codec (its image test did not run)' }) || !s) return;
       const base = s.small;
       const n = base.data.length;
       const mutation = fc.array(fc.tuple(fc.nat({ max: n - 1 }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 });
@@ -473,7 +461,7 @@ describe('round trips', () => {
   // shorter, so they are written contiguously from blocks_start and the rest of the old data area is
   // zeroed: SquashFS finds its tables through superblock pointers, so the gap is harmless.
   for (const name of ['gzip', 'lz4']) {
-    test(`${name}: our blocks extracted by unsquashfs`, { skip: haveMksquashfs && haveUnsquashfs ? false : 'squashfs-tools not installed', timeout: 60_000 }, () => {
+    test(`${name}: our blocks extracted by unsquashfs`, { skip: skipUnless(`${name} blocks read by unsquashfs`, haveMksquashfs, 'unsquashfs'), timeout: 60_000 }, () => {
       const codec = codecByName(name);
       const img = parseSingleFileImage(mksquashfs(['-comp', name, '-noD']), SOURCE);
       assert.ok(img.blocks.every((b) => !b.compressed));

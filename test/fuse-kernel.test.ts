@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { skipUnless } from './oracle/tools';
-import { fuseAvailable, run, spawnMount, waitFor, type Mount } from './helpers/mount';
+import { fuseAvailable, run, spawnMount, waitFor } from './helpers/mount';
 import { addPackage, fusectl, mksquashfs, spawnStoreMount, writeTree, type StoreMount } from './helpers/store';
 
 const skip = skipUnless('kernel FUSE transport tests', fuseAvailable(), 'mksquashfs', 'setpriv', 'gcc');

@@ -75,6 +75,7 @@ test('mutated images read or fail with a SquashfsError, never crash or hang', { 
   });
   const failures: Failure[] = [];
   let last: { seed: string; muts: Mutation[] } | undefined;
+  const casesPerSeed = new Map<string, number>();
   let lastAt = Date.now();
   let summary: { cases: number; typed: number; clean: number; codes: Record<string, number> } | undefined;
   const t0 = Date.now();
@@ -88,7 +89,10 @@ test('mutated images read or fail with a SquashfsError, never crash or hang', { 
     }, 500);
     worker.on('message', (m: { type: string } & Record<string, unknown>) => {
       lastAt = Date.now();
-      if (m.type === 'case') last = { seed: m.seed as string, muts: m.muts as Mutation[] };
+      if (m.type === 'case') {
+        last = { seed: m.seed as string, muts: m.muts as Mutation[] };
+        casesPerSeed.set(last.seed, (casesPerSeed.get(last.seed) ?? 0) + 1);
+      }
       else if (m.type === 'fail') failures.push({ seed: m.seed as string, muts: m.muts as Mutation[], error: m.error as string });
       else if (m.type === 'done') {
         summary = m as unknown as typeof summary;
@@ -110,6 +114,14 @@ test('mutated images read or fail with a SquashfsError, never crash or hang', { 
     t.diagnostic(`${summary.cases} cases in ${Date.now() - t0} ms (fast-check seed ${SEED}): ${summary.clean} read, ${summary.typed} typed errors ${JSON.stringify(summary.codes)}`);
   }
   assert.equal(problem, undefined);
+  // The cases ran: every seed (the committed images among them), as many times as asked, and
+  // the mutations both broke images (typed errors) and left some readable.
+  assert.ok(summary, 'the worker sent no summary');
+  assert.ok(seeds.length >= 5 && seeds.some((s) => s.name.startsWith('fixtures/')), `seeds: ${seeds.map((s) => s.name).join(', ')}`);
+  const want = Object.values(runs).reduce((a, b) => a + b, 0);
+  assert.equal(summary.cases, want, 'cases run');
+  assert.deepEqual(new Map([...casesPerSeed].sort()), new Map(Object.entries(runs).sort()), 'cases per seed');
+  assert.ok(summary.typed > 0 && summary.clean > 0, `${summary.typed} typed errors, ${summary.clean} clean reads`);
   assert.deepEqual(
     failures.map((f) => `${f.seed}: ${JSON.stringify(f.muts)}\n  ${f.error}`),
     [],

@@ -22,7 +22,7 @@ import {
 } from './oracle/fixtures';
 import { kernelAvailable, kernelLeftovers, kernelSupportsCompressor, withKernelMount } from './oracle/kernel';
 import { diffManifests, formatManifest, sortManifest, walkDirectory, type Entry, type Manifest } from './oracle/manifest';
-import { allAvailable, repoRoot, requireTools, skipUnless } from './oracle/tools';
+import { isRoot, notApplicable, repoRoot, requireTools, skipUnless } from './oracle/tools';
 import { unsquashfsAvailable, unsquashfsLeftovers, withUnsquashfs } from './oracle/unsquashfs';
 
 function assertSame(a: Manifest, b: Manifest, labels: [string, string]): void {
@@ -73,17 +73,13 @@ describe('manifest helpers', () => {
     const set = (name: string, value: string, file: string) =>
       spawnSync('setfattr', ['-n', name, ...(value === '' ? [] : ['-v', value]), '--', file], { encoding: 'utf8' });
     const r = set('user.x', '0x00ff', path.join(dir, odd));
-    if (r.status !== 0) {
-      t.skip(`this temp filesystem refuses user xattrs: ${r.stderr.trim()}`);
-      console.warn(`SKIP xattr walk: ${os.tmpdir()} refuses user xattrs: ${r.stderr.trim()}`);
-      return;
-    }
+    if (!requireTools(t, r.status === 0 ? { ok: true } : { ok: false, why: `${os.tmpdir()} refuses user xattrs: ${r.stderr.trim()}` })) return;
     assert.equal(set('user.empty', '', path.join(dir, odd)).status, 0);
     const m = walkDirectory(dir);
     const e = m.find((x) => x.path === odd);
     assert.deepEqual(e?.xattrs, { 'user.empty': '', 'user.x': '00ff' });
     assert.equal(m.find((x) => x.path === 'd')?.xattrs, undefined, 'no xattrs means absent, not {}');
-    if (allAvailable('mknod').ok && process.getuid?.() === 0) {
+    if (!skipUnless('walkDirectory of device nodes', 'mknod', isRoot())) {
       assert.equal(spawnSync('mknod', [path.join(dir, 'cdev'), 'c', '4', '300']).status, 0);
       const c = walkDirectory(dir).find((x) => x.path === 'cdev');
       assert.deepEqual(c?.rdev, { major: 4, minor: 300 });
@@ -168,7 +164,7 @@ describe('committed images', () => {
       }
       if (version !== committed.mksquashfsVersion) {
         const why = `byte comparison skipped: images made by "${committed.mksquashfsVersion}", this is "${version}"`;
-        console.warn(`SKIP (part) ${why}`);
+        notApplicable('committed image rebuild (part)', why);
         t.diagnostic(why);
       }
     } finally {

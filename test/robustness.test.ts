@@ -435,11 +435,10 @@ function xattrKey(b: Buffer, l: Layout): number {
 
 describe('over-strict checks', () => {
   test('a large real image (mksquashfs of /usr/share) reads completely', async (t) => {
-    if (!requireTools(t, 'mksquashfs')) return;
-    if (!fs.existsSync('/usr/share')) {
-      t.skip('no /usr/share to pack');
-      return;
-    }
+    // Host state on purpose: the over-strict checks are about what real trees give (tens of
+    // thousands of names, long directories, real xattrs), which a generated tree would only guess.
+    // Every Linux machine has a /usr/share; nothing is asserted about its content.
+    if (!requireTools(t, 'mksquashfs', fs.existsSync('/usr/share') ? { ok: true } : { ok: false, why: 'no /usr/share to pack' })) return;
     const d = tempDir('distri-big-');
     try {
       const out = path.join(d.dir, 'share.sqfs');

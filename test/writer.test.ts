@@ -363,6 +363,18 @@ describe('property', () => {
 
 // ---- the command ---------------------------------------------------------------------------------
 
+/** Every inode's mtime by path ('' the root) and the superblock time as '<superblock>', read back. */
+function imageTimes(file: string): Map<string, number> {
+  const img = Image.open(file);
+  try {
+    const times = new Map<string, number>([['<superblock>', img.superblock.modificationTime]]);
+    for (const e of imageManifest(img)) times.set(e.path, e.mtime);
+    return times;
+  } finally {
+    img.close();
+  }
+}
+
 describe('distri pack', () => {
   const cli = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
   test('--reproducible twice gives the same bytes; bad options fail with a message', { skip: skipUnless('distri pack CLI', isRoot()) }, () => {
@@ -377,8 +389,10 @@ describe('distri pack', () => {
       assert.equal(r.status, 0, r.stderr);
     }
     assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)));
-    const mt = spawnSync(process.execPath, [cli, 'pack', src, out('cli-mtime'), '--mtime', '1000', '--block-size', '4K', '--quiet'], { encoding: 'utf8' });
+    const mtImage = out('cli-mtime');
+    const mt = spawnSync(process.execPath, [cli, 'pack', src, mtImage, '--mtime', '1000', '--block-size', '4K', '--quiet'], { encoding: 'utf8' });
     assert.equal(mt.status, 0, mt.stderr);
+    assert.deepEqual(new Set(imageTimes(mtImage).values()), new Set([1000]), '--mtime sets the image time and every inode time');
     const bad = spawnSync(process.execPath, [cli, 'pack', src, out('cli-bad'), '--block-size', '3000'], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /block-size must be a power of two/);
@@ -388,6 +402,46 @@ describe('distri pack', () => {
     assert.doesNotMatch(nodir.stderr, /\.tmp/, 'the message names the image, not the temporary file');
     const help = spawnSync(process.execPath, [cli, 'pack', '--help'], { encoding: 'utf8' });
     assert.match(help.stdout, /Examples:/);
+  });
+
+  test('--reproducible: the image time is the newest file time, or SOURCE_DATE_EPOCH clamping newer files, whenever it runs', { skip: skipUnless('distri pack CLI', isRoot()) }, () => {
+    // File times are set far from now, so an image time taken from the clock (the flag ignored)
+    // cannot pass; the second pack runs after the sources were touched, as a rebuild would.
+    const src = fs.mkdtempSync(path.join(tmp, 'repro-'));
+    fs.mkdirSync(path.join(src, 'd'));
+    fs.writeFileSync(path.join(src, 'd', 'old'), 'old\n');
+    fs.writeFileSync(path.join(src, 'new'), 'new\n');
+    const setTimes = (newest: number) => {
+      fs.utimesSync(path.join(src, 'd', 'old'), 1_000_000_000, 1_000_000_000);
+      fs.utimesSync(path.join(src, 'new'), newest, newest);
+      fs.utimesSync(path.join(src, 'd'), 1_100_000_000, 1_100_000_000);
+      fs.utimesSync(src, 1_100_000_000, 1_100_000_000);
+    };
+    const packIt = (img: string, env: NodeJS.ProcessEnv = {}) => {
+      const r = spawnSync(process.execPath, [cli, 'pack', src, img, '--comp', 'none', '--reproducible', '--quiet'], { encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: undefined, ...env } });
+      assert.equal(r.status, 0, r.stderr);
+      return imageTimes(img);
+    };
+    const [one, two] = [out('repro-1'), out('repro-2')];
+    setTimes(1_200_000_000);
+    const first = packIt(one);
+    assert.equal(first.get('<superblock>'), 1_200_000_000, 'the image time is the newest file time');
+    assert.equal(first.get('new'), 1_200_000_000);
+    assert.equal(first.get('d/old'), 1_000_000_000, 'file times are kept');
+    // Touched (the content rewritten, as a rebuild does), then set back: the same bytes.
+    fs.writeFileSync(path.join(src, 'new'), 'new\n');
+    setTimes(1_200_000_000);
+    packIt(two);
+    assert.ok(fs.readFileSync(one).equals(fs.readFileSync(two)), 'the same tree and times give the same bytes');
+    // A newer file moves the image time with it.
+    setTimes(1_300_000_000);
+    assert.equal(packIt(out('repro-3')).get('<superblock>'), 1_300_000_000);
+    // SOURCE_DATE_EPOCH: the image time, and files newer than it are clamped to it; older ones kept.
+    const sde = packIt(out('repro-sde'), { SOURCE_DATE_EPOCH: '1250000000' });
+    assert.equal(sde.get('<superblock>'), 1_250_000_000);
+    assert.equal(sde.get('new'), 1_250_000_000, 'a newer file is clamped');
+    assert.equal(sde.get('d/old'), 1_000_000_000, 'an older file keeps its time');
+    assert.equal(sde.get('d'), 1_100_000_000);
   });
 
   test('an image inside its source is left out, a rerun replaces it, a failed run keeps it; --json; /dev/null', { skip: skipUnless('distri pack CLI', isRoot()) }, async (t) => {

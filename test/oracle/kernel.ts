@@ -104,6 +104,8 @@ export async function withKernelMount<T>(
     if (problems.length > 0) {
       const msg = `withKernelMount cleanup of ${dir} (${imagePath}): ${problems.join('; ')}`;
       if (failed) console.error(`${msg} (while failing with: ${String(primary)})`);
+      // A cleanup failure after success is the error to report; after a failure, the first one is.
+      // eslint-disable-next-line no-unsafe-finally
       else throw new Error(msg);
     }
   }
@@ -169,7 +171,7 @@ export function kernelLeftovers(): string[] {
  */
 export function kernelSupportsCompressor(compressor: string): Availability {
   if (compressor === 'lzma') {
-    return { ok: false, why: 'the Linux kernel has no lzma SquashFS decompressor (only gzip, lzo, lz4, xz, zstd)' };
+    return { ok: false, why: 'the Linux kernel has no lzma SquashFS decompressor (only gzip, lzo, lz4, xz, zstd)', notApplicable: true };
   }
   const option = { gzip: 'ZLIB', lzo: 'LZO', lz4: 'LZ4', xz: 'XZ', zstd: 'ZSTD' }[compressor];
   if (!option) return { ok: false, why: `unknown compressor ${compressor}` };
@@ -177,5 +179,5 @@ export function kernelSupportsCompressor(compressor: string): Availability {
   if (r.status !== 0) return { ok: true }; // unknown: let the mount say
   return new RegExp(`^CONFIG_SQUASHFS_${option}=y`, 'm').test(r.stdout)
     ? { ok: true }
-    : { ok: false, why: `this kernel is built without CONFIG_SQUASHFS_${option}` };
+    : { ok: false, why: `this kernel is built without CONFIG_SQUASHFS_${option}`, notApplicable: true };
 }

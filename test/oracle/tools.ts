@@ -2,12 +2,23 @@
  * Availability of the external oracles (squashfs-tools, attr, the kernel driver) and the one way
  * tests react when one is missing: skip LOUDLY — a node:test skip carrying the reason, and a
  * warning on stderr — never a silent pass.
+ *
+ * With CI=true a missing oracle or capability is a FAILURE instead: a CI run that is green because
+ * the kernel and FUSE tests were skipped proves nothing. `skipUnless` throws where it is asked (at
+ * declaration the test file fails, inside a test that test fails), naming what is missing.
+ * `notApplicable` is the one skip CI allows: for what no machine setup can change (the running
+ * kernel was built without a compressor, a test about the other transport, a different
+ * mksquashfs release's bytes). Every skip in the suite goes through one of the two.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 
-export type Availability = { ok: boolean; why?: string };
+/**
+ * `notApplicable`: missing for a reason no machine setup changes (the running kernel's build), so
+ * CI skips it too, loudly. Everything else missing fails under CI=true.
+ */
+export type Availability = { ok: boolean; why?: string; notApplicable?: boolean };
 
 const cache = new Map<string, Availability>();
 
@@ -30,13 +41,33 @@ export function toolAvailable(name: string): Availability {
   return result;
 }
 
-/** The first unavailable check, or ok. Accepts tool names and ready-made availabilities. */
+/**
+ * The first unavailable check, or ok; one the machine could fix comes before a `notApplicable`
+ * one, so that CI never skips for the second while the first is missing. Accepts tool names and
+ * ready-made availabilities.
+ */
 export function allAvailable(...checks: (string | Availability)[]): Availability {
+  let inapplicable: Availability | undefined;
   for (const c of checks) {
     const a = typeof c === 'string' ? toolAvailable(c) : c;
-    if (!a.ok) return a;
+    if (a.ok) continue;
+    if (!a.notApplicable) return a;
+    inapplicable ??= a;
   }
-  return { ok: true };
+  return inapplicable ?? { ok: true };
+}
+
+/** Whether missing oracles fail instead of skipping (CI=true, as CI services set it). */
+export function strictCi(): boolean {
+  return process.env.CI === 'true' || process.env.CI === '1';
+}
+
+/** The error a missing oracle raises under CI=true. */
+export class MissingInCi extends Error {
+  constructor(what: string, why: string) {
+    super(`CI=true: ${what} cannot run here (${why}); CI must not pass by skipping it — install what is missing (see .ci/run)`);
+    this.name = 'MissingInCi';
+  }
 }
 
 const warned = new Set<string>();
@@ -54,6 +85,7 @@ function warn(what: string, why: string): void {
 export function skipUnless(what: string, ...checks: (string | Availability)[]): string | undefined {
   const a = allAvailable(...checks);
   if (a.ok) return undefined;
+  if (strictCi() && !a.notApplicable) throw new MissingInCi(what, a.why ?? 'unavailable');
   warn(what, a.why ?? 'unavailable');
   return a.why ?? 'unavailable';
 }
@@ -65,15 +97,24 @@ export function skipUnless(what: string, ...checks: (string | Availability)[]): 
 export function requireTools(t: TestContext, ...checks: (string | Availability)[]): boolean {
   const a = allAvailable(...checks);
   if (a.ok) return true;
+  if (strictCi() && !a.notApplicable) throw new MissingInCi(t.name, a.why ?? 'unavailable');
   warn(t.name, a.why ?? 'unavailable');
   t.skip(a.why ?? 'unavailable');
   return false;
 }
 
+/**
+ * A skip that is not the machine's fault and that CI allows (see the header): returns the reason
+ * for `{ skip }` after a loud warning. Pass `t` to skip a running test instead.
+ */
+export function notApplicable(what: string, why: string, t?: TestContext): string {
+  warn(what, why);
+  t?.skip(why);
+  return why;
+}
+
 export function isRoot(): Availability {
-  return typeof process.getuid === 'function' && process.getuid() === 0
-    ? { ok: true }
-    : { ok: false, why: 'not running as root' };
+  return typeof process.getuid === 'function' && process.getuid() === 0 ? { ok: true } : { ok: false, why: 'not running as root' };
 }
 
 /** The repository root (the directory holding package.json), from source or from dist/. */
