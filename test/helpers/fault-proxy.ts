@@ -154,6 +154,7 @@ async function childMain(upstreamArg: string, dirArg: string | undefined): Promi
         return;
       default:
         res.writeHead(404).end();
+        return;
     }
   });
   await new Promise<void>((r) => control.listen(0, '127.0.0.1', r));
