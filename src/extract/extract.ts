@@ -28,7 +28,7 @@
 import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
 import type { DirEntry } from '../format/directory';
-import type { Inode } from '../format/inode';
+import type { FileInode, Inode } from '../format/inode';
 import type { Image } from '../reader/image';
 import { walk } from '../reader/walk';
 import { SafeTree, type EntryKind } from './safe-tree';
@@ -182,15 +182,27 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           try {
             let pos = 0;
             let end = 0; // where the last byte written ends
-            for (const chunk of image.chunks(inode)) {
-              // All-zero chunks (holes in the image, or zeros) become holes; ftruncate sets the size.
-              if (!isZero(chunk, zeros)) {
-                fs.writeSync(fd, chunk, 0, chunk.length, pos);
-                end = pos + chunk.length;
+            const run: Uint8Array[] = []; // consecutive non-zero blocks, written with one writev
+            let runStart = 0;
+            const flush = () => {
+              if (run.length === 0) return;
+              writeAllv(fd, run, runStart);
+              end = pos;
+              run.length = 0;
+            };
+            for (const group of image.data.stream(asFile(inode))) {
+              for (const chunk of group) {
+                // All-zero blocks (holes in the image, or zeros) become holes; ftruncate sets the size.
+                if (isZero(chunk, zeros)) flush();
+                else {
+                  if (run.length === 0) runStart = pos;
+                  run.push(chunk);
+                }
+                pos += chunk.length;
+                counts.bytes += chunk.length;
               }
-              pos += chunk.length;
-              counts.bytes += chunk.length;
-              if (chunk.length >= 65536) options.onProgress?.(counts);
+              flush(); // the group's views are only valid until the next group is read
+              if (pos >= 65536) options.onProgress?.(counts);
             }
             if (end !== inode.fileSize) fs.ftruncateSync(fd, inode.fileSize); // a trailing hole
             if (ownIt) fs.fchownSync(fd, st.uid, st.gid);
@@ -229,11 +241,11 @@ export async function extract(image: Image, dest: string, options: ExtractOption
             skipped.devices++;
             continue;
           }
-          tree.mknod(comps, kind, inode.major, inode.minor);
+          await tree.mknod(comps, kind, inode.major, inode.minor);
           counts.devices++;
           break;
         case 'fifo':
-          tree.mknod(comps, 'fifo');
+          await tree.mknod(comps, 'fifo');
           counts.fifos++;
           break;
         case 'socket':
@@ -287,6 +299,33 @@ function hasSetfattr(): boolean {
     if (dir && fs.existsSync(`${dir}/setfattr`)) return true;
   }
   return false;
+}
+
+/** A regular file's inode (the walk gave its kind; this is for the type checker). */
+function asFile(inode: Inode): FileInode {
+  if (inode.kind !== 'file') throw new SquashfsError('NOT_A_FILE', `inode ${inode.inodeNumber} is a ${inode.kind}, not a regular file`, 'inode table');
+  return inode;
+}
+
+/** writev of all of `bufs` at `pos`, continuing after short writes. */
+function writeAllv(fd: number, bufs: Uint8Array[], pos: number): void {
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  let done = bufs.length === 1 ? fs.writeSync(fd, bufs[0]!, 0, total, pos) : fs.writevSync(fd, bufs, pos);
+  while (done < total) {
+    // Short write (rare: a signal, a full disk about to fail): the rest, one buffer at a time.
+    let skip = done;
+    for (const b of bufs) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      const n = fs.writeSync(fd, b, skip, b.length - skip, pos + done);
+      if (n === 0) throw new Error(`write returned 0 at ${pos + done}`);
+      done += n;
+      break;
+    }
+  }
 }
 
 function isZero(chunk: Uint8Array, zeros: Uint8Array): boolean {
