@@ -1,7 +1,7 @@
-#!/usr/bin/env node
 /**
  * The `distri` command line: one module per command under ./commands, each exporting
- * register(program). Exit statuses: 0 success, 1 failure (corrupt or unreadable image, I/O),
+ * register(program). ./main.ts is the entry point that runs it (from the bundle for the short
+ * read commands). Exit statuses: 0 success, 1 failure (corrupt or unreadable image, I/O),
  * 2 a path that does not exist or is of the wrong type (inside the image, the image itself, or the
  * source of pack); usage errors exit 1. Every error line starts `distri:`, commander's included.
  */
@@ -102,7 +102,8 @@ export function buildProgram(only?: string): Command {
   return program;
 }
 
-if (require.main === module) {
+/** Runs the command line of this process. */
+export function run(): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0); // `distri cat … | head`: the reader left, we are done
     throw e;
