@@ -29,6 +29,8 @@ import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
 import type { DirEntry } from '../format/directory';
 import type { FileInode, Inode } from '../format/inode';
+import { Flag } from '../format/constants';
+import { DecompressPool, parallelChunks } from '../reader/decompress-pool';
 import type { Image } from '../reader/image';
 import { walk } from '../reader/walk';
 import { SafeTree, type EntryKind } from './safe-tree';
@@ -96,6 +98,9 @@ export class ExtractEntryError extends Error {
   }
 }
 
+/** xz/lzma files at least this large are decoded ahead by a worker pool (its start costs ~30 ms). */
+const PARALLEL_MIN_BYTES = 1 << 20;
+
 interface Pending {
   comps: Uint8Array[];
   kind: EntryKind;
@@ -128,6 +133,11 @@ export async function extract(image: Image, dest: string, options: ExtractOption
   /** inode number → where its first name was extracted (hard links). */
   const firstName = new Map<number, Uint8Array[]>();
   const zeros = new Uint8Array(image.superblock.blockSize);
+  // Only where decoding is slow enough to pay for the workers: measured on the Debian rootfs,
+  // xz 6.00 → 5.20 s with the pool, zstd 1.35 → 1.51 s and lz4 1.64 → 1.78 s (posting each block
+  // to a worker costs more than decoding it here).
+  const decodeAhead = !(image.superblock.flags & Flag.UNCOMPRESSED_DATA) && (image.codec.name === 'xz' || image.codec.name === 'lzma');
+  let pool: DecompressPool | undefined;
 
   /** The permission bits to set: setuid/setgid only when running as root. */
   const fileMode = (perm: number): number => {
@@ -190,7 +200,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
               end = pos;
               run.length = 0;
             };
-            for (const group of image.data.stream(asFile(inode))) {
+            const take = (group: readonly Uint8Array[]) => {
               for (const chunk of group) {
                 // All-zero blocks (holes in the image, or zeros) become holes; ftruncate sets the size.
                 if (isZero(chunk, zeros)) flush();
@@ -203,6 +213,14 @@ export async function extract(image: Image, dest: string, options: ExtractOption
               }
               flush(); // the group's views are only valid until the next group is read
               if (pos >= 65536) options.onProgress?.(counts);
+            };
+            const file = asFile(inode);
+            if (decodeAhead && file.fileSize >= PARALLEL_MIN_BYTES) {
+              // Large xz files: blocks decoded ahead on the other cores while this thread writes
+              // (the same pool and checks as `distri cat`).
+              for await (const chunk of parallelChunks(image, file, (pool ??= new DecompressPool()))) take([chunk]);
+            } else {
+              for (const group of image.data.stream(file)) take(group);
             }
             if (end !== inode.fileSize) fs.ftruncateSync(fd, inode.fileSize); // a trailing hole
             if (ownIt) fs.fchownSync(fd, st.uid, st.gid);
@@ -286,6 +304,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       tree.removeIfCreatedEmpty();
     }
     tree.close();
+    await pool?.close();
   }
 }
 
