@@ -184,4 +184,18 @@ export function writeOut(chunk: Uint8Array | string): Promise<void> {
   });
 }
 
+/**
+ * Writes views that are valid only until the caller's next read (DataReader.stream's groups) and
+ * resolves once stdout has taken all of them (the last write's callback: callbacks run in order).
+ */
+export function writeOutAll(chunks: readonly Uint8Array[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    for (let i = 0; i < chunks.length; i++) {
+      const last = i === chunks.length - 1;
+      process.stdout.write(chunks[i]!, last ? (e) => (e ? reject(e) : resolve()) : undefined);
+    }
+    if (chunks.length === 0) resolve();
+  });
+}
+
 export type CommandModule = (program: Command) => void;

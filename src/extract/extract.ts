@@ -28,7 +28,9 @@
 import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
 import type { DirEntry } from '../format/directory';
-import type { Inode } from '../format/inode';
+import type { FileInode, Inode } from '../format/inode';
+import { Flag } from '../format/constants';
+import { DecompressPool, parallelChunks } from '../reader/decompress-pool';
 import type { Image } from '../reader/image';
 import { walk } from '../reader/walk';
 import { SafeTree, type EntryKind } from './safe-tree';
@@ -96,6 +98,9 @@ export class ExtractEntryError extends Error {
   }
 }
 
+/** xz/lzma files at least this large are decoded ahead by a worker pool (its start costs ~30 ms). */
+const PARALLEL_MIN_BYTES = 1 << 20;
+
 interface Pending {
   comps: Uint8Array[];
   kind: EntryKind;
@@ -128,6 +133,11 @@ export async function extract(image: Image, dest: string, options: ExtractOption
   /** inode number → where its first name was extracted (hard links). */
   const firstName = new Map<number, Uint8Array[]>();
   const zeros = new Uint8Array(image.superblock.blockSize);
+  // Only where decoding is slow enough to pay for the workers: measured on the Debian rootfs,
+  // xz 6.00 → 5.20 s with the pool, zstd 1.35 → 1.51 s and lz4 1.64 → 1.78 s (posting each block
+  // to a worker costs more than decoding it here).
+  const decodeAhead = !(image.superblock.flags & Flag.UNCOMPRESSED_DATA) && (image.codec.name === 'xz' || image.codec.name === 'lzma');
+  let pool: DecompressPool | undefined;
 
   /** The permission bits to set: setuid/setgid only when running as root. */
   const fileMode = (perm: number): number => {
@@ -182,15 +192,35 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           try {
             let pos = 0;
             let end = 0; // where the last byte written ends
-            for (const chunk of image.chunks(inode)) {
-              // All-zero chunks (holes in the image, or zeros) become holes; ftruncate sets the size.
-              if (!isZero(chunk, zeros)) {
-                fs.writeSync(fd, chunk, 0, chunk.length, pos);
-                end = pos + chunk.length;
+            const run: Uint8Array[] = []; // consecutive non-zero blocks, written with one writev
+            let runStart = 0;
+            const flush = () => {
+              if (run.length === 0) return;
+              writeAllv(fd, run, runStart);
+              end = pos;
+              run.length = 0;
+            };
+            const take = (group: readonly Uint8Array[]) => {
+              for (const chunk of group) {
+                // All-zero blocks (holes in the image, or zeros) become holes; ftruncate sets the size.
+                if (isZero(chunk, zeros)) flush();
+                else {
+                  if (run.length === 0) runStart = pos;
+                  run.push(chunk);
+                }
+                pos += chunk.length;
+                counts.bytes += chunk.length;
               }
-              pos += chunk.length;
-              counts.bytes += chunk.length;
-              if (chunk.length >= 65536) options.onProgress?.(counts);
+              flush(); // the group's views are only valid until the next group is read
+              if (pos >= 65536) options.onProgress?.(counts);
+            };
+            const file = asFile(inode);
+            if (decodeAhead && file.fileSize >= PARALLEL_MIN_BYTES) {
+              // Large xz files: blocks decoded ahead on the other cores while this thread writes
+              // (the same pool and checks as `distri cat`).
+              for await (const chunk of parallelChunks(image, file, (pool ??= new DecompressPool()))) take([chunk]);
+            } else {
+              for (const group of image.data.stream(file)) take(group);
             }
             if (end !== inode.fileSize) fs.ftruncateSync(fd, inode.fileSize); // a trailing hole
             if (ownIt) fs.fchownSync(fd, st.uid, st.gid);
@@ -229,11 +259,11 @@ export async function extract(image: Image, dest: string, options: ExtractOption
             skipped.devices++;
             continue;
           }
-          tree.mknod(comps, kind, inode.major, inode.minor);
+          await tree.mknod(comps, kind, inode.major, inode.minor);
           counts.devices++;
           break;
         case 'fifo':
-          tree.mknod(comps, 'fifo');
+          await tree.mknod(comps, 'fifo');
           counts.fifos++;
           break;
         case 'socket':
@@ -274,6 +304,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       tree.removeIfCreatedEmpty();
     }
     tree.close();
+    await pool?.close();
   }
 }
 
@@ -287,6 +318,33 @@ function hasSetfattr(): boolean {
     if (dir && fs.existsSync(`${dir}/setfattr`)) return true;
   }
   return false;
+}
+
+/** A regular file's inode (the walk gave its kind; this is for the type checker). */
+function asFile(inode: Inode): FileInode {
+  if (inode.kind !== 'file') throw new SquashfsError('NOT_A_FILE', `inode ${inode.inodeNumber} is a ${inode.kind}, not a regular file`, 'inode table');
+  return inode;
+}
+
+/** writev of all of `bufs` at `pos`, continuing after short writes. */
+function writeAllv(fd: number, bufs: Uint8Array[], pos: number): void {
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  let done = bufs.length === 1 ? fs.writeSync(fd, bufs[0]!, 0, total, pos) : fs.writevSync(fd, bufs, pos);
+  while (done < total) {
+    // Short write (rare: a signal, a full disk about to fail): the rest, one buffer at a time.
+    let skip = done;
+    for (const b of bufs) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      const n = fs.writeSync(fd, b, skip, b.length - skip, pos + done);
+      if (n === 0) throw new Error(`write returned 0 at ${pos + done}`);
+      done += n;
+      break;
+    }
+  }
 }
 
 function isZero(chunk: Uint8Array, zeros: Uint8Array): boolean {

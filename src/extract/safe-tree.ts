@@ -23,10 +23,10 @@
  * paths relative to DEST's descriptor, so only DEST's own subtree is named by path, and that subtree
  * stays mode 0700 until the last phase). It needs Linux with /proc mounted.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
+import { NodeMaker } from './node-maker';
 
 /** Not in Node's fs.constants; the asm-generic value, also x86-64's. */
 export const O_PATH = 0o10000000;
@@ -137,6 +137,8 @@ export class SafeTree {
   /** Every path created in this run (latin1 of the '/'-joined bytes): a second one is a duplicate. */
   private readonly created = new Set<string>();
   private closed = false;
+  /** The shell that makes device nodes and fifos, started on the first one. */
+  private nodes: NodeMaker | undefined;
   /** open() made the destination directory (it did not exist). */
   private createdDest = false;
 
@@ -213,6 +215,7 @@ export class SafeTree {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.nodes?.close();
     this.chain.truncate(0);
     this.linkChain.truncate(0);
     fs.closeSync(this.rootFd);
@@ -325,15 +328,22 @@ export class SafeTree {
     }
   }
 
-  /** Device nodes and fifos, by the mknod(1) tool (Node has no mknod). */
-  mknod(comps: readonly Uint8Array[], kind: 'blockdev' | 'chardev' | 'fifo', major = 0, minor = 0): void {
+  /**
+   * Device nodes and fifos, by the mknod(1) tool (Node has no mknod), run by one shell kept for the
+   * whole extraction (./node-maker.ts) rather than a process spawned per node.
+   */
+  async mknod(comps: readonly Uint8Array[], kind: 'blockdev' | 'chardev' | 'fifo', major = 0, minor = 0): Promise<void> {
     const { parent, name } = this.prepare(comps, kind);
-    const args = kind === 'fifo' ? ['p'] : [kind === 'blockdev' ? 'b' : 'c', String(major), String(minor)];
     // The child resolves our descriptor through /proc/<our pid>/fd (same user, so allowed).
     const target = procPathFor(process.pid, parent, name);
-    const r = spawnSync('mknod', [target.toString('latin1'), ...args], { encoding: 'utf8' });
-    if (r.error) throw new Error(`creating ${kind} ${showPath(comps)}: mknod could not run: ${r.error.message}`);
-    if (r.status !== 0) throw new Error(`creating ${kind} ${showPath(comps)}: ${r.stderr.trim()}`);
+    this.nodes ??= new NodeMaker();
+    let r;
+    try {
+      r = await this.nodes.make(target, kind === 'fifo' ? 'p' : kind === 'blockdev' ? 'b' : 'c', major, minor);
+    } catch (e) {
+      throw new Error(`creating ${kind} ${showPath(comps)}: ${(e as Error).message}`, { cause: e });
+    }
+    if (r.status !== 0) throw new Error(`creating ${kind} ${showPath(comps)}: ${r.output || `mknod exited with status ${r.status}`}`);
   }
 
   /**

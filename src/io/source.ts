@@ -20,6 +20,12 @@ export interface ByteSource {
    * end throws OUT_OF_BOUNDS, a failing device IO.
    */
   readAt(offset: number, length: number): Uint8Array;
+  /**
+   * Fills `target` with the bytes at `offset` (exactly target.length of them), for callers that
+   * reuse one buffer across many reads (a sequential pass over file contents) instead of
+   * allocating a fresh one per read. Same errors as readAt.
+   */
+  readInto(offset: number, target: Uint8Array): void;
   close(): void;
 }
 
@@ -38,6 +44,10 @@ export class BufferSource implements ByteSource {
     checkRange(this, offset, length, 'buffer');
     return this.buf.subarray(offset, offset + length);
   }
+  readInto(offset: number, target: Uint8Array): void {
+    checkRange(this, offset, target.length, 'buffer');
+    target.set(this.buf.subarray(offset, offset + target.length));
+  }
   close(): void {}
 }
 
@@ -55,9 +65,14 @@ export class FileSource implements ByteSource {
     }
   }
   readAt(offset: number, length: number): Uint8Array {
+    const out = Buffer.allocUnsafe(length);
+    this.readInto(offset, out);
+    return out;
+  }
+  readInto(offset: number, out: Uint8Array): void {
+    const length = out.length;
     checkRange(this, offset, length, 'file');
     if (this.fd === undefined) throw new SquashfsError('IO', `${this.path}: read after close`, 'image', offset);
-    const out = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       let n: number;
@@ -70,7 +85,6 @@ export class FileSource implements ByteSource {
       if (n === 0) throw new SquashfsError('IO', `${this.path}: unexpected end of file at ${offset + done} (file truncated?)`, 'image', offset + done);
       done += n;
     }
-    return out;
   }
   close(): void {
     if (this.fd !== undefined) fs.closeSync(this.fd);
@@ -93,6 +107,10 @@ export class OffsetSource implements ByteSource {
   readAt(offset: number, length: number): Uint8Array {
     checkRange(this, offset, length, 'image');
     return this.inner.readAt(this.base + offset, length);
+  }
+  readInto(offset: number, target: Uint8Array): void {
+    checkRange(this, offset, target.length, 'image');
+    this.inner.readInto(this.base + offset, target);
   }
   close(): void {
     this.inner.close();

@@ -20,6 +20,9 @@ import type { ByteSource } from '../io/source';
 import { LruCache } from '../io/lru';
 import type { LookupTable } from './lookup-table';
 
+/** How many on-disk bytes of consecutive data blocks stream() reads at once. */
+const STREAM_BATCH = 1 << 20;
+
 export interface DataReaderOptions {
   blockSize: number;
   /** Data and fragment blocks lie between the superblock and the inode table. */
@@ -33,6 +36,10 @@ export class DataReader {
   readonly fragmentCache: LruCache<number, Uint8Array>;
   private readonly blockIndex = new WeakMap<FileInode, Float64Array>();
   private readonly zeros: Uint8Array;
+  /** stream()'s read buffer, reused from batch to batch. */
+  private streamBuf: Buffer = Buffer.alloc(0);
+  /** Compressed bytes on their way to the codec, reused from block to block. */
+  private scratch: Buffer = Buffer.alloc(0);
 
   constructor(
     private readonly source: ByteSource,
@@ -89,8 +96,12 @@ export class DataReader {
   private load(pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): Uint8Array {
     if (onDisk > this.opts.blockSize) throw new SquashfsError('CORRUPT', `on-disk length ${onDisk} exceeds the block size ${this.opts.blockSize}`, structure, pos);
     if (pos + onDisk > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${pos} (${onDisk} bytes) runs past the data area (${this.opts.dataEnd})`, structure, pos);
-    const raw = this.source.readAt(pos, onDisk);
-    if (!compressed) return raw;
+    if (!compressed) return this.source.readAt(pos, onDisk); // kept by the cache: its own buffer
+    // The compressed bytes only live until they are decompressed: one reused buffer for all of
+    // them (a fresh 128 KiB buffer per read costs page faults and garbage collection).
+    if (this.scratch.length < onDisk) this.scratch = Buffer.allocUnsafe(Math.max(onDisk, this.opts.blockSize));
+    const raw = this.scratch.subarray(0, onDisk);
+    this.source.readInto(pos, raw);
     try {
       return this.codec.decompress(raw, maxOut);
     } catch (e) {
@@ -104,14 +115,30 @@ export class DataReader {
     return parseFragmentEntry(this.fragments.entry(index), 0, this.fragments.start);
   }
 
-  /** The file's tail (bytes after its last full block) as a view into its fragment block. */
-  tail(inode: FileInode): Uint8Array {
+  /**
+   * The file's tail (bytes after its last full block) as a view into its fragment block. With
+   * `streaming` (stream()'s own calls), a tail read straight from a stored fragment lands in a
+   * reused buffer: valid only until the next read.
+   */
+  tail(inode: FileInode, streaming = false): Uint8Array {
     const tailLength = inode.fileSize - inode.blockSizes.length * this.opts.blockSize;
     const entry = this.fragmentEntry(inode.fragIndex);
     let frag = this.fragmentCache.get(entry.start);
     if (!frag) {
       const word = decodeBlockWord(entry.sizeWord);
       if (word.sparse) throw new SquashfsError('CORRUPT', `fragment ${inode.fragIndex} has size 0`, 'fragment table');
+      if (!word.compressed) {
+        // A stored fragment block: read just this tail, not the whole block (small files of an
+        // uncompressed image would otherwise read and cache 128 KiB each for a few bytes).
+        if (word.onDiskSize > this.opts.blockSize) throw new SquashfsError('CORRUPT', `on-disk length ${word.onDiskSize} exceeds the block size ${this.opts.blockSize}`, 'fragment block', entry.start);
+        if (inode.fragOffset + tailLength > word.onDiskSize) throw new SquashfsError('OUT_OF_BOUNDS', `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${word.onDiskSize}-byte fragment`, 'fragment block', entry.start);
+        if (entry.start + word.onDiskSize > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${entry.start} (${word.onDiskSize} bytes) runs past the data area (${this.opts.dataEnd})`, 'fragment block', entry.start);
+        if (!streaming) return this.source.readAt(entry.start + inode.fragOffset, tailLength);
+        if (this.scratch.length < tailLength) this.scratch = Buffer.allocUnsafe(Math.max(tailLength, this.opts.blockSize));
+        const view = this.scratch.subarray(0, tailLength);
+        this.source.readInto(entry.start + inode.fragOffset, view);
+        return view;
+      }
       frag = this.load(entry.start, word.onDiskSize, word.compressed, this.opts.blockSize, 'fragment block');
       this.fragmentCache.set(entry.start, frag);
     }
@@ -145,6 +172,65 @@ export class DataReader {
       if (to <= from) throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} is shorter than the file size implies`, 'data block');
       yield blk.subarray(from, to);
       pos = blkStart + to;
+    }
+  }
+
+  /**
+   * The whole file for one sequential pass (extraction): groups of views that together are the
+   * file's bytes in order. Consecutive data blocks are read with one positional read per batch
+   * (up to STREAM_BATCH bytes on disk) into a buffer reused from batch to batch, and bypass the
+   * data cache (a pass touches each block once; caching would only evict what others need). A
+   * group's views are valid until the next group is requested: write them out, do not keep them.
+   * Each view is one block (or the tail), so the caller can still see which blocks are all zeros.
+   */
+  *stream(inode: FileInode): Generator<Uint8Array[]> {
+    const bs = this.opts.blockSize;
+    const n = inode.blockSizes.length;
+    if (n > 0) {
+      const positions = this.positions(inode);
+      let i = 0;
+      while (i < n) {
+        // The batch: blocks i..j-1, at most STREAM_BATCH bytes on disk (at least one block).
+        let j = i + 1;
+        while (j < n && positions[j + 1]! - positions[i]! <= STREAM_BATCH) j++;
+        const start = inode.blocksStart + positions[i]!;
+        const bytes = positions[j]! - positions[i]!;
+        if (bytes > this.opts.blockSize * (j - i)) throw new SquashfsError('CORRUPT', `data blocks ${i}..${j - 1} of inode ${inode.inodeNumber} are larger on disk than the block size allows`, 'data block', start);
+        if (start + bytes > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${start} (${bytes} bytes) runs past the data area (${this.opts.dataEnd})`, 'data block', start);
+        if (this.streamBuf.length < bytes) this.streamBuf = Buffer.allocUnsafe(Math.max(bytes, STREAM_BATCH));
+        const raw = this.streamBuf.subarray(0, bytes);
+        this.source.readInto(start, raw);
+        const group: Uint8Array[] = [];
+        for (let k = i; k < j; k++) {
+          const expected = this.blockLength(inode, k);
+          const word = decodeBlockWord(inode.blockSizes[k]!);
+          const at = inode.blocksStart + positions[k]!;
+          if (word.sparse) {
+            group.push(this.zeros.subarray(0, expected));
+            continue;
+          }
+          if (word.onDiskSize > bs) throw new SquashfsError('CORRUPT', `on-disk length ${word.onDiskSize} exceeds the block size ${bs}`, 'data block', at);
+          const disk = raw.subarray(positions[k]! - positions[i]!, positions[k + 1]! - positions[i]!);
+          let data: Uint8Array;
+          if (!word.compressed) data = disk;
+          else {
+            try {
+              data = this.codec.decompress(disk, expected);
+            } catch (e) {
+              if (e instanceof SquashfsError) throw new SquashfsError(e.code, e.message, 'data block', at, { cause: e });
+              throw e;
+            }
+          }
+          if (data.length !== expected) throw new SquashfsError('CORRUPT', `block ${k} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', at);
+          group.push(data);
+        }
+        yield group;
+        i = j;
+      }
+    }
+    if (n * bs < inode.fileSize) {
+      if (inode.fragIndex === NO_INDEX) throw new SquashfsError('CORRUPT', `inode ${inode.inodeNumber} has ${inode.fileSize} bytes but only ${n} blocks and no fragment`, 'inode table');
+      yield [this.tail(inode, true)];
     }
   }
 

@@ -33,7 +33,9 @@ export class DecompressPool {
       this.pending.clear();
     };
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(path.join(__dirname, 'decompress-worker.js'));
+      // Named from dist/src, not just __dirname: in the CLI bundle this module's __dirname is
+      // dist/src/cli, and the worker is always the unbundled dist/src/reader one.
+      const w = new Worker(path.join(__dirname, '..', 'reader', 'decompress-worker.js'));
       if (opts.unref) w.unref();
       w.on('exit', (code) => failAll(new SquashfsError('IO', `decompression worker exited (status ${code})`, 'data block')));
       w.on('message', (m: DecompressReply) => {

@@ -27,8 +27,20 @@ export interface Region {
   structure: string;
 }
 
+/**
+ * Metadata is read ahead in windows of this many bytes: a walk of the inode or directory table
+ * (extraction, `ls -R`, a store scan) then costs one positional read per window instead of two per
+ * 8 KiB block (header, then body). The window is clipped to the table, so it never reads another
+ * structure's bytes into a block.
+ */
+const READ_AHEAD = 64 << 10;
+
 export class MetadataReader {
   readonly cache: LruCache<number, MetaBlock>;
+  /** The last window read: bytes [winPos, winPos + win.length) of the source, within winRegion. */
+  private win: Uint8Array = new Uint8Array(0);
+  private winPos = 0;
+  private winRegion: Region | undefined;
   constructor(
     private readonly source: ByteSource,
     private readonly codec: Codec,
@@ -42,12 +54,12 @@ export class MetadataReader {
     const cached = this.cache.get(pos);
     if (cached) return cached;
     if (!(pos >= region.lo && pos + 2 <= region.hi)) throw new SquashfsError('OUT_OF_BOUNDS', `metadata block at ${pos} is outside the ${region.structure} (${region.lo}..${region.hi})`, region.structure, pos);
-    const header = u16(this.source.readAt(pos, 2), 0);
+    const header = u16(this.window(pos, 2, region), 0);
     const size = header & ~METADATA_UNCOMPRESSED & 0xffff;
     const compressed = (header & METADATA_UNCOMPRESSED) === 0;
     if (!(size > 0 && size <= METADATA_SIZE)) throw new SquashfsError('CORRUPT', `metadata block length ${size} (valid: 1..8192)`, region.structure, pos);
     if (pos + 2 + size > region.hi) throw new SquashfsError('OUT_OF_BOUNDS', `metadata block at ${pos} (${size} bytes) runs past the ${region.structure} end ${region.hi}`, region.structure, pos);
-    const raw = this.source.readAt(pos + 2, size);
+    const raw = this.window(pos + 2, size, region);
     let data: Uint8Array;
     if (compressed) {
       try {
@@ -57,12 +69,28 @@ export class MetadataReader {
         throw e;
       }
     } else {
-      data = raw;
+      data = raw.slice(); // its own copy: a cached view would pin the whole read-ahead window
     }
     if (data.length <= 0) throw new SquashfsError('CORRUPT', 'metadata block decompressed to 0 bytes', region.structure, pos);
     const blk = { data, next: pos + 2 + size };
     this.cache.set(pos, blk);
     return blk;
+  }
+
+  /**
+   * `length` bytes at `pos` (inside `region`), as a view of the read-ahead window; a miss reads a
+   * new window from `pos`, up to READ_AHEAD bytes but not past the region's end. Callers copy or
+   * decompress what they keep.
+   */
+  private window(pos: number, length: number, region: Region): Uint8Array {
+    let at = pos - this.winPos;
+    if (this.winRegion !== region || at < 0 || at + length > this.win.length) {
+      this.win = this.source.readAt(pos, Math.max(length, Math.min(READ_AHEAD, region.hi - pos)));
+      this.winPos = pos;
+      this.winRegion = region;
+      at = 0;
+    }
+    return this.win.subarray(at, at + length);
   }
 
   /** A cursor at (block `pos`, `offset`), confined to `region`. */

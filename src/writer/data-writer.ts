@@ -130,6 +130,8 @@ export class DataWriter {
     this.stageFill = 0;
   }
   private readonly stage = Buffer.allocUnsafe(1 << 20);
+  /** Small files that may be duplicates are read whole into this, hashed and stored from it. */
+  private hashBuf: Buffer = Buffer.alloc(0);
   private stageFill = 0;
 
   /** ArrayBuffers allocated for one block each (never Buffer's shared pool): they may be moved to a worker. */
@@ -162,7 +164,10 @@ export class DataWriter {
       // Another file has this size. A small file is read once into memory, hashed, and stored
       // from there; a large one is hashed in a first read (the data is read again to store it).
       if (size <= IN_MEMORY_HASH_LIMIT) {
-        const all = Buffer.allocUnsafe(size);
+        // One buffer reused from file to file (addFile calls never overlap, and nothing read from
+        // it outlives this call): a fresh one per file cost page faults and garbage collection.
+        if (this.hashBuf.length < size) this.hashBuf = Buffer.allocUnsafe(Math.max(size, 1 << 16));
+        const all = this.hashBuf.subarray(0, size);
         try {
           readFully(content, 0, all);
         } finally {

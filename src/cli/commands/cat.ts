@@ -2,7 +2,8 @@
 import { Command } from 'commander';
 import { Flag } from '../../format/constants';
 import { DecompressPool, parallelChunks } from '../../reader/decompress-pool';
-import { action, offsetOption, openImage, regularFile, reportError, writeOut } from '../common';
+import type { FileInode, Inode } from '../../format/inode';
+import { action, offsetOption, openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
 
 /** Files at least this large are decompressed ahead by a worker pool (start-up costs ~30 ms). */
 const PARALLEL_MIN_BYTES = 4 << 20;
@@ -30,8 +31,9 @@ export function register(program: Command): void {
                   for await (const chunk of parallelChunks(img, inode, pool)) await writeOut(chunk);
                   continue;
                 }
-                // Views straight out of the block cache; stdout copies them into the pipe.
-                for (const chunk of img.chunks(inode)) await writeOut(chunk);
+                // One sequential pass: runs of blocks read at once into a reused buffer, each group
+                // handed to stdout before the next is read (the views do not outlive that).
+                for (const group of img.data.stream(fileInode(inode))) await writeOutAll(group);
               } catch (e) {
                 reportError(`${image}: ${p}`, e); // like cat: report, go on with the next path
               }
@@ -43,4 +45,10 @@ export function register(program: Command): void {
         },
       ),
     );
+}
+
+/** regularFile() returned a regular file's inode; this says so to the type checker. */
+function fileInode(inode: Inode): FileInode {
+  if (inode.kind !== 'file') throw new Error(`not a regular file: inode ${inode.inodeNumber}`);
+  return inode;
 }
