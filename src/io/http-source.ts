@@ -298,6 +298,12 @@ export class HttpSource implements ByteSource {
     return this.img.missing;
   }
 
+  readInto(offset: number, target: Uint8Array): void {
+    // The bytes come out of the cache file once their chunks are verified; one copy more than
+    // a local image costs, against a network round trip for what is missing.
+    target.set(this.readAt(offset, target.length));
+  }
+
   readAt(offset: number, length: number): Uint8Array {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
       throw new SquashfsError('OUT_OF_BOUNDS', `read of ${length} bytes at ${offset} past the end of the remote image (${this.size} bytes)`, 'image', offset);
