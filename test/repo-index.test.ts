@@ -35,7 +35,11 @@ after(() => {
   if (repo) fs.rmSync(repo, { recursive: true, force: true });
 });
 
-function readIndex(): Record<string, any> {
+/** A JSON document the tests take apart and break at will. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+function readIndex(): Record<string, Json> {
   return JSON.parse(fs.readFileSync(path.join(repo, 'pkg', 'index-v1.json'), 'utf8'));
 }
 
@@ -103,7 +107,7 @@ test('mirror: an image without meta and a corrupt image are left out and named',
 });
 
 /** A valid index document to break in the tests below. */
-function validDoc(): any {
+function validDoc(): Json {
   const h = 'a'.repeat(64);
   return {
     format: REPO_INDEX_FORMAT,
@@ -127,7 +131,7 @@ function validDoc(): any {
 test('parseRepoIndex refuses what a hostile or broken server could send, naming the field', () => {
   const enc = (d: unknown) => Buffer.from(typeof d === 'string' ? d : JSON.stringify(d));
   assert.equal(parseRepoIndex(enc(validDoc()), 'ok').packages.size, 1);
-  const cases: [string, (d: any) => unknown, RegExp][] = [
+  const cases: [string, (d: Json) => unknown, RegExp][] = [
     ['not JSON', () => '{"format": ', /not JSON/],
     ['another format', (d) => ((d.format = 'distri-repo-index/2'), d), /format: "distri-repo-index\/2" is not/],
     ['a path as image file', (d) => ((d.packages['x-amd64-1-1'].image.file = '../../etc/passwd'), d), /image: file must be "x-amd64-1-1.squashfs"/],

@@ -93,7 +93,7 @@ export function wrapperScript(real: string, env: Record<string, string>): string
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const lines = Object.entries(env)
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([k, v]) => `${k}=${q(v)}"\${${k}:+:\$${k}}"; export ${k}`);
+    .map(([k, v]) => `${k}=${q(v)}"\${${k}:+:$${k}}"; export ${k}`);
   return `#!/bin/sh\n${lines.join('\n')}\nexec ${q(real)} "$@"\n`;
 }
 
