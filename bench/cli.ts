@@ -41,7 +41,12 @@ function main(): void {
     sh('mksquashfs', [source, img, '-noappend', '-no-progress', '-quiet']);
     // One small regular file and one directory of the image, whatever the source holds.
     const listing = sh('unsquashfs', ['-lls', '-d', '', img]).split('\n');
-    const named = (kind: string) => listing.find((l) => l.startsWith(kind) && / \/\S+$/.test(l))?.split(/\s+/).pop()?.slice(1);
+    const named = (kind: string) =>
+      listing
+        .find((l) => l.startsWith(kind) && / \/\S+$/.test(l))
+        ?.split(/\s+/)
+        .pop()
+        ?.slice(1);
     const file = named('-')!;
     const sub = named('d') ?? '';
     const size = fs.statSync(img).size;

@@ -74,7 +74,6 @@ function blocksOf(args: string[]): { id: number; blocks: { data: Uint8Array; exp
   return { id: b.readUInt16LE(20), blocks };
 }
 
-
 function time(fn: () => number): number {
   const rates: number[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -117,7 +116,11 @@ try {
   console.log('\ncodec       compress MB/s (input)   size vs input');
   const blocks: Buffer[] = [];
   for (let i = 0; i < corpus.length; i += BS) blocks.push(corpus.subarray(i, i + BS));
-  for (const [name, level] of [['gzip', 9], ['gzip', 1], ['lz4', undefined]] as const) {
+  for (const [name, level] of [
+    ['gzip', 9],
+    ['gzip', 1],
+    ['lz4', undefined],
+  ] as const) {
     const codec = codecByName(name);
     let out = 0;
     for (const b of blocks) out += codec.compress!(b, { level })?.length ?? b.length;

@@ -169,7 +169,11 @@ function distriMounter(name: string, transport: string, options: string[] = []):
   return {
     name,
     mount: (img, dir) => {
-      const r = spawnSync(process.execPath, [cli, 'mount', '--transport', transport, '--pid-file', pidFile, ...options.flatMap((o) => ['-o', o]), img, dir], { env: { ...process.env, DISTRI_FUSE_STATS: statsFile }, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(process.execPath, [cli, 'mount', '--transport', transport, '--pid-file', pidFile, ...options.flatMap((o) => ['-o', o]), img, dir], {
+        env: { ...process.env, DISTRI_FUSE_STATS: statsFile },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       if (r.status !== 0) throw new Error(`distri mount: ${r.stderr}`);
     },
     unmount: (dir) => {
@@ -325,7 +329,9 @@ function main(): void {
             const total = Object.values(st.ops).reduce((a, b) => a + b, 0);
             const data = st.cache?.data;
             const rss = st.rssBytes ? `, daemon RSS ${(st.rssBytes / 2 ** 20).toFixed(0)} MiB` : '';
-            note = `${note ? note + '; ' : ''}${w.name}: ${total} requests (${Object.entries(st.ops).map(([k, v]) => `${k} ${v}`).join(', ')})${data && w.name === 'rand4k' ? `, data-block cache ${data.hits} hits / ${data.misses} misses` : ''}${rss}`;
+            note = `${note ? note + '; ' : ''}${w.name}: ${total} requests (${Object.entries(st.ops)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})${data && w.name === 'rand4k' ? `, data-block cache ${data.hits} hits / ${data.misses} misses` : ''}${rss}`;
           }
         }
         values[m.name] = median(runs);

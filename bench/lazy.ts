@@ -398,7 +398,10 @@ async function measureStore(work: string, scratch: string, pkgs: SyntheticPackag
     const picked = new Set(chosen);
     const withPrograms = pkgs.filter((p) => p.programs.length > 0 && !picked.has(p));
     const exStep = Math.max(1, Math.floor(withPrograms.length / probes));
-    const links = withPrograms.filter((_, i) => i % exStep === 0).slice(0, probes).map((p) => path.join(m.dir, 'bin', p.programs[0]!));
+    const links = withPrograms
+      .filter((_, i) => i % exStep === 0)
+      .slice(0, probes)
+      .map((p) => path.join(m.dir, 'bin', p.programs[0]!));
     const exchangeFirst = await probe('exchange', links);
     const exchangeWarm = await probe('exchange', links);
     const after = await stats(m);
@@ -613,7 +616,10 @@ export function register(bench: Command): void {
           rows.push(row);
         }
         // One image of median size, on its own.
-        const bySize = pool.slice(0, Math.max(...sizes)).map((p) => ({ p, s: fs.statSync(path.join(work, 'pool', p.full + '.squashfs')).size })).sort((a, b) => a.s - b.s);
+        const bySize = pool
+          .slice(0, Math.max(...sizes))
+          .map((p) => ({ p, s: fs.statSync(path.join(work, 'pool', p.full + '.squashfs')).size }))
+          .sort((a, b) => a.s - b.s);
         const mid = bySize[bySize.length >> 1]!;
         const image = path.join(work, 'pool', mid.p.full + '.squashfs');
         const singles: Single[] = [];
@@ -626,11 +632,31 @@ export function register(bench: Command): void {
         }
 
         const med = (xs: ProbeResult[], k: keyof ProbeResult = 'total') => median(xs.map((x) => x[k] as number));
-        const p90 = (xs: ProbeResult[]) => pct(xs.map((x) => x.total), 0.9);
+        const p90 = (xs: ProbeResult[]) =>
+          pct(
+            xs.map((x) => x.total),
+            0.9,
+          );
         process.stdout.write(`\ndistri bench lazy — ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}; images uncompressed (distri's format), page cache warm\n\n`);
         process.stdout.write(
           table(
-            ['N', 'store MiB', 'ready ms (median)', 'in daemon ms', 'first scan ms', 'exchange build ms', 'ready, no index ms', 'N squashfuse mounts ms', 'opened by ls', 'first byte ms (med/p90)', 'warm ms', 'image open ms (mean/max)', '/ro/bin/x first ms', '/ro/bin/x warm ms', 'RSS idle/after MiB'],
+            [
+              'N',
+              'store MiB',
+              'ready ms (median)',
+              'in daemon ms',
+              'first scan ms',
+              'exchange build ms',
+              'ready, no index ms',
+              'N squashfuse mounts ms',
+              'opened by ls',
+              'first byte ms (med/p90)',
+              'warm ms',
+              'image open ms (mean/max)',
+              '/ro/bin/x first ms',
+              '/ro/bin/x warm ms',
+              'RSS idle/after MiB',
+            ],
             rows.map((r) => [
               String(r.n),
               mib(r.storeBytes),
@@ -650,7 +676,9 @@ export function register(bench: Command): void {
             ]),
           ) + '\n',
         );
-        process.stdout.write(`\nNode start-up alone (node -e 0): ${f0(node)} ms. First byte = stat (lookups; the first below a package opens its image) + open + read of 1 byte, from a separate process.\n`);
+        process.stdout.write(
+          `\nNode start-up alone (node -e 0): ${f0(node)} ms. First byte = stat (lookups; the first below a package opens its image) + open + read of 1 byte, from a separate process.\n`,
+        );
         process.stdout.write(`\nOne image of median size (${mib(mid.s)} MiB) mounted on its own:\n\n`);
         process.stdout.write(
           table(
@@ -658,7 +686,16 @@ export function register(bench: Command): void {
             singles.map((s) => (s.error ? [s.name, `— (${s.error})`, '', '', ''] : [s.name, f0(s.readyMs), f0(s.readyMs * Math.max(...sizes)), f2(s.first.total), f2(s.warm.total)])),
           ) + '\n',
         );
-        const doc = { when: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, nodeStartMs: node, rows, singles, medianImage: { file: path.basename(image), bytes: mid.s } };
+        const doc = {
+          when: new Date().toISOString(),
+          node: process.version,
+          cpus: os.cpus().length,
+          cpu: os.cpus()[0]?.model,
+          nodeStartMs: node,
+          rows,
+          singles,
+          medianImage: { file: path.basename(image), bytes: mid.s },
+        };
         if (o.json) fs.writeFileSync(o.json, JSON.stringify(doc, null, 1) + '\n');
         if (o.svg) fs.writeFileSync(o.svg, svgPlot(rows, singles));
       } finally {

@@ -100,9 +100,7 @@ try {
       continue;
     }
     const ourBytes = bytesUsed(ourImg);
-    console.log(
-      `| ${comp} | ${median(mk).toFixed(2)} | ${median(ours).toFixed(2)} | ${(median(ours) / median(mk)).toFixed(2)} | ${mkBytes} | ${ourBytes} | ${(ourBytes / mkBytes).toFixed(4)} |`,
-    );
+    console.log(`| ${comp} | ${median(mk).toFixed(2)} | ${median(ours).toFixed(2)} | ${(median(ours) / median(mk)).toFixed(2)} | ${mkBytes} | ${ourBytes} | ${(ourBytes / mkBytes).toFixed(4)} |`);
     fs.rmSync(mkImg, { force: true });
     fs.rmSync(ourImg, { force: true });
   }

@@ -65,13 +65,19 @@ function fullName(rootfs: string, pkg: string): string {
   const block = status.split('\n\n').find((b) => b.startsWith(`Package: ${bare}\n`));
   const version = /\nVersion: (.*)/.exec(block ?? '')?.[1];
   if (!version) throw new Error(`${pkg}: not in ${rootfs}'s dpkg status`);
-  const upstream = version.replace(/^\d+:/, '').replace(/-[^-]*$/, '').replace(/[^A-Za-z0-9.]/g, '.');
+  const upstream = version
+    .replace(/^\d+:/, '')
+    .replace(/-[^-]*$/, '')
+    .replace(/[^A-Za-z0-9.]/g, '.');
   return `${bare}-amd64-${upstream}-1`;
 }
 
 /** Copies one Debian package's files into a distri package tree. */
 function buildPackageTree(rootfs: string, pkg: string, dest: string): void {
-  const list = fs.readFileSync(path.join(rootfs, 'var/lib/dpkg/info', `${pkg}.list`), 'utf8').split('\n').filter((l) => l !== '' && l !== '/.');
+  const list = fs
+    .readFileSync(path.join(rootfs, 'var/lib/dpkg/info', `${pkg}.list`), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '' && l !== '/.');
   for (const p of list) {
     const src = path.join(rootfs, p);
     let st: fs.Stats;
@@ -83,7 +89,18 @@ function buildPackageTree(rootfs: string, pkg: string, dest: string): void {
     if (st.isDirectory() || (st.isSymbolicLink() && fs.statSync(src, { throwIfNoEntry: false })?.isDirectory())) continue;
     const rel = p.replace(/^\/usr\//, '/').replace(/^\//, '');
     const to = rel.startsWith('etc/') ? path.join(dest, rel) : path.join(dest, 'out', rel);
-    if (fs.existsSync(to) || (() => { try { fs.lstatSync(to); return true; } catch { return false; } })()) continue;
+    if (
+      fs.existsSync(to) ||
+      (() => {
+        try {
+          fs.lstatSync(to);
+          return true;
+        } catch {
+          return false;
+        }
+      })()
+    )
+      continue;
     fs.mkdirSync(path.dirname(to), { recursive: true });
     if (st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(src), to);
     else if (st.isFile()) {
@@ -214,7 +231,7 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   // nginx (as the tests and a real deployment serve a repo) when installed, else distri export's server.
   const nginx = have('nginx') ? await startNginx(repo) : undefined;
   const proxy = await startFaultProxy(nginx ? { upstream: nginx.url } : { dir: repo });
-  const server = nginx ? 'nginx' : 'distri export\'s static server';
+  const server = nginx ? 'nginx' : "distri export's static server";
   const mounted = new Set<string>();
   const rows: Row[] = [];
   try {
@@ -285,7 +302,9 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
             localFirstByteMs: median(local.get(p.name)!),
           };
           rows.push(row);
-          o.log(`delay ${delay} ms, read-ahead ${readAhead}, ${p.name}: ${(row.fetchedBytes / 1024).toFixed(0)} KiB in ${row.requests} requests, first byte ${row.firstByteMs.toFixed(1)} ms (whole image ${row.wholeImageMs.toFixed(1)} + ${row.localFirstByteMs.toFixed(1)} ms)`);
+          o.log(
+            `delay ${delay} ms, read-ahead ${readAhead}, ${p.name}: ${(row.fetchedBytes / 1024).toFixed(0)} KiB in ${row.requests} requests, first byte ${row.firstByteMs.toFixed(1)} ms (whole image ${row.wholeImageMs.toFixed(1)} + ${row.localFirstByteMs.toFixed(1)} ms)`,
+          );
         }
       }
     }
@@ -312,11 +331,39 @@ export async function benchRemote(o: RemoteBenchOptions): Promise<Row[]> {
   );
   process.stdout.write(
     table(
-      ['probe', 'RTT ms', 'read-ahead', 'fetched KiB', 'of image', 'requests', 'lazy: first byte ms', 'last byte ms', 'whole: download ms', 'first byte ms', 'lazy / whole', 'whole, direct: first byte ms', 'lazy / whole direct'],
+      [
+        'probe',
+        'RTT ms',
+        'read-ahead',
+        'fetched KiB',
+        'of image',
+        'requests',
+        'lazy: first byte ms',
+        'last byte ms',
+        'whole: download ms',
+        'first byte ms',
+        'lazy / whole',
+        'whole, direct: first byte ms',
+        'lazy / whole direct',
+      ],
       rows.map((r) => {
         const whole = r.wholeImageMs + r.localFirstByteMs;
         const direct = r.wholeDirectMs + r.localFirstByteMs;
-        return [r.probe, String(r.delayMs), String(r.readAhead), (r.fetchedBytes / 1024).toFixed(0), `${((100 * r.fetchedBytes) / r.imageBytes).toFixed(1)} %`, String(r.requests), f1(r.firstByteMs), f1(r.lastByteMs), f1(r.wholeImageMs), f1(whole), `${(r.firstByteMs / whole).toFixed(2)}x`, f1(direct), `${(r.firstByteMs / direct).toFixed(2)}x`];
+        return [
+          r.probe,
+          String(r.delayMs),
+          String(r.readAhead),
+          (r.fetchedBytes / 1024).toFixed(0),
+          `${((100 * r.fetchedBytes) / r.imageBytes).toFixed(1)} %`,
+          String(r.requests),
+          f1(r.firstByteMs),
+          f1(r.lastByteMs),
+          f1(r.wholeImageMs),
+          f1(whole),
+          `${(r.firstByteMs / whole).toFixed(2)}x`,
+          f1(direct),
+          `${(r.firstByteMs / direct).toFixed(2)}x`,
+        ];
       }),
     ) + '\n',
   );

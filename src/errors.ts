@@ -40,9 +40,7 @@ export class SquashfsError extends Error {
 
   /** One line for humans: "CORRUPT in inode table at 0x1a2b: inode type 0". */
   describe(): string {
-    const where = [this.structure ? `in ${this.structure}` : '', this.offset !== undefined ? `at 0x${this.offset.toString(16)}` : '']
-      .filter(Boolean)
-      .join(' ');
+    const where = [this.structure ? `in ${this.structure}` : '', this.offset !== undefined ? `at 0x${this.offset.toString(16)}` : ''].filter(Boolean).join(' ');
     return `${this.code}${where ? ' ' + where : ''}: ${this.message}`;
   }
 }

@@ -72,13 +72,19 @@ describe('symlinks moved between packages', () => {
   const pkg = (name: string) => ({ name, debs: [] });
   it('a relative link within the package stays relative, re-aimed at the moved target', () => {
     const problems: string[] = [];
-    assert.equal(retarget(pkg('binutils'), entry('usr/bin/ld', 'binutils', 'symlink'), 'x86_64-linux-gnu-ld', index, fullOf, (l) => problems.push(l)), 'x86_64-linux-gnu-ld');
+    assert.equal(
+      retarget(pkg('binutils'), entry('usr/bin/ld', 'binutils', 'symlink'), 'x86_64-linux-gnu-ld', index, fullOf, (l) => problems.push(l)),
+      'x86_64-linux-gnu-ld',
+    );
     assert.deepEqual(problems, []);
   });
   it('an absolute link into the same package becomes relative (lib64/ld.so → ../lib/…)', () => {
     const idx = new Map(index);
     idx.set('lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', entry('lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', 'glibc'));
-    assert.equal(retarget(pkg('glibc'), entry('lib64/ld-linux-x86-64.so.2', 'glibc', 'symlink'), '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', idx, fullOf, () => assert.fail()), '../lib/ld-linux-x86-64.so.2');
+    assert.equal(
+      retarget(pkg('glibc'), entry('lib64/ld-linux-x86-64.so.2', 'glibc', 'symlink'), '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', idx, fullOf, () => assert.fail()),
+      '../lib/ld-linux-x86-64.so.2',
+    );
   });
   it('a relative link whose target is in another package is reported as a mapping mistake', () => {
     const problems: string[] = [];
@@ -95,9 +101,15 @@ describe('symlinks moved between packages', () => {
   });
   it('a link to a path no package has is dropped and reported; one into dropped docs silently', () => {
     const problems: string[] = [];
-    assert.equal(retarget(pkg('tar'), entry('etc/rmt', 'tar', 'symlink'), '/usr/sbin/rmt', index, fullOf, (l) => problems.push(l)), null);
+    assert.equal(
+      retarget(pkg('tar'), entry('etc/rmt', 'tar', 'symlink'), '/usr/sbin/rmt', index, fullOf, (l) => problems.push(l)),
+      null,
+    );
     assert.equal(problems.length, 1);
-    assert.equal(retarget(pkg('gcc'), entry('usr/share/doc/gcc', 'gcc', 'symlink'), 'cpp', index, fullOf, () => assert.fail()), null);
+    assert.equal(
+      retarget(pkg('gcc'), entry('usr/share/doc/gcc', 'gcc', 'symlink'), 'cpp', index, fullOf, () => assert.fail()),
+      null,
+    );
   });
 });
 
@@ -136,7 +148,11 @@ after(() => {
   fs.rmSync(privateTmp, { recursive: true, force: true });
 });
 function mountsUnder(dir: string): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir + '/'));
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(dir + '/'));
 }
 
 function distri(args: string[], timeoutMs = 120_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -232,7 +248,10 @@ describe('the bootstrap store', { skip }, () => {
     const j = JSON.parse(r.stdout) as { reused: boolean; problems: string[]; packages: unknown[] };
     assert.equal(j.reused, true);
     assert.equal(j.packages.length, DEBIAN_MAP.length);
-    assert.deepEqual(j.problems.filter((p) => p.includes('mapping mistake')), []);
+    assert.deepEqual(
+      j.problems.filter((p) => p.includes('mapping mistake')),
+      [],
+    );
   });
 
   it('gcc compiles and links hello.c inside the root, with the store glibc as interpreter, and it runs', async () => {
@@ -240,8 +259,19 @@ describe('the bootstrap store', { skip }, () => {
     const work = fs.mkdtempSync(path.join(privateTmp, 'hello-'));
     fs.writeFileSync(path.join(work, 'hello.c'), '#include <stdio.h>\nint main(void) { printf("Hello, world!\\n"); return 0; }\n');
     const r = await distri([
-      'run', '--store', store, '--pkgs', 'gcc,bash,coreutils', '--bind', `${work}:/work:rw`, '--cwd', '/work', '--',
-      'sh', '-c', `gcc -Wl,--dynamic-linker=/ro/${glibc}/out/lib/ld-linux-x86-64.so.2 -o hello hello.c && ./hello`,
+      'run',
+      '--store',
+      store,
+      '--pkgs',
+      'gcc,bash,coreutils',
+      '--bind',
+      `${work}:/work:rw`,
+      '--cwd',
+      '/work',
+      '--',
+      'sh',
+      '-c',
+      `gcc -Wl,--dynamic-linker=/ro/${glibc}/out/lib/ld-linux-x86-64.so.2 -o hello hello.c && ./hello`,
     ]);
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.equal(r.stdout, 'Hello, world!\n');
@@ -254,8 +284,15 @@ describe('the bootstrap store', { skip }, () => {
 
   it("the host's /usr is not visible inside; /usr/bin, /lib64 and friends point into /ro", async () => {
     const r = await distri([
-      'run', '--store', store, '--pkgs', 'bash,coreutils', '--',
-      'bash', '-c', 'test -e /usr/bin/dpkg && echo dpkg; test -e /etc/debian_version && echo debian; readlink /usr/bin /lib /lib64 /usr/include /usr/share; ls /ro; echo $$',
+      'run',
+      '--store',
+      store,
+      '--pkgs',
+      'bash,coreutils',
+      '--',
+      'bash',
+      '-c',
+      'test -e /usr/bin/dpkg && echo dpkg; test -e /etc/debian_version && echo debian; readlink /usr/bin /lib /lib64 /usr/include /usr/share; ls /ro; echo $$',
     ]);
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
@@ -305,7 +342,10 @@ describe('the bootstrap store', { skip }, () => {
     let running: Promise<unknown> | undefined;
     try {
       // The program says it is up, then waits for the host to let it end.
-      running = runInRoot({ roMount: mount.mountpoint, glibc, binds: [{ host: io, inside: '/io', rw: true }] }, { argv: ['bash', '-c', 'echo up > /io/ready; read x < /io/go'], env: { PATH: '/ro/bin:/bin' }, cwd: '/', stdio: 'pipe' });
+      running = runInRoot(
+        { roMount: mount.mountpoint, glibc, binds: [{ host: io, inside: '/io', rw: true }] },
+        { argv: ['bash', '-c', 'echo up > /io/ready; read x < /io/go'], env: { PATH: '/ro/bin:/bin' }, cwd: '/', stdio: 'pipe' },
+      );
       assert.ok(await waitUntil(() => fs.existsSync(path.join(io, 'ready')), 60_000), 'the program started');
       assert.notEqual(loops(), '', 'the loop device is attached while mounted');
       assert.equal(spawnSync('umount', [mnt]).status, 0);
@@ -340,7 +380,14 @@ describe('the bootstrap store', { skip }, () => {
     const rw = fs.mkdtempSync(path.join(privateTmp, 'rw-'));
     fs.writeFileSync(path.join(ro, 'in.txt'), 'from the host\n');
     try {
-      const root = { roMount: mount.mountpoint, glibc: fullOf(pkgs2, 'glibc'), binds: [{ host: ro, inside: '/src' }, { host: rw, inside: '/out', rw: true }] };
+      const root = {
+        roMount: mount.mountpoint,
+        glibc: fullOf(pkgs2, 'glibc'),
+        binds: [
+          { host: ro, inside: '/src' },
+          { host: rw, inside: '/out', rw: true },
+        ],
+      };
       const script = [
         'cat /src/in.txt',
         'touch /src/x 2>/dev/null && echo src-writable || echo src-read-only',

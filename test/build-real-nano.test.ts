@@ -57,7 +57,10 @@ describe('distri build: nano with dep ncurses', { skip: why }, () => {
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'build-nano-'));
     fs.mkdirSync(path.join(tmp, 'pkgs/nano'), { recursive: true });
-    fs.writeFileSync(path.join(tmp, 'pkgs/nano/build.textproto'), `source: "${pathToFileURL(tarball)}"\nhash: "${NANO_SHA}"\nversion: "7.2-1"\n\ncbuilder: {}\n\n# build dependencies:\ndep: "ncurses"\n`);
+    fs.writeFileSync(
+      path.join(tmp, 'pkgs/nano/build.textproto'),
+      `source: "${pathToFileURL(tarball)}"\nhash: "${NANO_SHA}"\nversion: "7.2-1"\n\ncbuilder: {}\n\n# build dependencies:\ndep: "ncurses"\n`,
+    );
     out = path.join(tmp, 'out');
     result = await run(['build', '--distriroot', tmp, '--pkg', 'nano', '--store', store, '--jobs', '2', '--out', out]);
   });

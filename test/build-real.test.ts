@@ -107,7 +107,10 @@ describe('distri build: GNU hello 2.10 from its real source', { skip: why }, () 
     const lines = first.stderr.trimEnd().split('\n');
     const steps = lines.filter((l) => /^step \d+: /.test(l));
     assert.equal(steps.length, 3);
-    assert.match(steps[0]!, /^step 0: [0-9.hms]+ \(command: \[\$\{DISTRI_SOURCEDIR\}\/configure --host=\$\{DISTRI_CONFIGURE_HOST\} --prefix=\$\{DISTRI_PREFIX\} --sysconfdir=\/etc --disable-dependency-tracking --enable-dependency-tracking\]\)$/);
+    assert.match(
+      steps[0]!,
+      /^step 0: [0-9.hms]+ \(command: \[\$\{DISTRI_SOURCEDIR\}\/configure --host=\$\{DISTRI_CONFIGURE_HOST\} --prefix=\$\{DISTRI_PREFIX\} --sysconfdir=\/etc --disable-dependency-tracking --enable-dependency-tracking\]\)$/,
+    );
     assert.match(steps[1]!, /^step 1: [0-9.hms]+ \(command: \[make -j2 V=1\]\)$/);
     assert.match(lines.at(-2)!, /^hello runtime deps: \["glibc-amd64-[^"]+"( "[^"]+")*\]$/);
     assert.equal(lines.at(-1), `package successfully created in ${path.join(out1, `${full}.squashfs`)}`);

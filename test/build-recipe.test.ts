@@ -38,11 +38,14 @@ runtime_union: { dir: "lib/hello/plugins" pkg: "hello-plugins" }
 `;
 
 function fails(text: string, re: RegExp): void {
-  assert.throws(() => parseRecipe(text, 'pkgs/x/build.textproto'), (e: unknown) => {
-    assert.ok(e instanceof SquashfsError, String(e));
-    assert.match(e.message, re);
-    return true;
-  });
+  assert.throws(
+    () => parseRecipe(text, 'pkgs/x/build.textproto'),
+    (e: unknown) => {
+      assert.ok(e instanceof SquashfsError, String(e));
+      assert.match(e.message, re);
+      return true;
+    },
+  );
 }
 
 describe('build.textproto', () => {
@@ -51,7 +54,13 @@ describe('build.textproto', () => {
     assert.equal(r.source, 'https://ftp.gnu.org/gnu/hello/hello-2.10.tar.gz');
     assert.equal(r.hash, '31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b');
     assert.equal(r.version, '2.10-3');
-    assert.deepEqual(r.pull, { debianPackages: 'hello', releasesUrl: 'https://ftp.gnu.org/gnu/hello/', releaseRegexp: 'hello-([0-9.]+)', releaseReplaceAll: { expr: '_', repl: '.' }, forceSemver: true });
+    assert.deepEqual(r.pull, {
+      debianPackages: 'hello',
+      releasesUrl: 'https://ftp.gnu.org/gnu/hello/',
+      releaseRegexp: 'hello-([0-9.]+)',
+      releaseReplaceAll: { expr: '_', repl: '.' },
+      forceSemver: true,
+    });
     assert.deepEqual(r.extraFile, ['config.site', 'extra.h']);
     assert.deepEqual(r.cherryPick, ['a.patch', 'b.patch']);
     assert.equal(r.writableSourcedir, true);
@@ -71,7 +80,16 @@ describe('build.textproto', () => {
       rename: [{ oldname: 'bin/a', newname: 'bin/b' }],
       delete: ['share/info/dir'],
     });
-    assert.deepEqual(r.splitPackage, [{ name: 'hello-libs', claim: [{ glob: 'out/lib/*.so*', dir: '' }, { glob: 'out/share/x', dir: 'out/y' }], runtimeDep: ['glibc'] }]);
+    assert.deepEqual(r.splitPackage, [
+      {
+        name: 'hello-libs',
+        claim: [
+          { glob: 'out/lib/*.so*', dir: '' },
+          { glob: 'out/share/x', dir: 'out/y' },
+        ],
+        runtimeDep: ['glibc'],
+      },
+    ]);
     assert.deepEqual(r.runtimeUnion, [{ dir: 'lib/hello/plugins', pkg: 'hello-plugins' }]);
   });
 

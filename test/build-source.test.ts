@@ -76,7 +76,10 @@ describe('source', { skip: skipUnless('source phase', 'tar', 'patch') }, () => {
     await assert.rejects(prepareSource({ source: s.url, hash: '0'.repeat(64), workDir: s.workDir, pkgDir: s.pkgDir, cherryPick: [], extraFile: [], log: () => undefined }), /sha256/);
     assert.ok(!fs.existsSync(path.join(s.workDir, 'foo-1.0')));
     fs.writeFileSync(path.join(s.pkgDir, 'bad.patch'), '--- a/nope.c\n+++ b/nope.c\n@@ -1 +1 @@\n-a\n+b\n');
-    await assert.rejects(prepareSource({ source: s.url, hash: s.hash, workDir: s.workDir, pkgDir: s.pkgDir, cherryPick: ['bad.patch'], extraFile: [], log: () => undefined }), /cherry_pick bad\.patch: patch -p1/);
+    await assert.rejects(
+      prepareSource({ source: s.url, hash: s.hash, workDir: s.workDir, pkgDir: s.pkgDir, cherryPick: ['bad.patch'], extraFile: [], log: () => undefined }),
+      /cherry_pick bad\.patch: patch -p1/,
+    );
     assert.deepEqual(fs.readdirSync(s.workDir), ['foo-1.0.tar.gz']);
     fs.rmSync(s.t, { recursive: true });
   });

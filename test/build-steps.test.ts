@@ -81,7 +81,15 @@ describe('builders', () => {
 
 describe('environment', () => {
   const deps = ['ncurses-amd64-6.1-5', 'glibc-amd64-2.31-4', 'glibc-amd64-2.31-5', 'zlib-amd64-1.2.11-3'];
-  const have = new Set(['ncurses-amd64-6.1-5/out/lib', 'ncurses-amd64-6.1-5/out/include', 'glibc-amd64-2.31-4/out/lib', 'glibc-amd64-2.31-5/out/lib', 'glibc-amd64-2.31-5/out/include', 'ncurses-amd64-6.1-5/out/lib/pkgconfig', 'ncurses-amd64-6.1-5/bin']);
+  const have = new Set([
+    'ncurses-amd64-6.1-5/out/lib',
+    'ncurses-amd64-6.1-5/out/include',
+    'glibc-amd64-2.31-4/out/lib',
+    'glibc-amd64-2.31-5/out/lib',
+    'glibc-amd64-2.31-5/out/include',
+    'ncurses-amd64-6.1-5/out/lib/pkgconfig',
+    'ncurses-amd64-6.1-5/bin',
+  ]);
   const env = buildEnv({
     fullName: 'nano-amd64-4.3-1',
     pkg: 'nano',
@@ -111,7 +119,12 @@ describe('environment', () => {
     assert.deepEqual(newerRevisionFirst(['b-amd64-1-1', 'a-amd64-1-1', 'b-amd64-1-10', 'b-amd64-1-9']), ['b-amd64-1-10', 'b-amd64-1-9', 'b-amd64-1-1', 'a-amd64-1-1']);
   });
   it('wrapper env: over the runtime deps only', () => {
-    const r = runtimeEnv('nano-amd64-4.3-1', ['ncurses-amd64-6.1-5'], (f, rel) => have.has(`${f}/${rel}`) || (f.startsWith('nano') && rel === 'bin'), () => []);
+    const r = runtimeEnv(
+      'nano-amd64-4.3-1',
+      ['ncurses-amd64-6.1-5'],
+      (f, rel) => have.has(`${f}/${rel}`) || (f.startsWith('nano') && rel === 'bin'),
+      () => [],
+    );
     assert.deepEqual(r, { PATH: '/ro/nano-amd64-4.3-1/bin:/ro/ncurses-amd64-6.1-5/bin', LD_LIBRARY_PATH: '/ro/ncurses-amd64-6.1-5/out/lib' });
     assert.match(wrapperSource('/ro/nano-amd64-4.3-1/out/bin/nano', r), /execv\("\/ro\/nano-amd64-4.3-1\/out\/bin\/nano", argv\)/);
     assert.match(wrapperScript('/ro/x/out/bin/y', r), /^#!\/bin\/sh\n.*exec '\/ro\/x\/out\/bin\/y' "\$@"\n$/s);
@@ -120,7 +133,7 @@ describe('environment', () => {
 
 describe('install directives', () => {
   const none: Install = { systemdUnit: [], symlink: [], emptyDir: [], chmod: [], capability: [], file: [], rename: [], delete: [] };
-  it('in distri\'s order, relative to out/; empty lib and share go', () => {
+  it("in distri's order, relative to out/; empty lib and share go", () => {
     const t = tmpdir();
     const root = path.join(t, 'pkg');
     const src = path.join(t, 'src');
@@ -161,7 +174,10 @@ describe('install directives', () => {
     assert.equal(fs.statSync(path.join(out, 'bin/tool')).mode & 0o7777, 0o4755);
     assert.ok(fs.statSync(path.join(out, 'var/empty')).isDirectory());
     assert.equal(fs.readFileSync(path.join(out, 'libexec/new'), 'utf8'), 'o');
-    assert.deepEqual(lines.map((l) => l.split(' ')[0]), ['deleting', 'installing', 'installing', 'symlinking', 'setting', 'creating', 'renaming']);
+    assert.deepEqual(
+      lines.map((l) => l.split(' ')[0]),
+      ['deleting', 'installing', 'installing', 'symlinking', 'setting', 'creating', 'renaming'],
+    );
     fs.rmSync(t, { recursive: true });
   });
   it('empty out/lib and out/share are removed, full ones kept', () => {
@@ -176,7 +192,10 @@ describe('install directives', () => {
   it('a path leaving out/ is refused', () => {
     const t = tmpdir();
     fs.mkdirSync(path.join(t, 'out'));
-    assert.throws(() => applyInstall({ pkgRoot: t, install: { ...none, emptyDir: ['../../x'] }, hostPath: (p) => p, sourceDir: t, substitute: (s) => s, log: () => undefined }), /leaves the package's out\//);
+    assert.throws(
+      () => applyInstall({ pkgRoot: t, install: { ...none, emptyDir: ['../../x'] }, hostPath: (p) => p, sourceDir: t, substitute: (s) => s, log: () => undefined }),
+      /leaves the package's out\//,
+    );
     fs.rmSync(t, { recursive: true });
   });
   it('capability: the security.capability bytes setcap(8) writes', { skip: skipUnless('capability vs setcap', 'setcap', 'getfattr') }, () => {
@@ -285,7 +304,22 @@ describe('split packages', () => {
     fs.writeFileSync(path.join(root, 'out/lib/other.a'), 'a');
     fs.writeFileSync(path.join(root, 'out/bin/foo'), 'bin');
     assert.deepEqual(globPaths(root, 'out/lib/libfoo.so*'), ['out/lib/libfoo.so', 'out/lib/libfoo.so.1']);
-    const r = splitPackages({ pkgRoot: root, version: '1-1', arch: 'amd64', log: () => undefined, splits: [{ name: 'foo-libs', claim: [{ glob: 'out/lib/libfoo.so*', dir: '' }, { glob: 'out/bin/foo', dir: 'out/libexec' }], runtimeDep: [] }] });
+    const r = splitPackages({
+      pkgRoot: root,
+      version: '1-1',
+      arch: 'amd64',
+      log: () => undefined,
+      splits: [
+        {
+          name: 'foo-libs',
+          claim: [
+            { glob: 'out/lib/libfoo.so*', dir: '' },
+            { glob: 'out/bin/foo', dir: 'out/libexec' },
+          ],
+          runtimeDep: [],
+        },
+      ],
+    });
     assert.equal(r[0]!.fullName, 'foo-libs-amd64-1-1');
     assert.deepEqual(r[0]!.moved, ['out/lib/libfoo.so', 'out/lib/libfoo.so.1', 'out/bin/foo']);
     assert.equal(fs.readlinkSync(path.join(root, 'out/lib/libfoo.so.1')), '../../../foo-libs-amd64-1-1/out/lib/libfoo.so.1');

@@ -53,7 +53,13 @@ test('ls -R lists every path once, relative, in the same set as the expected lis
   const want = expected.filter((e) => e.path !== '').flatMap((e) => e.path.split('\n'));
   assert.deepEqual([...got].sort(), [...want].sort());
   const sub = distri('ls', '-R', small, 'links');
-  assert.ok(sub.out.split('\n').filter(Boolean).every((p) => !p.startsWith('links/')), 'paths must be relative to PATH');
+  assert.ok(
+    sub.out
+      .split('\n')
+      .filter(Boolean)
+      .every((p) => !p.startsWith('links/')),
+    'paths must be relative to PATH',
+  );
 });
 
 test('ls -l shows type, mode, owner, size, link targets; --json carries the same fields', () => {
@@ -61,7 +67,10 @@ test('ls -l shows type, mode, owner, size, link targets; --json carries the same
   assert.equal(r.status, 0, r.err);
   const link = expected.find((e) => e.path.startsWith('links/') && e.type === 'symlink')!;
   const name = link.path.slice('links/'.length);
-  assert.ok(r.out.split('\n').some((l) => l.startsWith('lrwxrwxrwx') && l.endsWith(`${name} -> ${link.target}`)), r.out);
+  assert.ok(
+    r.out.split('\n').some((l) => l.startsWith('lrwxrwxrwx') && l.endsWith(`${name} -> ${link.target}`)),
+    r.out,
+  );
   const j = JSON.parse(distri('ls', '--json', '-R', small).out) as Array<Record<string, unknown>>;
   assert.equal(j.length, expected.length - 1);
   for (const e of j) {
@@ -84,7 +93,13 @@ test('cat writes files byte for byte and follows symlinks inside the image', () 
     assert.equal(r.status, 0, r.err);
     assert.equal(require('node:crypto').createHash('sha256').update(r.stdout).digest('hex'), f.sha256, f.path);
   }
-  const rel = expected.find((e) => e.type === 'symlink' && e.target && !e.target.startsWith('/') && expected.find((x) => x.type === 'file' && x.path === path.posix.normalize(path.posix.join(path.posix.dirname(e.path), e.target!))));
+  const rel = expected.find(
+    (e) =>
+      e.type === 'symlink' &&
+      e.target &&
+      !e.target.startsWith('/') &&
+      expected.find((x) => x.type === 'file' && x.path === path.posix.normalize(path.posix.join(path.posix.dirname(e.path), e.target!))),
+  );
   assert.ok(rel, 'fixture has a relative symlink to a file');
   const target = expected.find((x) => x.path === path.posix.normalize(path.posix.join(path.posix.dirname(rel.path), rel.target!)))!;
   const r = distri('cat', small, rel.path);
@@ -251,7 +266,11 @@ test('stat and xattrs show xattr values the same way: text when printable, hex o
     const x = distri('xattrs', zstdXattr, e.path);
     assert.equal(x.status, 0, x.err);
     const st = distri('stat', zstdXattr, e.path);
-    const fromStat = st.out.split('\n').filter((l) => l.startsWith(' Xattr: ')).map((l) => l.slice(' Xattr: '.length) + '\n').join('');
+    const fromStat = st.out
+      .split('\n')
+      .filter((l) => l.startsWith(' Xattr: '))
+      .map((l) => l.slice(' Xattr: '.length) + '\n')
+      .join('');
     assert.equal(fromStat, x.out, e.path);
     text += (x.out.match(/="/g) ?? []).length;
     hexed += (x.out.match(/=0x/g) ?? []).length;
@@ -334,7 +353,10 @@ test('ls -l shows owner and group names where this machine resolves them; -n num
   assert.equal(cols[2], users.get(file.uid) ?? String(file.uid));
   assert.equal(cols[3], groups.get(file.gid) ?? String(file.gid));
   assert.equal(users.get(0), 'root', 'this machine has root in /etc/passwd');
-  assert.ok(l.out.split('\n').some((x) => / 4000000000 +12345 /.test(x)), 'ids that do not resolve stay numbers');
+  assert.ok(
+    l.out.split('\n').some((x) => / 4000000000 +12345 /.test(x)),
+    'ids that do not resolve stay numbers',
+  );
   const n = distri('ls', '-ln', small, 'owners');
   const ncols = line(n.out).split(/\s+/);
   assert.deepEqual([ncols[2], ncols[3]], [String(file.uid), String(file.gid)]);

@@ -105,7 +105,12 @@ test('without the native addons (an npm ci with no compiler) pack uses our encod
     fs.mkdirSync(src);
     const body = text(300 * 1024, 31);
     fs.writeFileSync(path.join(src, 'a.txt'), body);
-    for (const [comp, addon] of [['xz', 'lzma-native'], ['zstd', 'zstd-napi'], ['lz4', 'lz4-napi'], ['gzip', undefined]] as const) {
+    for (const [comp, addon] of [
+      ['xz', 'lzma-native'],
+      ['zstd', 'zstd-napi'],
+      ['lz4', 'lz4-napi'],
+      ['gzip', undefined],
+    ] as const) {
       const image = path.join(work, `${comp}.sqfs`);
       const r = spawnSync(process.execPath, [cliWithout, 'pack', src, image, '--comp', comp, '--processors', '2'], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
@@ -165,9 +170,7 @@ describe('block compressors: round trips through our decoders', () => {
         fc.uint8Array({ maxLength: 4000 }),
         fc.array(fc.constantFrom(...'abcd \n'.split('')), { maxLength: 20000 }).map((a) => Buffer.from(a.join(''))),
         fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 60 }), fc.nat({ max: 600 })).map(([u, k]) => Buffer.concat(Array(k + 1).fill(Buffer.from(u)))),
-        fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.uint8Array({ maxLength: 3000 }), fc.nat({ max: 40 })).map(([a, b, k]) =>
-          Buffer.concat([a, b, ...Array(k).fill(Buffer.from(a))]),
-        ),
+        fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.uint8Array({ maxLength: 3000 }), fc.nat({ max: 40 })).map(([a, b, k]) => Buffer.concat([a, b, ...Array(k).fill(Buffer.from(a))])),
       );
       fc.assert(
         fc.property(arb, (input) => {
@@ -216,7 +219,13 @@ describe('block compressors: round trips through our decoders', () => {
 });
 
 describe('block compressors: reference decoders', () => {
-  const inputs = () => [text(128 * 1024, 21), BINARY.subarray(MiB, MiB + 128 * 1024), new Uint8Array(8192), Buffer.concat([text(30000, 22), randomBytes(70000), text(31072, 23)]), BINARY.subarray(0, MiB)];
+  const inputs = () => [
+    text(128 * 1024, 21),
+    BINARY.subarray(MiB, MiB + 128 * 1024),
+    new Uint8Array(8192),
+    Buffer.concat([text(30000, 22), randomBytes(70000), text(31072, 23)]),
+    BINARY.subarray(0, MiB),
+  ];
 
   test('xz blocks: xz -d reads them, xz -lv shows one block, LZMA2 with a CRC32 check', { skip: skipUnless('xz CLI', 'xz') }, () => {
     for (const input of inputs()) {
@@ -234,25 +243,29 @@ describe('block compressors: reference decoders', () => {
     assert.match(l.stdout, /--lzma2=dict=128KiB/);
   });
 
-  test('xz blocks from liblzma: the dictionary is the block size, CRC32 check, xz -d reads them', { skip: skipUnless('xz CLI and lzma-native', 'xz', liblzma() ? { ok: true } : { ok: false, why: 'lzma-native not installed' }) }, () => {
-    for (const input of inputs()) {
-      const c = xzCompressLiblzma(input, 131072)!;
-      const r = spawnSync('xz', ['-dc'], { input: c, maxBuffer: 4 * MiB });
-      assert.equal(r.status, 0, r.stderr.toString());
-      assert.ok(r.stdout.equals(Buffer.from(input)), 'xz -d output differs');
-    }
-    // A short block still declares the image's block size, as mksquashfs's do.
-    const file = path.join(tmp, 'liblzma.xz');
-    fs.writeFileSync(file, xzCompressLiblzma(text(5000, 25), 131072)!);
-    const l = spawnSync('xz', ['-lvv', file], { encoding: 'utf8' });
-    assert.equal(l.status, 0, l.stderr);
-    assert.match(l.stdout, /Blocks:\s+1\b/);
-    assert.match(l.stdout, /Check:\s+CRC32/);
-    assert.match(l.stdout, /--lzma2=dict=128KiB/);
-    // 1 MiB blocks: 1 MiB dictionary.
-    fs.writeFileSync(file, xzCompressLiblzma(text(5000, 25), MiB)!);
-    assert.match(spawnSync('xz', ['-lvv', file], { encoding: 'utf8' }).stdout, /--lzma2=dict=1MiB/);
-  });
+  test(
+    'xz blocks from liblzma: the dictionary is the block size, CRC32 check, xz -d reads them',
+    { skip: skipUnless('xz CLI and lzma-native', 'xz', liblzma() ? { ok: true } : { ok: false, why: 'lzma-native not installed' }) },
+    () => {
+      for (const input of inputs()) {
+        const c = xzCompressLiblzma(input, 131072)!;
+        const r = spawnSync('xz', ['-dc'], { input: c, maxBuffer: 4 * MiB });
+        assert.equal(r.status, 0, r.stderr.toString());
+        assert.ok(r.stdout.equals(Buffer.from(input)), 'xz -d output differs');
+      }
+      // A short block still declares the image's block size, as mksquashfs's do.
+      const file = path.join(tmp, 'liblzma.xz');
+      fs.writeFileSync(file, xzCompressLiblzma(text(5000, 25), 131072)!);
+      const l = spawnSync('xz', ['-lvv', file], { encoding: 'utf8' });
+      assert.equal(l.status, 0, l.stderr);
+      assert.match(l.stdout, /Blocks:\s+1\b/);
+      assert.match(l.stdout, /Check:\s+CRC32/);
+      assert.match(l.stdout, /--lzma2=dict=128KiB/);
+      // 1 MiB blocks: 1 MiB dictionary.
+      fs.writeFileSync(file, xzCompressLiblzma(text(5000, 25), MiB)!);
+      assert.match(spawnSync('xz', ['-lvv', file], { encoding: 'utf8' }).stdout, /--lzma2=dict=1MiB/);
+    },
+  );
 
   test('zstd blocks: zstd -d reads them', { skip: skipUnless('zstd CLI', 'zstd') }, () => {
     for (const input of inputs()) {
@@ -287,7 +300,13 @@ describe(`distri pack ${SOURCE}: the kernel and unsquashfs read every compressor
   let source: Manifest | undefined;
   const sourceManifest = () => (source ??= walkDirectory(SOURCE, { xattrs: false }));
   for (const comp of ['none', 'gzip', 'zstd', 'lzo', 'xz', 'lz4'] as const) {
-    const avail = allAvailable(isRoot(), kernelAvailable(), unsquashfsAvailable(), kernelSupportsCompressor(comp === 'none' ? 'gzip' : comp), fs.existsSync(SOURCE) ? { ok: true } : { ok: false, why: `no ${SOURCE}` });
+    const avail = allAvailable(
+      isRoot(),
+      kernelAvailable(),
+      unsquashfsAvailable(),
+      kernelSupportsCompressor(comp === 'none' ? 'gzip' : comp),
+      fs.existsSync(SOURCE) ? { ok: true } : { ok: false, why: `no ${SOURCE}` },
+    );
     test(`${comp}: kernel mount and unsquashfs -d equal the source; size vs mksquashfs`, { skip: skipUnless(`${comp} image oracles`, avail) }, async () => {
       const image = path.join(tmp, `${comp}.sqfs`);
       const t0 = Date.now();
@@ -300,7 +319,13 @@ describe(`distri pack ${SOURCE}: the kernel and unsquashfs read every compressor
       assert.match(st.stdout, comp === 'none' ? /Data is uncompressed/ : /Data is compressed/);
       const want = sourceManifest().map((e) => ({ ...e, mtime: 0 }));
       await withKernelMount(image, (dir) => noDiff(walkDirectory(dir, { xattrs: false }), want, ['kernel', 'source']));
-      await withUnsquashfs(image, (dir) => noDiff(walkDirectory(dir, { xattrs: false }).filter((e) => e.path !== ''), want.filter((e) => e.path !== ''), ['unsquashfs', 'source']));
+      await withUnsquashfs(image, (dir) =>
+        noDiff(
+          walkDirectory(dir, { xattrs: false }).filter((e) => e.path !== ''),
+          want.filter((e) => e.path !== ''),
+          ['unsquashfs', 'source'],
+        ),
+      );
       if (toolAvailable('mksquashfs').ok) {
         const theirs = path.join(tmp, `mk-${comp}.sqfs`);
         const t1 = Date.now();

@@ -20,7 +20,6 @@ const SQUASHFS_MAGIC = 0x73717368;
 
 // ---------- deterministic source data ----------
 
-
 function randomBytes(n: number, seed: number): Buffer {
   const r = xorshift32(seed);
   const b = Buffer.alloc(n + 4);
@@ -148,7 +147,9 @@ function supports(comp: string): boolean {
 let imageCount = 0;
 function mksquashfs(args: string[]): Buffer {
   const img = path.join(tmp, `img${imageCount++}.sqfs`);
-  execFileSync('mksquashfs', [sourceFile, img, '-noappend', '-no-xattrs', '-no-fragments', '-noI', '-noF', '-noX', '-b', String(BS), '-quiet', '-no-progress', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('mksquashfs', [sourceFile, img, '-noappend', '-no-xattrs', '-no-fragments', '-noI', '-noF', '-noX', '-b', String(BS), '-quiet', '-no-progress', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   return fs.readFileSync(img);
 }
 
@@ -218,7 +219,10 @@ describe('decoding real mksquashfs images', { skip: skipUnless('decoding real mk
       const codec = codecById(v.id);
       const compressed = img.blocks.filter((b) => b.compressed);
       assert.ok(compressed.length >= 8, `expected most blocks compressed, got ${compressed.length}/${img.blocks.length}`);
-      assert.ok(img.blocks.some((b) => !b.compressed), 'the random-data blocks should have been stored uncompressed');
+      assert.ok(
+        img.blocks.some((b) => !b.compressed),
+        'the random-data blocks should have been stored uncompressed',
+      );
       const chains = new Map<string, number>();
       for (const b of compressed) {
         const out = codec.decompress(b.data, img.blockSize);
@@ -261,7 +265,11 @@ describe('xz and lzma streams from the xz CLI', { skip: skipUnless('xz CLI strea
   }
   test('1 MiB block: several LZMA2 chunks, stored chunks for random data, several xz blocks', () => {
     const big = Buffer.concat([SOURCE.subarray(0, 600 * 1024), randomBytes(300 * 1024, 9), text(124 * 1024, 4)]);
-    for (const args of [['--format=xz', '-6e'], ['--format=xz', '--block-size=200000', '-1'], ['--format=xz', '-T2', '--block-size=300000']]) {
+    for (const args of [
+      ['--format=xz', '-6e'],
+      ['--format=xz', '--block-size=200000', '-1'],
+      ['--format=xz', '-T2', '--block-size=300000'],
+    ]) {
       const stream = xz(args, big);
       assert.ok(Buffer.from(codecByName('xz').decompress(stream, 1 << 20)).equals(big), args.join(' '));
     }
@@ -322,15 +330,28 @@ describe('zstd backends', () => {
 
 describe('registry', () => {
   test('ids and names', () => {
-    const expected: [number, string][] = [[1, 'gzip'], [2, 'lzma'], [3, 'lzo'], [4, 'xz'], [5, 'lz4'], [6, 'zstd']];
+    const expected: [number, string][] = [
+      [1, 'gzip'],
+      [2, 'lzma'],
+      [3, 'lzo'],
+      [4, 'xz'],
+      [5, 'lz4'],
+      [6, 'zstd'],
+    ];
     for (const [id, name] of expected) {
       assert.equal(codecById(id).name, name);
       assert.equal(codecByName(name).id, id);
     }
     for (const bad of [0, 7, -1, 1.5, 65535]) {
-      assert.throws(() => codecById(bad), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSUPPORTED' && e.message.includes(`compressor id ${bad}`));
+      assert.throws(
+        () => codecById(bad),
+        (e: unknown) => e instanceof SquashfsError && e.code === 'UNSUPPORTED' && e.message.includes(`compressor id ${bad}`),
+      );
     }
-    assert.throws(() => codecByName('brotli'), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSUPPORTED');
+    assert.throws(
+      () => codecByName('brotli'),
+      (e: unknown) => e instanceof SquashfsError && e.code === 'UNSUPPORTED',
+    );
   });
 });
 
@@ -346,7 +367,7 @@ describe('corrupt input', () => {
       const s = sampleFor(codec.id);
       expectDecompressFailed(() => codec.decompress(new Uint8Array(0), BS), 'zero-length input');
       for (let seed = 1; seed <= 20; seed++) {
-        const junk = randomBytes(1 + (seed * 7919) % 4000, seed);
+        const junk = randomBytes(1 + ((seed * 7919) % 4000), seed);
         expectDecompressFailedOrBounded(codec, junk, BS, `random bytes seed ${seed}`);
       }
       if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no real block for this codec (its image test did not run)' }) || !s) return;

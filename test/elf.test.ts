@@ -57,7 +57,11 @@ function compare(file: string, ours: ElfInfo): void {
   assert.equal(ours.programHeaders.length, want.phnum, `${file}: program headers`);
   assert.equal(ours.sections.length, want.shnum, `${file}: sections`);
   // readelf -S prints section 0's empty name as nothing: compare the named ones in order.
-  assert.deepEqual(ours.sections.map((x) => x.name).filter((x) => x !== ''), want.sections.filter((x) => x !== ''), `${file}: section names`);
+  assert.deepEqual(
+    ours.sections.map((x) => x.name).filter((x) => x !== ''),
+    want.sections.filter((x) => x !== ''),
+    `${file}: section names`,
+  );
   assert.equal(ours.interp, want.interp, `${file}: PT_INTERP`);
   assert.equal(ours.dynamic, want.dynamic, `${file}: PT_DYNAMIC`);
   assert.deepEqual(ours.needed, want.needed, `${file}: DT_NEEDED`);
@@ -264,7 +268,17 @@ describe('ELF pass', { skip: skipUnless('ELF pass', 'gcc', 'readelf', 'objcopy')
     // A plugin that finds its helper library beside it through $ORIGIN, and one that needs a
     // library no dep has.
     sh('gcc', ['-shared', '-fPIC', '-Wl,-soname,libhelper.so', '-o', path.join(pkg, 'out', 'lib', 'plugins', 'libhelper.so'), path.join(tmp, 'l2.c')]);
-    sh('gcc', ['-shared', '-fPIC', '-o', path.join(pkg, 'out', 'lib', 'plugins', 'plugin.so'), path.join(tmp, 'l2.c'), '-L' + path.join(pkg, 'out', 'lib', 'plugins'), '-Wl,--no-as-needed', '-lhelper', '-Wl,-rpath,$ORIGIN']);
+    sh('gcc', [
+      '-shared',
+      '-fPIC',
+      '-o',
+      path.join(pkg, 'out', 'lib', 'plugins', 'plugin.so'),
+      path.join(tmp, 'l2.c'),
+      '-L' + path.join(pkg, 'out', 'lib', 'plugins'),
+      '-Wl,--no-as-needed',
+      '-lhelper',
+      '-Wl,-rpath,$ORIGIN',
+    ]);
     sh('gcc', ['-shared', '-fPIC', '-o', path.join(pkg, 'out', 'lib', 'needs-missing.so'), path.join(tmp, 'l2.c'), '-Wl,--no-as-needed', path.join(dep, 'libtwice.so.1'), '-Wl,-soname,x']);
     fs.copyFileSync(path.join(dep, 'libtwice.so.1'), path.join(tmp, 'libnowhere.so.7'));
     fs.writeFileSync(path.join(pkg, 'out', 'bin', 'broken'), Buffer.concat([Buffer.from('\x7fELF\x02\x01\x01'), Buffer.alloc(30)]));
@@ -293,7 +307,10 @@ describe('ELF pass', { skip: skipUnless('ELF pass', 'gcc', 'readelf', 'objcopy')
     assert.deepEqual(result.unresolved, []);
   });
   it('a file with the magic that is not valid ELF is logged and skipped', () => {
-    assert.ok(logs.some((l) => l.includes('out/bin/broken') && l.includes('OUT_OF_BOUNDS')), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes('out/bin/broken') && l.includes('OUT_OF_BOUNDS')),
+      logs.join('\n'),
+    );
   });
   it('debug info moves to debug/.build-id/xx/rest.debug; the program keeps a debuglink and still runs', () => {
     const info = readElfFile(path.join(pkg, 'out', 'bin', 'user'));

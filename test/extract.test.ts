@@ -98,7 +98,10 @@ describe('extract: the result equals the kernel mount', () => {
       // Hard links whose other names were not selected have fewer names here.
       const noNlink = (m: Manifest) => m.map((e) => (e.type === 'dir' ? e : { ...e, nlink: 0 }));
       assert.deepEqual(diffManifests(noNlink(strip(want)), noNlink(strip(mine)), { labels: ['expected', 'extract'] }), []);
-      assert.deepEqual(mine.map((e) => e.path).filter((p) => !selected(p) && !ancestors.has(p)), []);
+      assert.deepEqual(
+        mine.map((e) => e.path).filter((p) => !selected(p) && !ancestors.has(p)),
+        [],
+      );
     } finally {
       tmp.cleanup();
     }
@@ -239,11 +242,26 @@ describe('extract: nothing is written outside DEST', () => {
     const tree = SafeTree.open(dest);
     try {
       tree.symlink([Buffer.from('evil')], Buffer.from(canary));
-      assert.throws(() => tree.createFile([Buffer.from('evil'), Buffer.from('pwn')]), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH');
-      assert.throws(() => tree.mkdir([Buffer.from('evil'), Buffer.from('sub2')]), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH');
-      assert.throws(() => tree.symlink([Buffer.from('evil'), Buffer.from('l')], Buffer.from('/')), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH');
-      assert.throws(() => tree.finish([Buffer.from('evil')], 'dir', 0, { mode: 0o777, mtime: 0 }), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH');
-      assert.throws(() => tree.mkdir([Buffer.from('evil')]), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH');
+      assert.throws(
+        () => tree.createFile([Buffer.from('evil'), Buffer.from('pwn')]),
+        (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH',
+      );
+      assert.throws(
+        () => tree.mkdir([Buffer.from('evil'), Buffer.from('sub2')]),
+        (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH',
+      );
+      assert.throws(
+        () => tree.symlink([Buffer.from('evil'), Buffer.from('l')], Buffer.from('/')),
+        (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH',
+      );
+      assert.throws(
+        () => tree.finish([Buffer.from('evil')], 'dir', 0, { mode: 0o777, mtime: 0 }),
+        (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH',
+      );
+      assert.throws(
+        () => tree.mkdir([Buffer.from('evil')]),
+        (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH',
+      );
     } finally {
       tree.close();
     }

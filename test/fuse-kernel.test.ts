@@ -75,27 +75,31 @@ describe('the kernel caches what never changes', { skip }, () => {
   });
 
   for (const transport of ['kernel', 'libfuse'] as const) {
-    test(`${transport}: a second ls -lR, readlink and read of every file ${transport === 'kernel' ? 'sends no LOOKUP, READDIR, OPEN or READ' : 'still sends requests (the feature off)'}`, { timeout: 120_000 }, async () => {
-      const stats = path.join(work, `stats-${transport}.json`);
-      const m = await spawnMount(img, { env: { DISTRI_TRANSPORT: transport, DISTRI_FUSE_STATS: stats } });
-      try {
-        const walk = `ls -lR ${m.dir} > /dev/null && find ${m.dir} -type l -exec readlink {} + > /dev/null && find ${m.dir} -type f -exec cat {} + | sha256sum`;
-        const first = await sh(walk);
-        assert.equal(first.status, 0, first.stderr);
-        const a = await daemonStats(m.pid, stats);
-        assert.equal(a.transport, transport);
-        const second = await sh(walk);
-        assert.equal(second.stdout, first.stdout, 'the same bytes the second time');
-        const b = await daemonStats(m.pid, stats);
-        const ops = ['lookup', 'readdir', 'readdirplus', 'open', 'opendir', 'read', 'readlink'];
-        const more = Object.fromEntries(ops.map((op) => [op, (b.ops[op] ?? 0) - (a.ops[op] ?? 0)]).filter(([, n]) => n !== 0));
-        assert.ok(requestsOf(a, 'read') > 0 && requestsOf(a, 'readdirplus', 'readdir') > 0, 'the first pass was served by the daemon');
-        if (transport === 'kernel') assert.deepEqual(more, {}, 'the warm pass reached the daemon with these requests');
-        else assert.ok(Object.keys(more).length > 0, 'libfuse: the warm pass does reach the daemon (so this test can see the difference)');
-      } finally {
-        await m.cleanup();
-      }
-    });
+    test(
+      `${transport}: a second ls -lR, readlink and read of every file ${transport === 'kernel' ? 'sends no LOOKUP, READDIR, OPEN or READ' : 'still sends requests (the feature off)'}`,
+      { timeout: 120_000 },
+      async () => {
+        const stats = path.join(work, `stats-${transport}.json`);
+        const m = await spawnMount(img, { env: { DISTRI_TRANSPORT: transport, DISTRI_FUSE_STATS: stats } });
+        try {
+          const walk = `ls -lR ${m.dir} > /dev/null && find ${m.dir} -type l -exec readlink {} + > /dev/null && find ${m.dir} -type f -exec cat {} + | sha256sum`;
+          const first = await sh(walk);
+          assert.equal(first.status, 0, first.stderr);
+          const a = await daemonStats(m.pid, stats);
+          assert.equal(a.transport, transport);
+          const second = await sh(walk);
+          assert.equal(second.stdout, first.stdout, 'the same bytes the second time');
+          const b = await daemonStats(m.pid, stats);
+          const ops = ['lookup', 'readdir', 'readdirplus', 'open', 'opendir', 'read', 'readlink'];
+          const more = Object.fromEntries(ops.map((op) => [op, (b.ops[op] ?? 0) - (a.ops[op] ?? 0)]).filter(([, n]) => n !== 0));
+          assert.ok(requestsOf(a, 'read') > 0 && requestsOf(a, 'readdirplus', 'readdir') > 0, 'the first pass was served by the daemon');
+          if (transport === 'kernel') assert.deepEqual(more, {}, 'the warm pass reached the daemon with these requests');
+          else assert.ok(Object.keys(more).length > 0, 'libfuse: the warm pass does reach the daemon (so this test can see the difference)');
+        } finally {
+          await m.cleanup();
+        }
+      },
+    );
   }
 });
 
@@ -123,15 +127,19 @@ describe('FORGET keeps the node table to what the kernel holds', { skip }, () =>
       fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
       let now = held;
       assert.ok(
-        await waitFor(() => {
-          process.kill(m.pid, 'SIGUSR1');
-          try {
-            now = (JSON.parse(fs.readFileSync(stats, 'utf8')) as Stats).nodes!;
-          } catch {
-            return false;
-          }
-          return now < held / 10;
-        }, 60_000, 200),
+        await waitFor(
+          () => {
+            process.kill(m.pid, 'SIGUSR1');
+            try {
+              now = (JSON.parse(fs.readFileSync(stats, 'utf8')) as Stats).nodes!;
+            } catch {
+              return false;
+            }
+            return now < held / 10;
+          },
+          60_000,
+          200,
+        ),
         `after drop_caches the daemon still holds ${now} of ${held} nodes`,
       );
       const s = await daemonStats(m.pid, stats);
@@ -180,7 +188,11 @@ describe('/ro as a distri machine needs it', { skip }, () => {
 
   test('another user lists /ro, runs a program from /ro/bin, and cannot read a 0600 file', { timeout: 60_000 }, async () => {
     await withStore([], async (m) => {
-      const opts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === m.dir) ?? '';
+      const opts =
+        fs
+          .readFileSync('/proc/self/mountinfo', 'utf8')
+          .split('\n')
+          .find((l) => l.split(' ')[4] === m.dir) ?? '';
       assert.match(opts, /allow_other/, 'mounted allow_other');
       assert.match(opts, /default_permissions/);
       const ls = await sh(`ls ${m.dir}/bin`, true);

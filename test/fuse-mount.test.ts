@@ -522,14 +522,17 @@ forEachTransport((transport) => {
         } finally {
           fs.closeSync(fd);
         }
-        assert.ok(await waitFor(() => {
-          process.kill(m.pid, 'SIGUSR1');
-          try {
-            return (JSON.parse(fs.readFileSync(stats, 'utf8')) as { openFiles: number }).openFiles === 0;
-          } catch {
-            return false;
-          }
-        }, 5000), 'the file was not released');
+        assert.ok(
+          await waitFor(() => {
+            process.kill(m.pid, 'SIGUSR1');
+            try {
+              return (JSON.parse(fs.readFileSync(stats, 'utf8')) as { openFiles: number }).openFiles === 0;
+            } catch {
+              return false;
+            }
+          }, 5000),
+          'the file was not released',
+        );
         st = await readStats();
         assert.ok(st.nodes <= CACHE, `${st.nodes} nodes after the release`);
         assert.ok(processAlive(m.pid));
@@ -543,9 +546,7 @@ forEachTransport((transport) => {
 
 test('nothing left behind: no distri FUSE mount, no daemon of ours', { skip: fuseSkip() }, async () => {
   const r = await run('findmnt', ['-n', '-l', '-t', 'fuse.distri', '-o', 'TARGET'], { timeoutMs: 10_000 });
-  const ours = r.stdout
-    .split('\n')
-    .filter((l) => path.basename(l).startsWith('distri-fuse-'));
+  const ours = r.stdout.split('\n').filter((l) => path.basename(l).startsWith('distri-fuse-'));
   assert.deepEqual(ours, []);
   const p = await run('pgrep', ['-af', `${cliPath()} mount|fuse/mount-daemon.js mount`], { timeoutMs: 10_000 });
   const daemons = p.stdout.split('\n').filter((l) => l.includes('distri-fuse-'));

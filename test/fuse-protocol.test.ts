@@ -72,7 +72,27 @@ function entryOut(b: Buffer, off = 0) {
   };
 }
 
-const Op = { LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, MKDIR: 9, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17, GETXATTR: 22, LISTXATTR: 23, FLUSH: 25, INIT: 26, OPENDIR: 27, READDIR: 28, INTERRUPT: 36, BATCH_FORGET: 42, READDIRPLUS: 44 };
+const Op = {
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  SETATTR: 4,
+  READLINK: 5,
+  MKDIR: 9,
+  OPEN: 14,
+  READ: 15,
+  WRITE: 16,
+  STATFS: 17,
+  GETXATTR: 22,
+  LISTXATTR: 23,
+  FLUSH: 25,
+  INIT: 26,
+  OPENDIR: 27,
+  READDIR: 28,
+  INTERRUPT: 36,
+  BATCH_FORGET: 42,
+  READDIRPLUS: 44,
+};
 const ENOENT = 2;
 const EIO = 5;
 const EBADF = 9;
@@ -112,7 +132,13 @@ function dirents(body: Buffer, plus: boolean) {
     const entry = plus ? entryOut(body, p) : undefined;
     const d = plus ? p + 128 : p;
     const namelen = body.readUInt32LE(d + 16);
-    out.push({ ino: Number(body.readBigUInt64LE(d)), off: Number(body.readBigUInt64LE(d + 8)), type: body.readUInt32LE(d + 20), name: body.subarray(d + 24, d + 24 + namelen).toString(), nodeid: entry?.nodeid });
+    out.push({
+      ino: Number(body.readBigUInt64LE(d)),
+      off: Number(body.readBigUInt64LE(d + 8)),
+      type: body.readUInt32LE(d + 20),
+      name: body.subarray(d + 24, d + 24 + namelen).toString(),
+      nodeid: entry?.nodeid,
+    });
     p += ((plus ? 128 : 0) + 24 + namelen + 7) & ~7;
   }
   return out;
@@ -271,7 +297,10 @@ describe('FUSE protocol on bytes (Session over a committed image)', () => {
     assert.ok(listLen > 0);
     const sized = Buffer.alloc(8);
     sized.writeUInt32LE(listLen, 0);
-    const names = parseReply(s.handle(request(Op.LISTXATTR, user.nodeid, sized).bytes)).body.toString().split('\0').filter(Boolean);
+    const names = parseReply(s.handle(request(Op.LISTXATTR, user.nodeid, sized).bytes))
+      .body.toString()
+      .split('\0')
+      .filter(Boolean);
     assert.ok(names.length > 0 && names.every((n) => n.includes('.')), `names: ${names}`);
     const getIn = (size: number, name: string) => {
       const b = Buffer.alloc(8);

@@ -92,8 +92,7 @@ test('mutated images read or fail with a SquashfsError, never crash or hang', { 
       if (m.type === 'case') {
         last = { seed: m.seed as string, muts: m.muts as Mutation[] };
         casesPerSeed.set(last.seed, (casesPerSeed.get(last.seed) ?? 0) + 1);
-      }
-      else if (m.type === 'fail') failures.push({ seed: m.seed as string, muts: m.muts as Mutation[], error: m.error as string });
+      } else if (m.type === 'fail') failures.push({ seed: m.seed as string, muts: m.muts as Mutation[], error: m.error as string });
       else if (m.type === 'done') {
         summary = m as unknown as typeof summary;
         clearInterval(watchdog);

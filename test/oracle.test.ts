@@ -11,15 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import {
-  buildAvailable,
-  buildFixtures,
-  committedImages,
-  demoImage,
-  expectedFromSource,
-  readExpected,
-  type BuiltFixtures,
-} from './oracle/fixtures';
+import { buildAvailable, buildFixtures, committedImages, demoImage, expectedFromSource, readExpected, type BuiltFixtures } from './oracle/fixtures';
 import { kernelAvailable, kernelLeftovers, kernelSupportsCompressor, withKernelMount } from './oracle/kernel';
 import { diffManifests, formatManifest, sortManifest, walkDirectory, type Entry, type Manifest } from './oracle/manifest';
 import { isRoot, notApplicable, repoRoot, requireTools, skipUnless } from './oracle/tools';
@@ -70,8 +62,7 @@ describe('manifest helpers', () => {
     if (!requireTools(t, 'getfattr', 'setfattr')) return;
     const odd = 'new\nline \\ ☃';
     fs.writeFileSync(path.join(dir, odd), '');
-    const set = (name: string, value: string, file: string) =>
-      spawnSync('setfattr', ['-n', name, ...(value === '' ? [] : ['-v', value]), '--', file], { encoding: 'utf8' });
+    const set = (name: string, value: string, file: string) => spawnSync('setfattr', ['-n', name, ...(value === '' ? [] : ['-v', value]), '--', file], { encoding: 'utf8' });
     const r = set('user.x', '0x00ff', path.join(dir, odd));
     if (!requireTools(t, r.status === 0 ? { ok: true } : { ok: false, why: `${os.tmpdir()} refuses user xattrs: ${r.stderr.trim()}` })) return;
     assert.equal(set('user.empty', '', path.join(dir, odd)).status, 0);
@@ -93,11 +84,7 @@ describe('manifest helpers', () => {
       { path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 1, nlink: 1, sha256: 'aa', xattrs: { 'user.a': '01' } },
     ];
     assert.deepEqual(diffManifests(a, sortManifest([...a].reverse())), []);
-    const b: Manifest = [
-      a[0],
-      { ...a[1], mode: 0o4644, nlink: 2, xattrs: { 'user.a': '02', 'user.b': '' } },
-      { path: 'g', type: 'fifo', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, nlink: 1 },
-    ];
+    const b: Manifest = [a[0], { ...a[1], mode: 0o4644, nlink: 2, xattrs: { 'user.a': '02', 'user.b': '' } }, { path: 'g', type: 'fifo', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, nlink: 1 }];
     assert.deepEqual(diffManifests(a, b, { labels: ['src', 'img'] }), [
       'f: mode src=0o0644 img=0o4644',
       'f: nlink src=1 img=2',
@@ -195,7 +182,12 @@ describe('image matrix: source tree, kernel mount and unsquashfs agree', () => {
       assert.ok(e, `source tree lacks ${p}`);
       return e;
     };
-    for (const [p, size] of [['files/empty', 0], ['blocks/size-4095', 4095], ['blocks/size-131073', 131073], ['blocks/size-1048576', 1048576]] as const) {
+    for (const [p, size] of [
+      ['files/empty', 0],
+      ['blocks/size-4095', 4095],
+      ['blocks/size-131073', 131073],
+      ['blocks/size-1048576', 1048576],
+    ] as const) {
       assert.equal(get(p).size, size);
     }
     assert.ok(get('files/big.txt').size > 4 * 1024 * 1024);
@@ -259,7 +251,10 @@ describe('oracle helpers clean up', () => {
     );
     assert.equal(fs.existsSync(seen), false, `${seen} left behind`);
     assert.deepEqual(kernelLeftovers(), []);
-    await assert.rejects(withKernelMount(path.join(repoRoot(), 'package.json'), () => 1), /mount -t squashfs .* failed/);
+    await assert.rejects(
+      withKernelMount(path.join(repoRoot(), 'package.json'), () => 1),
+      /mount -t squashfs .* failed/,
+    );
   });
 
   test('withUnsquashfs: removes its extraction when fn throws', { skip: skipUnless('unsquashfs cleanup', unsquashfsAvailable()) }, async () => {

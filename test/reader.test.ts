@@ -59,10 +59,7 @@ test('every mksquashfs matrix image reads like the kernel mounts it', { skip: sk
         const mine = imageManifest(img);
         // Mainline Linux has no legacy-lzma SquashFS support: compare those images with the gzip
         // image of the same tree and options, itself checked against the kernel in this loop.
-        const kernel =
-          fx.compressor === 'lzma'
-            ? imageManifest(Image.open(gzip.file))
-            : await withKernelMount(fx.file, (dir) => walkDirectory(dir));
+        const kernel = fx.compressor === 'lzma' ? imageManifest(Image.open(gzip.file)) : await withKernelMount(fx.file, (dir) => walkDirectory(dir));
         const diff = diffManifests(mine, kernel, { labels: ['reader', 'kernel'] });
         assert.deepEqual(diff, [], diff.join('\n'));
         assert.ok(mine.length > 100, `suspiciously small walk: ${mine.length} entries`);
@@ -143,7 +140,10 @@ test('an image embedded at an offset opens with --offset semantics', { skip: ski
   fs.writeFileSync(path.join(d, 'embedded'), Buffer.concat([prefix, fs.readFileSync(path.join(d, 'a.sqfs'))]));
   const img = Image.open(path.join(d, 'embedded'), { offset: prefix.length });
   assert.equal(Buffer.from(img.read(img.resolve('hello'))).toString(), 'hello\n');
-  assert.throws(() => Image.open(path.join(d, 'embedded')), (e: unknown) => e instanceof SquashfsError && e.code === 'BAD_MAGIC');
+  assert.throws(
+    () => Image.open(path.join(d, 'embedded')),
+    (e: unknown) => e instanceof SquashfsError && e.code === 'BAD_MAGIC',
+  );
 });
 
 test('export table maps every inode number back to its inode; hard links share one', { skip: skipUnless('export test', matrixAvailable()) }, () => {
@@ -161,7 +161,10 @@ test('export table maps every inode number back to its inode; hard links share o
   assert.ok(linked.length >= 2, 'the fixture tree has hard links');
   for (const names of linked) assert.equal(img.stat(img.resolve(names[0]!)).nlink, names.length, names.join(' '));
   const noExports = Image.open(images.find((i) => !i.exports)!.file);
-  assert.throws(() => noExports.inodeByNumber(1), (e: unknown) => e instanceof SquashfsError && e.code === 'UNSUPPORTED');
+  assert.throws(
+    () => noExports.inodeByNumber(1),
+    (e: unknown) => e instanceof SquashfsError && e.code === 'UNSUPPORTED',
+  );
 });
 
 test('a hot block is decompressed once; reads hand out views, not copies', { skip: skipUnless('cache test', 'mksquashfs') }, (t) => {

@@ -55,13 +55,13 @@ forEachTransport(() => {
       assert.equal(m.status, 0, m.stderr);
       addPackage(store, { full: LOCAL, tree: { 'bin/local': 'local\n' } }, root);
       nginx = await startNginx(repo);
-    proxy = await startFaultProxy({ upstream: nginx.url });
+      proxy = await startFaultProxy({ upstream: nginx.url });
     });
 
     after(async () => {
       await proxy?.close();
       await nginx?.stop();
-    await nginx?.stop();
+      await nginx?.stop();
       if (root) fs.rmSync(root, { recursive: true, force: true });
     });
 
@@ -98,7 +98,14 @@ forEachTransport(() => {
         assert.match(bad.stderr, /Input\/output error/);
         const fine = await sh(`cat ${ro}/${REMOTE}/out/share/doc/tool/README ${ro}/${LOCAL}/bin/local`);
         assert.equal(fine.stdout, 'a remote package\nlocal\n', fine.stderr);
-        assert.equal(m.log().split('\n').filter((l) => l.includes('unavailable')).length >= 1, true, m.log());
+        assert.equal(
+          m
+            .log()
+            .split('\n')
+            .filter((l) => l.includes('unavailable')).length >= 1,
+          true,
+          m.log(),
+        );
         // A stalled connection: EIO once the timeout (1 s of silence, retried) has passed; never a hang.
         await proxy.setFault('stall', '\\.squashfs$');
         const stalled = await sh(`cat ${ro}/${REMOTE}/out/share/tool/data3 > /dev/null`, 30_000);
@@ -120,7 +127,10 @@ forEachTransport(() => {
       try {
         m = await spawnStoreMount(store, ['--repo', proxy.url, '--autodownload', '--remote-timeout', '1000']);
         const ro = m.dir;
-        assert.deepEqual(fs.readdirSync(ro).filter((n) => n.includes('-amd64-')), [LOCAL]);
+        assert.deepEqual(
+          fs.readdirSync(ro).filter((n) => n.includes('-amd64-')),
+          [LOCAL],
+        );
         assert.match(m.log(), /index not loaded/);
         await proxy.up();
         const scan = () => run(process.execPath, [cliPath(), 'fusectl', ro, 'scan'], { timeoutMs: 15_000 });

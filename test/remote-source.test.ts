@@ -130,7 +130,7 @@ describe('remote byte source', { skip }, () => {
     assert.equal(second.status, 0, second.stderr);
     const r2 = JSON.parse(second.stdout) as typeof r1;
     assert.equal(r2.sha256, r1.sha256);
-    assert.equal(r2.missingBefore, r1.missingAfter, 'the second process starts from the first one\'s chunks');
+    assert.equal(r2.missingBefore, r1.missingAfter, "the second process starts from the first one's chunks");
     assert.equal((await proxy.counters()).requests, 0);
   });
 
@@ -139,7 +139,16 @@ describe('remote byte source', { skip }, () => {
     fs.mkdirSync(path.dirname(files.part), { recursive: true });
     // A bitmap that claims every chunk, for a different image: must not be believed.
     fs.writeFileSync(files.part, Buffer.alloc(imageBytes.length, 0xaa));
-    fs.writeFileSync(files.bitmap, JSON.stringify({ format: 'distri-chunk-bitmap/1', size: imageBytes.length, chunkSize: CHUNK, first: '0'.repeat(64), bits: Buffer.alloc(Math.ceil(spec.chunks.length / 32) * 4, 0xff).toString('base64') }));
+    fs.writeFileSync(
+      files.bitmap,
+      JSON.stringify({
+        format: 'distri-chunk-bitmap/1',
+        size: imageBytes.length,
+        chunkSize: CHUNK,
+        first: '0'.repeat(64),
+        bits: Buffer.alloc(Math.ceil(spec.chunks.length / 32) * 4, 0xff).toString('base64'),
+      }),
+    );
     const src = new HttpSource(spec, files, client);
     assert.equal(src.missingChunks, spec.chunks.length);
     const image = new Image(src);
@@ -174,7 +183,10 @@ describe('remote byte source', { skip }, () => {
   });
 
   it('the repository index: a missing file is NOT_FOUND, a present one is its bytes', () => {
-    assert.throws(() => client.getFile(`${proxy.url}/pkg/index-v1.json`, 1 << 20), (e: unknown) => e instanceof SquashfsError && e.code === 'NOT_FOUND');
+    assert.throws(
+      () => client.getFile(`${proxy.url}/pkg/index-v1.json`, 1 << 20),
+      (e: unknown) => e instanceof SquashfsError && e.code === 'NOT_FOUND',
+    );
     assert.equal(Buffer.from(client.getFile(`${proxy.url}/pkg/${FULL}.meta.textproto`, 1 << 20)).toString(), 'source_pkg: "big"\nversion: "1.0-1"\n');
   });
 

@@ -112,7 +112,17 @@ for (const name of ['export', 'nginx'] as const) {
 
     test('nothing outside the repo, no dot-files, no listings', async () => {
       const passwd = fs.readFileSync('/etc/passwd');
-      for (const p of ['/pkg/../../../../etc/passwd', '/pkg/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd', '/pkg%2f..%2f..%2f..%2f..%2fetc%2fpasswd', '/pkg/passwd', '/pkg/etc/passwd', '/pkg/.index-v1.json.123.tmp', '/pkg/', '/', '/pkg/nope.squashfs']) {
+      for (const p of [
+        '/pkg/../../../../etc/passwd',
+        '/pkg/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd',
+        '/pkg%2f..%2f..%2f..%2f..%2fetc%2fpasswd',
+        '/pkg/passwd',
+        '/pkg/etc/passwd',
+        '/pkg/.index-v1.json.123.tmp',
+        '/pkg/',
+        '/',
+        '/pkg/nope.squashfs',
+      ]) {
         const r = await httpRequest(url(p));
         assert.ok(r.status >= 400, `${p}: status ${r.status}`);
         assert.ok(!r.body.includes(passwd.subarray(0, 20)), `${p}: served /etc/passwd`);

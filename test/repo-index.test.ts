@@ -25,7 +25,13 @@ before(async () => {
   for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
   await addRepoPackage(repo, {
     full: 'nano-amd64-4.3-1',
-    tree: simpleTree('nano', { 'out/lib/pkgconfig/nano.pc': 'x\n', 'out/share/nano/big.bin': big, 'out/include/nano.h': '', 'etc/nanorc': 'set x\n', 'lib/libfoo.so': { symlink: '../out/lib/libfoo.so' } }),
+    tree: simpleTree('nano', {
+      'out/lib/pkgconfig/nano.pc': 'x\n',
+      'out/share/nano/big.bin': big,
+      'out/include/nano.h': '',
+      'etc/nanorc': 'set x\n',
+      'lib/libfoo.so': { symlink: '../out/lib/libfoo.so' },
+    }),
     runtimeDep: ['ncurses-amd64-6.1-5', 'glibc-amd64-2.31-4'],
   });
   await addRepoPackage(repo, { full: 'ncurses-amd64-6.1-5', tree: simpleTree('ncurses') });
@@ -65,7 +71,11 @@ test('mirror: sizes, whole and per-chunk sha256 and meta fields match the files'
   // Round trip through the untrusted-input parser.
   const parsed = parseRepoIndex(fs.readFileSync(path.join(repo, 'pkg', 'index-v1.json')), 'test');
   assert.equal(parsed.packages.get('nano-amd64-4.3-1')!.image.chunks.length, chunks.length);
-  assert.deepEqual(fs.readdirSync(path.join(repo, 'pkg')).filter((n) => n.startsWith('.')), [], 'a temp file was left');
+  assert.deepEqual(
+    fs.readdirSync(path.join(repo, 'pkg')).filter((n) => n.startsWith('.')),
+    [],
+    'a temp file was left',
+  );
 });
 
 test('mirror: the exchange entries are the paths unsquashfs lists below the exchange dirs', { skip: skipUnless('unsquashfs listing', 'unsquashfs') }, async () => {

@@ -204,7 +204,10 @@ describe('install', () => {
     fs.writeFileSync(path.join(root, 'etc/app.conf'), 'edited\n');
     fs.rmSync(path.join(root, 'etc/app.d/x.conf'));
     const second = JSON.parse(await distriOk(['install', '--root', root, '--repo', repoC, '--repo', repoA, '--json', 'app']));
-    assert.deepEqual(second.installed.map((p: { full: string; etc?: unknown }) => [p.full, p.etc]), [['app-amd64-2.0-4', undefined]]);
+    assert.deepEqual(
+      second.installed.map((p: { full: string; etc?: unknown }) => [p.full, p.etc]),
+      [['app-amd64-2.0-4', undefined]],
+    );
     assert.equal(fs.readFileSync(path.join(root, 'etc/app.conf'), 'utf8'), 'edited\n');
     assert.ok(!fs.existsSync(path.join(root, 'etc/app.d/new.conf')));
     assert.ok(!fs.existsSync(path.join(root, 'etc/app.d/x.conf')), 'a file the admin removed came back');

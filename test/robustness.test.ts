@@ -144,13 +144,23 @@ cases('counts drive allocation', [
   ['inode_count = 0xFFFFFFFF (with an export table sized by it)', 'u', (b) => w32(b, SB.inodeCount, 0xffffffff), 'OUT_OF_BOUNDS'],
   ['xattr_ids = 0xFFFFFFFF in the xattr id table header', 'u', (b, l) => w32(b, l.img.superblock.xattrIdTableStart! + 8, 0xffffffff), 'OUT_OF_BOUNDS'],
   ['xattr count of one id entry = 0xFFFFFFFF', 'u', (b, l) => w32(b, tableEntry(b, l.img.superblock.xattrIdTableStart! + 16, 16, 0) + 8, 0xffffffff), 'CORRUPT'],
-  ['xattr count of one id entry = 60000 (below the cap: runs out of its table)', 'u', (b, l) => w32(b, tableEntry(b, l.img.superblock.xattrIdTableStart! + 16, 16, 0) + 8, 60000), ['OUT_OF_BOUNDS', 'CORRUPT']],
+  [
+    'xattr count of one id entry = 60000 (below the cap: runs out of its table)',
+    'u',
+    (b, l) => w32(b, tableEntry(b, l.img.superblock.xattrIdTableStart! + 16, 16, 0) + 8, 60000),
+    ['OUT_OF_BOUNDS', 'CORRUPT'],
+  ],
   // A pointer array of 200,000 plausible pointers (file data at 104.., each 96): found a RangeError
   // (Math.min(...pointers) in LookupTable.firstBlock); fixtures/crashers keeps the image.
-  ['inode_count 204,800,000 with the export table in file data (200,000 block pointers)', 'pointers', (b) => {
-    w64(b, SB.exportTable, 104n);
-    w32(b, SB.inodeCount, 200_000 * 1024);
-  }, 'OUT_OF_BOUNDS'],
+  [
+    'inode_count 204,800,000 with the export table in file data (200,000 block pointers)',
+    'pointers',
+    (b) => {
+      w64(b, SB.exportTable, 104n);
+      w32(b, SB.inodeCount, 200_000 * 1024);
+    },
+    'OUT_OF_BOUNDS',
+  ],
   ['directory header count 0xFFFFFFFF', 'u', (b, l) => w32(b, l.entry('', 'aa').header, 0xffffffff), 'CORRUPT'],
 ]);
 
@@ -171,10 +181,15 @@ cases('table pointers', [
   ['table start with the top bit set', 'u', (b) => w64(b, SB.directoryTable, 0x8000000000000000n), 'OVERFLOW'],
   ['id_table_start inside the superblock', 'u', (b) => w64(b, SB.idTable, 40n), 'OUT_OF_BOUNDS'],
   ['fragment_table_start inside the superblock', 'u', (b) => w64(b, SB.fragmentTable, 8n), 'OUT_OF_BOUNDS'],
-  ['inode table after the directory table (out of order)', 'u', (b, l) => {
-    w64(b, SB.inodeTable, BigInt(l.img.superblock.directoryTableStart));
-    w64(b, SB.directoryTable, BigInt(l.img.superblock.inodeTableStart));
-  }, 'CORRUPT'],
+  [
+    'inode table after the directory table (out of order)',
+    'u',
+    (b, l) => {
+      w64(b, SB.inodeTable, BigInt(l.img.superblock.directoryTableStart));
+      w64(b, SB.directoryTable, BigInt(l.img.superblock.inodeTableStart));
+    },
+    'CORRUPT',
+  ],
   ['id table pointing at the inode table (out of order)', 'u', (b, l) => w64(b, SB.idTable, BigInt(l.img.superblock.inodeTableStart)), ['OUT_OF_BOUNDS', 'CORRUPT']],
   ['a lookup table block pointer past its own pointer array', 'u', (b, l) => w64(b, l.img.superblock.idTableStart, BigInt(l.img.superblock.idTableStart + 8)), 'OUT_OF_BOUNDS'],
   ['bytes_used past the end of the file (truncated image)', 'u', (b) => w64(b, SB.bytesUsed, BigInt(b.length + 4096)), 'OUT_OF_BOUNDS'],
@@ -215,34 +230,59 @@ cases('64-bit sizes', [
 cases('index off by one', [
   ['frag_index == fragment_count', 'u', (b, l) => w32(b, l.inodeAt('aa') + FILE.frag, l.img.superblock.fragmentCount), 'OUT_OF_BOUNDS'],
   ['frag_index 512 (the second table block, which does not exist)', 'u', (b, l) => w32(b, l.inodeAt('aa') + FILE.frag, 512), 'OUT_OF_BOUNDS'],
-  ['fragment_count 600 (a second block pointer read from the next table) and frag_index 512', 'u', (b, l) => {
-    w32(b, SB.fragmentCount, 600);
-    w32(b, l.inodeAt('aa') + FILE.frag, 512);
-  }, 'OUT_OF_BOUNDS'],
+  [
+    'fragment_count 600 (a second block pointer read from the next table) and frag_index 512',
+    'u',
+    (b, l) => {
+      w32(b, SB.fragmentCount, 600);
+      w32(b, l.inodeAt('aa') + FILE.frag, 512);
+    },
+    'OUT_OF_BOUNDS',
+  ],
   ['uid index == id count', 'u', (b, l) => w16(b, l.inodeAt('aa') + I.uid, l.img.superblock.idCount), 'OUT_OF_BOUNDS'],
   ['gid index 0xFFFF', 'u', (b, l) => w16(b, l.inodeAt('d') + I.gid, 0xffff), 'OUT_OF_BOUNDS'],
-  ['export table entry 0 pointing at another inode', 'u', (b, l) => {
-    const first = tableEntry(b, l.img.superblock.exportTableStart!, 8, 0);
-    const second = tableEntry(b, l.img.superblock.exportTableStart!, 8, 1);
-    b.copy(b, first, second, second + 8);
-  }, 'CORRUPT'],
+  [
+    'export table entry 0 pointing at another inode',
+    'u',
+    (b, l) => {
+      const first = tableEntry(b, l.img.superblock.exportTableStart!, 8, 0);
+      const second = tableEntry(b, l.img.superblock.exportTableStart!, 8, 1);
+      b.copy(b, first, second, second + 8);
+    },
+    'CORRUPT',
+  ],
 ]);
 
 cases('fragment tail', [
   ['frag_offset + tail past the fragment block', 'u', (b, l) => w32(b, l.inodeAt('aa') + FILE.fragOffset, 4000), 'OUT_OF_BOUNDS'],
   ['frag_offset 0xFFFFFFFF', 'u', (b, l) => w32(b, l.inodeAt('aa') + FILE.fragOffset, 0xffffffff), 'OUT_OF_BOUNDS'],
-  ['fragment entry with an on-disk size larger than the block size', 'u', (b, l) => {
-    const e = tableEntry(b, l.img.superblock.fragmentTableStart!, 16, (l.inode('aa') as FileInode).fragIndex);
-    w32(b, e + 8, 0x1000000 | 5000);
-  }, 'CORRUPT'],
-  ['fragment entry starting past the data area', 'u', (b, l) => {
-    const e = tableEntry(b, l.img.superblock.fragmentTableStart!, 16, (l.inode('aa') as FileInode).fragIndex);
-    w64(b, e, BigInt(l.img.superblock.inodeTableStart - 10));
-  }, 'OUT_OF_BOUNDS'],
-  ['fragment entry with size 0', 'u', (b, l) => {
-    const e = tableEntry(b, l.img.superblock.fragmentTableStart!, 16, (l.inode('aa') as FileInode).fragIndex);
-    w32(b, e + 8, 0);
-  }, 'CORRUPT'],
+  [
+    'fragment entry with an on-disk size larger than the block size',
+    'u',
+    (b, l) => {
+      const e = tableEntry(b, l.img.superblock.fragmentTableStart!, 16, (l.inode('aa') as FileInode).fragIndex);
+      w32(b, e + 8, 0x1000000 | 5000);
+    },
+    'CORRUPT',
+  ],
+  [
+    'fragment entry starting past the data area',
+    'u',
+    (b, l) => {
+      const e = tableEntry(b, l.img.superblock.fragmentTableStart!, 16, (l.inode('aa') as FileInode).fragIndex);
+      w64(b, e, BigInt(l.img.superblock.inodeTableStart - 10));
+    },
+    'OUT_OF_BOUNDS',
+  ],
+  [
+    'fragment entry with size 0',
+    'u',
+    (b, l) => {
+      const e = tableEntry(b, l.img.superblock.fragmentTableStart!, 16, (l.inode('aa') as FileInode).fragIndex);
+      w32(b, e + 8, 0);
+    },
+    'CORRUPT',
+  ],
 ]);
 
 /** zlib stream that inflates to `n` zero bytes (tiny on disk). */
@@ -254,25 +294,40 @@ cases('data and metadata blocks', [
   ['inode table metadata header length 0', 'u', (b, l) => w16(b, l.img.superblock.inodeTableStart, 0x8000), 'CORRUPT'],
   ['inode table metadata header length 9000 (> 8192)', 'u', (b, l) => w16(b, l.img.superblock.inodeTableStart, 0x8000 | 9000), 'CORRUPT'],
   ['directory table metadata header length 0 (compressed)', 'u', (b, l) => w16(b, l.img.superblock.directoryTableStart, 0), 'CORRUPT'],
-  ['a gzip data block that inflates past the block size', 'gzData', (b, l) => {
-    const z = bomb(65536);
-    const at = l.inodeAt('txt');
-    const start = u32(b, at + FILE.blocksStart);
-    assert.ok((u32(b, at + FILE.blocks) & 0xffffff) >= z.length, 'seed block too small for the bomb');
-    z.copy(b, start);
-    w32(b, at + FILE.blocks, z.length);
-  }, 'DECOMPRESS_FAILED'],
-  ['a gzip data block that inflates to less than the block', 'gzData', (b, l) => {
-    const z = zlib.deflateSync(Buffer.alloc(100));
-    const at = l.inodeAt('txt');
-    z.copy(b, u32(b, at + FILE.blocksStart));
-    w32(b, at + FILE.blocks, z.length);
-  }, ['CORRUPT', 'DECOMPRESS_FAILED']],
-  ['a gzip data block of garbage', 'gzData', (b, l) => {
-    const at = l.inodeAt('txt');
-    const start = u32(b, at + FILE.blocksStart);
-    b.fill(0xa5, start, start + (u32(b, at + FILE.blocks) & 0xffffff));
-  }, 'DECOMPRESS_FAILED'],
+  [
+    'a gzip data block that inflates past the block size',
+    'gzData',
+    (b, l) => {
+      const z = bomb(65536);
+      const at = l.inodeAt('txt');
+      const start = u32(b, at + FILE.blocksStart);
+      assert.ok((u32(b, at + FILE.blocks) & 0xffffff) >= z.length, 'seed block too small for the bomb');
+      z.copy(b, start);
+      w32(b, at + FILE.blocks, z.length);
+    },
+    'DECOMPRESS_FAILED',
+  ],
+  [
+    'a gzip data block that inflates to less than the block',
+    'gzData',
+    (b, l) => {
+      const z = zlib.deflateSync(Buffer.alloc(100));
+      const at = l.inodeAt('txt');
+      z.copy(b, u32(b, at + FILE.blocksStart));
+      w32(b, at + FILE.blocks, z.length);
+    },
+    ['CORRUPT', 'DECOMPRESS_FAILED'],
+  ],
+  [
+    'a gzip data block of garbage',
+    'gzData',
+    (b, l) => {
+      const at = l.inodeAt('txt');
+      const start = u32(b, at + FILE.blocksStart);
+      b.fill(0xa5, start, start + (u32(b, at + FILE.blocks) & 0xffffff));
+    },
+    'DECOMPRESS_FAILED',
+  ],
 ]);
 
 describe('data and metadata blocks: compressed metadata', () => {
@@ -315,10 +370,15 @@ cases('inode references', [
   ['entry type 9 (an extended type in an entry)', 'u', (b, l) => w16(b, l.entry('', 'hl1').entry + 4, 9), 'CORRUPT'],
   ['inode number 0', 'u', (b, l) => w32(b, l.inodeAt('aa') + I.number, 0), 'CORRUPT'],
   ['inode number inode_count + 1', 'u', (b, l) => w32(b, l.inodeAt('aa') + I.number, l.img.superblock.inodeCount + 1), 'CORRUPT'],
-  ['entry inode number 0 (delta)', 'u', (b, l) => {
-    const e = l.entry('', 'aa');
-    w16(b, e.entry + 2, (0x10000 - u32(b, e.header + 8)) & 0xffff);
-  }, 'CORRUPT'],
+  [
+    'entry inode number 0 (delta)',
+    'u',
+    (b, l) => {
+      const e = l.entry('', 'aa');
+      w16(b, e.entry + 2, (0x10000 - u32(b, e.header + 8)) & 0xffff);
+    },
+    'CORRUPT',
+  ],
   ['entry inode number that disagrees with its inode', 'u', (b, l) => w16(b, l.entry('', 'ab').entry + 2, (u16(b, l.entry('', 'ab').entry + 2) + 1) & 0xffff), 'CORRUPT'],
 ]);
 
@@ -343,7 +403,10 @@ function renameInPlace(b: Buffer, l: Layout, dir: string, name: string, to: stri
 
 describe('names: the empty name', () => {
   test('cannot be encoded (name_size is stored minus one), and validateName rejects it', () => {
-    assert.throws(() => validateName(new Uint8Array(0), 'directory table', 0), (e: unknown) => e instanceof SquashfsError && e.code === 'CORRUPT');
+    assert.throws(
+      () => validateName(new Uint8Array(0), 'directory table', 0),
+      (e: unknown) => e instanceof SquashfsError && e.code === 'CORRUPT',
+    );
   });
   test('renameEntry of the helper agrees with in-place patching', { skip: ready }, () => {
     expectError(renameEntry(seeds.u, '', 'aa', '..'), 'CORRUPT');
@@ -408,15 +471,25 @@ cases('xattrs', [
   ['a -no-xattrs image with an index in an inode', 'noXattrs', (b, l) => w32(b, l.inodeAt('hl1') + LFILE.xattr, 0), 'CORRUPT'],
   ['xattr key type 3', 'u', (b, l) => w16(b, xattrKey(b, l), 3), 'CORRUPT'],
   ['xattr name_size 0xFFFF', 'u', (b, l) => w16(b, xattrKey(b, l) + 2, 0xffff), 'CORRUPT'],
-  ['xattr value size 0xFFFFFFFF', 'u', (b, l) => {
-    const k = xattrKey(b, l);
-    w32(b, k + 4 + u16(b, k + 2), 0xffffffff);
-  }, 'CORRUPT'],
+  [
+    'xattr value size 0xFFFFFFFF',
+    'u',
+    (b, l) => {
+      const k = xattrKey(b, l);
+      w32(b, k + 4 + u16(b, k + 2), 0xffffffff);
+    },
+    'CORRUPT',
+  ],
   ['xattr id entry reference past the xattr table', 'u', (b, l) => w64(b, tableEntry(b, l.img.superblock.xattrIdTableStart! + 16, 16, 0), 0xffff0000n), 'OUT_OF_BOUNDS'],
-  ['an out-of-line value whose reference is not 8 bytes', 'u', (b, l) => {
-    const k = xattrKey(b, l);
-    w16(b, k, u16(b, k) | 0x100);
-  }, 'CORRUPT'],
+  [
+    'an out-of-line value whose reference is not 8 bytes',
+    'u',
+    (b, l) => {
+      const k = xattrKey(b, l);
+      w16(b, k, u16(b, k) | 0x100);
+    },
+    'CORRUPT',
+  ],
 ]);
 
 /** Image offset of the first key of xattr id 0 (uncompressed seed). */
@@ -472,7 +545,12 @@ describe('over-strict checks', () => {
 
 describe('fixtures/crashers: images that once crashed the decoder', () => {
   const dir = path.join(repoRoot(), 'fixtures', 'crashers');
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.sqfs(\.gz)?$/.test(f)).sort() : [];
+  const files = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => /\.sqfs(\.gz)?$/.test(f))
+        .sort()
+    : [];
   test('the corpus is there', () => {
     assert.ok(files.length > 0, `no *.sqfs or *.sqfs.gz in ${dir}`);
   });

@@ -75,7 +75,7 @@ class Kernel {
 
   read(node: number): string {
     const chunks: Buffer[] = [];
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const buf = Buffer.alloc(7);
       const n = this.fs.read(node, buf, pos);
       if (n === 0) return Buffer.concat(chunks).toString();
@@ -146,7 +146,11 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
     const r = s.control({ op: 'scan' }) as { warnings: Array<{ pkg: string; why: string }> };
     const flat = r.warnings.filter((w) => w.pkg === 'flat-amd64-1-1').map((w) => w.why.split(':')[0]);
     assert.deepEqual(flat.sort(), ['lib/libflat.so.1', 'sbin/', 'share/']);
-    assert.deepEqual(r.warnings.filter((w) => w.pkg !== 'flat-amd64-1-1'), [], 'a lib/ of symlinks and out/ trees are where they belong');
+    assert.deepEqual(
+      r.warnings.filter((w) => w.pkg !== 'flat-amd64-1-1'),
+      [],
+      'a lib/ of symlinks and out/ trees are where they belong',
+    );
     assert.ok(new Kernel(s).names(ROOT_NODE).includes('flat-amd64-1-1'), 'the package is still shown');
     assert.deepEqual((s.stats() as { warnings: unknown[] }).warnings, r.warnings, 'stats lists them too');
   });
@@ -256,7 +260,7 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
     throwsCode(() => s.getattr(some), 'BAD_HANDLE');
   });
 
-  it('runtime_union: the target lists its own and the contributor\'s entries, and finds both', () => {
+  it("runtime_union: the target lists its own and the contributor's entries, and finds both", () => {
     const s = storeFs(storeWith(...ALL));
     const k = new Kernel(s);
     const modules = k.walk('app-amd64-1-1/out/lib/app/modules');
@@ -374,7 +378,11 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
   it('serves xattrs of package files (case 7), and none for virtual nodes', { skip: skipUnless('StoreFs xattrs', 'setfattr') }, () => {
     const cap = Buffer.from('0100000200100000000000000000000000000000', 'hex');
     const store = fs.mkdtempSync(path.join(root, 'store-'));
-    addPackage(store, { full: 'ping-amd64-1-1', tree: { 'out/bin/ping': { content: 'ELF-ish', mode: 0o755, xattrs: { 'security.capability': cap } }, 'bin/ping': { symlink: '../out/bin/ping' } } }, work);
+    addPackage(
+      store,
+      { full: 'ping-amd64-1-1', tree: { 'out/bin/ping': { content: 'ELF-ish', mode: 0o755, xattrs: { 'security.capability': cap } }, 'bin/ping': { symlink: '../out/bin/ping' } } },
+      work,
+    );
     const s = storeFs(store);
     const k = new Kernel(s);
     const ping = k.walk('ping-amd64-1-1/out/bin/ping');

@@ -115,7 +115,7 @@ forEachTransport((transport) => {
       assert.equal(d.stdout.trim(), '', 'no xattrs on a file without them');
     });
 
-    it('runtime_union: the target lists its own and the plugin\'s entries (case 8)', async () => {
+    it("runtime_union: the target lists its own and the plugin's entries (case 8)", async () => {
       const dir = path.join(m.dir, 'app-amd64-1-1/out/lib/app/modules');
       assert.deepEqual((await fs.promises.readdir(dir)).sort(), ['core.so', 'extra.so', 'sub']);
       assert.equal(await fs.promises.readFile(path.join(dir, 'extra.so'), 'utf8'), 'extra');
@@ -234,7 +234,6 @@ forEachTransport((transport) => {
       const closed = await waitFor(async () => (await storeStats(m.dir)).imagesRetiredWithOpenFiles === 0, 5000);
       assert.ok(closed, 'closed with its last file');
     });
-
   });
 
   describe('distri fuse: laziness, counted by the kernel', { skip: skip ?? skipUnless('counting opens', openCounterAvailable()) }, () => {

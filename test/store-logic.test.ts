@@ -9,14 +9,7 @@ import { formatPackageName, isBareName, parsePackageName, pkgArch, type PackageN
 import { comparePackageVersions, compareUpstream, newest, newestByPackage } from '../src/store/version';
 import { formatMeta, parseMeta, type Meta } from '../src/store/meta';
 import { parseTextProto } from '../src/store/textproto';
-import {
-  buildExchangeTree,
-  exchangePath,
-  EXCHANGE_ROOTS,
-  type ExchangePackage,
-  type ExchangeTree,
-  type ImageEntry,
-} from '../src/store/exchange';
+import { buildExchangeTree, exchangePath, EXCHANGE_ROOTS, type ExchangePackage, type ExchangeTree, type ImageEntry } from '../src/store/exchange';
 import { planGc } from '../src/store/gc';
 import { guessFromUrl } from '../src/store/scaffold';
 
@@ -142,14 +135,11 @@ describe('version order', () => {
   it('newest of nothing is undefined; newestByPackage groups by pkg-arch', () => {
     assert.equal(newest([]), undefined);
     const m = newestByPackage(['less-amd64-530', 'less-amd64-530-2', 'less-i686-530-1', 'bash-amd64-5.0-3'].map(name));
-    assert.deepEqual(
-      [...m].map(([k, v]) => [k, v.full]).sort(),
-      [
-        ['bash-amd64', 'bash-amd64-5.0-3'],
-        ['less-amd64', 'less-amd64-530-2'],
-        ['less-i686', 'less-i686-530-1'],
-      ],
-    );
+    assert.deepEqual([...m].map(([k, v]) => [k, v.full]).sort(), [
+      ['bash-amd64', 'bash-amd64-5.0-3'],
+      ['less-amd64', 'less-amd64-530-2'],
+      ['less-i686', 'less-i686-530-1'],
+    ]);
   });
 
   const version = fc.stringMatching(/^[0-9a-zA-Z.~+_-]{0,10}$/);
@@ -177,7 +167,10 @@ describe('version order', () => {
 
   it('property: comparePackageVersions is antisymmetric and rev dominates', () => {
     const pkgName = fc
-      .tuple(version.filter((v) => v !== '' && !/-[1-9][0-9]*$/.test(v)), fc.integer({ min: 0, max: 50 }))
+      .tuple(
+        version.filter((v) => v !== '' && !/-[1-9][0-9]*$/.test(v)),
+        fc.integer({ min: 0, max: 50 }),
+      )
       .map(([up, rev]) => name(formatPackageName({ pkg: 'p', arch: 'amd64', upstream: up, rev })));
     fc.assert(
       fc.property(pkgName, pkgName, (a, b) => {
@@ -327,11 +320,7 @@ describe('meta.textproto', () => {
       runtimeUnion: [{ dir: 'lib/irssi/modules', pkg: 'irssi-amd64-1.1.1-3' }],
       inputDigest: 'ab',
     });
-    assert.equal(
-      text,
-      'runtime_dep: "glibc-amd64-2.31-4"\nsource_pkg: "bash"\nversion: "5.0-4"\n' +
-        'runtime_union: < dir: "lib/irssi/modules" pkg: "irssi-amd64-1.1.1-3" >\ninput_digest: "ab"\n',
-    );
+    assert.equal(text, 'runtime_dep: "glibc-amd64-2.31-4"\nsource_pkg: "bash"\nversion: "5.0-4"\n' + 'runtime_union: < dir: "lib/irssi/modules" pkg: "irssi-amd64-1.1.1-3" >\ninput_digest: "ab"\n');
   });
 
   it('property: parseMeta(formatMeta(m)) equals m', () => {
@@ -345,19 +334,25 @@ describe('meta.textproto', () => {
     });
     // fast-check records have a null prototype; compare plain copies.
     const plain = (m: Meta): Meta => ({ ...m, runtimeUnion: m.runtimeUnion.map((u) => ({ ...u })) });
-    fc.assert(fc.property(meta, (m) => assert.deepEqual(parseMeta(formatMeta(m)), plain(m))), { numRuns: 500 });
+    fc.assert(
+      fc.property(meta, (m) => assert.deepEqual(parseMeta(formatMeta(m)), plain(m))),
+      { numRuns: 500 },
+    );
   });
 
   it('property: arbitrary text either parses or throws CORRUPT (never another error)', () => {
     const alphabet = fc.constantFrom(...'ab_: "\'\\{}<>[],;#\n-.x0127/'.split(''));
     fc.assert(
-      fc.property(fc.array(alphabet, { maxLength: 40 }).map((cs) => cs.join('')), (text) => {
-        try {
-          parseMeta(text);
-        } catch (e) {
-          assert.ok(e instanceof SquashfsError && e.code === 'CORRUPT' && /^\d+:\d+: /.test(e.message), String(e));
-        }
-      }),
+      fc.property(
+        fc.array(alphabet, { maxLength: 40 }).map((cs) => cs.join('')),
+        (text) => {
+          try {
+            parseMeta(text);
+          } catch (e) {
+            assert.ok(e instanceof SquashfsError && e.code === 'CORRUPT' && /^\d+:\d+: /.test(e.message), String(e));
+          }
+        },
+      ),
       { numRuns: 3000 },
     );
   });
@@ -486,9 +481,9 @@ describe('exchange directories', () => {
     const names = ['a-amd64-1-1', 'a-amd64-1-2', 'a-amd64-2', 'b-amd64-1-1', 'b-i686-1-3', 'c-amd64-3-1'];
     const paths = ['bin/x', 'bin/y', 'out/lib/x', 'out/lib/x/y', 'out/share/a/b', 'out/share/a'];
     const entry = fc.record({ path: fc.constantFrom(...paths), type: fc.constantFrom('dir' as const, 'other' as const) });
-    const store = fc.uniqueArray(fc.constantFrom(...names), { minLength: 1 }).chain((ns) =>
-      fc.tuple(...ns.map((n) => fc.array(entry, { maxLength: 5 }).map((entries) => ({ name: name(n), entries })))),
-    );
+    const store = fc
+      .uniqueArray(fc.constantFrom(...names), { minLength: 1 })
+      .chain((ns) => fc.tuple(...ns.map((n) => fc.array(entry, { maxLength: 5 }).map((entries) => ({ name: name(n), entries })))));
     const dump = (t: ExchangeTree): unknown => {
       const walk = (node: ReturnType<ExchangeTree['lookup']>): unknown =>
         node?.kind === 'link' ? node.target : Object.fromEntries([...node!.children].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, walk(v)]));
@@ -514,8 +509,7 @@ describe('exchange directories', () => {
         ];
         for (let i = 0; i < 198; i++) {
           const kind = i % 4;
-          const path =
-            kind === 0 ? `bin/prog${base}-${i}` : kind === 1 ? `out/lib/libp${base}-${i}.so` : kind === 2 ? `out/share/doc/pkg${base}/f${i}` : `out/lib/pkgconfig/p${i % 50}.pc`;
+          const path = kind === 0 ? `bin/prog${base}-${i}` : kind === 1 ? `out/lib/libp${base}-${i}.so` : kind === 2 ? `out/share/doc/pkg${base}/f${i}` : `out/lib/pkgconfig/p${i % 50}.pc`;
           entries.push({ path, type: 'other' });
         }
         const full = base === p ? `pkg${p}-amd64-1.${p}-${p + 2}` : `pkg${base}-amd64-1.${base}-${base + 1}`;
@@ -586,9 +580,7 @@ describe('gc', () => {
   });
 
   it('dependencies of dependencies are followed even when runtime_dep is not a closure', () => {
-    const plan = planGc(
-      store(['app-amd64-1-2', ['lib-amd64-1-1']], ['app-amd64-1-1'], ['lib-amd64-1-1', ['zlib-amd64-1-1']], ['lib-amd64-1-2'], ['zlib-amd64-1-1'], ['zlib-amd64-1-2']),
-    );
+    const plan = planGc(store(['app-amd64-1-2', ['lib-amd64-1-1']], ['app-amd64-1-1'], ['lib-amd64-1-1', ['zlib-amd64-1-1']], ['lib-amd64-1-2'], ['zlib-amd64-1-1'], ['zlib-amd64-1-2']));
     assert.deepEqual(fulls(plan.keep), ['app-amd64-1-2', 'lib-amd64-1-1', 'lib-amd64-1-2', 'zlib-amd64-1-1', 'zlib-amd64-1-2']);
     assert.deepEqual(fulls(plan.remove), ['app-amd64-1-1']);
   });
@@ -600,9 +592,7 @@ describe('gc', () => {
 
   it('property: keep ∪ remove is the store; the newest of each package and deps of kept are kept', () => {
     const names = ['a-amd64-1-1', 'a-amd64-1-2', 'a-amd64-3', 'b-amd64-2-1', 'b-amd64-10-1', 'c-i686-1-1', 'c-amd64-1-1'];
-    const storeArb = fc.uniqueArray(fc.constantFrom(...names), { minLength: 1 }).chain((ns) =>
-      fc.tuple(...ns.map((n) => fc.subarray(names).map((deps) => ({ name: name(n), runtimeDep: deps })))),
-    );
+    const storeArb = fc.uniqueArray(fc.constantFrom(...names), { minLength: 1 }).chain((ns) => fc.tuple(...ns.map((n) => fc.subarray(names).map((deps) => ({ name: name(n), runtimeDep: deps })))));
     fc.assert(
       fc.property(storeArb, (s) => {
         const plan = planGc(s);

@@ -62,7 +62,13 @@ describe('pack a debootstrap root filesystem', { skip: skipUnless('root filesyst
         img.close();
       }
       await withKernelMount(image, (m) => noDiff(expected, walkDirectory(m, { xattrs: false }), ['tree', 'kernel']));
-      await withUnsquashfs(image, (x) => noDiff(expected.filter((e) => e.path !== ''), walkDirectory(x, { xattrs: false }).filter((e) => e.path !== ''), ['tree', 'unsquashfs']));
+      await withUnsquashfs(image, (x) =>
+        noDiff(
+          expected.filter((e) => e.path !== ''),
+          walkDirectory(x, { xattrs: false }).filter((e) => e.path !== ''),
+          ['tree', 'unsquashfs'],
+        ),
+      );
       const kinds = new Set(expected.map((e) => e.type));
       assert.ok(kinds.has('chardev') && kinds.has('symlink'), `the tree has device nodes and symlinks (${[...kinds].join(', ')})`);
 

@@ -82,7 +82,13 @@ describe('pack the fixture tree', { skip: skipUnless('writer fixture matrix', ma
       const opts: PackOptions = { ...o, reproducible: true, warn: () => {} };
       await pack(treeDir, image, opts);
       noDiff(expected, readerManifest(image, o.xattrs !== false), ['source', 'reader']);
-      await withKernelMount(image, (dir) => noDiff(expected, walkDirectory(dir, { xattrs: o.xattrs !== false }).map((e) => (o.xattrs === false ? withoutXattrs([e])[0]! : e)), ['source', 'kernel']));
+      await withKernelMount(image, (dir) =>
+        noDiff(
+          expected,
+          walkDirectory(dir, { xattrs: o.xattrs !== false }).map((e) => (o.xattrs === false ? withoutXattrs([e])[0]! : e)),
+          ['source', 'kernel'],
+        ),
+      );
       await withUnsquashfs(image, (dir) => noDiff(expected, o.xattrs === false ? withoutXattrs(walkDirectory(dir)) : walkDirectory(dir), ['source', 'unsquashfs']));
 
       const s = unsquashfsStat(image);
@@ -156,7 +162,7 @@ function everyKind(): DirNode {
   for (let i = 0; i < 700; i++) many[`entry-${String(i).padStart(4, '0')}-${'x'.repeat(i % 60)}`] = tree.file(i % 5 === 0 ? `content ${i}\n` : '', { mtime: 1_000_000 + i });
   many['sub'] = tree.dir({});
   const bs = 4096;
-  const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed * 17 + ((i >> 8) * 13)) & 0xff));
+  const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed * 17 + (i >> 8) * 13) & 0xff));
   return tree.dir(
     {
       files: tree.dir({
@@ -249,7 +255,7 @@ describe('pack a tree described in code', () => {
 
   test('a file over 4 GiB (holes in the middle): extended inode, 64-bit size, kernel reads its end', async () => {
     const size = 4 * 1024 ** 3 + 123457;
-    const marker = (p: number) => ((p * 2654435761) >>> 24) || 1;
+    const marker = (p: number) => (p * 2654435761) >>> 24 || 1;
     const content = generatedContent(size, (pos, buf) => {
       buf.fill(0);
       for (let i = 0; i < buf.length; i++) {
@@ -323,9 +329,18 @@ describe('property', () => {
     const nameArb = fc
       .uint8Array({ minLength: 1, maxLength: 40 })
       .map((b) => Buffer.from(b.map((x) => (x === 0x2f || x === 0 ? 0x61 : x))).toString('latin1'))
-      .map((s) => Buffer.from(s, 'latin1').toString('utf8').replace(/[\u0000/\ufffd]/g, 'r'))
+      .map((s) =>
+        Buffer.from(s, 'latin1')
+          .toString('utf8')
+          .replace(/[\u0000/\ufffd]/g, 'r'),
+      )
       .filter((s) => s !== '.' && s !== '..' && s.length > 0 && Buffer.byteLength(s) <= 255);
-    const attrArb = fc.record({ mode: fc.integer({ min: 0, max: 0o7777 }), uid: fc.integer({ min: 0, max: 70000 }), gid: fc.constantFrom(0, 1, 65534, 4_000_000_000), mtime: fc.integer({ min: 0, max: 0xffffffff }) });
+    const attrArb = fc.record({
+      mode: fc.integer({ min: 0, max: 0o7777 }),
+      uid: fc.integer({ min: 0, max: 70000 }),
+      gid: fc.constantFrom(0, 1, 65534, 4_000_000_000),
+      mtime: fc.integer({ min: 0, max: 0xffffffff }),
+    });
     const contentArb = fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 20000 }), fc.constant(new Uint8Array(9000)));
     const leafArb: fc.Arbitrary<TreeNode> = fc.oneof(
       fc.tuple(contentArb, attrArb).map(([c, a]) => tree.file(c, a)),
@@ -418,7 +433,10 @@ describe('distri pack', () => {
       fs.utimesSync(src, 1_100_000_000, 1_100_000_000);
     };
     const packIt = (img: string, env: NodeJS.ProcessEnv = {}) => {
-      const r = spawnSync(process.execPath, [cli, 'pack', src, img, '--comp', 'none', '--reproducible', '--quiet'], { encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: undefined, ...env } });
+      const r = spawnSync(process.execPath, [cli, 'pack', src, img, '--comp', 'none', '--reproducible', '--quiet'], {
+        encoding: 'utf8',
+        env: { ...process.env, SOURCE_DATE_EPOCH: undefined, ...env },
+      });
       assert.equal(r.status, 0, r.stderr);
       return imageTimes(img);
     };
@@ -514,7 +532,11 @@ describe('distri pack', () => {
     const scanned: number[] = [];
     const packed: Array<[number, number]> = [];
     await pack(src, out('progress'), { compression: 'none', scanProgress: (n) => scanned.push(n), progress: (done, total) => packed.push([done, total]) });
-    assert.deepEqual(scanned, [...scanned].sort((a, b) => a - b), 'never goes back');
+    assert.deepEqual(
+      scanned,
+      [...scanned].sort((a, b) => a - b),
+      'never goes back',
+    );
     assert.equal(scanned.at(-1), 3 + 15, 'every entry below the root');
     assert.equal(packed.at(-1)![0], 3 * (1000 + 2000 + 3000 + 4000 + 5000));
     assert.equal(packed.at(-1)![1], packed.at(-1)![0]);

@@ -99,7 +99,12 @@ function run(cmd: string, args: string[], opts: { cwd?: string; what: string }):
   const r = spawnSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, LC_ALL: 'C', DEBIAN_FRONTEND: 'noninteractive' } });
   if (r.error) throw new SquashfsError('IO', `${opts.what}: could not run ${cmd}: ${r.error.message}`);
   if (r.status !== 0) {
-    const msg = (r.stderr || r.stdout || '').trim().split('\n').filter((l) => !/^W: Download is performed unsandboxed/.test(l)).slice(-6).join('\n');
+    const msg = (r.stderr || r.stdout || '')
+      .trim()
+      .split('\n')
+      .filter((l) => !/^W: Download is performed unsandboxed/.test(l))
+      .slice(-6)
+      .join('\n');
     throw new SquashfsError('IO', `${opts.what}: ${cmd} ${args.slice(0, 3).join(' ')}… failed (status ${r.status}): ${msg}`);
   }
   return r.stdout;
@@ -328,9 +333,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
     // 5. ELF pass: every other bootstrap package's out/lib and out/lib64 are the search path.
     const libDirs = (self: string) => {
       const order = [self, ...DEBIAN_MAP.map((p) => p.name).filter((n) => n !== self)];
-      return order.flatMap((n) =>
-        ['out/lib', 'out/lib64'].filter((rel) => fs.existsSync(path.join(roots.get(n)!, rel))).map((rel) => ({ pkg: fullOf(n), dir: path.join(roots.get(n)!, rel), rel })),
-      );
+      return order.flatMap((n) => ['out/lib', 'out/lib64'].filter((rel) => fs.existsSync(path.join(roots.get(n)!, rel))).map((rel) => ({ pkg: fullOf(n), dir: path.join(roots.get(n)!, rel), rel })));
     };
     const direct = new Map<string, Set<string>>();
     for (const p of DEBIAN_MAP) {
@@ -368,7 +371,16 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
       const runtimeDep = closure(f);
       const meta =
         `# made by distri bootstrap from Debian's ${debs.map((d) => `${d.name} ${d.version}`).join(', ')}\n` +
-        formatMeta({ runtimeDep, sourcePkg: p.name, version: f.slice(`${p.name}-amd64-`.length), runtimeUnion: [], inputDigest: crypto.createHash('sha256').update(JSON.stringify(debs.map((d) => byName.get(d.name)!.sha256))).digest('hex') });
+        formatMeta({
+          runtimeDep,
+          sourcePkg: p.name,
+          version: f.slice(`${p.name}-amd64-`.length),
+          runtimeUnion: [],
+          inputDigest: crypto
+            .createHash('sha256')
+            .update(JSON.stringify(debs.map((d) => byName.get(d.name)!.sha256)))
+            .digest('hex'),
+        });
       const metaPath = path.join(store, `${f}.meta.textproto`);
       fs.writeFileSync(`${metaPath}.tmp`, meta);
       fs.renameSync(`${metaPath}.tmp`, metaPath);
@@ -388,14 +400,7 @@ export async function bootstrap(o: BootstrapOptions): Promise<BootstrapResult> {
  * package; `/ro/<full>/…` when the target is in another package (and a relative link that does so
  * is reported: the mapping split a link from its target).
  */
-export function retarget(
-  p: DistriFromDebian,
-  e: Entry,
-  target: string,
-  index: Map<string, Entry>,
-  fullOf: (n: string) => string,
-  problem: (l: string) => void,
-): string | null {
+export function retarget(p: DistriFromDebian, e: Entry, target: string, index: Map<string, Entry>, fullOf: (n: string) => string, problem: (l: string) => void): string | null {
   const abs = target.startsWith('/') ? path.posix.normalize(target) : path.posix.normalize(path.posix.join('/', path.posix.dirname(e.deb), target));
   const debTarget = abs.replace(/^\/+/, '');
   const hit = index.get(debTarget);

@@ -94,7 +94,10 @@ function pythonDirsIn(root: string): string[] {
   const lib = path.join(root, 'out/lib');
   let names: string[] = [];
   try {
-    names = fs.readdirSync(lib).filter((n) => /^python3(\.\d+)?$/.test(n)).sort();
+    names = fs
+      .readdirSync(lib)
+      .filter((n) => /^python3(\.\d+)?$/.test(n))
+      .sort();
   } catch {
     return [];
   }
@@ -249,7 +252,8 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
     };
 
     // ---- steps ----
-    const steps = recipe.buildStep.length > 0 ? recipe.buildStep.map((s) => s.argv) : defaultSteps(recipe.builder, { jobs: o.jobs, writableSourcedir: recipe.writableSourcedir, inTreeBuild: recipe.inTreeBuild });
+    const steps =
+      recipe.buildStep.length > 0 ? recipe.buildStep.map((s) => s.argv) : defaultSteps(recipe.builder, { jobs: o.jobs, writableSourcedir: recipe.writableSourcedir, inTreeBuild: recipe.inTreeBuild });
     const timings: BuildResult['steps'] = [];
     for (const [n, raw] of steps.entries()) {
       const argv = substituteArgv(raw, ctx);
@@ -312,8 +316,7 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
       const local = roots.filter((r) => !catalog.has(r));
       return [...local, ...catalog.closure(roots.filter((r) => catalog.has(r)))];
     };
-    const pcProvider = (mod: string) =>
-      envOrder.find((d) => ['out/lib/pkgconfig', 'out/share/pkgconfig'].some((rel) => fs.existsSync(path.join(ro, d, rel, `${mod}.pc`))));
+    const pcProvider = (mod: string) => envOrder.find((d) => ['out/lib/pkgconfig', 'out/share/pkgconfig'].some((rel) => fs.existsSync(path.join(ro, d, rel, `${mod}.pc`))));
     const rt = collectRuntimeDeps({ fullName, pkgRoot, elfPkgs: elf.runtimePkgs, pcProvider, declared, closure: closureOf, log });
 
     // ---- wrappers ----
@@ -329,7 +332,18 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
         fs.mkdirSync(wdir, { recursive: true });
         for (const p of programs) {
           fs.writeFileSync(path.join(wdir, `${p.name}.c`), wrapperSource(p.real, wenv(p.real)));
-          const argv = ['gcc', '-O2', '-s', '-Wall', '-o', `/ro/${fullName}/bin/${p.name}`, `${buildInside}/.distri-wrappers/${p.name}.c`, `-Wl,--dynamic-linker=/ro/${glibc}/out/lib/ld-linux-x86-64.so.2`, `-Wl,-rpath=/ro/${glibc}/out/lib`, '-Wl,--build-id=none'];
+          const argv = [
+            'gcc',
+            '-O2',
+            '-s',
+            '-Wall',
+            '-o',
+            `/ro/${fullName}/bin/${p.name}`,
+            `${buildInside}/.distri-wrappers/${p.name}.c`,
+            `-Wl,--dynamic-linker=/ro/${glibc}/out/lib/ld-linux-x86-64.so.2`,
+            `-Wl,-rpath=/ro/${glibc}/out/lib`,
+            '-Wl,--build-id=none',
+          ];
           const r = await runInRoot(root, { argv, env, cwd: buildInside, stdio: 'pipe' });
           if (r.code !== 0) throw new SquashfsError('IO', `compiling the wrapper bin/${p.name} failed: ${r.output?.toString().trim()}`);
         }
@@ -354,7 +368,15 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
       const declaredSplit = recipe.splitPackage[i]!.runtimeDep.map(resolveRuntime);
       const sdeps = [...new Set(closureOf([...rt.direct, ...declaredSplit]))].filter((d) => d !== s.fullName && d !== fullName).sort();
       log(`${s.name} runtime deps: ${goQuotedList(sdeps)}`);
-      const f = await writePackage({ root: s.root, fullName: s.fullName, pkg: s.name, arch: ARCH, meta: { runtimeDep: sdeps, sourcePkg: o.pkg, version: recipe.version, runtimeUnion: [], inputDigest: digest }, outDir, sourceDateEpoch: sde });
+      const f = await writePackage({
+        root: s.root,
+        fullName: s.fullName,
+        pkg: s.name,
+        arch: ARCH,
+        meta: { runtimeDep: sdeps, sourcePkg: o.pkg, version: recipe.version, runtimeUnion: [], inputDigest: digest },
+        outDir,
+        sourceDateEpoch: sde,
+      });
       log(`package successfully created in ${f.image}`);
       outputs.push({ fullName: s.fullName, image: f.image, runtimeDeps: sdeps });
     }

@@ -20,8 +20,24 @@ export const ARCH = 'amd64';
 
 /** The C builder's deps, which most builders include (anything that links against C). */
 export const C_BUILDER_DEPS = [
-  'bash', 'coreutils', 'sed', 'grep', 'gawk', 'diffutils', 'file', 'pkg-config',
-  'gcc-libs', 'mpc', 'mpfr', 'gmp', 'make', 'glibc', 'linux', 'findutils', 'gcc', 'binutils',
+  'bash',
+  'coreutils',
+  'sed',
+  'grep',
+  'gawk',
+  'diffutils',
+  'file',
+  'pkg-config',
+  'gcc-libs',
+  'mpc',
+  'mpfr',
+  'gmp',
+  'make',
+  'glibc',
+  'linux',
+  'findutils',
+  'gcc',
+  'binutils',
 ] as const;
 
 /** The builder's implicit build deps, as package names (without arch). */
@@ -57,7 +73,10 @@ export class StoreCatalog {
   private readonly byPkg = new Map<string, PackageName[]>();
   private readonly metas = new Map<string, Meta>();
 
-  constructor(readonly dir: string, readonly names: readonly PackageName[]) {
+  constructor(
+    readonly dir: string,
+    readonly names: readonly PackageName[],
+  ) {
     for (const n of names) {
       const key = `${n.pkg}-${n.arch}`;
       const list = this.byPkg.get(key) ?? [];

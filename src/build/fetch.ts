@@ -13,7 +13,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SquashfsError } from '../errors';
 
-export interface FetchProgress { (done: number, total: number | undefined): void }
+export interface FetchProgress {
+  (done: number, total: number | undefined): void;
+}
 
 /** The hex sha256 of a file's bytes. */
 export function sha256File(file: string): Promise<string> {

@@ -26,11 +26,46 @@ export function inside(base: string, rel: string, what: string): string {
 
 /** Linux capability numbers (linux/capability.h), by cap_from_text(3) name. */
 const CAPS = [
-  'chown', 'dac_override', 'dac_read_search', 'fowner', 'fsetid', 'kill', 'setgid', 'setuid', 'setpcap',
-  'linux_immutable', 'net_bind_service', 'net_broadcast', 'net_admin', 'net_raw', 'ipc_lock', 'ipc_owner',
-  'sys_module', 'sys_rawio', 'sys_chroot', 'sys_ptrace', 'sys_pacct', 'sys_admin', 'sys_boot', 'sys_nice',
-  'sys_resource', 'sys_time', 'sys_tty_config', 'mknod', 'lease', 'audit_write', 'audit_control', 'setfcap',
-  'mac_override', 'mac_admin', 'syslog', 'wake_alarm', 'block_suspend', 'audit_read', 'perfmon', 'bpf',
+  'chown',
+  'dac_override',
+  'dac_read_search',
+  'fowner',
+  'fsetid',
+  'kill',
+  'setgid',
+  'setuid',
+  'setpcap',
+  'linux_immutable',
+  'net_bind_service',
+  'net_broadcast',
+  'net_admin',
+  'net_raw',
+  'ipc_lock',
+  'ipc_owner',
+  'sys_module',
+  'sys_rawio',
+  'sys_chroot',
+  'sys_ptrace',
+  'sys_pacct',
+  'sys_admin',
+  'sys_boot',
+  'sys_nice',
+  'sys_resource',
+  'sys_time',
+  'sys_tty_config',
+  'mknod',
+  'lease',
+  'audit_write',
+  'audit_control',
+  'setfcap',
+  'mac_override',
+  'mac_admin',
+  'syslog',
+  'wake_alarm',
+  'block_suspend',
+  'audit_read',
+  'perfmon',
+  'bpf',
   'checkpoint_restore',
 ];
 
@@ -48,11 +83,14 @@ export function encodeCapability(text: string): Buffer {
   for (const clause of clauses) {
     const m = /^([a-z_0-9,]+)([=+])([eip]*)$/i.exec(clause);
     if (!m) throw new SquashfsError('INVALID_ARGUMENT', `capability ${JSON.stringify(clause)}: want e.g. cap_net_raw+ep`, 'build.textproto');
-    const bits = m[1]!.toLowerCase().split(',').map((n) => {
-      const i = CAPS.indexOf(n.replace(/^cap_/, ''));
-      if (i < 0) throw new SquashfsError('INVALID_ARGUMENT', `capability ${JSON.stringify(n)}: not a Linux capability name`, 'build.textproto');
-      return i;
-    });
+    const bits = m[1]!
+      .toLowerCase()
+      .split(',')
+      .map((n) => {
+        const i = CAPS.indexOf(n.replace(/^cap_/, ''));
+        if (i < 0) throw new SquashfsError('INVALID_ARGUMENT', `capability ${JSON.stringify(n)}: not a Linux capability name`, 'build.textproto');
+        return i;
+      });
     const flags = m[3]!.toLowerCase();
     for (const b of bits) {
       const word = b >> 5;

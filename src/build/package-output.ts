@@ -47,7 +47,12 @@ function symlinkAtomic(target: string, at: string): void {
   fs.renameSync(tmp, at);
 }
 
-export interface PackageFiles { image: string; meta: string; link: string; result: PackResult }
+export interface PackageFiles {
+  image: string;
+  meta: string;
+  link: string;
+  result: PackResult;
+}
 
 /** Writes one package (image, meta, link) into `outDir`. */
 export async function writePackage(o: { root: string; fullName: string; pkg: string; arch: string; meta: Meta; outDir: string; sourceDateEpoch: number }): Promise<PackageFiles> {

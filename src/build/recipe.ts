@@ -27,8 +27,17 @@ import { parseTextProto, type TextField } from '../store/textproto';
 
 export const RECIPE_FILE = 'build.textproto';
 
-export interface CBuilder { extraConfigureFlag: string[]; extraMakeFlag: string[]; autoreconf: boolean; extraLdflag: string[] }
-export interface GoBuilder { install: string; importPath: string; goEnv: string[] }
+export interface CBuilder {
+  extraConfigureFlag: string[];
+  extraMakeFlag: string[];
+  autoreconf: boolean;
+  extraLdflag: string[];
+}
+export interface GoBuilder {
+  install: string;
+  importPath: string;
+  goEnv: string[];
+}
 
 /** The one builder a recipe names; `none` when it names none (then build_step must do the work). */
 export type Builder =
@@ -53,7 +62,11 @@ export interface Install {
   delete: string[];
 }
 
-export interface SplitPackage { name: string; claim: { glob: string; dir: string }[]; runtimeDep: string[] }
+export interface SplitPackage {
+  name: string;
+  claim: { glob: string; dir: string }[];
+  runtimeDep: string[];
+}
 
 export interface Pull {
   debianPackages: string;
@@ -85,8 +98,14 @@ export interface Recipe {
 // ---- the schema: field name → type, as in distri's pb/build.proto ----
 
 type FieldType = 'string' | 'bool' | Schema;
-interface FieldSpec { type: FieldType; repeated?: boolean }
-interface Schema { name: string; fields: Record<string, FieldSpec> }
+interface FieldSpec {
+  type: FieldType;
+  repeated?: boolean;
+}
+interface Schema {
+  name: string;
+  fields: Record<string, FieldSpec>;
+}
 
 const s = (repeated = false): FieldSpec => ({ type: 'string', repeated });
 const b = (): FieldSpec => ({ type: 'bool' });
@@ -153,7 +172,9 @@ const BUILD: Schema = {
 };
 
 /** A checked message: field name → values (strings, booleans or nested messages), in order. */
-interface Decoded { [field: string]: Array<string | boolean | Decoded> }
+interface Decoded {
+  [field: string]: Array<string | boolean | Decoded>;
+}
 
 const TRUE = new Set(['true', 't', 'True', '1']);
 const FALSE = new Set(['false', 'f', 'False', '0']);
@@ -170,7 +191,8 @@ function decode(fields: readonly TextField[], schema: Schema, fail: (f: TextFiel
       if (v.kind !== 'string') fail(f, `wants a quoted string, got ${v.kind === 'message' ? 'a message' : v.text}`);
       list.push(v.value);
     } else if (spec.type === 'bool') {
-      if (v.kind !== 'literal' || !(TRUE.has(v.text) || FALSE.has(v.text))) fail(f, `wants true or false, got ${v.kind === 'message' ? 'a message' : v.kind === 'string' ? JSON.stringify(v.value) : v.text}`);
+      if (v.kind !== 'literal' || !(TRUE.has(v.text) || FALSE.has(v.text)))
+        fail(f, `wants true or false, got ${v.kind === 'message' ? 'a message' : v.kind === 'string' ? JSON.stringify(v.value) : v.text}`);
       list.push(TRUE.has(v.text));
     } else {
       if (v.kind !== 'message') fail(f, `wants a message { … } (${spec.type.name}), got ${v.kind === 'string' ? JSON.stringify(v.value) : v.text}`);
@@ -253,8 +275,7 @@ export function parseRecipe(text: string, file = RECIPE_FILE): Recipe {
   }
   const pull = msg(d, 'pull');
   const install = msg(d, 'install');
-  const pairs = <A extends string, B extends string>(list: Decoded[], a: A, c: B) =>
-    list.map((x) => ({ [a]: str(x, a), [c]: str(x, c) }) as Record<A | B, string>);
+  const pairs = <A extends string, B extends string>(list: Decoded[], a: A, c: B) => list.map((x) => ({ [a]: str(x, a), [c]: str(x, c) }) as Record<A | B, string>);
   return {
     source: str(d, 'source'),
     hash: str(d, 'hash'),

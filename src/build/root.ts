@@ -219,7 +219,7 @@ function setupScript(root: string, spec: RootSpec, etcDir: string): string {
     'ln -s /proc/self/fd/2 dev/stderr',
   ];
   for (const b of spec.binds ?? []) {
-    const inside = insidePath(b.inside, 'a bind\'s inside path');
+    const inside = insidePath(b.inside, "a bind's inside path");
     const host = path.resolve(b.host);
     const st = fs.statSync(host, { throwIfNoEntry: false });
     if (!st) throw new SquashfsError('NOT_FOUND', `${host}: no such file or directory to bind at ${b.inside}`);
@@ -274,9 +274,23 @@ export function runInRoot(root: RootSpec, run: RunSpec): Promise<RunResult> {
     return `${k}=${v}`;
   });
   const argv = [
-    '--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '--',
-    '/bin/sh', '-c', script, 'distri-root-setup',
-    ...envArgs, unshare, `--root=${rootDir}`, `--wd=${cwd}`, '--', ...run.argv,
+    '--mount',
+    '--pid',
+    '--fork',
+    '--kill-child',
+    '--propagation',
+    'private',
+    '--',
+    '/bin/sh',
+    '-c',
+    script,
+    'distri-root-setup',
+    ...envArgs,
+    unshare,
+    `--root=${rootDir}`,
+    `--wd=${cwd}`,
+    '--',
+    ...run.argv,
   ];
   const pipe = run.stdio === 'pipe';
   return new Promise((resolve, reject) => {

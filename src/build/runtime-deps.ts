@@ -34,8 +34,7 @@ export function pkgConfigRequires(value: string): string[] {
 /** The modules a `.pc` file's Requires and Requires.private name, with its `${var}`s expanded. */
 export function pcFileRequires(text: string): string[] {
   const vars = new Map<string, string>();
-  const expand = (s: string, depth = 0): string =>
-    depth > 10 ? s : s.replace(/\$\{([A-Za-z0-9_.]+)\}/g, (w, n: string) => (vars.has(n) ? expand(vars.get(n)!, depth + 1) : w));
+  const expand = (s: string, depth = 0): string => (depth > 10 ? s : s.replace(/\$\{([A-Za-z0-9_.]+)\}/g, (w, n: string) => (vars.has(n) ? expand(vars.get(n)!, depth + 1) : w)));
   const out: string[] = [];
   // A line ending in a backslash continues on the next.
   for (const line of text.replace(/\\\r?\n/g, ' ').split(/\r?\n/)) {

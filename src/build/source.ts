@@ -89,7 +89,8 @@ export async function prepareSource(i: SourceInput): Promise<PreparedSource> {
   if (scheme !== 'http' && scheme !== 'https' && scheme !== 'file') {
     throw new SquashfsError('INVALID_ARGUMENT', `source ${JSON.stringify(i.source)}: http://, https://, file:// or empty:// expected`, 'build.textproto');
   }
-  if (!/^[0-9a-f]{64}$/.test(i.hash)) throw new SquashfsError('INVALID_ARGUMENT', `hash ${JSON.stringify(i.hash)}: want the lower-case hex sha256 of the source (distri scaffold writes it)`, 'build.textproto');
+  if (!/^[0-9a-f]{64}$/.test(i.hash))
+    throw new SquashfsError('INVALID_ARGUMENT', `hash ${JSON.stringify(i.hash)}: want the lower-case hex sha256 of the source (distri scaffold writes it)`, 'build.textproto');
   const name = archiveName(i.source);
   const archive = path.join(i.workDir, name);
   let got: string;

@@ -21,7 +21,13 @@ function globRegex(component: string): RegExp {
       const end = component.indexOf(']', i + 1);
       if (end < 0) re += '\\[';
       else {
-        re += '[' + component.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        re +=
+          '[' +
+          component
+            .slice(i + 1, end)
+            .replace(/^!/, '^')
+            .replace(/\\/g, '\\\\') +
+          ']';
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');

@@ -16,10 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export type WrapperPlan =
-  | { name: string; kind: 'custom'; text: string }
-  | { name: string; kind: 'symlink'; target: string }
-  | { name: string; kind: 'program'; real: string };
+export type WrapperPlan = { name: string; kind: 'custom'; text: string } | { name: string; kind: 'symlink'; target: string } | { name: string; kind: 'program'; real: string };
 
 /** Which wrapper each program of out/bin and out/sbin gets (sorted; out/bin wins a name clash). */
 export function planWrappers(o: { pkgRoot: string; pkg: string; fullName: string; pkgDir: string; substitute(s: string): string; log(l: string): void }): WrapperPlan[] {

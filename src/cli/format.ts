@@ -6,18 +6,15 @@ const TYPE_CHAR: Record<FileKind, string> = { dir: 'd', file: '-', symlink: 'l',
 
 /** "drwxr-xr-x", with s/S and t/T for setuid, setgid and sticky, as ls prints them. */
 export function modeString(kind: FileKind, perm: number): string {
-  const rwx = (bits: number, special: boolean, ch: string) =>
-    (bits & 4 ? 'r' : '-') + (bits & 2 ? 'w' : '-') + (special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-');
-  return (
-    TYPE_CHAR[kind] +
-    rwx((perm >> 6) & 7, (perm & 0o4000) !== 0, 's') +
-    rwx((perm >> 3) & 7, (perm & 0o2000) !== 0, 's') +
-    rwx(perm & 7, (perm & 0o1000) !== 0, 't')
-  );
+  const rwx = (bits: number, special: boolean, ch: string) => (bits & 4 ? 'r' : '-') + (bits & 2 ? 'w' : '-') + (special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-');
+  return TYPE_CHAR[kind] + rwx((perm >> 6) & 7, (perm & 0o4000) !== 0, 's') + rwx((perm >> 3) & 7, (perm & 0o2000) !== 0, 's') + rwx(perm & 7, (perm & 0o1000) !== 0, 't');
 }
 
 export function isoTime(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+  return new Date(seconds * 1000)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, '');
 }
 
 export function octal(perm: number): string {

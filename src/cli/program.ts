@@ -120,8 +120,10 @@ export function run(): void {
     if (e.code === 'EPIPE') process.exit(0); // `distri cat … | head`: the reader left, we are done
     throw e;
   });
-  buildProgram(requestedCommand(process.argv)).parseAsync(mksquashfsAliases(process.argv)).catch((e) => {
-    process.stderr.write(`distri: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  });
+  buildProgram(requestedCommand(process.argv))
+    .parseAsync(mksquashfsAliases(process.argv))
+    .catch((e) => {
+      process.stderr.write(`distri: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    });
 }

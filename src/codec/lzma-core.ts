@@ -148,7 +148,7 @@ export class LzmaDecoder {
     if (this.range < K.TOP) {
       if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
       this.range = (this.range * 256) >>> 0;
-      this.code = ((this.code * 256) + this.input[this.ip++]) >>> 0;
+      this.code = (this.code * 256 + this.input[this.ip++]) >>> 0;
     }
     return b;
   }
@@ -167,7 +167,7 @@ export class LzmaDecoder {
       if (this.range < K.TOP) {
         if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
         this.range = (this.range * 256) >>> 0;
-        this.code = ((this.code * 256) + this.input[this.ip++]) >>> 0;
+        this.code = (this.code * 256 + this.input[this.ip++]) >>> 0;
       }
     }
     return r;

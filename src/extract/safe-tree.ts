@@ -78,7 +78,9 @@ function destError(what: string, comps: readonly Uint8Array[], e: unknown): Erro
     return new Error(`${what} ${showPath(comps)}: it already exists in the destination; use --force to replace it`, { cause: e });
   }
   if (code === 'ELOOP' || code === 'ENOTDIR') {
-    return new SquashfsError('UNSAFE_PATH', `${what} ${showPath(comps)}: a component is a symbolic link or not a directory (${code}); refusing to write through it`, 'extraction', undefined, { cause: e });
+    return new SquashfsError('UNSAFE_PATH', `${what} ${showPath(comps)}: a component is a symbolic link or not a directory (${code}); refusing to write through it`, 'extraction', undefined, {
+      cause: e,
+    });
   }
   return new Error(`${what} ${showPath(comps)}: ${(e as Error).message}`, { cause: e });
 }
@@ -289,7 +291,11 @@ export class SafeTree {
       throw new Error(`${showPath(comps)}: a directory is in the way of a ${kind}; remove it first`);
     }
     if (have === 'symlink' && (kind === 'dir' || kind === 'file')) {
-      throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is a symbolic link (to ${JSON.stringify(fs.readlinkSync(at, 'utf8'))}) where the image has a ${kind}; refusing to write through or over it, even with --force`, 'extraction');
+      throw new SquashfsError(
+        'UNSAFE_PATH',
+        `${showPath(comps)} is a symbolic link (to ${JSON.stringify(fs.readlinkSync(at, 'utf8'))}) where the image has a ${kind}; refusing to write through or over it, even with --force`,
+        'extraction',
+      );
     }
     fs.unlinkSync(at);
   }

@@ -56,9 +56,7 @@ export const Flag = {
   UNCOMPRESSED_IDS: 0x0800,
 } as const;
 
-export const FLAG_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(Flag).map(([k, v]) => [v, k.toLowerCase()]),
-);
+export const FLAG_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Flag).map(([k, v]) => [v, k.toLowerCase()]));
 
 /** Compressor ids in the superblock. */
 export const Compressor = { GZIP: 1, LZMA: 2, LZO: 3, XZ: 4, LZ4: 5, ZSTD: 6 } as const;

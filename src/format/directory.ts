@@ -58,13 +58,7 @@ export interface ListingContext {
  * order; `visit` returns false to stop early (lookups stop once past the wanted name). `after`
  * is the name that precedes the first entry (for sortedness when starting from an index point).
  */
-export function parseListing(
-  cur: ByteCursor,
-  size: number,
-  ctx: ListingContext,
-  visit: (e: DirEntry) => boolean | void,
-  after?: Uint8Array,
-): void {
+export function parseListing(cur: ByteCursor, size: number, ctx: ListingContext, visit: (e: DirEntry) => boolean | void, after?: Uint8Array): void {
   let remaining = size;
   let prev = after;
   while (remaining > 0) {
@@ -93,10 +87,12 @@ export function parseListing(
       remaining -= nameSize;
       validateName(nameBytes, S, eat + 8);
       const inodeNumber = base + delta;
-      if (!(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount)) throw new SquashfsError('CORRUPT', `entry "${utf8.decode(nameBytes)}" has inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, eat + 2);
+      if (!(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount))
+        throw new SquashfsError('CORRUPT', `entry "${utf8.decode(nameBytes)}" has inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, eat + 2);
       if (prev) {
         const c = compareBytes(prev, nameBytes);
-        if (c >= 0) throw new SquashfsError('CORRUPT', c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`, S, eat + 8);
+        if (c >= 0)
+          throw new SquashfsError('CORRUPT', c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`, S, eat + 8);
       }
       prev = nameBytes;
       const entry: DirEntry = {

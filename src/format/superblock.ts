@@ -14,15 +14,7 @@
  */
 import { SquashfsError, check } from '../errors';
 import { u16, u32, u64big, U64_ABSENT } from './bytes';
-import {
-  COMPRESSOR_NAMES,
-  FLAG_NAMES,
-  Flag,
-  MAX_BLOCK_SIZE,
-  MIN_BLOCK_SIZE,
-  SQUASHFS_MAGIC,
-  SUPERBLOCK_SIZE,
-} from './constants';
+import { COMPRESSOR_NAMES, FLAG_NAMES, Flag, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, SQUASHFS_MAGIC, SUPERBLOCK_SIZE } from './constants';
 
 export interface Superblock {
   inodeCount: number;
@@ -77,13 +69,7 @@ export function parseSuperblock(b: Uint8Array, imageSize: number): Superblock {
 
   const blockSize = u32(b, 12);
   const blockLog = u16(b, 22);
-  check(
-    blockSize >= MIN_BLOCK_SIZE && blockSize <= MAX_BLOCK_SIZE && (blockSize & (blockSize - 1)) === 0,
-    'CORRUPT',
-    `block size ${blockSize} is not a power of two between 4 KiB and 1 MiB`,
-    S,
-    12,
-  );
+  check(blockSize >= MIN_BLOCK_SIZE && blockSize <= MAX_BLOCK_SIZE && (blockSize & (blockSize - 1)) === 0, 'CORRUPT', `block size ${blockSize} is not a power of two between 4 KiB and 1 MiB`, S, 12);
   check(2 ** blockLog === blockSize, 'CORRUPT', `block_log ${blockLog} disagrees with block size ${blockSize}`, S, 22);
 
   const compressionId = u16(b, 20);

@@ -113,7 +113,26 @@ interface OpenFile {
 /** Per-operation request counts (for benchmarks and the xattr test). */
 export type OpCounts = Record<string, number>;
 
-const WRITE_OPS = ['truncate', 'ftruncate', 'chown', 'chmod', 'mknod', 'setxattr', 'removexattr', 'create', 'utimens', 'unlink', 'rename', 'link', 'symlink', 'mkdir', 'rmdir', 'write', 'fsync', 'fsyncdir'];
+const WRITE_OPS = [
+  'truncate',
+  'ftruncate',
+  'chown',
+  'chmod',
+  'mknod',
+  'setxattr',
+  'removexattr',
+  'create',
+  'utimens',
+  'unlink',
+  'rename',
+  'link',
+  'symlink',
+  'mkdir',
+  'rmdir',
+  'write',
+  'fsync',
+  'fsyncdir',
+];
 
 /** O_ACCMODE | O_TRUNC | O_APPEND | O_CREAT on Linux. */
 const WRITE_FLAGS = 0o3 | 0o1000 | 0o2000 | 0o100;
@@ -310,7 +329,15 @@ export class FuseServer {
     // Options libfuse 2 knows but fuse-native has no switch for ride along in fsname (see top).
     const fsname = (this.options.fsname ?? 'distri').replace(/[,\\]/g, '_');
     const o = this.options;
-    const extra = ['ro', ...(o.useIno === false ? [] : ['use_ino']), ...(o.defaultPermissions === false ? [] : ['default_permissions']), o.suid ? 'suid' : 'nosuid', o.dev ? 'dev' : 'nodev', 'nonempty', `negative_timeout=${t}`];
+    const extra = [
+      'ro',
+      ...(o.useIno === false ? [] : ['use_ino']),
+      ...(o.defaultPermissions === false ? [] : ['default_permissions']),
+      o.suid ? 'suid' : 'nosuid',
+      o.dev ? 'dev' : 'nodev',
+      'nonempty',
+      `negative_timeout=${t}`,
+    ];
     const fuseOpts = {
       fsname: [fsname, ...extra].join(','),
       subtype: this.options.subtype ?? 'distri',

@@ -130,7 +130,6 @@ export interface MountResult {
   message?: string;
 }
 
-
 const STATS_ENV = 'DISTRI_FUSE_STATS';
 /** Paths the adapter keeps resolved (its default when unset); tests set it small. */
 const PATH_CACHE_ENV = 'DISTRI_FUSE_PATH_CACHE';
@@ -278,14 +277,7 @@ function buildHere(b: FsBuilder, log: (s: string) => void): NodeFs {
   return m[b.exportName]!(b.args, log);
 }
 
-async function mountKernel(
-  o: MountOptions,
-  mnt: string,
-  source: DaemonSource,
-  log: (s: string) => void,
-  onAsk: (req: { op: string; why: string }) => void,
-  prepared: Promise<void>,
-): Promise<Served> {
+async function mountKernel(o: MountOptions, mnt: string, source: DaemonSource, log: (s: string) => void, onAsk: (req: { op: string; why: string }) => void, prepared: Promise<void>): Promise<Served> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { KernelMount } = require('./kernel/transport') as typeof import('./kernel/transport');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -331,7 +323,9 @@ async function mountLibfuse(o: MountOptions, mnt: string, source: DaemonSource, 
   } catch (e) {
     fsys.close();
     const why = (e as Error).message.split('\n')[0];
-    throw new Error(`the libfuse transport needs the optional package fuse-native and Debian's libfuse2 (apt-get install libfuse2; npm ci): ${why}${process.getuid?.() === 0 ? '; as root, --transport kernel needs neither' : ''}`);
+    throw new Error(
+      `the libfuse transport needs the optional package fuse-native and Debian's libfuse2 (apt-get install libfuse2; npm ci): ${why}${process.getuid?.() === 0 ? '; as root, --transport kernel needs neither' : ''}`,
+    );
   }
   const pathCache = Number(process.env[PATH_CACHE_ENV]);
   const server: FuseServer = new Server(fsys, mnt, {
@@ -465,7 +459,10 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     if (!file) return;
     try {
       const extra = await served.stats();
-      fs.writeFileSync(file, JSON.stringify({ pid: process.pid, transport: served.transport, rssBytes: process.memoryUsage().rss, ops: served.counts(), ...extra, source: src.stats?.() }, null, 1) + '\n');
+      fs.writeFileSync(
+        file,
+        JSON.stringify({ pid: process.pid, transport: served.transport, rssBytes: process.memoryUsage().rss, ops: served.counts(), ...extra, source: src.stats?.() }, null, 1) + '\n',
+      );
     } catch {
       // statistics are best effort
     }

@@ -25,7 +25,10 @@ export function errnoWords(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   if (err?.code && WORDS[err.code]) return WORDS[err.code]!;
   const msg = err?.message ?? String(e);
-  return msg.replace(/^E[A-Z]+: /, '').replace(/, \w+ '.*'$/, '').replace(/, \w+$/, '');
+  return msg
+    .replace(/^E[A-Z]+: /, '')
+    .replace(/, \w+ '.*'$/, '')
+    .replace(/, \w+$/, '');
 }
 
 /** True for a Node system error (it has an errno code such as ENOENT). */

@@ -131,7 +131,10 @@ export class HttpClient {
   /** A whole small file (the repository index), synchronously. Throws SquashfsError IO/NOT_FOUND. */
   getFile(url: string, maxBytes: number): Uint8Array {
     const budget = this.timeoutMs * 3;
-    return fileOf(url, this.call((id) => ({ type: 'get', id, url, maxBytes, deadline: Date.now() + budget }), budget + 1000));
+    return fileOf(
+      url,
+      this.call((id) => ({ type: 'get', id, url, maxBytes, deadline: Date.now() + budget }), budget + 1000),
+    );
   }
 
   /** getFile without waiting: collectFile(id) gives the bytes (or throws) once they are there. */

@@ -69,9 +69,7 @@ export type WorkerRequest =
   | { type: 'flush'; id: number };
 
 export type WorkerReply =
-  | { type: 'reply'; id: number; ok: true; bytes?: Uint8Array; stats?: HttpStats }
-  | { type: 'reply'; id: number; ok: false; message: string; status?: number }
-  | { type: 'log'; message: string };
+  { type: 'reply'; id: number; ok: true; bytes?: Uint8Array; stats?: HttpStats } | { type: 'reply'; id: number; ok: false; message: string; status?: number } | { type: 'log'; message: string };
 
 export interface HttpStats {
   requests: number;
@@ -308,7 +306,10 @@ class RemoteImage {
       const words = Buffer.from(new Uint8Array(this.r.bitmap.slice(0)));
       try {
         await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
-        await fs.promises.writeFile(tmp, JSON.stringify({ format: 'distri-chunk-bitmap/1', size: this.r.size, chunkSize: this.r.chunkSize, first: this.r.chunks[0] ?? '', bits: words.toString('base64') }));
+        await fs.promises.writeFile(
+          tmp,
+          JSON.stringify({ format: 'distri-chunk-bitmap/1', size: this.r.size, chunkSize: this.r.chunkSize, first: this.r.chunks[0] ?? '', bits: words.toString('base64') }),
+        );
         await fs.promises.rename(tmp, this.r.bitmapPath);
       } catch (e) {
         if (!this.promoted) log(`${this.r.bitmapPath}: not saved: ${(e as Error).message}`);
@@ -398,7 +399,7 @@ class RemoteImage {
     const h = crypto.createHash('sha256');
     const buf = Buffer.allocUnsafe(1 << 20);
     const readAt = (off: number) => new Promise<number>((resolve, reject) => fs.read(this.fd, buf, 0, Math.min(buf.length, this.r.size - off), off, (e, n) => (e ? reject(e) : resolve(n))));
-    for (let off = 0; off < this.r.size; ) {
+    for (let off = 0; off < this.r.size;) {
       const n = await readAt(off);
       if (n <= 0) throw new Error(`cache file ends at ${off}`);
       h.update(buf.subarray(0, n));

@@ -64,7 +64,13 @@ export class DataReader {
         pos += decodeBlockWord(inode.blockSizes[i]!).onDiskSize;
       }
       idx[n] = pos;
-      if (inode.blocksStart + pos > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `data blocks of inode ${inode.inodeNumber} (${inode.blocksStart}+${pos}) run past the data area (${this.opts.dataEnd})`, 'data block', inode.blocksStart);
+      if (inode.blocksStart + pos > this.opts.dataEnd)
+        throw new SquashfsError(
+          'OUT_OF_BOUNDS',
+          `data blocks of inode ${inode.inodeNumber} (${inode.blocksStart}+${pos}) run past the data area (${this.opts.dataEnd})`,
+          'data block',
+          inode.blocksStart,
+        );
       this.blockIndex.set(inode, idx);
     }
     return idx;
@@ -131,8 +137,15 @@ export class DataReader {
         // A stored fragment block: read just this tail, not the whole block (small files of an
         // uncompressed image would otherwise read and cache 128 KiB each for a few bytes).
         if (word.onDiskSize > this.opts.blockSize) throw new SquashfsError('CORRUPT', `on-disk length ${word.onDiskSize} exceeds the block size ${this.opts.blockSize}`, 'fragment block', entry.start);
-        if (inode.fragOffset + tailLength > word.onDiskSize) throw new SquashfsError('OUT_OF_BOUNDS', `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${word.onDiskSize}-byte fragment`, 'fragment block', entry.start);
-        if (entry.start + word.onDiskSize > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${entry.start} (${word.onDiskSize} bytes) runs past the data area (${this.opts.dataEnd})`, 'fragment block', entry.start);
+        if (inode.fragOffset + tailLength > word.onDiskSize)
+          throw new SquashfsError(
+            'OUT_OF_BOUNDS',
+            `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${word.onDiskSize}-byte fragment`,
+            'fragment block',
+            entry.start,
+          );
+        if (entry.start + word.onDiskSize > this.opts.dataEnd)
+          throw new SquashfsError('OUT_OF_BOUNDS', `block at ${entry.start} (${word.onDiskSize} bytes) runs past the data area (${this.opts.dataEnd})`, 'fragment block', entry.start);
         if (!streaming) return this.source.readAt(entry.start + inode.fragOffset, tailLength);
         if (this.scratch.length < tailLength) this.scratch = Buffer.allocUnsafe(Math.max(tailLength, this.opts.blockSize));
         const view = this.scratch.subarray(0, tailLength);
@@ -142,7 +155,13 @@ export class DataReader {
       frag = this.load(entry.start, word.onDiskSize, word.compressed, this.opts.blockSize, 'fragment block');
       this.fragmentCache.set(entry.start, frag);
     }
-    if (inode.fragOffset + tailLength > frag.length) throw new SquashfsError('OUT_OF_BOUNDS', `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${frag.length}-byte fragment`, 'fragment block', entry.start);
+    if (inode.fragOffset + tailLength > frag.length)
+      throw new SquashfsError(
+        'OUT_OF_BOUNDS',
+        `tail of inode ${inode.inodeNumber} (${tailLength} bytes at ${inode.fragOffset}) runs past its ${frag.length}-byte fragment`,
+        'fragment block',
+        entry.start,
+      );
     return frag.subarray(inode.fragOffset, inode.fragOffset + tailLength);
   }
 
@@ -195,7 +214,8 @@ export class DataReader {
         while (j < n && positions[j + 1]! - positions[i]! <= STREAM_BATCH) j++;
         const start = inode.blocksStart + positions[i]!;
         const bytes = positions[j]! - positions[i]!;
-        if (bytes > this.opts.blockSize * (j - i)) throw new SquashfsError('CORRUPT', `data blocks ${i}..${j - 1} of inode ${inode.inodeNumber} are larger on disk than the block size allows`, 'data block', start);
+        if (bytes > this.opts.blockSize * (j - i))
+          throw new SquashfsError('CORRUPT', `data blocks ${i}..${j - 1} of inode ${inode.inodeNumber} are larger on disk than the block size allows`, 'data block', start);
         if (start + bytes > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${start} (${bytes} bytes) runs past the data area (${this.opts.dataEnd})`, 'data block', start);
         if (this.streamBuf.length < bytes) this.streamBuf = Buffer.allocUnsafe(Math.max(bytes, STREAM_BATCH));
         const raw = this.streamBuf.subarray(0, bytes);

@@ -11,17 +11,7 @@ import { SquashfsError } from '../errors';
 import { codecById, type Codec } from '../codec';
 import { u32 } from '../format/bytes';
 import { parseCompressorOptions, type CompressorOptions } from '../format/compressor-options';
-import {
-  EXPORT_ENTRY_SIZE,
-  FRAGMENT_ENTRY_SIZE,
-  ID_ENTRY_SIZE,
-  NO_INDEX,
-  S_IFMT_BY_KIND,
-  SUPERBLOCK_SIZE,
-  XATTR_ID_ENTRY_SIZE,
-  Flag,
-  type FileKind,
-} from '../format/constants';
+import { EXPORT_ENTRY_SIZE, FRAGMENT_ENTRY_SIZE, ID_ENTRY_SIZE, NO_INDEX, S_IFMT_BY_KIND, SUPERBLOCK_SIZE, XATTR_ID_ENTRY_SIZE, Flag, type FileKind } from '../format/constants';
 import { compareBytes, parseListing, type DirEntry } from '../format/directory';
 import { parseInode, refBlock, refOffset, makeInodeRef, type DirInode, type FileInode, type Inode, type InodeRef, type SymlinkInode } from '../format/inode';
 import { u64 } from '../format/bytes';
@@ -118,16 +108,14 @@ export class Image {
       sb.fragmentTableStart !== undefined && sb.fragmentCount > 0
         ? new LookupTable(source, this.meta, 'fragment table', sb.fragmentTableStart, sb.fragmentCount, FRAGMENT_ENTRY_SIZE, sb.bytesUsed)
         : undefined;
-    this.exports =
-      sb.exportTableStart !== undefined
-        ? new LookupTable(source, this.meta, 'export table', sb.exportTableStart, sb.inodeCount, EXPORT_ENTRY_SIZE, sb.bytesUsed)
-        : undefined;
+    this.exports = sb.exportTableStart !== undefined ? new LookupTable(source, this.meta, 'export table', sb.exportTableStart, sb.inodeCount, EXPORT_ENTRY_SIZE, sb.bytesUsed) : undefined;
     let xattrKvStart: number | undefined;
     let xattrIds: LookupTable | undefined;
     if (sb.xattrIdTableStart !== undefined) {
       if (sb.xattrIdTableStart + 16 > sb.bytesUsed) throw new SquashfsError('OUT_OF_BOUNDS', 'xattr id table header past bytes_used', 'xattr id table', sb.xattrIdTableStart);
       const hdr = parseXattrTableHeader(source.readAt(sb.xattrIdTableStart, 16), sb.xattrIdTableStart);
-      if (!(hdr.xattrTableStart >= SUPERBLOCK_SIZE && hdr.xattrTableStart < sb.xattrIdTableStart)) throw new SquashfsError('OUT_OF_BOUNDS', `xattr_table_start ${hdr.xattrTableStart} is not before the xattr id table`, 'xattr id table', sb.xattrIdTableStart);
+      if (!(hdr.xattrTableStart >= SUPERBLOCK_SIZE && hdr.xattrTableStart < sb.xattrIdTableStart))
+        throw new SquashfsError('OUT_OF_BOUNDS', `xattr_table_start ${hdr.xattrTableStart} is not before the xattr id table`, 'xattr id table', sb.xattrIdTableStart);
       xattrKvStart = hdr.xattrTableStart;
       xattrIds = new LookupTable(source, this.meta, 'xattr id table', sb.xattrIdTableStart + 16, hdr.xattrIds, XATTR_ID_ENTRY_SIZE, sb.bytesUsed);
     }

@@ -32,7 +32,8 @@ export class LookupTable {
     for (let i = 0; i < blocks; i++) {
       const p = u64(raw, i * 8, 'block pointer', structure, start + i * 8);
       // The table's metadata blocks are written before its pointer array.
-      if (!(p >= SUPERBLOCK_SIZE && p + 2 <= start)) throw new SquashfsError('OUT_OF_BOUNDS', `block pointer ${i} = ${p} is not between the superblock and the table (${start})`, structure, start + i * 8);
+      if (!(p >= SUPERBLOCK_SIZE && p + 2 <= start))
+        throw new SquashfsError('OUT_OF_BOUNDS', `block pointer ${i} = ${p} is not between the superblock and the table (${start})`, structure, start + i * 8);
       this.pointers.push(p);
     }
   }

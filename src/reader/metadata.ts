@@ -53,7 +53,8 @@ export class MetadataReader {
   block(pos: number, region: Region): MetaBlock {
     const cached = this.cache.get(pos);
     if (cached) return cached;
-    if (!(pos >= region.lo && pos + 2 <= region.hi)) throw new SquashfsError('OUT_OF_BOUNDS', `metadata block at ${pos} is outside the ${region.structure} (${region.lo}..${region.hi})`, region.structure, pos);
+    if (!(pos >= region.lo && pos + 2 <= region.hi))
+      throw new SquashfsError('OUT_OF_BOUNDS', `metadata block at ${pos} is outside the ${region.structure} (${region.lo}..${region.hi})`, region.structure, pos);
     const header = u16(this.window(pos, 2, region), 0);
     const size = header & ~METADATA_UNCOMPRESSED & 0xffff;
     const compressed = (header & METADATA_UNCOMPRESSED) === 0;

@@ -101,7 +101,12 @@ function httpGet(url: string, timeoutMs: number, signal?: AbortSignal, redirects
 }
 
 /** A readable stream of a repo file (dir: the file; http: a 200 response body). */
-async function openStream(repo: Repo, file: string, timeoutMs: number, signal?: AbortSignal): Promise<{ where: string; stream: NodeJS.ReadableStream & { destroy(e?: Error): void }; length?: number }> {
+async function openStream(
+  repo: Repo,
+  file: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<{ where: string; stream: NodeJS.ReadableStream & { destroy(e?: Error): void }; length?: number }> {
   const where = repoFileLocation(repo, file);
   if (repo.kind === 'dir') {
     let fd: number;
@@ -152,12 +157,7 @@ export async function fetchRepoIndex(repo: Repo, opts: { timeoutMs?: number } = 
  * Downloads `pkg/<expected.file>` into `dest` (created exclusively, fsynced), checking the size
  * and sha256 against `expected`. On any failure `dest` is removed and the error rethrown.
  */
-export async function fetchToFile(
-  repo: Repo,
-  expected: RepoFile,
-  dest: string,
-  opts: { timeoutMs?: number; signal?: AbortSignal; onBytes?(n: number): void } = {},
-): Promise<void> {
+export async function fetchToFile(repo: Repo, expected: RepoFile, dest: string, opts: { timeoutMs?: number; signal?: AbortSignal; onBytes?(n: number): void } = {}): Promise<void> {
   const fd = fs.openSync(dest, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
   let closed = false;
   const close = () => {
@@ -183,7 +183,7 @@ export async function fetchToFile(
         hash.update(d);
         // Synchronous writes: a download is network-bound, and a write error stops the stream at once.
         try {
-          for (let off = 0; off < d.length; ) off += fs.writeSync(fd, d, off, d.length - off, pos + off);
+          for (let off = 0; off < d.length;) off += fs.writeSync(fd, d, off, d.length - off, pos + off);
         } catch (e) {
           stream.destroy(e as Error);
           return;
@@ -192,7 +192,15 @@ export async function fetchToFile(
         opts.onBytes?.(d.length);
       });
       stream.on('error', (e: NodeJS.ErrnoException) =>
-        reject(e instanceof SquashfsError ? e : e.name === 'AbortError' ? ioError(where, 'interrupted', e) : e.code === 'ENOSPC' ? ioError(dest, 'no space left on the device', e) : ioError(where, netWords(e), e)),
+        reject(
+          e instanceof SquashfsError
+            ? e
+            : e.name === 'AbortError'
+              ? ioError(where, 'interrupted', e)
+              : e.code === 'ENOSPC'
+                ? ioError(dest, 'no space left on the device', e)
+                : ioError(where, netWords(e), e),
+        ),
       );
       stream.on('end', resolve);
     });

@@ -9,11 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ctlRequest } from '../vfs/ctl';
 
-export type RescanOutcome =
-  | { status: 'rescanned'; known: number }
-  | { status: 'no daemon'; why: string }
-  | { status: 'other store'; store: string }
-  | { status: 'failed'; error: string };
+export type RescanOutcome = { status: 'rescanned'; known: number } | { status: 'no daemon'; why: string } | { status: 'other store'; store: string } | { status: 'failed'; error: string };
 
 function real(p: string): string {
   try {

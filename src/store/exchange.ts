@@ -128,10 +128,7 @@ export function exchangePath(imagePath: string): string | null {
 }
 
 /** The virtual directories that exist in every store, even an empty one. */
-export const EXCHANGE_ROOTS: readonly string[] = [
-  ...EXCHANGE_DIRS.map((d) => d.virtual),
-  ...NESTED_EXCHANGE_DIRS.map((d) => exchangePath(d)!),
-];
+export const EXCHANGE_ROOTS: readonly string[] = [...EXCHANGE_DIRS.map((d) => d.virtual), ...NESTED_EXCHANGE_DIRS.map((d) => exchangePath(d)!)];
 
 /** An empty, `.` or `..` component anywhere in a path. */
 const BAD_COMPONENT = /(?:^|\/)\.{0,2}(?:\/|$)/;

@@ -22,10 +22,7 @@ export interface ScaffoldGuess {
 }
 
 /** Archive suffixes, longest first so `.tar.gz` wins over `.gz`. */
-const ARCHIVE_SUFFIXES = [
-  '.tar.gz', '.tar.xz', '.tar.bz2', '.tar.zst', '.tar.lz', '.tar.lzma', '.tar.Z',
-  '.tgz', '.txz', '.tbz2', '.tbz', '.tzst', '.tar', '.zip', '.gz', '.xz', '.bz2', '.zst',
-];
+const ARCHIVE_SUFFIXES = ['.tar.gz', '.tar.xz', '.tar.bz2', '.tar.zst', '.tar.lz', '.tar.lzma', '.tar.Z', '.tgz', '.txz', '.tbz2', '.tbz', '.tzst', '.tar', '.zip', '.gz', '.xz', '.bz2', '.zst'];
 
 export function trimArchiveSuffix(file: string): string {
   for (const s of ARCHIVE_SUFFIXES) if (file.toLowerCase().endsWith(s.toLowerCase())) return file.slice(0, -s.length);
@@ -64,7 +61,9 @@ export function guessFromUrl(url: string): ScaffoldGuess | null {
   const file = segments[segments.length - 1];
   if (file === undefined) return null;
   // Debian's source archives: `hello_2.10.orig.tar.gz` is upstream's hello-2.10.tar.gz.
-  const base = trimArchiveSuffix(decodePercent(file)).replace(/\.orig$/, '').replace(/_/g, '-');
+  const base = trimArchiveSuffix(decodePercent(file))
+    .replace(/\.orig$/, '')
+    .replace(/_/g, '-');
   const m = /^(.+)-(v?[0-9].*)$/.exec(base) ?? /^(.+)-(.+)$/.exec(base);
   if (!m) return null;
   return { name: m[1].toLowerCase(), version: dropV(m[2]) };

@@ -117,7 +117,9 @@ export class RemotePackages {
     } catch {
       writable = false;
     }
-    this.cacheDir = o.cacheDir ?? (writable ? inStore : path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'distri', 'remote', crypto.createHash('sha256').update(path.resolve(store)).digest('hex')));
+    this.cacheDir =
+      o.cacheDir ??
+      (writable ? inStore : path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'distri', 'remote', crypto.createHash('sha256').update(path.resolve(store)).digest('hex')));
     this.canComplete = writable && path.resolve(this.cacheDir) === path.resolve(inStore);
   }
 

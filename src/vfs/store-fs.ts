@@ -178,7 +178,8 @@ function exchangeFilter(overlays: readonly string[] | undefined): ((top: string)
   if (!overlays || overlays.length === 0) return undefined;
   const allowed = new Set(overlays.map((o) => o.replace(/^\/+|\/+$/g, '')).filter((o) => o !== ''));
   for (const a of allowed) {
-    if (!EXCHANGE_DIRS.some((d) => d.virtual === a)) throw new SquashfsError('NOT_FOUND', `--overlays: ${JSON.stringify(a)} is not an exchange directory (${EXCHANGE_DIRS.map((d) => '/' + d.virtual).join(', ')})`, 'options');
+    if (!EXCHANGE_DIRS.some((d) => d.virtual === a))
+      throw new SquashfsError('NOT_FOUND', `--overlays: ${JSON.stringify(a)} is not an exchange directory (${EXCHANGE_DIRS.map((d) => '/' + d.virtual).join(', ')})`, 'options');
   }
   return (top) => allowed.has(top);
 }

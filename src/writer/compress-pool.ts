@@ -90,7 +90,8 @@ export class CompressPool {
       const job = this.queue.shift()!;
       slot.busy++;
       this.pending.set(job.id, job);
-      if (job.transfer) slot.w.postMessage({ id: job.id, data: job.data, back: true }, [job.data.buffer as ArrayBuffer]); // data is detached from here on
+      if (job.transfer)
+        slot.w.postMessage({ id: job.id, data: job.data, back: true }, [job.data.buffer as ArrayBuffer]); // data is detached from here on
       else slot.w.postMessage({ id: job.id, data: job.data });
     }
   }

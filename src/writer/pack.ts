@@ -135,7 +135,10 @@ function resolveOptions(o: PackOptions) {
     const copts = { level, blockSize };
     compress = (input) => codec.compress!(input, copts);
   }
-  for (const [k, v] of [['mtime', o.mtime], ['mkfsTime', o.mkfsTime]] as const) {
+  for (const [k, v] of [
+    ['mtime', o.mtime],
+    ['mkfsTime', o.mkfsTime],
+  ] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > U32_MAX)) throw new SquashfsError('UNSUPPORTED', `${k} ${v}: must be whole seconds in 0..${U32_MAX}`);
   }
   return { compression, blockSize, compress, fragments: o.fragments ?? 'default', xattrs: o.xattrs ?? true, duplicates: o.duplicates ?? true, exports: o.exports ?? true };
@@ -150,7 +153,10 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const opt = resolveOptions(options);
   const output = prepareOutput(imagePath);
   // A scanned directory's xattrs are read by getfattr while the data is packed.
-  const scanned = typeof source === 'string' ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn, exclude: output.exclude, excludePaths: options.exclude, onScan: options.scanProgress }) : undefined;
+  const scanned =
+    typeof source === 'string'
+      ? scanDirectoryAsync(source, { xattrs: opt.xattrs, warn: options.warn, exclude: output.exclude, excludePaths: options.exclude, onScan: options.scanProgress })
+      : undefined;
   const root = scanned ? scanned.root : (source as DirNode);
   if (root.kind !== 'dir') throw new SquashfsError('NOT_A_DIRECTORY', 'the root of a tree must be a directory');
 
@@ -173,13 +179,19 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     for (let i = 0; i < sorted.length; i++) {
       const name = sorted[i]!.name;
       const bad =
-        name.length === 0 ? 'is empty'
-        : name.length > MAX_NAME_SIZE ? `is longer than ${MAX_NAME_SIZE} bytes`
-        : name.indexOf(0x2f) >= 0 ? 'contains /'
-        : name.indexOf(0) >= 0 ? 'contains NUL'
-        : (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) ? 'is . or ..'
-        : i > 0 && compareBytes(sorted[i - 1]!.name, name) === 0 ? 'appears twice'
-        : undefined;
+        name.length === 0
+          ? 'is empty'
+          : name.length > MAX_NAME_SIZE
+            ? `is longer than ${MAX_NAME_SIZE} bytes`
+            : name.indexOf(0x2f) >= 0
+              ? 'contains /'
+              : name.indexOf(0) >= 0
+                ? 'contains NUL'
+                : (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)
+                  ? 'is . or ..'
+                  : i > 0 && compareBytes(sorted[i - 1]!.name, name) === 0
+                    ? 'appears twice'
+                    : undefined;
       if (bad) throw new SquashfsError('CORRUPT', `${path}/: name ${JSON.stringify(Buffer.from(name).toString())} ${bad}`, 'tree');
     }
     info.get(dir)!.children = sorted;
@@ -292,7 +304,16 @@ export async function pack(source: string | DirNode, imagePath: string, options:
         }
         case 'file': {
           const d = ni.data!;
-          bytes = encodeFileInode(h, { blocksStart: d.blocksStart, fileSize: n.content.size, sparse: d.sparse, nlink: ni.nlink, fragIndex: d.fragIndex, fragOffset: d.fragOffset, xattrIndex, blockWords: d.blockWords });
+          bytes = encodeFileInode(h, {
+            blocksStart: d.blocksStart,
+            fileSize: n.content.size,
+            sparse: d.sparse,
+            nlink: ni.nlink,
+            fragIndex: d.fragIndex,
+            fragOffset: d.fragOffset,
+            xattrIndex,
+            blockWords: d.blockWords,
+          });
           break;
         }
         case 'symlink':
@@ -345,7 +366,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     }
     const bytesUsed = pos;
 
-    let flags = Flag.DUPLICATES * (opt.duplicates ? 1 : 0) | (opt.exports ? Flag.EXPORTABLE : 0);
+    let flags = (Flag.DUPLICATES * (opt.duplicates ? 1 : 0)) | (opt.exports ? Flag.EXPORTABLE : 0);
     if (opt.compression === 'none') flags |= Flag.UNCOMPRESSED_INODES | Flag.UNCOMPRESSED_DATA | Flag.UNCOMPRESSED_FRAGMENTS | Flag.UNCOMPRESSED_XATTRS;
     if (opt.fragments === 'none') flags |= Flag.NO_FRAGMENTS;
     if (opt.fragments === 'always') flags |= Flag.ALWAYS_FRAGMENTS;

@@ -175,7 +175,15 @@ export function excludeMatcher(patterns: readonly string[]): ((relComps: readonl
       comps.map((c) => {
         const bytes = Buffer.from(c, 'utf8').toString('latin1');
         if (!/[*?]/.test(bytes)) return bytes;
-        return new RegExp('^' + bytes.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]') + '$', 's');
+        return new RegExp(
+          '^' +
+            bytes
+              .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+              .replace(/\*/g, '[^/]*')
+              .replace(/\?/g, '[^/]') +
+            '$',
+          's',
+        );
       }),
     );
   if (compiled.length === 0) return undefined;
@@ -365,7 +373,9 @@ function unquote(s: string): string {
  */
 function applyGetfattr(error: Error | undefined, status: number | null, stdout: Buffer, stderr: Buffer, find: FindNode, warn: (m: string) => void): void {
   if (error) {
-    warn(`WARNING: getfattr could not run (${(error as NodeJS.ErrnoException).code ?? error.message}): extended attributes are NOT packed (install the "attr" package, or pass --no-xattrs to silence this)`);
+    warn(
+      `WARNING: getfattr could not run (${(error as NodeJS.ErrnoException).code ?? error.message}): extended attributes are NOT packed (install the "attr" package, or pass --no-xattrs to silence this)`,
+    );
     return;
   }
   const errors = stderr

@@ -37,7 +37,30 @@ export function seedOf(name: string, bytes: Uint8Array): FuzzSeed {
   }
 }
 
-const INTERESTING = [0n, 1n, 2n, 3n, 0x7fn, 0x80n, 0xffn, 0x100n, 0x7fffn, 0x8000n, 0xffffn, 0x10000n, 0x2000n, 0x1fffn, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 1n << 48n, (1n << 53n) + 1n, 1n << 63n, 0xffffffffffffffffn];
+const INTERESTING = [
+  0n,
+  1n,
+  2n,
+  3n,
+  0x7fn,
+  0x80n,
+  0xffn,
+  0x100n,
+  0x7fffn,
+  0x8000n,
+  0xffffn,
+  0x10000n,
+  0x2000n,
+  0x1fffn,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  1n << 48n,
+  (1n << 53n) + 1n,
+  1n << 63n,
+  0xffffffffffffffffn,
+];
 
 export function mutationsArb(seed: FuzzSeed): fc.Arbitrary<Mutation[]> {
   const len = seed.bytes.length;

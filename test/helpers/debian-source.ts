@@ -29,11 +29,16 @@ export function debianSourceFile(pkg: string, file: string, sha: string): { path
   for (const d of ['lists/partial', 'cache/archives/partial', 'parts', 'dl']) fs.mkdirSync(path.join(apt, d), { recursive: true });
   fs.writeFileSync(path.join(apt, 'sources.list'), `deb-src http://deb.debian.org/debian ${SUITE} main\n`);
   const o = [
-    '-o', `Dir::Etc::SourceList=${path.join(apt, 'sources.list')}`,
-    '-o', `Dir::Etc::SourceParts=${path.join(apt, 'parts')}`,
-    '-o', `Dir::State::Lists=${path.join(apt, 'lists')}`,
-    '-o', `Dir::Cache=${path.join(apt, 'cache')}`,
-    '-o', 'APT::Sandbox::User=root',
+    '-o',
+    `Dir::Etc::SourceList=${path.join(apt, 'sources.list')}`,
+    '-o',
+    `Dir::Etc::SourceParts=${path.join(apt, 'parts')}`,
+    '-o',
+    `Dir::State::Lists=${path.join(apt, 'lists')}`,
+    '-o',
+    `Dir::Cache=${path.join(apt, 'cache')}`,
+    '-o',
+    'APT::Sandbox::User=root',
   ];
   if (!fs.readdirSync(path.join(apt, 'lists')).some((f) => f.includes('Sources'))) {
     const u = spawnSync('apt-get', [...o, '-q', 'update'], { encoding: 'utf8' });

@@ -72,11 +72,7 @@ export type KernelMountOptions = {
  * mount fails (with mount's message) or when cleanup could not complete; an error from `fn` wins
  * over a cleanup error, which is then printed.
  */
-export async function withKernelMount<T>(
-  image: string,
-  fn: (mountDir: string) => T | Promise<T>,
-  options: KernelMountOptions = {},
-): Promise<T> {
+export async function withKernelMount<T>(image: string, fn: (mountDir: string) => T | Promise<T>, options: KernelMountOptions = {}): Promise<T> {
   const avail = kernelAvailable();
   if (!avail.ok) throw new Error(`kernel SquashFS mount not available: ${avail.why}`);
   const imagePath = fs.realpathSync(image);
@@ -177,7 +173,5 @@ export function kernelSupportsCompressor(compressor: string): Availability {
   if (!option) return { ok: false, why: `unknown compressor ${compressor}` };
   const r = spawnSync('zcat', ['/proc/config.gz'], { encoding: 'utf8' });
   if (r.status !== 0) return { ok: true }; // unknown: let the mount say
-  return new RegExp(`^CONFIG_SQUASHFS_${option}=y`, 'm').test(r.stdout)
-    ? { ok: true }
-    : { ok: false, why: `this kernel is built without CONFIG_SQUASHFS_${option}`, notApplicable: true };
+  return new RegExp(`^CONFIG_SQUASHFS_${option}=y`, 'm').test(r.stdout) ? { ok: true } : { ok: false, why: `this kernel is built without CONFIG_SQUASHFS_${option}`, notApplicable: true };
 }

@@ -33,11 +33,7 @@ export type UnsquashfsResult = { status: number; log: string };
  * `unsquashfs -d TMP/root -no-progress IMAGE`, then `fn(TMP/root, result)`, then always remove TMP.
  * Throws with unsquashfs's output when it exits with a status not accepted.
  */
-export async function withUnsquashfs<T>(
-  image: string,
-  fn: (dir: string, result: UnsquashfsResult) => T | Promise<T>,
-  options: UnsquashfsOptions = {},
-): Promise<T> {
+export async function withUnsquashfs<T>(image: string, fn: (dir: string, result: UnsquashfsResult) => T | Promise<T>, options: UnsquashfsOptions = {}): Promise<T> {
   const avail = unsquashfsAvailable();
   if (!avail.ok) throw new Error(`unsquashfs not available: ${avail.why}`);
   const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'sqfs-unsquash-'));

@@ -25,7 +25,7 @@ export function treeManifest(root: DirNode, options: { xattrs?: boolean; hash?: 
       gid: n.gid,
       size: n.kind === 'file' ? n.content.size : 0,
       mtime: n.mtime,
-      nlink: n.kind === 'dir' ? 2 + n.entries.filter((c) => c.node.kind === 'dir').length : names.get(n) ?? 1,
+      nlink: n.kind === 'dir' ? 2 + n.entries.filter((c) => c.node.kind === 'dir').length : (names.get(n) ?? 1),
     };
     if (n.kind === 'symlink') e.target = Buffer.from(n.target).toString('utf8');
     if (n.kind === 'blockdev' || n.kind === 'chardev') e.rdev = { major: n.major, minor: n.minor };

@@ -68,7 +68,7 @@ export function register(program: Command): void {
       [
         '',
         `Makes ${DEBIAN_MAP.length} distri packages (full names <pkg>-amd64-<upstream>-1) from the Debian packages named in`,
-        'src/build/debian-map.ts: apt-get download (the machine\'s apt state is left alone), dpkg-deb -x,',
+        "src/build/debian-map.ts: apt-get download (the machine's apt state is left alone), dpkg-deb -x,",
         'paths moved under out/ (usr/bin → out/bin, usr/lib/x86_64-linux-gnu → out/lib, usr/include →',
         'out/include, usr/share → out/share), bin/ links, the lib/ farm and runtime deps from our own',
         'ELF reader, images written uncompressed with 128 KiB blocks and no fragments. A relative',
@@ -79,7 +79,7 @@ export function register(program: Command): void {
         '  distri bootstrap --store /tmp/store',
         '  distri bootstrap --store /tmp/store --check',
         '  distri run --store /tmp/store -- gcc --version',
-        '  distri bootstrap --store /tmp/store --json | jq -r \'.packages[].full\'',
+        "  distri bootstrap --store /tmp/store --json | jq -r '.packages[].full'",
       ].join('\n'),
     )
     .action(async (flags: Flags) => {

@@ -12,7 +12,15 @@ import { defaultDistriRoot, packageFromCwd } from '../../build/distriroot';
 import { action } from '../common';
 import { DEFAULT_STORE } from './fuse';
 
-interface Flags { pkg?: string; distriroot?: string; store: string; jobs?: string; out?: string; debug?: string; json?: boolean }
+interface Flags {
+  pkg?: string;
+  distriroot?: string;
+  store: string;
+  jobs?: string;
+  out?: string;
+  debug?: string;
+  json?: boolean;
+}
 
 export function register(program: Command): void {
   program
@@ -30,12 +38,12 @@ export function register(program: Command): void {
       [
         '',
         'What it does: downloads the source (sha256 checked every time), unpacks it into',
-        '$DISTRIROOT/_build/<pkg>/, mounts the store with only the build deps (the builder\'s, plus `dep`,',
+        "$DISTRIROOT/_build/<pkg>/, mounts the store with only the build deps (the builder's, plus `dep`,",
         'with their runtime deps) and runs each step in a fresh root (mount and PID namespaces, chroot):',
         '/ro from that mount, /usr/bin → /ro/bin and friends, the source read-only at /usr/src/<full>,',
         'the destination at /dest/tmp. Then the install directives, the ELF pass (lib/ farm, runtime',
         'deps), wrappers in bin/, and the image (uncompressed, 128 KiB blocks, mtimes clamped to',
-        'SOURCE_DATE_EPOCH, so two builds give the same bytes) with its meta. Every step\'s output is in',
+        "SOURCE_DATE_EPOCH, so two builds give the same bytes) with its meta. Every step's output is in",
         '$DISTRIROOT/_build/<pkg>/build-amd64-<version>.log. Needs root (namespaces, FUSE).',
         '',
         'Examples:',

@@ -24,7 +24,7 @@ interface Ran {
 function run(cmd: string, args: string[], timeoutMs = STEP_MS): Promise<Ran> {
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? ((err as unknown as { code: number }).code) : 1) : 0;
+      const code = err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? (err as unknown as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
   });
@@ -117,7 +117,7 @@ export function register(program: Command): void {
         pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
         say(`mounted and ready in ${(performance.now() - t0).toFixed(0)} ms (Node start-up included); daemon pid ${pid}`);
         const sock = fs.readlinkSync(path.join(mnt, 'ctl'));
-        const stats = async () => ((await ctlRequest(sock, { op: 'stats' })).stats as Record<string, number>);
+        const stats = async () => (await ctlRequest(sock, { op: 'stats' })).stats as Record<string, number>;
 
         await show(`ls ${mnt}`, 'ls', [mnt]);
         await show(`ls -l ${mnt}/bin ${mnt}/lib/pkgconfig`, 'ls', ['-l', path.join(mnt, 'bin'), path.join(mnt, 'lib', 'pkgconfig')]);

@@ -88,7 +88,10 @@ export function register(program: Command): void {
             process.stderr.write(`distri: ${image}: ${s.userXattrsOnSpecial} user.* xattrs on symlinks or special files skipped (Linux allows them only on files and directories)\n`);
           }
           if (report.xattrErrors.length) {
-            const shown = report.xattrErrors.slice(0, 5).map((l) => `  ${l}\n`).join('');
+            const shown = report.xattrErrors
+              .slice(0, 5)
+              .map((l) => `  ${l}\n`)
+              .join('');
             const more = report.xattrErrors.length > 5 ? `  … and ${report.xattrErrors.length - 5} more\n` : '';
             process.stderr.write(`distri: ${image}: some xattrs could not be set:\n${shown}${more}`);
             process.exitCode = 1;

@@ -51,7 +51,7 @@ function positiveInt(name: string, v: string | undefined): number | undefined {
 export function register(program: Command): void {
   program
     .command('fuse')
-    .description('mount every package of a store at MOUNTPOINT (distri\'s /ro): lazy package dirs, exchange dirs, ctl; returns once ready unless -f')
+    .description("mount every package of a store at MOUNTPOINT (distri's /ro): lazy package dirs, exchange dirs, ctl; returns once ready unless -f")
     .argument('<mountpoint>', 'an existing directory, e.g. /ro')
     .option('--store <dir>', 'the package store: <full>.squashfs + <full>.meta.textproto files', DEFAULT_STORE)
     .option('-f, --foreground', 'stay in the foreground until unmounted (Ctrl-C unmounts)')
@@ -64,11 +64,15 @@ export function register(program: Command): void {
     .option('--no-allow-other', 'only the mounting user may enter (default: every user, as /ro on a distri machine)')
     .option('--allow-other', 'every user may enter (the default; non-root needs user_allow_other in /etc/fuse.conf)')
     .option('--nosuid', 'ignore setuid/setgid bits of package programs (default: they take effect, as on distri)')
-    .option('--no-default-permissions', 'let every caller past the mode bits (default: the kernel checks each inode\'s mode)')
-    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default $DISTRI_TRANSPORT, else kernel where it works', process.env.DISTRI_TRANSPORT ?? 'auto')
+    .option('--no-default-permissions', "let every caller past the mode bits (default: the kernel checks each inode's mode)")
+    .option(
+      '--transport <name>',
+      'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default $DISTRI_TRANSPORT, else kernel where it works',
+      process.env.DISTRI_TRANSPORT ?? 'auto',
+    )
     .option('--pid-file <file>', 'write the daemon pid here while mounted')
     .option('--repo <url>', 'a package repository (http://…, the directory holding pkg/index-v1.json); needs --autodownload')
-    .option('--autodownload', 'show the repository\'s packages in /ro before they are local; read them lazily over HTTP ranges')
+    .option('--autodownload', "show the repository's packages in /ro before they are local; read them lazily over HTTP ranges")
     .option('--remote-timeout <ms>', 'give up on a silent HTTP connection after this long (a read then fails with EIO)', '10000')
     .option('--read-ahead <chunks>', 'remote chunks fetched beyond what a read needs', '0')
     .option('--fill-in-background', 'fetch the rest of an opened remote image in the background; once complete it becomes a local store image')
@@ -81,9 +85,9 @@ export function register(program: Command): void {
         '<store>/.distri-index/ (or ~/.cache/distri/store-index/ for a read-only store).',
         '',
         'Mounted the way distri mounts /ro: allow_other (every user reads it), suid (setuid programs in',
-        'packages run as such), default_permissions (the kernel enforces each file\'s mode), nodev.',
+        "packages run as such), default_permissions (the kernel enforces each file's mode), nodev.",
         '',
-        'With --repo URL --autodownload, every package of the repository\'s index that the store lacks is',
+        "With --repo URL --autodownload, every package of the repository's index that the store lacks is",
         'listed in /ro and its exchange dirs at once; the first access to it fetches only the chunks',
         'it needs (verified against the index, cached under <store>/.distri-remote/). A read whose',
         'chunks cannot be fetched fails with EIO and works again once the repository is back.',

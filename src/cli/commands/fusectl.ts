@@ -65,7 +65,10 @@ export function register(program: Command): void {
         if (answer.ok !== true) throw new Error(String(answer.error ?? 'failed'));
         if (flags.json) process.stdout.write(JSON.stringify(answer, null, 1) + '\n');
         else if (op === 'stats') process.stdout.write(formatStats(answer.stats as Record<string, unknown>));
-        else if (op === 'scan') process.stdout.write(`${answer.known} packages (+${(answer.added as string[]).length} -${(answer.removed as string[]).length}, ${answer.skipped} skipped) in ${Number(answer.ms).toFixed(1)} ms\n${formatLeftOut(answer)}`);
+        else if (op === 'scan')
+          process.stdout.write(
+            `${answer.known} packages (+${(answer.added as string[]).length} -${(answer.removed as string[]).length}, ${answer.skipped} skipped) in ${Number(answer.ms).toFixed(1)} ms\n${formatLeftOut(answer)}`,
+          );
         else if (op === 'ping') process.stdout.write(`ok (daemon ${answer.pid}, store ${answer.store})\n`);
       } catch (e) {
         process.stderr.write(`distri: fusectl ${op}: ${(e as Error).message}\n`);

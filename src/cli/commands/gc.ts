@@ -39,7 +39,9 @@ Examples:
           }
           const verb = r.dryRun ? 'would remove' : 'removed';
           const lines = r.remove.map((f) => `${verb} ${f}`);
-          lines.push(`${verb} ${r.remove.length} package${r.remove.length === 1 ? '' : 's'} (${(r.bytes / 2 ** 20).toFixed(1)} MiB), ${r.keep.length} kept${r.rescan ? `; ${describeRescan(r.rescan)}` : ''}`);
+          lines.push(
+            `${verb} ${r.remove.length} package${r.remove.length === 1 ? '' : 's'} (${(r.bytes / 2 ** 20).toFixed(1)} MiB), ${r.keep.length} kept${r.rescan ? `; ${describeRescan(r.rescan)}` : ''}`,
+          );
           for (const f of r.imagesWithoutMeta) lines.push(`image without meta (not served, left alone): ${f}.squashfs`);
           for (const f of r.metasWithoutImage) lines.push(`meta without image (left alone): ${f}.meta.textproto`);
           process.stdout.write(lines.map((l) => l + '\n').join(''));

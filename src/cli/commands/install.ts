@@ -36,7 +36,8 @@ function printResult(r: InstallResult, seconds: number, update: boolean): void {
   for (const n of r.notes) lines.push(`note: ${n}`);
   for (const p of r.installed) {
     let line = `installed ${p.full} (${mib(p.bytes)} from ${p.repo})`;
-    if (p.etc && (p.etc.copied.length || p.etc.kept.length)) line += `; etc: ${p.etc.copied.length} copied${p.etc.kept.length ? `, ${p.etc.kept.length} existing kept (${p.etc.kept.join(', ')})` : ''}`;
+    if (p.etc && (p.etc.copied.length || p.etc.kept.length))
+      line += `; etc: ${p.etc.copied.length} copied${p.etc.kept.length ? `, ${p.etc.kept.length} existing kept (${p.etc.kept.join(', ')})` : ''}`;
     lines.push(line);
   }
   if (update) {
@@ -128,7 +129,12 @@ Examples:
   distri install --root /mnt/new --repo ./repo --repo http://mirror:8080 bash-amd64 coreutils
   distri install --json --repo ./repo nano-amd64-4.3-1 | jq .installed`,
     )
-    .action(action((names: string[]) => `install ${names.join(' ')}`, (names: string[], flags: Flags) => run(flags, names, false)));
+    .action(
+      action(
+        (names: string[]) => `install ${names.join(' ')}`,
+        (names: string[], flags: Flags) => run(flags, names, false),
+      ),
+    );
 
   common(program.command('update').description('install the newest revision of every installed package (by name) from repos'))
     .addHelpText(
@@ -142,5 +148,10 @@ Examples:
   distri update --repo https://repo.example.org/distri
   distri update --root /mnt/new --repo ./repo && distri gc --store /mnt/new/roimg`,
     )
-    .action(action(() => 'update', (flags: Flags) => run(flags, [], true)));
+    .action(
+      action(
+        () => 'update',
+        (flags: Flags) => run(flags, [], true),
+      ),
+    );
 }

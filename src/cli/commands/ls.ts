@@ -24,7 +24,10 @@ export function register(program: Command): void {
     .option('-R, --recursive', 'every path below PATH, one per line, relative to PATH')
     .option('--json', 'a JSON array of {path, type, mode, uid, gid, size, mtime, nlink, inode, target?, rdev?, xattrs?}')
     .addOption(offsetOption())
-    .addHelpText('after', '\nExamples:\n  distri ls fixtures/demo.sqfs\n  distri ls -lR fixtures/demo.sqfs /\n  distri ls -ln pkg.squashfs out/bin        (numeric owners)\n  distri ls --json -R pkg.squashfs out/lib')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  distri ls fixtures/demo.sqfs\n  distri ls -lR fixtures/demo.sqfs /\n  distri ls -ln pkg.squashfs out/bin        (numeric owners)\n  distri ls --json -R pkg.squashfs out/lib',
+    )
     .action(
       action(
         (image: string) => image,
@@ -42,7 +45,13 @@ export function register(program: Command): void {
               for (const e of img.readdir(start)) items.push([e.name, img.entryInode(e)]);
             }
             if (opts.json) {
-              await writeOut(JSON.stringify(items.map(([p, inode]) => record(img, p, inode)), null, 1) + '\n');
+              await writeOut(
+                JSON.stringify(
+                  items.map(([p, inode]) => record(img, p, inode)),
+                  null,
+                  1,
+                ) + '\n',
+              );
             } else if (opts.long) {
               // Stream in slices so a huge tree does not build one giant string.
               const names = opts.numericIds ? undefined : new IdNames();
@@ -51,7 +60,12 @@ export function register(program: Command): void {
               }
             } else {
               for (let i = 0; i < items.length; i += 4096) {
-                await writeOut(items.slice(i, i + 4096).map(([p]) => p + '\n').join(''));
+                await writeOut(
+                  items
+                    .slice(i, i + 4096)
+                    .map(([p]) => p + '\n')
+                    .join(''),
+                );
               }
             }
           } finally {

@@ -18,7 +18,24 @@ type DaemonModule = typeof import('../../fuse/daemon');
 const daemonModule = (): DaemonModule => require('../../fuse/daemon') as DaemonModule;
 
 /** Options accepted with -o, as squashfuse spells them. */
-const KNOWN = ['subdir=PATH', 'offset=BYTES', 'timeout=SECONDS', 'notify_pipe=FIFO', 'uid=N', 'gid=N', 'allow_other', 'cache=MIB', 'suid', 'nosuid', 'dev', 'nodev', 'default_permissions', 'nonempty', 'ro', 'debug'];
+const KNOWN = [
+  'subdir=PATH',
+  'offset=BYTES',
+  'timeout=SECONDS',
+  'notify_pipe=FIFO',
+  'uid=N',
+  'gid=N',
+  'allow_other',
+  'cache=MIB',
+  'suid',
+  'nosuid',
+  'dev',
+  'nodev',
+  'default_permissions',
+  'nonempty',
+  'ro',
+  'debug',
+];
 /** How long the foreground command waits for the background daemon to say it is mounted. */
 const READY_WAIT_MS = 30_000;
 
@@ -114,7 +131,11 @@ export function register(program: Command): void {
     .option('-d, --debug', 'libfuse debug output on stderr (implies -f)')
     .option('-o, --options <list>', `comma-separated: ${KNOWN.join(', ')}`, (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--pid-file <file>', 'write the daemon pid here while mounted')
-    .option('--transport <name>', 'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default $DISTRI_TRANSPORT, else kernel where it works', process.env.DISTRI_TRANSPORT ?? 'auto')
+    .option(
+      '--transport <name>',
+      'kernel (our own FUSE protocol code, needs root) or libfuse (fuse-native); default $DISTRI_TRANSPORT, else kernel where it works',
+      process.env.DISTRI_TRANSPORT ?? 'auto',
+    )
     .addHelpText(
       'after',
       [

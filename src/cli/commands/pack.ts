@@ -58,7 +58,10 @@ function readExcludeFile(file: string): string[] {
   } catch (e) {
     throw Object.assign(e as Error, { path: file });
   }
-  return text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
+  return text
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''))
+    .filter((l) => l.trim() !== '');
 }
 
 /** 131072, 128K, 128k, 1M. */
@@ -79,7 +82,10 @@ export function register(program: Command): void {
     .addOption(new Option('--comp <name>', "compressor; 'none' stores everything uncompressed (distri's package format)").choices(COMPRESSIONS).default('gzip'))
     .option('--level <n>', 'compression level: gzip 1..9 (default 9), zstd 1..22 (default 15); the others take none', parseLevel)
     .option('-b, --block-size <n>', 'data block size, a power of two from 4K to 1M', parseBlockSize, 131072)
-    .option('-e, --exclude <paths...>', 'leave out these paths (and what is below them), relative to SOURCE; * and ? match within one name (takes every argument up to the next option, as mksquashfs -e: put it last, or repeat it)')
+    .option(
+      '-e, --exclude <paths...>',
+      'leave out these paths (and what is below them), relative to SOURCE; * and ? match within one name (takes every argument up to the next option, as mksquashfs -e: put it last, or repeat it)',
+    )
     .option('--exclude-file <file>', 'leave out the paths listed in FILE, one per line (also -ef, as mksquashfs)')
     .option('--no-fragments', 'do not pack small files into shared fragment blocks')
     .option('--always-use-fragments', 'also pack the tails of files larger than a block into fragments')
@@ -91,7 +97,10 @@ export function register(program: Command): void {
     .option('--reproducible', 'image time from $SOURCE_DATE_EPOCH (clamping newer files), else the newest file time')
     .option('--processors <n>', 'compression worker threads (default: one per CPU)', parseInteger('--processors', 1, 256))
     .option('--quiet', 'no progress or summary on stderr')
-    .option('--json', 'print one JSON object on stdout instead of the summary {image, bytesUsed, fileSize, inodeCount, fragmentCount, idCount, xattrIdCount, compression, blockSize, flags, seconds} (names as in info --json)')
+    .option(
+      '--json',
+      'print one JSON object on stdout instead of the summary {image, bytesUsed, fileSize, inodeCount, fragmentCount, idCount, xattrIdCount, compression, blockSize, flags, seconds} (names as in info --json)',
+    )
     .addHelpText(
       'after',
       `

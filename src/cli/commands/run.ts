@@ -48,17 +48,17 @@ export function register(program: Command): void {
         'The root lives in its own mount and PID namespaces (util-linux unshare, then chroot): /ro is the',
         'store served by our FUSE daemon on a private mountpoint; /bin, /sbin, /usr/bin → /ro/bin;',
         '/lib, /usr/lib → /ro/lib; /usr/include → /ro/include; /usr/share → /ro/share; /lib64 → the glibc',
-        'package\'s out/lib; /proc, a tmpfs /tmp and /dev/shm, /dev/null, one-line /etc/passwd and',
-        '/etc/group. Nothing of the host\'s /usr is visible. Everything is unmounted when the program',
+        "package's out/lib; /proc, a tmpfs /tmp and /dev/shm, /dev/null, one-line /etc/passwd and",
+        "/etc/group. Nothing of the host's /usr is visible. Everything is unmounted when the program",
         'exits. Needs root (namespaces, FUSE).',
         '',
-        'Put -- before the program, so that its own options are not taken for distri\'s.',
-        'Exit status: the program\'s (128+N when killed by signal N; 127 when it is not found in the',
+        "Put -- before the program, so that its own options are not taken for distri's.",
+        "Exit status: the program's (128+N when killed by signal N; 127 when it is not found in the",
         'root); 1 or 2 when distri itself fails (no such store, no such package).',
         '',
         'Examples:',
         '  distri bootstrap --store /tmp/store && distri run --store /tmp/store -- gcc --version',
-        '  distri run --store /tmp/store --pkgs bash,coreutils -- bash -c \'ls /ro; ls -l /usr/bin/ls\'',
+        "  distri run --store /tmp/store --pkgs bash,coreutils -- bash -c 'ls /ro; ls -l /usr/bin/ls'",
         '  distri run --store /tmp/store --bind .:/src --cwd /src -- gcc -o /tmp/hello hello.c',
         '  distri run --store /tmp/store --bind ./out:/out:rw --cwd /out -- make',
       ].join('\n'),
@@ -80,7 +80,10 @@ export function register(program: Command): void {
         }
         const pkgs = listStore(store);
         if (pkgs.size === 0) throw new SquashfsError('NOT_FOUND', `${store}: no packages (distri bootstrap --store ${flags.store} makes a toolchain store)`);
-        const wanted = flags.pkgs?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+        const wanted = flags.pkgs
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
         const shown = wanted ? closure(pkgs, wanted) : [...pkgs.keys()];
         const glibc = glibcOf(pkgs, shown);
         const mount = await mountStore({ store, pkgs: wanted ? shown : undefined });

@@ -15,7 +15,14 @@ import { archiveName } from '../../build/source';
 import { guessFromUrl } from '../../store/scaffold';
 import { action } from '../common';
 
-interface Flags { name?: string; version?: string; upstreamVersion?: string; dryRun?: boolean; json?: boolean; distriroot?: string }
+interface Flags {
+  name?: string;
+  version?: string;
+  upstreamVersion?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  distriroot?: string;
+}
 
 export function register(program: Command): void {
   program
@@ -62,12 +69,18 @@ export function register(program: Command): void {
           const archive = path.join(root, '_build', name, archiveName(url));
           const tty = process.stderr.isTTY && !flags.json;
           let last = 0;
-          const hash = await fetchToFile(url, archive, tty ? (done, total) => {
-            const now = Date.now();
-            if (now - last < 200) return;
-            last = now;
-            process.stderr.write(`\rdownloading ${(done / 2 ** 20).toFixed(1)}${total ? `/${(total / 2 ** 20).toFixed(1)}` : ''} MiB`);
-          } : undefined);
+          const hash = await fetchToFile(
+            url,
+            archive,
+            tty
+              ? (done, total) => {
+                  const now = Date.now();
+                  if (now - last < 200) return;
+                  last = now;
+                  process.stderr.write(`\rdownloading ${(done / 2 ** 20).toFixed(1)}${total ? `/${(total / 2 ** 20).toFixed(1)}` : ''} MiB`);
+                }
+              : undefined,
+          );
           if (tty) process.stderr.write('\r\x1b[K');
           const file = path.join(root, 'pkgs', name, RECIPE_FILE);
           let text: string;
@@ -93,6 +106,10 @@ export function register(program: Command): void {
 
 /** CPAN names keep their case (`Try-Tiny`), as distri's perl- packages do. */
 function trimPerlName(url: string, lower: string): string {
-  const file = url.replace(/[?#].*$/, '').split('/').pop() ?? '';
+  const file =
+    url
+      .replace(/[?#].*$/, '')
+      .split('/')
+      .pop() ?? '';
   return file.toLowerCase().startsWith(lower) ? file.slice(0, lower.length) : lower;
 }

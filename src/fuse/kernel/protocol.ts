@@ -92,8 +92,22 @@ export function opName(op: number): string {
 
 /** Opcodes that would change the tree: answered EROFS, never ENOSYS (the kernel would cache that). */
 export const WRITE_OPS: ReadonlySet<number> = new Set([
-  Op.SETATTR, Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.LINK, Op.WRITE,
-  Op.SETXATTR, Op.REMOVEXATTR, Op.CREATE, Op.FALLOCATE, Op.RENAME2, Op.COPY_FILE_RANGE, Op.TMPFILE,
+  Op.SETATTR,
+  Op.SYMLINK,
+  Op.MKNOD,
+  Op.MKDIR,
+  Op.UNLINK,
+  Op.RMDIR,
+  Op.RENAME,
+  Op.LINK,
+  Op.WRITE,
+  Op.SETXATTR,
+  Op.REMOVEXATTR,
+  Op.CREATE,
+  Op.FALLOCATE,
+  Op.RENAME2,
+  Op.COPY_FILE_RANGE,
+  Op.TMPFILE,
 ]);
 
 /** INIT flags (fuse_init_in.flags / fuse_init_out.flags). */

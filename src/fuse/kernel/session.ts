@@ -40,8 +40,7 @@ export const REQUEST_BUFFER_SIZE = MAX_WRITE + 64 * 1024;
  */
 export const WAKE_NAME = '.distri-wake-' + 'z'.repeat(260);
 
-const WANTED_FLAGS =
-  P.InitFlag.ASYNC_READ | P.InitFlag.DO_READDIRPLUS | P.InitFlag.READDIRPLUS_AUTO | P.InitFlag.PARALLEL_DIROPS | P.InitFlag.MAX_PAGES | P.InitFlag.CACHE_SYMLINKS;
+const WANTED_FLAGS = P.InitFlag.ASYNC_READ | P.InitFlag.DO_READDIRPLUS | P.InitFlag.READDIRPLUS_AUTO | P.InitFlag.PARALLEL_DIROPS | P.InitFlag.MAX_PAGES | P.InitFlag.CACHE_SYMLINKS;
 
 /** Counter slots: [0] is every request, [op] each opcode (op < WAKE_SLOT), [WAKE_SLOT] wake-ups. */
 export const COUNTER_SLOTS = 64;
@@ -245,7 +244,10 @@ export class Session {
     if (offset < 2) {
       const { attr } = this.fs.getattr(dir);
       if ((attr.mode & 0o170000) !== 0o040000) throw new SquashfsError('NOT_A_DIRECTORY', `node ${dir} is not a directory`, 'readdir');
-      const dots: Array<[string, number]> = [['.', 1], ['..', 2]];
+      const dots: Array<[string, number]> = [
+        ['.', 1],
+        ['..', 2],
+      ];
       for (const [name, cookie] of dots) {
         if (cookie <= offset) continue;
         if (!w.fits(name.length)) return w.finish();

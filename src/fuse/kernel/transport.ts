@@ -209,11 +209,7 @@ export class KernelMount {
     Atomics.notify(km.start, 0);
     // The kernel sends INIT right after the mount; the first access would wait for it anyway.
     let timer: NodeJS.Timeout | undefined;
-    const initOk = await Promise.race([
-      inited.then(() => true),
-      ended.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), o.timeoutMs ?? DEFAULT_TIMEOUT_MS))),
-    ]);
+    const initOk = await Promise.race([inited.then(() => true), ended.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), o.timeoutMs ?? DEFAULT_TIMEOUT_MS)))]);
     clearTimeout(timer);
     if (!initOk) {
       await km.stop();

@@ -24,12 +24,7 @@ export interface ServeWorkerData {
 }
 
 /** Messages this thread posts to the main thread (parentPort). */
-export type WorkerEvent =
-  | { type: 'built' }
-  | { type: 'build-failed'; message: string }
-  | { type: 'init' }
-  | { type: 'log'; message: string }
-  | { type: 'ended'; why: string; stats?: unknown };
+export type WorkerEvent = { type: 'built' } | { type: 'build-failed'; message: string } | { type: 'init' } | { type: 'log'; message: string } | { type: 'ended'; why: string; stats?: unknown };
 
 /** A control request from the main thread, and its answer on the same port. */
 export interface ControlRequest {
@@ -57,4 +52,3 @@ export const DAEMON_STATS = 'daemon-stats';
 export function daemonStats(fsys: NodeFs): { nodes: number; fs: unknown } {
   return { nodes: fsys.nodeCount, fs: fsys.stats?.() };
 }
-
