@@ -3,51 +3,20 @@
 // `nano --version` runs from /ro/bin in a distri-style root. Slow (minutes).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isRoot } from './oracle/tools';
-import { bootstrapStore } from './helpers/bootstrap';
-import { debianSourceFile } from './helpers/debian-source';
+import { realBuildInputs, runCli } from './helpers/real-build';
 import { parseMeta } from '../src/store/meta';
 
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const NANO_SHA = '86f3442768bd2873cec693f83cdf80b4b444ad3cc14760b74361474fc87a4526';
 
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-let why: string | undefined;
-let store = '';
-let tarball = '';
-{
-  const root = isRoot();
-  if (!root.ok) why = root.why;
-  if (!why) {
-    const b = bootstrapStore();
-    if ('store' in b) store = b.store;
-    else why = b.why;
-  }
-  if (!why) {
-    const s = debianSourceFile('nano', 'nano_7.2.orig.tar.xz', NANO_SHA);
-    if ('path' in s) tarball = s.path;
-    else why = s.why;
-  }
-  if (why) {
-    if (process.env.CI === 'true') throw new Error(`build-real-nano: ${why} (CI must run the real build)`);
-    console.warn(`\u001b[33mSKIP build-real-nano: ${why}\u001b[0m`);
-  }
-}
+const inputs = realBuildInputs('build-real-nano', 'nano', 'nano_7.2.orig.tar.xz', NANO_SHA);
+const why = inputs.why;
+const store = inputs.why === undefined ? inputs.store : '';
+const tarball = inputs.why === undefined ? inputs.tarball : '';
+const run = runCli;
 
 describe('distri build: nano with dep ncurses', { skip: why }, () => {
   let tmp = '';

@@ -5,53 +5,22 @@
 // byte-identity check.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { isRoot } from './oracle/tools';
-import { bootstrapStore } from './helpers/bootstrap';
-import { debianSourceFile } from './helpers/debian-source';
+import { realBuildInputs, runCli } from './helpers/real-build';
 import { Image } from '../src/reader/image';
 import { parseMeta } from '../src/store/meta';
 
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const HELLO_SHA = '31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b';
 
-function run(args: string[], cwd?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-let why: string | undefined;
-let store = '';
-let tarball = '';
-{
-  const root = isRoot();
-  if (!root.ok) why = root.why;
-  if (!why) {
-    const b = bootstrapStore();
-    if ('store' in b) store = b.store;
-    else why = b.why;
-  }
-  if (!why) {
-    const s = debianSourceFile('hello', 'hello_2.10.orig.tar.gz', HELLO_SHA);
-    if ('path' in s) tarball = s.path;
-    else why = s.why;
-  }
-  if (why) {
-    if (process.env.CI === 'true') throw new Error(`build-real: ${why} (CI must run the real build)`);
-    console.warn(`\u001b[33mSKIP build-real: ${why}\u001b[0m`);
-  }
-}
+const inputs = realBuildInputs('build-real', 'hello', 'hello_2.10.orig.tar.gz', HELLO_SHA);
+const why = inputs.why;
+const store = inputs.why === undefined ? inputs.store : '';
+const tarball = inputs.why === undefined ? inputs.tarball : '';
+const run = runCli;
 
 describe('distri build: GNU hello 2.10 from its real source', { skip: why }, () => {
   let server: http.Server;
