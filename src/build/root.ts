@@ -169,6 +169,35 @@ export async function mountStore(o: { store: string; pkgs?: string[] }): Promise
   return { mountpoint, stop };
 }
 
+/** Every process below the `roots` (children, their children, …), from /proc. */
+function descendants(roots: number[]): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The field after the command (which may hold spaces and parentheses) is the state, then ppid.
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parentOf.set(Number(name), ppid);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const out: number[] = [];
+  const want = new Set(roots);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [p, pp] of parentOf) {
+      if (want.has(pp) && !want.has(p)) {
+        want.add(p);
+        out.push(p);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
 /** Single-quoted for /bin/sh. */
 function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -304,7 +333,25 @@ export function runInRoot(root: RootSpec, run: RunSpec): Promise<RunResult> {
       chunks.push(d);
       run.onOutput?.(d);
     };
-    const kill = () => child.kill('SIGKILL'); // unshare --kill-child takes PID 1 of the namespace along
+    // unshare --kill-child takes PID 1 of the namespace along, but only once its child has armed
+    // that (after the fork): an abort in the first moments would leave the child running with our
+    // pipes open. So every descendant is killed too, found through /proc, until none is left.
+    const kill = () => {
+      if (child.pid === undefined) return;
+      // Found before unshare dies: after that its children belong to init and cannot be traced.
+      let found = descendants([child.pid]);
+      child.kill('SIGKILL');
+      for (let round = 0; round < 5 && found.length > 0; round++) {
+        for (const pid of found) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }
+        found = descendants(found); // anything they forked meanwhile
+      }
+    };
     run.abort?.addEventListener('abort', kill, { once: true });
     if (run.abort?.aborted) kill();
     child.stdout?.on('data', take);
