@@ -19,6 +19,7 @@ import { Flag } from '../src/format/constants';
 import { Image } from '../src/reader/image';
 import { parseMeta, type Meta } from '../src/store/meta';
 import { bootstrapStore } from './helpers/bootstrap';
+import { waitFor } from './helpers/mount';
 import { repoRoot, skipUnless } from './oracle/tools';
 
 describe('Debian paths in distri layout', () => {
@@ -168,16 +169,6 @@ function distri(args: string[], timeoutMs = 120_000): Promise<{ status: number |
       resolve({ status, stdout, stderr });
     });
   });
-}
-
-/** Polls `cond` until it holds or `ms` pass (no fixed sleeps). */
-async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return cond();
 }
 
 describe('the bootstrap store', { skip }, () => {
@@ -346,11 +337,11 @@ describe('the bootstrap store', { skip }, () => {
         { roMount: mount.mountpoint, glibc, binds: [{ host: io, inside: '/io', rw: true }] },
         { argv: ['bash', '-c', 'echo up > /io/ready; read x < /io/go'], env: { PATH: '/ro/bin:/bin' }, cwd: '/', stdio: 'pipe' },
       );
-      assert.ok(await waitUntil(() => fs.existsSync(path.join(io, 'ready')), 60_000), 'the program started');
+      assert.ok(await waitFor(() => fs.existsSync(path.join(io, 'ready')), 60_000), 'the program started');
       assert.notEqual(loops(), '', 'the loop device is attached while mounted');
       assert.equal(spawnSync('umount', [mnt]).status, 0);
       // Autoclear detaches the device at its last unmount: none is left in the root's namespace.
-      assert.ok(await waitUntil(() => loops() === '', 10_000), `the loop device was let go while the root runs: ${loops()}`);
+      assert.ok(await waitFor(() => loops() === '', 10_000), `the loop device was let go while the root runs: ${loops()}`);
     } finally {
       if (running) {
         // Never block on the FIFO: with no reader (the program already ended) the open fails.
