@@ -116,7 +116,7 @@ test('without the native addons (an npm ci with no compiler) pack uses our encod
       assert.equal(r.status, 0, r.stderr);
       const notices = r.stderr.split('\n').filter((l) => /is not installed/.test(l));
       assert.deepEqual(notices.length, addon ? 1 : 0, `${comp}: ${r.stderr}`);
-      if (addon) assert.match(notices[0], new RegExp(`^distri: ${addon} is not installed: ${comp} blocks come from`));
+      if (addon) assert.match(notices[0]!, new RegExp(`^distri: ${addon} is not installed: ${comp} blocks come from`));
       const img = Image.open(image);
       try {
         assert.ok(Buffer.from(img.read(img.resolve('a.txt'))).equals(body), `${comp}: a.txt reads back`);
@@ -190,7 +190,7 @@ describe('block compressors: round trips through our decoders', () => {
       assert.ok(Buffer.from(codec.decompress(c, input.length)).equals(input));
       return c.length;
     });
-    assert.ok(sizes[1] < sizes[0] && sizes[2] <= sizes[1], `sizes by level: ${sizes.join(', ')}`);
+    assert.ok(sizes[1]! < sizes[0]! && sizes[2]! <= sizes[1]!, `sizes by level: ${sizes.join(', ')}`);
     assert.deepEqual(codec.compress!(input), codec.compress!(input, { level: 15 }));
     assert.throws(() => codec.compress!(input, { level: 23 }), /level 23/);
   });

@@ -195,17 +195,17 @@ const samples = new Map<number, { small: Block; full: Block }>();
 /** Which xz filter chains the blocks of an image used (read from each block header), for the test log. */
 function xzFilterIds(block: Uint8Array): string {
   // After the 12-byte stream header: header size byte, flags, [compressed size], [uncompressed size] (VLIs).
-  const flags = block[13];
+  const flags = block[13]!;
   let p = 14;
   const skipVli = () => {
-    while (block[p++] & 0x80);
+    while (block[p++]! & 0x80);
   };
   if (flags & 0x40) skipVli();
   if (flags & 0x80) skipVli();
   const ids: string[] = [];
   for (let i = 0; i < (flags & 3) + 1; i++) {
-    ids.push(block[p].toString(16));
-    p += 2 + block[p + 1];
+    ids.push(block[p]!.toString(16));
+    p += 2 + block[p + 1]!;
   }
   return ids.join(',');
 }
@@ -236,7 +236,7 @@ describe('decoding real mksquashfs images', { skip: skipUnless('decoding real mk
       if (!samples.has(v.id)) {
         const small = compressed.find((b) => b.expected.length < img.blockSize);
         assert.ok(small, 'tail block is compressed');
-        samples.set(v.id, { small, full: compressed[0] });
+        samples.set(v.id, { small, full: compressed[0]! });
       }
     });
   }
@@ -304,7 +304,7 @@ describe('zstd backends', () => {
     const two = Buffer.concat([execFileSync('zstd', ['-c'], { input: big.subarray(0, 1000) }), execFileSync('zstd', ['-c', '--check'], { input: big.subarray(1000, 50000) })]);
     assert.ok(Buffer.from(z.decompress(two, BS)).equals(big.subarray(0, 50000)));
     const checked = execFileSync('zstd', ['-c', '--check'], { input: big.subarray(0, 50000) });
-    checked[checked.length - 1] ^= 1;
+    checked[checked.length - 1]! ^= 1;
     expectDecompressFailed(() => z.decompress(checked, BS), 'bad content checksum');
   });
   test('fzstd fallback (used when WebAssembly is unavailable) on real blocks and corrupt input', (t) => {
@@ -412,7 +412,7 @@ describe('random mutations (fast-check)', () => {
       fc.assert(
         fc.property(mutation, fc.boolean(), fc.nat({ max: n - 1 }), (flips, truncate, cut) => {
           const data = Buffer.from(base.data);
-          for (const [at, x] of flips) data[at] ^= x;
+          for (const [at, x] of flips) data[at]! ^= x;
           const input = truncate ? data.subarray(0, cut) : data;
           let out: Uint8Array | undefined;
           try {
@@ -443,7 +443,7 @@ describe('round trips', () => {
       for (const input of inputs) {
         const c = codec.compress!(input);
         // A zstd frame (~10 bytes) or an xz stream (~60 bytes of container) cannot shrink the tiniest inputs.
-        if (c === null && input.length <= ({ zstd: 18, xz: 64 } as Record<string, number>)[codec.name]) continue;
+        if (c === null && input.length <= ({ zstd: 18, xz: 64 } as Record<string, number>)[codec.name]!) continue;
         assert.ok(c !== null, `${input.length} compressible bytes`);
         assert.ok(c.length < input.length);
         assert.ok(Buffer.from(codec.decompress(c, input.length)).equals(input));

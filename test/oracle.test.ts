@@ -84,7 +84,7 @@ describe('manifest helpers', () => {
       { path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 1, nlink: 1, sha256: 'aa', xattrs: { 'user.a': '01' } },
     ];
     assert.deepEqual(diffManifests(a, sortManifest([...a].reverse())), []);
-    const b: Manifest = [a[0], { ...a[1], mode: 0o4644, nlink: 2, xattrs: { 'user.a': '02', 'user.b': '' } }, { path: 'g', type: 'fifo', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, nlink: 1 }];
+    const b: Manifest = [a[0]!, { ...a[1]!, mode: 0o4644, nlink: 2, xattrs: { 'user.a': '02', 'user.b': '' } }, { path: 'g', type: 'fifo', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, nlink: 1 }];
     assert.deepEqual(diffManifests(a, b, { labels: ['src', 'img'] }), [
       'f: mode src=0o0644 img=0o4644',
       'f: nlink src=1 img=2',
@@ -93,8 +93,8 @@ describe('manifest helpers', () => {
       'only in img: g (fifo)',
     ]);
     assert.deepEqual(diffManifests(a, b, { limit: 2 }).at(-1), '... and 3 more difference(s)');
-    assert.deepEqual(diffManifests([a[0], { ...a[1], rdev: { major: 1, minor: 2 } }], [a[0], { ...a[1], rdev: { minor: 2, major: 1 } }]), []);
-    assert.match(diffManifests([a[0], { ...a[1], xattrs: {} }], a).join('\n'), /must be absent/);
+    assert.deepEqual(diffManifests([a[0]!, { ...a[1]!, rdev: { major: 1, minor: 2 } }], [a[0]!, { ...a[1]!, rdev: { minor: 2, major: 1 } }]), []);
+    assert.match(diffManifests([a[0]!, { ...a[1]!, xattrs: {} }], a).join('\n'), /must be absent/);
     assert.equal(JSON.parse(formatManifest(b)).length, 3);
   });
 });
@@ -112,7 +112,7 @@ describe('committed images', () => {
       assert.equal(bytes.readUInt16LE(28), 4, `${img.name}: major version 4`);
       const m = readExpected(img);
       assert.deepEqual(m, sortManifest(m), `${img.name}: listing sorted by path bytes`);
-      assert.equal(m[0].path, '');
+      assert.equal(m[0]!.path, '');
       assert.ok(m.length > 300, `${img.name}: listing has the 300-entry directory`);
     }
     assert.equal(fs.readFileSync(demoImage()).readUInt32LE(0), 0x73717368);
@@ -206,7 +206,7 @@ describe('image matrix: source tree, kernel mount and unsquashfs agree', () => {
     assert.equal(get('owners/file-4000000000-12345').uid, 4000000000);
     assert.equal(get('xattrs/capability').xattrs?.['security.capability'], '0100000200100000000000000000000000000000');
     assert.equal(get('xattrs/trusted').xattrs?.['trusted.overlay.opaque'], '79');
-    assert.equal(get('xattrs/big-value-1').xattrs?.['user.big'].length, 6000);
+    assert.equal(get('xattrs/big-value-1').xattrs?.['user.big']!.length, 6000);
     assert.equal(get('xattrs/user').xattrs?.['user.empty'], '');
     assert.equal(get('files/hello.txt').mtime, 4102444800);
     assert.equal(get('sparse/holey').size, 5 * 1024 * 1024 + 70000);
@@ -237,7 +237,7 @@ describe('image matrix: source tree, kernel mount and unsquashfs agree', () => {
 // ---- the helpers clean up, whatever happens -------------------------------------------------------
 
 describe('oracle helpers clean up', () => {
-  const image = committedImages().images[0].file;
+  const image = committedImages().images[0]!.file;
 
   test('withKernelMount: unmounts, detaches and removes its directory when fn throws', { skip: skipUnless('kernel cleanup', kernelAvailable()) }, async () => {
     let seen = '';

@@ -102,8 +102,8 @@ describe('version order', () => {
   it('natural upstream compare', () => {
     const ascending = ['1.0~rc1', '1.0-beta2', '1.0rc1', '1.0', '1.0a', '1.0.1', '1.2', '1.9', '1.10', '7', '99', '100'];
     for (let i = 0; i + 1 < ascending.length; i++) {
-      assert.equal(compareUpstream(ascending[i], ascending[i + 1]), -1, `${ascending[i]} < ${ascending[i + 1]}`);
-      assert.equal(compareUpstream(ascending[i + 1], ascending[i]), 1, `${ascending[i + 1]} > ${ascending[i]}`);
+      assert.equal(compareUpstream(ascending[i]!, ascending[i + 1]!), -1, `${ascending[i]} < ${ascending[i + 1]}`);
+      assert.equal(compareUpstream(ascending[i + 1]!, ascending[i]!), 1, `${ascending[i + 1]} > ${ascending[i]}`);
     }
     const shuffled = [...ascending].reverse();
     assert.deepEqual(shuffled.sort(compareUpstream), ascending);
@@ -522,7 +522,7 @@ describe('exchange directories', () => {
       f();
       return Number(process.hrtime.bigint() - t0) / 1e6;
     };
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
     const resolveAll = (dir: ExchangeTree['root']): number => {
       let n = 0;
       for (const child of dir.children.values()) n += child.kind === 'dir' ? 1 + resolveAll(child) : 1;

@@ -143,6 +143,7 @@ function checkPackage(origin: string, full: string, v: unknown, chunkSize: numbe
   if (typeof v.hasXattrs !== 'boolean') bad(origin, `${at} hasXattrs`, 'not true or false');
   const sb = v.sb;
   if (!Array.isArray(sb) || sb.length !== 3 || !sb.every(isSize)) bad(origin, `${at} sb`, 'not [bytesUsed, inodeCount, mkfsTime]');
+  const [bytesUsed, inodeCount, mkfsTime] = sb as [number, number, number];
   if (typeof v.entries !== 'string') bad(origin, `${at} entries`, 'not a string');
   if (v.entries !== '') {
     for (const e of v.entries.split('\0')) {
@@ -159,7 +160,7 @@ function checkPackage(origin: string, full: string, v: unknown, chunkSize: numbe
     version: v.version,
     runtimeUnion: (v.runtimeUnion as RuntimeUnion[]).map((u) => ({ dir: u.dir, pkg: u.pkg })),
     hasXattrs: v.hasXattrs,
-    sb: [sb[0], sb[1], sb[2]],
+    sb: [bytesUsed, inodeCount, mkfsTime],
     entries: v.entries,
   };
 }

@@ -67,14 +67,15 @@ function stripFileSuffix(component: string): string {
 function parseComponent(full: string): PackageName | null {
   const parts = full.split('-');
   for (let i = parts.length - 1; i > 0; i--) {
-    if (!ARCH_SET.has(parts[i])) continue;
+    const token = parts[i] ?? '';
+    if (!ARCH_SET.has(token)) continue;
     const pkg = parts.slice(0, i).join('-');
     if (pkg === '') return null;
-    const arch = parts[i] as Arch;
+    const arch = token as Arch;
     const version = parts.slice(i + 1);
     if (version.length === 0) return { pkg, arch, upstream: '', rev: 0, full };
     if (version.length === 1 && version[0] === '') return null; // `bash-amd64-`: a dash with no version
-    const last = version[version.length - 1];
+    const last = version[version.length - 1] ?? '';
     if (version.length > 1 && REVISION.test(last) && Number.isSafeInteger(Number(last))) {
       return { pkg, arch, upstream: version.slice(0, -1).join('-'), rev: Number(last), full };
     }

@@ -36,7 +36,7 @@ function dropV(version: string): string {
 /** Splits a URL (with or without scheme) into host and path segments, ignoring query and fragment. */
 function urlSegments(url: string): { host: string; segments: string[] } {
   const bare = url.replace(/[?#].*$/, '').replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, '');
-  const [host, ...segments] = bare.split('/');
+  const [host = '', ...segments] = bare.split('/');
   return { host: host.toLowerCase(), segments: segments.filter((s) => s !== '') };
 }
 
@@ -54,8 +54,9 @@ export function guessFromUrl(url: string): ScaffoldGuess | null {
   if (host === 'github.com' || host === 'www.github.com') {
     const archive = segments.indexOf('archive');
     if (archive === 2 && segments.length > 3) {
-      const version = dropV(trimArchiveSuffix(segments[segments.length - 1]));
-      return version === '' ? null : { name: segments[1].toLowerCase(), version };
+      const name = segments[1] ?? '';
+      const version = dropV(trimArchiveSuffix(segments[segments.length - 1] ?? ''));
+      return version === '' ? null : { name: name.toLowerCase(), version };
     }
   }
   const file = segments[segments.length - 1];
@@ -65,6 +66,7 @@ export function guessFromUrl(url: string): ScaffoldGuess | null {
     .replace(/\.orig$/, '')
     .replace(/_/g, '-');
   const m = /^(.+)-(v?[0-9].*)$/.exec(base) ?? /^(.+)-(.+)$/.exec(base);
-  if (!m) return null;
-  return { name: m[1].toLowerCase(), version: dropV(m[2]) };
+  const [, name, version] = m ?? [];
+  if (name === undefined || version === undefined) return null;
+  return { name: name.toLowerCase(), version: dropV(version) };
 }

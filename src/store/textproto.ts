@@ -106,7 +106,7 @@ class Lexer {
     const line = this.line;
     const column = start - this.lineStart + 1;
     if (start >= s.length) return { kind: 'eof', text: '', line, column };
-    const c = s[start];
+    const c = s.charAt(start);
     const tok = (kind: TokenKind, text: string): Token => ({ kind, text, line, column });
     if (c === '"' || c === "'") return tok('string', this.readString(c));
     const ident = /[A-Za-z_][A-Za-z0-9_]*/y;
@@ -174,8 +174,9 @@ class Lexer {
     const s = this.src;
     const at = this.pos;
     const e = s[at + 1] ?? '';
-    if (e in SIMPLE_ESCAPES) {
-      bytes.push(SIMPLE_ESCAPES[e]);
+    const simple = SIMPLE_ESCAPES[e];
+    if (simple !== undefined) {
+      bytes.push(simple);
       this.pos = at + 2;
       return;
     }

@@ -219,7 +219,7 @@ export function walkDirectory(root: string, options: WalkOptions = {}): Manifest
 
 function sortedRecord(r: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(r).sort(compareBytes)) out[k] = r[k];
+  for (const k of Object.keys(r).sort(compareBytes)) out[k] = r[k]!;
   return out;
 }
 
