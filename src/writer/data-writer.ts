@@ -20,6 +20,7 @@ import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
+import { errnoWords } from '../io/errno';
 import { DATA_BLOCK_UNCOMPRESSED, NO_INDEX } from '../format/constants';
 import type { CompressPool } from './compress-pool';
 import type { FileContent } from './tree';
@@ -44,6 +45,11 @@ export interface DataWriterOptions {
   /** Called with the number of bytes of file content consumed so far. */
   progress?: (bytes: number) => void;
 }
+
+/** A staging buffer: what one write system call writes. */
+const STAGE_SIZE = 1 << 20;
+/** Staged writes allowed under way before the reader waits for one to complete. */
+const MAX_WRITING = 4;
 
 /** Files up to this size that may be duplicates are read once, into memory. */
 const IN_MEMORY_HASH_LIMIT = 8 << 20;
@@ -124,12 +130,54 @@ export class DataWriter {
     this.pos += data.length;
   }
 
+  /**
+   * Hands the filled staging buffer to libuv's thread pool (an asynchronous positional write) and
+   * goes on with another one: copying the bytes into the page cache then happens on another
+   * core while this thread reads the next files (mksquashfs has a writer thread for the same
+   * reason). Writes are positional, so their completion order does not matter.
+   */
   private flush(): void {
     if (this.stageFill === 0) return;
-    writeAll(this.fd, this.stage.subarray(0, this.stageFill), this.pos - this.stageFill);
+    const buf = this.stage;
+    const len = this.stageFill;
+    const at = this.pos - len;
+    this.stage = this.spare.pop() ?? Buffer.allocUnsafe(STAGE_SIZE);
     this.stageFill = 0;
+    this.writing++;
+    let off = 0;
+    const next = (err: NodeJS.ErrnoException | null, n: number): void => {
+      if (!err && n > 0 && (off += n) < len) {
+        fs.write(this.fd, buf, off, len - off, at + off, next);
+        return;
+      }
+      if (err || n <= 0) this.error ??= err ? new SquashfsError('IO', `cannot write the image: ${errnoWords(err)}`, undefined, undefined, { cause: err }) : new SquashfsError('IO', 'cannot write the image: no progress');
+      this.writing--;
+      this.spare.push(buf);
+      for (const wake of this.waiting.splice(0)) wake();
+    };
+    fs.write(this.fd, buf, 0, len, at, next);
   }
-  private readonly stage = Buffer.allocUnsafe(1 << 20);
+
+  /**
+   * Resolves once no write is under way, without throwing: the caller may close the image's file
+   * descriptor then (a write still queued in the thread pool would otherwise go to whatever file
+   * reuses the number).
+   */
+  async settled(): Promise<void> {
+    while (this.writing > 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Waits while more than `limit` staged writes are under way (memory stays bounded). */
+  private async writesBelow(limit: number): Promise<void> {
+    while (this.writing > limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.error) throw this.error;
+  }
+  private stage: Buffer = Buffer.allocUnsafe(STAGE_SIZE);
+  /** Staging buffers whose writes are complete. */
+  private readonly spare: Buffer[] = [];
+  /** Staged writes under way, and who waits for one to complete. */
+  private writing = 0;
+  private readonly waiting: Array<() => void> = [];
   /** Small files that may be duplicates are read whole into this, hashed and stored from it. */
   private hashBuf: Buffer = Buffer.alloc(0);
   private stageFill = 0;
@@ -155,6 +203,7 @@ export class DataWriter {
 
   /** Stores one file's contents; the result's fields are final once finish() has resolved. */
   async addFile(source: FileContent, mayDuplicate: boolean): Promise<FileData> {
+    if (this.writing > MAX_WRITING) await this.writesBelow(MAX_WRITING);
     let content = source;
     const size = content.size;
     const bs = this.opts.blockSize;
@@ -193,6 +242,7 @@ export class DataWriter {
     try {
       for (let i = 0; i < fullBlocks; i++) {
         const len = Math.min(bs, size - i * bs);
+        if (this.writing > MAX_WRITING) await this.writesBelow(MAX_WRITING);
         if (!this.opts.pool && this.pending === 0) {
           // Uncompressed: read straight into the staging buffer, where the block is stored.
           this.storeInPlace(content, i * bs, len, data, i);
@@ -284,6 +334,7 @@ export class DataWriter {
     await Promise.all(this.inFlight);
     if (this.error) throw this.error;
     this.flush();
+    await this.writesBelow(0);
   }
 }
 
