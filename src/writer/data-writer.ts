@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
 import { errnoWords } from '../io/errno';
 import { DATA_BLOCK_UNCOMPRESSED, NO_INDEX } from '../format/constants';
-import type { CompressPool } from './compress-pool';
+import type { CompressPool, Slot } from './compress-pool';
 import type { FileContent } from './tree';
 
 export interface FileData {
@@ -54,7 +54,8 @@ const MAX_WRITING = 4;
 /** Files up to this size that may be duplicates are read once, into memory. */
 const IN_MEMORY_HASH_LIMIT = 8 << 20;
 
-type Written = { data: Uint8Array | null; compressed: boolean };
+/** What goes to the image for one block; `release` frees the memory it lies in, once written. */
+type Written = { data: Uint8Array | null; compressed: boolean; release?: () => void };
 
 export class DataWriter {
   /** Next free byte of the image (data starts after the superblock and compressor options). */
@@ -79,7 +80,7 @@ export class DataWriter {
     private readonly opts: DataWriterOptions,
   ) {
     this.pos = start;
-    this.frag = this.blockBuffer(opts.blockSize);
+    this.frag = Buffer.allocUnsafe(opts.blockSize);
     this.zero = new Uint8Array(opts.blockSize);
     this.maxInFlight = opts.maxInFlight ?? Math.max(8, (opts.pool?.size ?? 1) * 8);
   }
@@ -90,6 +91,7 @@ export class DataWriter {
       // Nothing is waiting to be written (always so without compression): write it now.
       const pos = this.pos;
       if (result.data) this.write(result.data);
+      result.release?.();
       onWritten(pos, result.data ? result.data.length : 0, result.compressed);
       return;
     }
@@ -101,6 +103,7 @@ export class DataWriter {
         await prev;
         const pos = this.pos;
         if (r.data) this.write(r.data);
+        r.release?.();
         onWritten(pos, r.data ? r.data.length : 0, r.compressed);
       } finally {
         this.pending--;
@@ -182,19 +185,25 @@ export class DataWriter {
   private hashBuf: Buffer = Buffer.alloc(0);
   private stageFill = 0;
 
-  /** ArrayBuffers allocated for one block each (never Buffer's shared pool): they may be moved to a worker. */
-  private readonly owned = new WeakSet<ArrayBuffer>();
-  private blockBuffer(len: number): Buffer {
-    const b = Buffer.allocUnsafeSlow(len);
-    this.owned.add(b.buffer as ArrayBuffer);
-    return b;
+  /** A slot of the pool's shared memory for one block (waits while all are in use). */
+  private async slot(pool: CompressPool): Promise<Slot> {
+    for (;;) {
+      const slot = pool.acquire();
+      if (slot) return slot;
+      await pool.whenFree();
+      if (this.error) throw this.error;
+    }
   }
 
-  private compress(block: Uint8Array): Promise<Written> | Written {
-    if (!this.opts.pool) return { data: block, compressed: false };
-    // A block in a buffer of its own is handed to the worker, not copied.
-    const own = this.owned.delete(block.buffer as ArrayBuffer);
-    return this.opts.pool.compress(block, own).then((r) => ({ data: r.bytes, compressed: r.compressed }));
+  /** The block in `slot` (its first `len` bytes), compressed by the pool; the slot is freed once written. */
+  private compress(pool: CompressPool, slot: Slot, len: number): Promise<Written> {
+    return pool.compress(slot, len).then(
+      (r) => ({ data: r.bytes, compressed: r.compressed, release: () => pool.release(slot) }),
+      (e) => {
+        pool.release(slot);
+        throw e;
+      },
+    );
   }
 
   private isZero(b: Uint8Array): boolean {
@@ -250,16 +259,21 @@ export class DataWriter {
           this.opts.progress?.(this.consumed);
           continue;
         }
-        const buf = this.blockBuffer(len);
+        const pool = this.opts.pool;
+        // Read into a slot of the pool's shared memory, or (without a pool, while earlier blocks
+        // wait to be written; not reached today) into a buffer of its own.
+        const slot = pool ? (pool.acquire() ?? (await this.slot(pool))) : undefined;
+        const buf = slot ? slot.input.subarray(0, len) : Buffer.allocUnsafe(len);
         readFully(content, i * bs, buf);
         const first = i === 0;
         if (this.isZero(buf)) {
+          if (slot) pool!.release(slot);
           data.sparse += len;
           await this.enqueue({ data: null, compressed: false }, (pos) => {
             if (first) data.blocksStart = pos;
           });
         } else {
-          await this.enqueue(this.compress(buf), (pos, stored, compressed) => {
+          await this.enqueue(slot ? this.compress(pool!, slot, len) : { data: buf, compressed: false }, (pos, stored, compressed) => {
             if (first) data.blocksStart = pos;
             data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
           });
@@ -319,10 +333,22 @@ export class DataWriter {
     if (this.fragFill === 0) return;
     const index = this.fragmentTable.length;
     this.fragmentTable.push({ start: 0, sizeWord: 0 });
-    const block = this.frag.subarray(0, this.fragFill);
-    this.frag = this.blockBuffer(this.opts.blockSize); // only frag[0, fragFill) is ever read
+    const len = this.fragFill;
+    const pool = this.opts.pool;
+    let out: Promise<Written> | Written;
+    if (pool) {
+      // Copied into a slot, so that the fragment buffer is free again at once.
+      const slot = pool.acquire() ?? (await this.slot(pool));
+      slot.input.set(this.frag.subarray(0, len));
+      out = this.compress(pool, slot, len);
+    } else if (this.pending === 0) {
+      out = { data: this.frag.subarray(0, len), compressed: false }; // written (copied) right away
+    } else {
+      out = { data: this.frag.subarray(0, len), compressed: false };
+      this.frag = Buffer.allocUnsafe(this.opts.blockSize); // (not reached today: see addFile)
+    }
     this.fragFill = 0;
-    await this.enqueue(this.compress(block), (pos, stored, compressed) => {
+    await this.enqueue(out, (pos, stored, compressed) => {
       this.fragmentTable[index] = { start: pos, sizeWord: (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0 };
     });
   }
