@@ -50,9 +50,7 @@ const timeTool = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 function timed(cmd: string, argv: string[]): { seconds: number; cpu: number; ok: boolean; err: string } {
   const cpuFile = path.join(tmp, 'cpu.txt');
   const t = process.hrtime.bigint();
-  const r = timeTool
-    ? spawnSync(timeTool, ['-f', '%U %S', '-o', cpuFile, cmd, ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 })
-    : spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = timeTool ? spawnSync(timeTool, ['-f', '%U %S', '-o', cpuFile, cmd, ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 }) : spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 26 });
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   let cpu = NaN;
   if (timeTool) {
@@ -61,7 +59,11 @@ function timed(cmd: string, argv: string[]): { seconds: number; cpu: number; ok:
   }
   return { seconds, cpu, ok: r.status === 0, err: `${r.stderr ?? ''}`.trim().split('\n').slice(-1)[0] ?? '' };
 }
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 /** The image's real size: bytes_used in the superblock (offset 40), without the file's padding. */
 function bytesUsed(image: string): number {
   const fd = fs.openSync(image, 'r');

@@ -153,7 +153,10 @@ export class DataWriter {
         fs.write(this.fd, buf, off, len - off, at + off, next);
         return;
       }
-      if (err || n <= 0) this.error ??= err ? new SquashfsError('IO', `cannot write the image: ${errnoWords(err)}`, undefined, undefined, { cause: err }) : new SquashfsError('IO', 'cannot write the image: no progress');
+      if (err || n <= 0)
+        this.error ??= err
+          ? new SquashfsError('IO', `cannot write the image: ${errnoWords(err)}`, undefined, undefined, { cause: err })
+          : new SquashfsError('IO', 'cannot write the image: no progress');
       this.writing--;
       this.spare.push(buf);
       for (const wake of this.waiting.splice(0)) wake();
