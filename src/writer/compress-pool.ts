@@ -60,6 +60,9 @@ export class CompressPool {
     slots = Math.max(8, size * 8) + 2,
   ) {
     this.blockSize = options.blockSize;
+    // At most 256 MiB of shared memory (many CPUs, 1 MiB blocks), but two jobs per worker and room
+    // for the writer's ordering. Pages of slots never used are never touched.
+    slots = Math.max(2 * size + 2, Math.min(slots, Math.floor((256 << 20) / (2 * this.blockSize))));
     // Each slot: the block (input) then room for its compressed form (output, never larger).
     this.shared = new SharedArrayBuffer(slots * 2 * this.blockSize);
     for (let i = 0; i < slots; i++) this.slots.push({ index: i, input: new Uint8Array(this.shared, 2 * i * this.blockSize, this.blockSize) });
