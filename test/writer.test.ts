@@ -320,6 +320,22 @@ describe('pack a tree described in code', () => {
       });
     }
   });
+
+  test('an image that cannot be written (a full device) fails the pack with the reason, written in place or through the workers', async () => {
+    // The data is written in the thread pool, beside the reading: a failed write must still
+    // reach the caller (not be lost, not hang the pack) for both paths the bytes take.
+    const big = generatedContent(5 << 20, (p, b) => {
+      for (let i = 0; i < b.length; i++) b[i] = ((p + i) * 2654435761) >>> 24 || 1;
+    });
+    const root = tree.dir({ big: tree.file(big), small: tree.file('a few bytes') }) as DirNode;
+    for (const compression of ['none', 'lz4'] as const) {
+      await assert.rejects(pack(root, '/dev/full', { compression }), (e: Error) => {
+        assert.ok(e instanceof SquashfsError, `${compression}: ${e}`);
+        assert.match(e.message, /cannot write the image: no space left on the device/, compression);
+        return true;
+      });
+    }
+  });
 });
 
 // ---- property: random trees → pack → read back ------------------------------------------------

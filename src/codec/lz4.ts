@@ -13,6 +13,7 @@
  * (lz4js was measured at the same speed but does no bounds checking at all.)
  */
 import type { Codec } from './index';
+import { liblz4Available, liblz4CompressBlock } from './lz4-liblz4';
 import { checkArgs, corrupt, finish, optionalModule } from './util';
 
 export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
@@ -185,8 +186,11 @@ export const lz4Codec: Codec = {
   id: 5,
   name: 'lz4',
   decompress: lz4DecompressBlock,
-  /** lz4-napi where it installed (native, ~2.5× ours), else our encoder (lz4CompressBlock). */
-  compress: (input: Uint8Array) => (encoder === 'auto' && nativeLz4() ? lz4CompressNative(input) : lz4CompressBlock(input)),
+  /** liblz4 where it built (lz4-liblz4.ts), else lz4-napi where it installed (~2.5× ours), else our encoder (lz4CompressBlock). */
+  compress: (input: Uint8Array) => {
+    const which = lz4EncoderName();
+    return which === 'liblz4' ? liblz4CompressBlock(input) : which === 'native' ? lz4CompressNative(input) : lz4CompressBlock(input);
+  },
 };
 
 // ---- native compressor ----
@@ -198,7 +202,7 @@ export const lz4Codec: Codec = {
 // 3 % larger than ours (0.05 % larger than liblz4's, which mksquashfs writes).
 
 const nativeLz4 = optionalModule(() => (require('lz4-napi') as { compressSync: (data: Buffer) => Buffer }).compressSync);
-let encoder: 'auto' | 'builtin' = 'auto';
+let encoder: 'auto' | 'lz4-napi' | 'builtin' = 'auto';
 
 /** One raw LZ4 block by lz4-napi; null when not smaller. */
 export function lz4CompressNative(input: Uint8Array): Uint8Array | null {
@@ -210,11 +214,12 @@ export function lz4CompressNative(input: Uint8Array): Uint8Array | null {
   return out.length - 4 < input.length ? out.subarray(4) : null;
 }
 
-/** Forces our own encoder (tests and benchmarks only). */
-export function _setLz4EncoderForTest(which: 'auto' | 'builtin'): void {
+/** Forces lz4-napi or our own encoder (tests and benchmarks only); 'auto': the best one installed. */
+export function _setLz4EncoderForTest(which: 'auto' | 'lz4-napi' | 'builtin'): void {
   encoder = which;
 }
-/** The encoder lz4 blocks get: "native" (lz4-napi) or "builtin". */
-export function lz4EncoderName(): 'native' | 'builtin' {
-  return encoder === 'auto' && nativeLz4() ? 'native' : 'builtin';
+/** The encoder lz4 blocks get: "liblz4" (the lz4 package), "native" (lz4-napi) or "builtin". */
+export function lz4EncoderName(): 'liblz4' | 'native' | 'builtin' {
+  if (encoder === 'auto' && liblz4Available()) return 'liblz4';
+  return encoder !== 'builtin' && nativeLz4() ? 'native' : 'builtin';
 }

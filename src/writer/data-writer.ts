@@ -20,8 +20,9 @@ import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
+import { errnoWords } from '../io/errno';
 import { DATA_BLOCK_UNCOMPRESSED, NO_INDEX } from '../format/constants';
-import type { CompressPool } from './compress-pool';
+import type { CompressPool, Slot } from './compress-pool';
 import type { FileContent } from './tree';
 
 export interface FileData {
@@ -45,10 +46,16 @@ export interface DataWriterOptions {
   progress?: (bytes: number) => void;
 }
 
+/** A staging buffer: what one write system call writes. */
+const STAGE_SIZE = 1 << 20;
+/** Staged writes allowed under way before the reader waits for one to complete. */
+const MAX_WRITING = 4;
+
 /** Files up to this size that may be duplicates are read once, into memory. */
 const IN_MEMORY_HASH_LIMIT = 8 << 20;
 
-type Written = { data: Uint8Array | null; compressed: boolean };
+/** What goes to the image for one block; `release` frees the memory it lies in, once written. */
+type Written = { data: Uint8Array | null; compressed: boolean; release?: () => void };
 
 export class DataWriter {
   /** Next free byte of the image (data starts after the superblock and compressor options). */
@@ -73,7 +80,7 @@ export class DataWriter {
     private readonly opts: DataWriterOptions,
   ) {
     this.pos = start;
-    this.frag = this.blockBuffer(opts.blockSize);
+    this.frag = Buffer.allocUnsafe(opts.blockSize);
     this.zero = new Uint8Array(opts.blockSize);
     this.maxInFlight = opts.maxInFlight ?? Math.max(8, (opts.pool?.size ?? 1) * 8);
   }
@@ -84,6 +91,7 @@ export class DataWriter {
       // Nothing is waiting to be written (always so without compression): write it now.
       const pos = this.pos;
       if (result.data) this.write(result.data);
+      result.release?.();
       onWritten(pos, result.data ? result.data.length : 0, result.compressed);
       return;
     }
@@ -95,6 +103,7 @@ export class DataWriter {
         await prev;
         const pos = this.pos;
         if (r.data) this.write(r.data);
+        r.release?.();
         onWritten(pos, r.data ? r.data.length : 0, r.compressed);
       } finally {
         this.pending--;
@@ -124,29 +133,80 @@ export class DataWriter {
     this.pos += data.length;
   }
 
+  /**
+   * Hands the filled staging buffer to libuv's thread pool (an asynchronous positional write) and
+   * goes on with another one: copying the bytes into the page cache then happens on another
+   * core while this thread reads the next files (mksquashfs has a writer thread for the same
+   * reason). Writes are positional, so their completion order does not matter.
+   */
   private flush(): void {
     if (this.stageFill === 0) return;
-    writeAll(this.fd, this.stage.subarray(0, this.stageFill), this.pos - this.stageFill);
+    const buf = this.stage;
+    const len = this.stageFill;
+    const at = this.pos - len;
+    this.stage = this.spare.pop() ?? Buffer.allocUnsafe(STAGE_SIZE);
     this.stageFill = 0;
+    this.writing++;
+    let off = 0;
+    const next = (err: NodeJS.ErrnoException | null, n: number): void => {
+      if (!err && n > 0 && (off += n) < len) {
+        fs.write(this.fd, buf, off, len - off, at + off, next);
+        return;
+      }
+      if (err || n <= 0)
+        this.error ??= err
+          ? new SquashfsError('IO', `cannot write the image: ${errnoWords(err)}`, undefined, undefined, { cause: err })
+          : new SquashfsError('IO', 'cannot write the image: no progress');
+      this.writing--;
+      this.spare.push(buf);
+      for (const wake of this.waiting.splice(0)) wake();
+    };
+    fs.write(this.fd, buf, 0, len, at, next);
   }
-  private readonly stage = Buffer.allocUnsafe(1 << 20);
+
+  /**
+   * Resolves once no write is under way, without throwing: the caller may close the image's file
+   * descriptor then (a write still queued in the thread pool would otherwise go to whatever file
+   * reuses the number).
+   */
+  async settled(): Promise<void> {
+    while (this.writing > 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Waits while more than `limit` staged writes are under way (memory stays bounded). */
+  private async writesBelow(limit: number): Promise<void> {
+    while (this.writing > limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.error) throw this.error;
+  }
+  private stage: Buffer = Buffer.allocUnsafe(STAGE_SIZE);
+  /** Staging buffers whose writes are complete. */
+  private readonly spare: Buffer[] = [];
+  /** Staged writes under way, and who waits for one to complete. */
+  private writing = 0;
+  private readonly waiting: Array<() => void> = [];
   /** Small files that may be duplicates are read whole into this, hashed and stored from it. */
   private hashBuf: Buffer = Buffer.alloc(0);
   private stageFill = 0;
 
-  /** ArrayBuffers allocated for one block each (never Buffer's shared pool): they may be moved to a worker. */
-  private readonly owned = new WeakSet<ArrayBuffer>();
-  private blockBuffer(len: number): Buffer {
-    const b = Buffer.allocUnsafeSlow(len);
-    this.owned.add(b.buffer as ArrayBuffer);
-    return b;
+  /** A slot of the pool's shared memory for one block (waits while all are in use). */
+  private async slot(pool: CompressPool): Promise<Slot> {
+    for (;;) {
+      const slot = pool.acquire();
+      if (slot) return slot;
+      await pool.whenFree();
+      if (this.error) throw this.error;
+    }
   }
 
-  private compress(block: Uint8Array): Promise<Written> | Written {
-    if (!this.opts.pool) return { data: block, compressed: false };
-    // A block in a buffer of its own is handed to the worker, not copied.
-    const own = this.owned.delete(block.buffer as ArrayBuffer);
-    return this.opts.pool.compress(block, own).then((r) => ({ data: r.bytes, compressed: r.compressed }));
+  /** The block in `slot` (its first `len` bytes), compressed by the pool; the slot is freed once written. */
+  private compress(pool: CompressPool, slot: Slot, len: number): Promise<Written> {
+    return pool.compress(slot, len).then(
+      (r) => ({ data: r.bytes, compressed: r.compressed, release: () => pool.release(slot) }),
+      (e) => {
+        pool.release(slot);
+        throw e;
+      },
+    );
   }
 
   private isZero(b: Uint8Array): boolean {
@@ -155,6 +215,7 @@ export class DataWriter {
 
   /** Stores one file's contents; the result's fields are final once finish() has resolved. */
   async addFile(source: FileContent, mayDuplicate: boolean): Promise<FileData> {
+    if (this.writing > MAX_WRITING) await this.writesBelow(MAX_WRITING);
     let content = source;
     const size = content.size;
     const bs = this.opts.blockSize;
@@ -193,6 +254,7 @@ export class DataWriter {
     try {
       for (let i = 0; i < fullBlocks; i++) {
         const len = Math.min(bs, size - i * bs);
+        if (this.writing > MAX_WRITING) await this.writesBelow(MAX_WRITING);
         if (!this.opts.pool && this.pending === 0) {
           // Uncompressed: read straight into the staging buffer, where the block is stored.
           this.storeInPlace(content, i * bs, len, data, i);
@@ -200,16 +262,21 @@ export class DataWriter {
           this.opts.progress?.(this.consumed);
           continue;
         }
-        const buf = this.blockBuffer(len);
+        const pool = this.opts.pool;
+        // Read into a slot of the pool's shared memory, or (without a pool, while earlier blocks
+        // wait to be written; not reached today) into a buffer of its own.
+        const slot = pool ? (pool.acquire() ?? (await this.slot(pool))) : undefined;
+        const buf = slot ? slot.input.subarray(0, len) : Buffer.allocUnsafe(len);
         readFully(content, i * bs, buf);
         const first = i === 0;
         if (this.isZero(buf)) {
+          if (slot) pool!.release(slot);
           data.sparse += len;
           await this.enqueue({ data: null, compressed: false }, (pos) => {
             if (first) data.blocksStart = pos;
           });
         } else {
-          await this.enqueue(this.compress(buf), (pos, stored, compressed) => {
+          await this.enqueue(slot ? this.compress(pool!, slot, len) : { data: buf, compressed: false }, (pos, stored, compressed) => {
             if (first) data.blocksStart = pos;
             data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
           });
@@ -269,10 +336,22 @@ export class DataWriter {
     if (this.fragFill === 0) return;
     const index = this.fragmentTable.length;
     this.fragmentTable.push({ start: 0, sizeWord: 0 });
-    const block = this.frag.subarray(0, this.fragFill);
-    this.frag = this.blockBuffer(this.opts.blockSize); // only frag[0, fragFill) is ever read
+    const len = this.fragFill;
+    const pool = this.opts.pool;
+    let out: Promise<Written> | Written;
+    if (pool) {
+      // Copied into a slot, so that the fragment buffer is free again at once.
+      const slot = pool.acquire() ?? (await this.slot(pool));
+      slot.input.set(this.frag.subarray(0, len));
+      out = this.compress(pool, slot, len);
+    } else if (this.pending === 0) {
+      out = { data: this.frag.subarray(0, len), compressed: false }; // written (copied) right away
+    } else {
+      out = { data: this.frag.subarray(0, len), compressed: false };
+      this.frag = Buffer.allocUnsafe(this.opts.blockSize); // (not reached today: see addFile)
+    }
     this.fragFill = 0;
-    await this.enqueue(this.compress(block), (pos, stored, compressed) => {
+    await this.enqueue(out, (pos, stored, compressed) => {
       this.fragmentTable[index] = { start: pos, sizeWord: (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0 };
     });
   }
@@ -284,6 +363,7 @@ export class DataWriter {
     await Promise.all(this.inFlight);
     if (this.error) throw this.error;
     this.flush();
+    await this.writesBelow(0);
   }
 }
 

@@ -254,19 +254,20 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression, options.level);
   const fd = output.open();
   let pool: CompressPool | undefined;
+  let dw: DataWriter | undefined;
   let complete = false;
   try {
     if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { level: options.level, blockSize: opt.blockSize }, options.workers);
     const dataStart = SUPERBLOCK_SIZE + (copts?.length ?? 0);
-    const dw = new DataWriter(fd, dataStart, {
+    const data = (dw = new DataWriter(fd, dataStart, {
       blockSize: opt.blockSize,
       fragments: opt.fragments,
       duplicates: opt.duplicates,
       pool,
       progress: options.progress ? (done) => options.progress!(done, total) : undefined,
-    });
-    for (const f of files) info.get(f)!.data = await dw.addFile(f.content, (bySize.get(f.content.size) ?? 0) > 1);
-    await dw.finish();
+    }));
+    for (const f of files) info.get(f)!.data = await data.addFile(f.content, (bySize.get(f.content.size) ?? 0) > 1);
+    await data.finish();
     await pool?.close();
     pool = undefined;
 
@@ -334,7 +335,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     for (const n of post) writeInode(n);
 
     // ---- 4. tables ----
-    let pos = dw.pos;
+    let pos = data.pos;
     const put = (bytes: Uint8Array) => {
       let off = 0;
       while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off, pos + off);
@@ -346,7 +347,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     put(dirs.finish().bytes);
     let fragmentTableStart: number | undefined;
     {
-      const t = lookupTable(encodeFragmentEntries(dw.fragmentTable), pos, opt.compress);
+      const t = lookupTable(encodeFragmentEntries(data.fragmentTable), pos, opt.compress);
       put(t.bytes);
       fragmentTableStart = t.pointer;
     }
@@ -378,7 +379,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       inodeCount,
       modificationTime: mkfsTime,
       blockSize: opt.blockSize,
-      fragmentCount: dw.fragmentTable.length,
+      fragmentCount: data.fragmentTable.length,
       compressionId,
       flags,
       idCount: ids.values.length,
@@ -407,7 +408,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       bytesUsed,
       fileSize,
       inodeCount,
-      fragmentCount: dw.fragmentTable.length,
+      fragmentCount: data.fragmentTable.length,
       idCount: ids.values.length,
       xattrIdCount: opt.xattrs ? xattrTable.count : 0,
       compression: opt.compression,
@@ -416,6 +417,8 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     };
   } finally {
     await pool?.close();
+    // Data writes run in the thread pool: none may be left when the descriptor is closed.
+    await dw?.settled();
     fs.closeSync(fd);
     if (complete) output.commit();
     else output.abort();

@@ -17,7 +17,7 @@ import { zstdEncoderName } from '../../codec/zstd';
 function fallbackNotice(comp: Compression): string | undefined {
   if (comp === 'xz' && xzEncoderName() !== 'liblzma') return 'lzma-native is not installed: xz blocks come from our own encoder (images about 6 % larger, slower)';
   if (comp === 'zstd' && zstdEncoderName() !== 'native') return 'zstd-napi is not installed: zstd blocks come from zstd in WebAssembly (the same bytes, slower)';
-  if (comp === 'lz4' && lz4EncoderName() !== 'native') return 'lz4-napi is not installed: lz4 blocks come from our own encoder (slower)';
+  if (comp === 'lz4' && lz4EncoderName() === 'builtin') return 'lz4 (liblz4) and lz4-napi are not installed: lz4 blocks come from our own encoder (slower)';
   return undefined;
 }
 
@@ -106,7 +106,8 @@ export function register(program: Command): void {
       `
 Defaults follow mksquashfs: gzip level 9, 128 KiB blocks, fragments, duplicates removed, export table.
 Compressors: gzip (node:zlib), zstd (libzstd through zstd-napi, level 15), xz (liblzma through
-lzma-native, preset 6, dictionary = block size), lz4 (lz4-napi), lzo (our LZO1X encoder), none.
+lzma-native, preset 6, dictionary = block size), lz4 (liblz4 through the lz4 package, else
+lz4-napi), lzo (our LZO1X encoder), none.
 Where a native library did not install, our own encoder (xz, lz4) or zstd in WASM stands in.
 The same input and options give the same bytes on the same installation (a stand-in encoder
 makes different, equally valid blocks); only the image time changes unless --mtime or
