@@ -142,9 +142,9 @@ function hostRun(o: BuildBenchOptions, spec: PackageSpec, tarball: string, rep: 
   const run = (name: string, argv: string[], env: Record<string, string>, cwd: string) => {
     const before = group ? cpuSum(group.usage()) : NaN;
     const t = process.hrtime.bigint();
-    const full = group ? group.wrap(argv) : argv;
+    const cmd = group ? group.wrap(argv) : argv;
     fs.writeSync(logFd, `${name}: ${argv.join(' ')}\n`);
-    const r = spawnSync(full[0]!, full.slice(1), { cwd, env, stdio: ['ignore', logFd, logFd] });
+    const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd, env, stdio: ['ignore', logFd, logFd] });
     if (r.status !== 0) throw new Error(`host: ${argv.join(' ')} failed (status ${r.status ?? r.signal}); see ${path.join(dir, 'host.log')}`);
     phases.push({ name, ms: Number(process.hrtime.bigint() - t) / 1e6, cpuMs: group ? cpuSum(group.usage()) - before : NaN });
   };
@@ -187,7 +187,7 @@ async function sandboxRun(o: BuildBenchOptions, spec: PackageSpec, url: string, 
   const group = CpuGroup.create(`distri-bench-build-${process.pid}-sandbox${rep}`);
   const daemonGroup = group?.child('ro-daemon');
   const argv = [process.execPath, cli, 'build', '--distriroot', root, '--pkg', o.pkg, '--store', o.store, '--jobs', String(o.jobs), '--out', path.join(root, 'out')];
-  const full = group ? group.wrap(argv) : argv;
+  const cmd = group ? group.wrap(argv) : argv;
   const samples: { t: number; cpu: number; daemon: number }[] = [];
   const lines: { t: number; line: string }[] = [];
   const t0 = process.hrtime.bigint();
@@ -210,7 +210,7 @@ async function sandboxRun(o: BuildBenchOptions, spec: PackageSpec, url: string, 
   let status: number | null;
   try {
     status = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(full[0]!, full.slice(1), { env: { ...process.env, DISTRI_FUSE_STATS: statsFile }, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(cmd[0]!, cmd.slice(1), { env: { ...process.env, DISTRI_FUSE_STATS: statsFile }, stdio: ['ignore', 'ignore', 'pipe'] });
       let buf = '';
       child.stderr!.on('data', (d: Buffer) => {
         buf += d.toString('utf8');
