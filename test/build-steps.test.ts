@@ -15,7 +15,7 @@ import { collectRuntimeDeps, pcFileRequires, pkgConfigRequires, shebangDeps } fr
 import { StoreCatalog, builderDeps, resolveBuildDeps } from '../src/build/deps';
 import { globPaths, splitPackages } from '../src/build/split';
 import { inputDigest } from '../src/build/digest';
-import { formatDuration, goQuotedList } from '../src/build/duration';
+import { formatDuration, goQuotedList, parseDuration } from '../src/build/duration';
 import { planWrappers, wrapperScript, wrapperSource } from '../src/build/wrappers';
 import { parseRecipe, type Install } from '../src/build/recipe';
 import { formatMeta } from '../src/store/meta';
@@ -370,5 +370,9 @@ describe('input digest and the log', () => {
     assert.equal(formatDuration(3723000), '1h2m3s');
     assert.equal(formatDuration(512), '512ms');
     assert.equal(goQuotedList(['file-amd64-5.34-3', 'glibc-amd64-2.27-3']), '["file-amd64-5.34-3" "glibc-amd64-2.27-3"]');
+  });
+  it('durations read back from the log (the build benchmark does)', () => {
+    for (const ms of [512, 18100, 151500, 3723000, 60000, 3600000]) assert.equal(parseDuration(formatDuration(ms)), ms);
+    for (const bad of ['', 's', '1x', '1m2', 'ms', '1.5']) assert.equal(parseDuration(bad), undefined, bad);
   });
 });

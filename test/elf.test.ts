@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { SquashfsError } from '../src/errors';
 import { bufferSource, parseElf, readElfFile, type ElfInfo } from '../src/elf/elf';
 import { elfPass } from '../src/build/elf-pass';
+import { splitDebugInfo } from '../src/build/debug-split';
 import { skipUnless } from './oracle/tools';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-elf-test-'));
@@ -257,7 +258,7 @@ describe('ELF pass', { skip: skipUnless('ELF pass', 'gcc', 'readelf', 'objcopy')
   const dep = path.join(tmp, 'ro', 'libtwice-amd64-1-1', 'out', 'lib');
   const logs: string[] = [];
   let result: ReturnType<typeof elfPass>;
-  before(() => {
+  before(async () => {
     fs.mkdirSync(path.join(pkg, 'out', 'bin'), { recursive: true });
     fs.mkdirSync(path.join(pkg, 'out', 'lib', 'plugins'), { recursive: true });
     fs.mkdirSync(dep, { recursive: true });
@@ -291,7 +292,20 @@ describe('ELF pass', { skip: skipUnless('ELF pass', 'gcc', 'readelf', 'objcopy')
         { pkg: 'libtwice-amd64-1-1', dir: dep },
         { pkg: 'glibc-amd64-2.36-1', dir: '/lib/x86_64-linux-gnu', rel: 'out/lib' },
       ],
+      debug: true,
+      log: (l) => logs.push(l),
+    });
+    // The split itself, run here with the host's objcopy (a build runs it in its sandbox with the
+    // deps' binutils: build-debug.test.ts).
+    await splitDebugInfo({
+      pkgRoot: pkg,
+      insideRoot: pkg,
       objcopy: 'objcopy',
+      files: result.debugFiles,
+      run: async (argv) => {
+        const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'buffer' });
+        return { code: r.status, output: Buffer.concat([r.stdout, r.stderr]) };
+      },
       log: (l) => logs.push(l),
     });
   });
@@ -310,6 +324,12 @@ describe('ELF pass', { skip: skipUnless('ELF pass', 'gcc', 'readelf', 'objcopy')
     assert.ok(
       logs.some((l) => l.includes('out/bin/broken') && l.includes('OUT_OF_BOUNDS')),
       logs.join('\n'),
+    );
+  });
+  it('only files with a build-id and debug sections are listed for the debug split', () => {
+    assert.deepEqual(
+      result.debugFiles.map((f) => f.rel),
+      ['out/bin/user'],
     );
   });
   it('debug info moves to debug/.build-id/xx/rest.debug; the program keeps a debuglink and still runs', () => {

@@ -15,12 +15,15 @@
  *             so a package installing "into /ro/lib" lands in its own out/lib.
  *   steps     the builder's default steps or build_step, substituted (environment.ts)
  *   install   empty dirs removed, install directives (install.ts)
- *   elf       the ELF pass (elf-pass.ts): lib farm, debug split, library packages
+ *   elf       the ELF pass (elf-pass.ts): lib farm, library packages; with binutils among the
+ *             deps, the debug split (debug-split.ts) with that binutils' objcopy, in the sandbox
  *   deps      runtime deps (runtime-deps.ts) — before the wrappers, which need them (**fix**: distri
  *             wrote wrappers with the build deps' paths)
  *   wrappers  bin/<name> for out/bin and out/sbin (wrappers.ts), compiled in the sandbox
  *   split     split_package (split.ts)
- *   package   images and metas (package-output.ts), atomically into the output dir
+ *   package   images and metas (package-output.ts), atomically into the output dir; split debug
+ *             info becomes the debug image (root `<full>-debug`, holding debug/), and the main
+ *             package keeps distri's relative link `debug` → `../<full>-debug/debug`
  *
  * Work files live in `_build/<pkg>/`: the archive and unpacked source (kept, verified every time),
  * `build-amd64-<version>.log` (every step's output), and `work-<full>/` (removed after success,
@@ -34,6 +37,7 @@ import { ctlRequest } from '../vfs/ctl';
 import { ARCH, StoreCatalog, builderRuntime, resolveBuildDeps } from './deps';
 import { inputDigest } from './digest';
 import { formatDuration, goList, goQuotedList } from './duration';
+import { splitDebugInfo } from './debug-split';
 import { elfPass } from './elf-pass';
 import { DEST_INSIDE, buildEnv, defaultSteps, newerRevisionFirst, resolveTable, runtimeEnv, substitute, substituteArgv, type StepContext } from './environment';
 import { applyInstall } from './install';
@@ -306,9 +310,21 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
       { pkg: fullName, dir: path.join(pkgRoot, 'out/lib64') },
       ...envOrder.flatMap((d) => ['out/lib', 'out/lib64'].map((rel) => ({ pkg: d, dir: path.join(ro, d, rel), rel }))),
     ];
-    const objcopy = table.has('binutils') && hostHas('objcopy') ? 'objcopy' : undefined;
-    const elf = elfPass({ pkgRoot, fullName, libDirs, objcopy, log });
+    // Debug info is split only with binutils among the deps, and with its objcopy, in the sandbox.
+    const binutils = table.get('binutils');
+    const elf = elfPass({ pkgRoot, fullName, libDirs, debug: binutils !== undefined, log });
     for (const u of elf.unresolved) log(`${u.file}: needs ${u.soname}, which no build dep provides`);
+    if (binutils !== undefined && elf.debugFiles.length > 0) {
+      o.status?.('splitting debug info');
+      await splitDebugInfo({
+        pkgRoot,
+        insideRoot: `/ro/${fullName}`,
+        objcopy: `/ro/${binutils}/bin/objcopy`,
+        files: elf.debugFiles,
+        run: (argv) => runInRoot(root, { argv, env, cwd: buildInside, stdio: 'pipe' }),
+        log,
+      });
+    }
     await shell('after-elf');
 
     // ---- runtime deps ----
@@ -382,9 +398,13 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
     }
     let debugImage: string | undefined;
     if (fs.existsSync(path.join(pkgRoot, 'debug'))) {
-      const droot = path.join(work, 'debug-root');
+      // As distri: debug/ moves to a sibling root `<full>-debug` (the debug image's root), and the
+      // main package keeps a relative symlink `debug` → `../<full>-debug/debug` in its place.
+      const droot = path.join(path.dirname(pkgRoot), `${fullName}-debug`);
+      fs.rmSync(droot, { recursive: true, force: true });
       fs.mkdirSync(droot, { recursive: true });
       fs.renameSync(path.join(pkgRoot, 'debug'), path.join(droot, 'debug'));
+      fs.symlinkSync(path.relative(pkgRoot, path.join(droot, 'debug')), path.join(pkgRoot, 'debug'));
       // Beside pkg/ in a repo (_build/distri/debug), below the output dir anywhere else.
       const debugDir = path.basename(outDir) === 'pkg' ? path.join(path.dirname(outDir), 'debug') : path.join(outDir, 'debug');
       debugImage = await writeDebugImage({ root: droot, fullName, outDir: debugDir, sourceDateEpoch: sde });
@@ -414,8 +434,4 @@ export async function buildPackage(o: BuildOptions): Promise<BuildResult> {
     else if (fs.existsSync(work)) o.log(`the build's files are kept in ${work}`);
     fs.closeSync(logFd);
   }
-}
-
-function hostHas(tool: string): boolean {
-  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => d !== '' && fs.existsSync(path.join(d, tool)));
 }

@@ -12,6 +12,14 @@ export function formatDuration(ms: number): string {
   return h > 0 ? `${h}h${m}m${sec}` : m > 0 ? `${m}m${sec}` : sec;
 }
 
+/** The inverse of formatDuration (`2m31.5s` → 151500); undefined for anything else. */
+export function parseDuration(s: string): number | undefined {
+  const m = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+(?:\.\d+)?)(ms|s))?$/.exec(s);
+  if (!m || s === '' || (m[1] === undefined && m[2] === undefined && m[3] === undefined)) return undefined;
+  const unit = m[4] === 'ms' ? 1 : 1000;
+  return Number(m[1] ?? 0) * 3_600_000 + Number(m[2] ?? 0) * 60_000 + Number(m[3] ?? 0) * unit;
+}
+
 /** `[a b c]`: how Go prints a []string with %v (the step line of the log). */
 export function goList(argv: readonly string[]): string {
   return `[${argv.join(' ')}]`;

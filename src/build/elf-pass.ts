@@ -10,15 +10,15 @@
  *  - the lib farm: `lib/<soname>` in the package root, a symlink to where that library will be seen
  *    on a distri machine, `/ro/<pkg>/<dir inside the package>/<soname>`, so that a program's RPATH of
  *    `/ro/<full>/lib` finds exactly the libraries it was linked against;
- *  - with `objcopy` given (binutils among the build deps) and a build-id present, the debug
- *    sections move to `debug/.build-id/<xx>/<rest>.debug` (objcopy --only-keep-debug) and the file
- *    keeps only a .gnu_debuglink to them (--strip-debug --add-gnu-debuglink). A file without
- *    .debug_* sections has nothing to split and is left alone.
+ *  - with `debug` asked for (binutils among the build deps), each file with a build-id and
+ *    .debug_* sections is listed in `debugFiles`: debug-split.ts moves its debug sections to
+ *    `debug/.build-id/<xx>/<rest>.debug` with the build's own objcopy, in the sandbox (this pass
+ *    runs on the host and must not use the host's binutils). A file without .debug_* sections has
+ *    nothing to split and is not listed.
  *
  * A file with the magic that is not valid ELF (truncated, 32-bit, garbage) is logged and skipped;
  * one that names a library found nowhere is reported in `unresolved`, not thrown.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError, isSquashfsError } from '../errors';
@@ -35,8 +35,8 @@ export interface ElfPassInput {
    * what follows the last `/<pkg>/` component.
    */
   libDirs: { pkg: string; dir: string; rel?: string }[];
-  /** When set (binutils among the deps), split debug info into debug/.build-id/. */
-  objcopy?: string;
+  /** List the files whose debug info is to be split (binutils among the deps). */
+  debug?: boolean;
   log(line: string): void;
 }
 
@@ -44,6 +44,8 @@ export interface ElfPassResult {
   /** Full names providing needed libraries, minus the package itself; sorted. */
   runtimePkgs: string[];
   unresolved: { file: string; soname: string }[];
+  /** Files (relative to pkgRoot) with a build-id and debug sections, when `debug` was asked for. */
+  debugFiles: { rel: string; buildId: string }[];
 }
 
 /** Every regular file below `dir` (iterative; symlinks are not followed), paths relative to `base`. */
@@ -102,6 +104,7 @@ export function elfPass(input: ElfPassInput): ElfPassResult {
 
   const runtime = new Set<string>();
   const unresolved: { file: string; soname: string }[] = [];
+  const debugFiles: { rel: string; buildId: string }[] = [];
   const farm = new Map<string, string>();
   const seenInodes = new Set<string>();
   for (const rel of regularFiles(outDir, root)) {
@@ -140,8 +143,8 @@ export function elfPass(input: ElfPassInput): ElfPassResult {
       if (r.pkg !== input.fullName) runtime.add(r.pkg);
       farm.set(soname, r.target);
     }
-    if (input.objcopy && info.buildId && info.sections.some((s) => s.name.startsWith('.debug_'))) {
-      splitDebug(input, root, rel, info.buildId);
+    if (input.debug && info.buildId && info.buildId.length >= 3 && info.sections.some((s) => s.name.startsWith('.debug_'))) {
+      debugFiles.push({ rel, buildId: info.buildId });
     }
   }
 
@@ -154,29 +157,5 @@ export function elfPass(input: ElfPassInput): ElfPassResult {
       fs.symlinkSync(target, link);
     }
   }
-  return { runtimePkgs: [...runtime].sort(), unresolved };
-}
-
-/** debug/.build-id/xx/rest.debug ← the file's debug sections; the file keeps a debuglink. */
-function splitDebug(input: ElfPassInput, root: string, rel: string, buildId: string): void {
-  if (buildId.length < 3) return;
-  const file = path.join(root, rel);
-  const debugFile = path.join(root, 'debug', '.build-id', buildId.slice(0, 2), `${buildId.slice(2)}.debug`);
-  fs.mkdirSync(path.dirname(debugFile), { recursive: true });
-  const tmp = `${file}.distri-strip`;
-  const run = (args: string[]) => {
-    const r = spawnSync(input.objcopy!, args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new SquashfsError('IO', `objcopy ${args.join(' ')} failed: ${(r.stderr || r.error?.message || `status ${r.status}`).trim()}`);
-  };
-  try {
-    run(['--only-keep-debug', file, debugFile]);
-    run(['-p', '--strip-debug', `--add-gnu-debuglink=${debugFile}`, file, tmp]);
-    fs.chmodSync(tmp, fs.statSync(file).mode & 0o7777);
-    fs.renameSync(tmp, file);
-    input.log(`elf: ${rel}: debug info → debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug`);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    if (!isSquashfsError(e)) throw e;
-    input.log(`elf: ${rel}: debug info not split: ${e.message}`);
-  }
+  return { runtimePkgs: [...runtime].sort(), unresolved, debugFiles };
 }

@@ -17,10 +17,10 @@ export interface CliResult {
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
-/** `distri ARGS…` in a child process (never in this one: the build mounts FUSE). */
-export function runCli(args: string[], cwd?: string): Promise<CliResult> {
+/** `distri ARGS…` in a child process (never in this one: the build mounts FUSE); env replaces ours. */
+export function runCli(args: string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

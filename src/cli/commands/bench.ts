@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 
 /** The subcommands, one bench/ module each: `bench/<name>.ts`. A new one is added here. */
-const SUBCOMMANDS = ['lazy', 'remote'] as const;
+const SUBCOMMANDS = ['lazy', 'remote', 'build'] as const;
 
 export function register(program: Command): void {
   const bench = program.command('bench').description('benchmarks (they print figures; they never assert timings)');
