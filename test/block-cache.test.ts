@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { BlockCache } from '../src/io/block-cache';
+import { LruCache } from '../src/io/lru';
 import { Image } from '../src/reader/image';
 import { fixtureMatrix, matrixAvailable, type FixtureImage } from './helpers/fixtures';
 import { fuseAvailable, spawnMount, type Mount } from './helpers/mount';
@@ -55,6 +56,36 @@ function pick(names: string[]): FixtureImage[] {
     return img;
   });
 }
+
+describe('LruCache', () => {
+  test('evicts the least recently used entries until the bytes fit', () => {
+    const c = new LruCache<number, string>(10, (v) => v.length);
+    c.set(1, 'aaaa');
+    c.set(2, 'bbb');
+    c.set(3, 'cc');
+    assert.equal(c.get(1), 'aaaa'); // 1 is now the youngest: 2 is the oldest
+    c.set(4, 'ddd'); // 12 bytes: 2 goes
+    assert.equal(c.get(2), undefined);
+    assert.deepEqual([c.get(3), c.get(1), c.get(4)], ['cc', 'aaaa', 'ddd']);
+    c.set(3, 'cccccc'); // replacing 3 (now the youngest, 13 bytes): 1, the oldest, goes
+    assert.deepEqual([c.get(1), c.get(4), c.get(3)], [undefined, 'ddd', 'cccccc']);
+    assert.equal(c.usedBytes, 9);
+    assert.equal(c.size, 2);
+    c.set(5, 'x'.repeat(11)); // larger than the whole cache: not kept, nothing else lost
+    assert.equal(c.get(5), undefined);
+    assert.equal(c.get(3), 'cccccc');
+    for (let i = 0; i < 100; i++) c.set(100 + i, 'z');
+    assert.equal(c.size, 10);
+    assert.equal(c.get(189), undefined);
+    assert.equal(c.get(190), 'z');
+    assert.equal(c.getOrLoad(7, () => 'seven'), 'seven');
+    assert.equal(c.usedBytes, 10);
+    c.clear();
+    assert.equal(c.size, 0);
+    c.set(1, 'a');
+    assert.equal(c.get(1), 'a');
+  });
+});
 
 describe('BlockCache', () => {
   test('keeps the most recently used blocks in a fixed number of reused slots', () => {
