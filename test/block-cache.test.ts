@@ -78,7 +78,10 @@ describe('LruCache', () => {
     assert.equal(c.size, 10);
     assert.equal(c.get(189), undefined);
     assert.equal(c.get(190), 'z');
-    assert.equal(c.getOrLoad(7, () => 'seven'), 'seven');
+    assert.equal(
+      c.getOrLoad(7, () => 'seven'),
+      'seven',
+    );
     assert.equal(c.usedBytes, 10);
     c.clear();
     assert.equal(c.size, 0);
@@ -109,9 +112,13 @@ describe('BlockCache', () => {
   test('a fill that throws caches nothing and loses no slot', () => {
     const c = new BlockCache(4, 8);
     c.put(1, (s) => (s.fill(1, 0, 4), 4));
-    assert.throws(() => c.put(2, () => {
-      throw new Error('corrupt');
-    }), /corrupt/);
+    assert.throws(
+      () =>
+        c.put(2, () => {
+          throw new Error('corrupt');
+        }),
+      /corrupt/,
+    );
     assert.equal(c.get(2), undefined);
     assert.deepEqual([...c.get(1)!], [1, 1, 1, 1], 'the cached block was not sacrificed for the failed one');
     c.put(3, (s) => (s.fill(3, 0, 2), 2));
@@ -135,7 +142,10 @@ describe('reading through the pooled cache', () => {
         const img = Image.open(fx!.file, { dataCacheBytes: 2 * bs, fragmentCacheBytes: bs, pooledBlocks: true, passWholeBlocks: true });
         try {
           const files = regularFiles(dir).map((rel) => ({ rel, size: fs.statSync(path.join(dir, rel)).size }));
-          assert.ok(files.some((f) => f.size > 3 * bs), `${name} has a file larger than the cache`);
+          assert.ok(
+            files.some((f) => f.size > 3 * bs),
+            `${name} has a file larger than the cache`,
+          );
           const want = new Map(files.map((f) => [f.rel, fs.readFileSync(path.join(dir, f.rel))]));
           for (const f of files) {
             const inode = img.resolve(f.rel);
@@ -167,34 +177,38 @@ describe('distri mount with a 1 MiB pooled cache', () => {
     for (const m of mounts) await m.cleanup();
   });
 
-  test('every file of zstd-128k, whole and in scattered pieces, equals unsquashfs', { skip: skipUnless('pooled cache through a mount', matrixAvailable(), unsquashfsAvailable(), fuseAvailable()) }, async () => {
-    const [fx] = pick(['zstd-128k']);
-    await withUnsquashfs(fx!.file, async (dir) => {
-      const files = regularFiles(dir).map((rel) => ({ rel, size: fs.statSync(path.join(dir, rel)).size }));
-      // Each pass on a fresh mount, so that the kernel's page cache holds nothing of the files yet.
-      const whole = await spawnMount(fx!.file, { options: ['cache=1'], env: { DISTRI_TRANSPORT: 'kernel' } });
-      mounts.push(whole);
-      for (const f of files) {
-        const got = await fs.promises.readFile(path.join(whole.dir, f.rel));
-        assert.ok(got.equals(fs.readFileSync(path.join(dir, f.rel))), `${f.rel} differs through the mount`);
-      }
-      // Scattered pieces: the daemon serves partial blocks out of its eight slots, evicting all the time.
-      const pieces = await spawnMount(fx!.file, { options: ['cache=1'], env: { DISTRI_TRANSPORT: 'kernel' } });
-      mounts.push(pieces);
-      const want = new Map(files.map((f) => [f.rel, fs.readFileSync(path.join(dir, f.rel))]));
-      const handles = new Map<string, fs.promises.FileHandle>();
-      try {
-        for (const r of scatteredReads(files, 40_000, 11)) {
-          let fh = handles.get(r.rel);
-          if (!fh) handles.set(r.rel, (fh = await fs.promises.open(path.join(pieces.dir, r.rel), 'r')));
-          const got = Buffer.alloc(r.length);
-          const { bytesRead } = await fh.read(got, 0, r.length, r.offset);
-          assert.equal(bytesRead, r.length);
-          assert.ok(got.equals(want.get(r.rel)!.subarray(r.offset, r.offset + r.length)), `${r.rel} at ${r.offset}+${r.length} differs`);
+  test(
+    'every file of zstd-128k, whole and in scattered pieces, equals unsquashfs',
+    { skip: skipUnless('pooled cache through a mount', matrixAvailable(), unsquashfsAvailable(), fuseAvailable()) },
+    async () => {
+      const [fx] = pick(['zstd-128k']);
+      await withUnsquashfs(fx!.file, async (dir) => {
+        const files = regularFiles(dir).map((rel) => ({ rel, size: fs.statSync(path.join(dir, rel)).size }));
+        // Each pass on a fresh mount, so that the kernel's page cache holds nothing of the files yet.
+        const whole = await spawnMount(fx!.file, { options: ['cache=1'], env: { DISTRI_TRANSPORT: 'kernel' } });
+        mounts.push(whole);
+        for (const f of files) {
+          const got = await fs.promises.readFile(path.join(whole.dir, f.rel));
+          assert.ok(got.equals(fs.readFileSync(path.join(dir, f.rel))), `${f.rel} differs through the mount`);
         }
-      } finally {
-        for (const fh of handles.values()) await fh.close();
-      }
-    });
-  });
+        // Scattered pieces: the daemon serves partial blocks out of its eight slots, evicting all the time.
+        const pieces = await spawnMount(fx!.file, { options: ['cache=1'], env: { DISTRI_TRANSPORT: 'kernel' } });
+        mounts.push(pieces);
+        const want = new Map(files.map((f) => [f.rel, fs.readFileSync(path.join(dir, f.rel))]));
+        const handles = new Map<string, fs.promises.FileHandle>();
+        try {
+          for (const r of scatteredReads(files, 40_000, 11)) {
+            let fh = handles.get(r.rel);
+            if (!fh) handles.set(r.rel, (fh = await fs.promises.open(path.join(pieces.dir, r.rel), 'r')));
+            const got = Buffer.alloc(r.length);
+            const { bytesRead } = await fh.read(got, 0, r.length, r.offset);
+            assert.equal(bytesRead, r.length);
+            assert.ok(got.equals(want.get(r.rel)!.subarray(r.offset, r.offset + r.length)), `${r.rel} at ${r.offset}+${r.length} differs`);
+          }
+        } finally {
+          for (const fh of handles.values()) await fh.close();
+        }
+      });
+    },
+  );
 });
