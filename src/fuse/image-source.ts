@@ -26,7 +26,7 @@ function describe(e: unknown): string {
 export function buildImageFs(a: ImageSourceArgs): ImageFs {
   let image: Image;
   try {
-    image = Image.open(path.resolve(a.image), { offset: a.offset ?? 0, dataCacheBytes: a.cacheMiB * 1024 * 1024 });
+    image = Image.open(path.resolve(a.image), { offset: a.offset ?? 0, dataCacheBytes: a.cacheMiB * 1024 * 1024, pooledBlocks: true, passWholeBlocks: true });
   } catch (e) {
     throw new Error(`cannot open image ${a.image}: ${describe(e)}`);
   }

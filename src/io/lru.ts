@@ -2,10 +2,27 @@
  * A least-recently-used cache bounded in bytes. It holds decompressed blocks; values are never
  * mutated or reused after insertion, so a caller may keep a subarray view of an evicted block
  * safely (the garbage collector frees it once no view remains). That is what makes zero-copy reads
- * safe without reference counts.
+ * safe without reference counts. (BlockCache is the pooled alternative, for readers that copy.)
+ *
+ * Recency is a doubly-linked list through the entries, so a hit only relinks two pointers: the
+ * earlier version re-inserted the key into the Map on every hit and walked an iterator on every
+ * insert, which a cold directory walk (one inode-cache miss and insert per entry, hits on the
+ * same metadata blocks) paid for in hashing and garbage.
  */
+interface Entry<K, V> {
+  key: K;
+  value: V;
+  cost: number;
+  /** Towards the least recently used end. */
+  older: Entry<K, V> | undefined;
+  newer: Entry<K, V> | undefined;
+}
+
 export class LruCache<K, V> {
-  private readonly map = new Map<K, { value: V; cost: number }>();
+  private readonly map = new Map<K, Entry<K, V>>();
+  /** Least and most recently used. */
+  private oldest: Entry<K, V> | undefined;
+  private newest: Entry<K, V> | undefined;
   private bytes = 0;
   hits = 0;
   misses = 0;
@@ -22,9 +39,10 @@ export class LruCache<K, V> {
       return undefined;
     }
     this.hits++;
-    // Map iteration order is insertion order: re-inserting moves the key to the young end.
-    this.map.delete(key);
-    this.map.set(key, e);
+    if (e !== this.newest) {
+      this.unlink(e);
+      this.linkNewest(e);
+    }
     return e.value;
   }
 
@@ -34,14 +52,18 @@ export class LruCache<K, V> {
     if (old) {
       this.bytes -= old.cost;
       this.map.delete(key);
+      this.unlink(old);
     }
     if (cost > this.maxBytes) return; // would evict everything and still not fit
-    this.map.set(key, { value, cost });
+    const e: Entry<K, V> = { key, value, cost, older: undefined, newer: undefined };
+    this.map.set(key, e);
+    this.linkNewest(e);
     this.bytes += cost;
-    for (const [k, e] of this.map) {
-      if (this.bytes <= this.maxBytes) break;
-      this.map.delete(k);
-      this.bytes -= e.cost;
+    while (this.bytes > this.maxBytes && this.oldest) {
+      const victim = this.oldest;
+      this.unlink(victim);
+      this.map.delete(victim.key);
+      this.bytes -= victim.cost;
     }
   }
 
@@ -54,6 +76,22 @@ export class LruCache<K, V> {
     return nv;
   }
 
+  private unlink(e: Entry<K, V>): void {
+    if (e.older) e.older.newer = e.newer;
+    else this.oldest = e.newer;
+    if (e.newer) e.newer.older = e.older;
+    else this.newest = e.older;
+    e.older = e.newer = undefined;
+  }
+
+  private linkNewest(e: Entry<K, V>): void {
+    e.older = this.newest;
+    e.newer = undefined;
+    if (this.newest) this.newest.newer = e;
+    else this.oldest = e;
+    this.newest = e;
+  }
+
   get size(): number {
     return this.map.size;
   }
@@ -62,6 +100,7 @@ export class LruCache<K, V> {
   }
   clear(): void {
     this.map.clear();
+    this.oldest = this.newest = undefined;
     this.bytes = 0;
   }
 }

@@ -18,6 +18,7 @@ import { parseFragmentEntry, type FragmentEntry } from '../format/tables';
 import type { Codec } from '../codec';
 import type { ByteSource } from '../io/source';
 import { LruCache } from '../io/lru';
+import { BlockCache } from '../io/block-cache';
 import type { LookupTable } from './lookup-table';
 
 /** How many on-disk bytes of consecutive data blocks stream() reads at once. */
@@ -29,17 +30,35 @@ export interface DataReaderOptions {
   dataEnd: number;
   dataCacheBytes: number;
   fragmentCacheBytes: number;
+  /**
+   * Keep decompressed blocks in reused slots (BlockCache) instead of fresh buffers: no allocation
+   * per block, but a view from chunks()/block()/tail() is valid only until the next block is read.
+   * For servers that copy each read out at once (the FUSE daemon's readInto).
+   */
+  pooled?: boolean;
+  /**
+   * readInto() does not cache a block the caller takes whole. For the FUSE daemon: a READ that
+   * covers a whole block hands all its pages to the kernel, whose page cache keeps them (the
+   * files are opened keep-cache), so a copy of ours would only be read again if the kernel dropped
+   * its own. Caching them made a single pass over a large file fill (and page-fault in) the whole
+   * data cache for nothing; partial reads (4 KiB random reads, a block split between two requests)
+   * still go through the cache.
+   */
+  passWholeBlocks?: boolean;
 }
 
 export class DataReader {
-  readonly dataCache: LruCache<number, Uint8Array>;
-  readonly fragmentCache: LruCache<number, Uint8Array>;
+  readonly dataCache: LruCache<number, Uint8Array> | BlockCache;
+  readonly fragmentCache: LruCache<number, Uint8Array> | BlockCache;
+  readonly pooled: boolean;
   private readonly blockIndex = new WeakMap<FileInode, Float64Array>();
   private readonly zeros: Uint8Array;
   /** stream()'s read buffer, reused from batch to batch. */
   private streamBuf: Buffer = Buffer.alloc(0);
   /** Compressed bytes on their way to the codec, reused from block to block. */
   private scratch: Buffer = Buffer.alloc(0);
+  /** A stored block read whole by readInto() without caching (passWholeBlocks). */
+  private passBuf: Buffer = Buffer.alloc(0);
 
   constructor(
     private readonly source: ByteSource,
@@ -47,8 +66,14 @@ export class DataReader {
     private readonly fragments: LookupTable | undefined,
     private readonly opts: DataReaderOptions,
   ) {
-    this.dataCache = new LruCache(opts.dataCacheBytes, (b) => b.length + 64);
-    this.fragmentCache = new LruCache(opts.fragmentCacheBytes, (b) => b.length + 64);
+    this.pooled = opts.pooled === true;
+    if (opts.pooled) {
+      this.dataCache = new BlockCache(opts.blockSize, opts.dataCacheBytes);
+      this.fragmentCache = new BlockCache(opts.blockSize, opts.fragmentCacheBytes);
+    } else {
+      this.dataCache = new LruCache(opts.dataCacheBytes, (b) => b.length + 64);
+      this.fragmentCache = new LruCache(opts.fragmentCacheBytes, (b) => b.length + 64);
+    }
     this.zeros = new Uint8Array(opts.blockSize);
   }
 
@@ -81,8 +106,11 @@ export class DataReader {
     return Math.min(this.opts.blockSize, inode.fileSize - i * this.opts.blockSize);
   }
 
-  /** Data block i of the file, decompressed (a cached buffer or a view; never mutate it). */
-  block(inode: FileInode, i: number): Uint8Array {
+  /**
+   * Data block i of the file, decompressed (a cached buffer or a view; never mutate it). With
+   * `keep` false a miss is not cached, and the result is valid only until the next call.
+   */
+  block(inode: FileInode, i: number, keep = true): Uint8Array {
     const expected = this.blockLength(inode, i);
     const word = decodeBlockWord(inode.blockSizes[i]!);
     if (word.sparse) return this.zeros.subarray(0, expected);
@@ -93,15 +121,50 @@ export class DataReader {
       if (hit.length !== expected) throw new SquashfsError('CORRUPT', `block at ${pos} is ${hit.length} bytes, inode ${inode.inodeNumber} expects ${expected}`, 'data block', pos);
       return hit;
     }
+    const cache = this.dataCache;
+    const check = (n: number): number => {
+      if (n !== expected) throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${n} bytes, expected ${expected}`, 'data block', pos);
+      return n;
+    };
+    if (!keep) {
+      if (!word.compressed) {
+        // A stored block passing through: into one reused buffer, not a fresh one per block.
+        if (this.passBuf.length < this.opts.blockSize) this.passBuf = Buffer.allocUnsafeSlow(this.opts.blockSize);
+        return this.passBuf.subarray(0, check(this.loadInto(this.passBuf, pos, word.onDiskSize, false, expected, 'data block')));
+      }
+      const data = this.load(pos, word.onDiskSize, true, expected, 'data block');
+      check(data.length);
+      return data;
+    }
+    if (cache instanceof BlockCache) return cache.put(pos, (slot) => check(this.loadInto(slot, pos, word.onDiskSize, word.compressed, expected, 'data block')));
     const data = this.load(pos, word.onDiskSize, word.compressed, expected, 'data block');
-    if (data.length !== expected) throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', pos);
-    this.dataCache.set(pos, data);
+    check(data.length);
+    cache.set(pos, data);
     return data;
   }
 
-  private load(pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): Uint8Array {
+  /**
+   * load() into a cache slot: a stored block is read straight into it; a compressed one is copied
+   * there from the codec's output (the codec returns a buffer of its own, which dies young).
+   */
+  private loadInto(slot: Buffer, pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): number {
+    if (!compressed) {
+      this.checkBlock(pos, onDisk, structure);
+      this.source.readInto(pos, slot.subarray(0, onDisk));
+      return onDisk;
+    }
+    const out = this.load(pos, onDisk, compressed, maxOut, structure);
+    slot.set(out);
+    return out.length;
+  }
+
+  private checkBlock(pos: number, onDisk: number, structure: string): void {
     if (onDisk > this.opts.blockSize) throw new SquashfsError('CORRUPT', `on-disk length ${onDisk} exceeds the block size ${this.opts.blockSize}`, structure, pos);
     if (pos + onDisk > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${pos} (${onDisk} bytes) runs past the data area (${this.opts.dataEnd})`, structure, pos);
+  }
+
+  private load(pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): Uint8Array {
+    this.checkBlock(pos, onDisk, structure);
     if (!compressed) return this.source.readAt(pos, onDisk); // kept by the cache: its own buffer
     // The compressed bytes only live until they are decompressed: one reused buffer for all of
     // them (a fresh 128 KiB buffer per read costs page faults and garbage collection).
@@ -152,8 +215,12 @@ export class DataReader {
         this.source.readInto(entry.start + inode.fragOffset, view);
         return view;
       }
-      frag = this.load(entry.start, word.onDiskSize, word.compressed, this.opts.blockSize, 'fragment block');
-      this.fragmentCache.set(entry.start, frag);
+      const cache = this.fragmentCache;
+      if (cache instanceof BlockCache) frag = cache.put(entry.start, (slot) => this.loadInto(slot, entry.start, word.onDiskSize, word.compressed, this.opts.blockSize, 'fragment block'));
+      else {
+        frag = this.load(entry.start, word.onDiskSize, word.compressed, this.opts.blockSize, 'fragment block');
+        cache.set(entry.start, frag);
+      }
     }
     if (inode.fragOffset + tailLength > frag.length)
       throw new SquashfsError(
@@ -169,7 +236,7 @@ export class DataReader {
    * The bytes [offset, offset + length) of the file as a sequence of views, clipped to the file size.
    * Nothing is copied: each view points into a cached block (or the source's memory).
    */
-  *chunks(inode: FileInode, offset = 0, length = Infinity): Generator<Uint8Array> {
+  *chunks(inode: FileInode, offset = 0, length = Infinity, passWhole = false): Generator<Uint8Array> {
     const bs = this.opts.blockSize;
     const end = Math.min(inode.fileSize, offset + length);
     let pos = Math.max(0, offset);
@@ -179,8 +246,10 @@ export class DataReader {
       let blk: Uint8Array;
       let blkStart: number;
       if (i < fullBlocks) {
-        blk = this.block(inode, i);
         blkStart = i * bs;
+        // Taken whole (from its first byte to its last): see passWholeBlocks.
+        const whole = passWhole && pos === blkStart && end >= blkStart + this.blockLength(inode, i);
+        blk = this.block(inode, i, !whole);
       } else {
         if (inode.fragIndex === NO_INDEX) throw new SquashfsError('CORRUPT', `inode ${inode.inodeNumber} has ${inode.fileSize} bytes but only ${fullBlocks} blocks and no fragment`, 'inode table');
         blk = this.tail(inode);
@@ -257,7 +326,7 @@ export class DataReader {
   /** Copies up to target.length bytes at `offset` into target; returns the count (0 at EOF). */
   readInto(inode: FileInode, offset: number, target: Uint8Array): number {
     let n = 0;
-    for (const c of this.chunks(inode, offset, target.length)) {
+    for (const c of this.chunks(inode, offset, target.length, this.opts.passWholeBlocks === true)) {
       target.set(c, n);
       n += c.length;
     }

@@ -34,6 +34,13 @@ export interface ImageOptions {
   inodeCacheEntries?: number;
   /** Directory listings kept, in bytes (roughly: names plus per-entry overhead). */
   dirCacheBytes?: number;
+  /**
+   * Data and fragment blocks in reused slots (see DataReader's `pooled`): for a server that only
+   * uses readInto(); chunks() views then last only until the next read.
+   */
+  pooledBlocks?: boolean;
+  /** readInto() leaves blocks it copies out whole uncached (see DataReader's passWholeBlocks). */
+  passWholeBlocks?: boolean;
 }
 
 export interface Stat {
@@ -136,6 +143,8 @@ export class Image {
       dataEnd: sb.inodeTableStart,
       dataCacheBytes: options.dataCacheBytes ?? 32 << 20,
       fragmentCacheBytes: options.fragmentCacheBytes ?? 8 << 20,
+      pooled: options.pooledBlocks,
+      passWholeBlocks: options.passWholeBlocks,
     });
     this.inodes = new LruCache(options.inodeCacheEntries ?? 16384, () => 1);
     this.listings = new LruCache(options.dirCacheBytes ?? 4 << 20, (l) => 64 + l.reduce((n, e) => n + e.nameBytes.length + 96, 0));
@@ -340,6 +349,12 @@ export class Image {
 
   /** The bytes [offset, offset+length) as one buffer (a view when they lie in one block). */
   read(inode: Inode, offset = 0, length = Infinity): Uint8Array {
+    if (this.data.pooled) {
+      // Pooled views do not survive the next block: copy each one out as it comes.
+      const f = this.file(inode);
+      const out = Buffer.allocUnsafe(Math.max(0, Math.min(f.fileSize, offset + length) - Math.max(0, offset)));
+      return out.subarray(0, this.data.readInto(f, offset, out));
+    }
     const parts = [...this.chunks(inode, offset, length)];
     if (parts.length === 1) return parts[0]!;
     return Buffer.concat(parts);

@@ -130,7 +130,7 @@ export class ImageFs implements NodeFs {
     for (let i = cookie; i < entries.length; i++) {
       const e = entries[i]!;
       // Type bits from the entry's basic type (1 dir, 2 file, 3 symlink, 4 blk, 5 chr, 6 fifo, 7 socket).
-      if (!emit({ name: e.name, ino: e.inodeNumber, mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1, handle: e })) return;
+      if (!emit({ name: e.name, nameBytes: e.nameBytes, ino: e.inodeNumber, mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1, handle: e })) return;
     }
   }
 

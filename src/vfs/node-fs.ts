@@ -60,6 +60,8 @@ export interface NodeEntry {
 /** One directory entry as READDIR carries it. */
 export interface NodeDirEntry {
   name: string;
+  /** The name's UTF-8 bytes, where the implementation has them (saves the transport encoding it again). */
+  nameBytes?: Uint8Array;
   /** Inode number (as attr.ino would show it). */
   ino: number;
   /** st_mode (only the type bits are used). */

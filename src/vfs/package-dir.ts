@@ -104,6 +104,10 @@ export class ImagePool {
       fragmentCacheBytes: Math.max(64 << 10, Math.floor(share * 0.125)),
       dirCacheBytes: Math.max(64 << 10, Math.floor(share * 0.125)),
       inodeCacheEntries: 4096,
+      // /ro's reads copy out at once: blocks a READ takes whole stay in the kernel's page cache,
+      // not in ours (see DataReader's passWholeBlocks). Not pooled: each package's cache is a
+      // few blocks, and slots are only worth it in one cache that many images share.
+      passWholeBlocks: true,
     };
   }
 

@@ -779,7 +779,7 @@ export class StoreFs implements NodeFs {
         const entries = unionReaddir(this.open, sourcesFor(v.view.pkg, v.path, v.view.unions), v.path);
         for (let i = cookie; i < entries.length; i++) {
           const e = entries[i]!;
-          if (!emit({ name: e.name, ino: packageIno(v.view, e.inodeNumber), mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1 })) return;
+          if (!emit({ name: e.name, nameBytes: e.nameBytes, ino: packageIno(v.view, e.inodeNumber), mode: MODE_BY_BASIC_TYPE[e.type] ?? 0, cookie: i + 1 })) return;
         }
         return;
       }

@@ -334,15 +334,23 @@ function setU64(dv: DataView, off: number, v: number): void {
   dv.setUint32(off + 4, Math.floor(v / 0x100000000), true);
 }
 
+/** A signed 64-bit integer (|v| < 2^53), two's complement, little-endian. */
+function setI64(dv: DataView, off: number, v: number): void {
+  const hi = Math.floor(v / 0x100000000); // negative for v < 0: the sign bits of the high word
+  dv.setUint32(off, v - hi * 0x100000000, true);
+  dv.setInt32(off + 4, hi, true);
+}
+
 /** struct fuse_attr at `off`. Negative times (before 1970) are sent as two's complement. */
 export function writeAttr(dv: DataView, off: number, a: Attr): void {
   setU64(dv, off, a.ino);
   setU64(dv, off + 8, a.size);
   setU64(dv, off + 16, a.blocks);
-  const t = BigInt.asUintN(64, BigInt(Math.trunc(a.mtime)));
-  dv.setBigUint64(off + 24, t, true);
-  dv.setBigUint64(off + 32, t, true);
-  dv.setBigUint64(off + 40, t, true);
+  // atime, mtime and ctime, all the image's one time; without BigInt (two allocations per attr).
+  const t = Math.trunc(a.mtime);
+  setI64(dv, off + 24, t);
+  setI64(dv, off + 32, t);
+  setI64(dv, off + 40, t);
   dv.setUint32(off + 48, 0, true);
   dv.setUint32(off + 52, 0, true);
   dv.setUint32(off + 56, 0, true);

@@ -255,7 +255,9 @@ export class Session {
       }
     }
     this.fs.readdir(dir, Math.max(0, offset - 2), (e) => {
-      const name = utf8.encode(e.name);
+      // The image's own bytes when they are what encoding the name gives (not when decoding it
+      // replaced invalid UTF-8: the kernel sees the same name either way).
+      const name = e.nameBytes !== undefined && !e.name.includes('\uFFFD') ? e.nameBytes : utf8.encode(e.name);
       if (!w.fits(name.length)) return false;
       let entry: P.EntryOut | undefined;
       if (plus) {
