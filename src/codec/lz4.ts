@@ -12,7 +12,8 @@
  * both the remaining input and the output limit before copying, so corrupt input can only raise an error.
  * (lz4js was measured at the same speed but does no bounds checking at all.)
  */
-import type { Codec } from './index';
+import type { Codec, CompressOptions } from './index';
+import { lz4CompressHC } from './lz4-hc';
 import { checkArgs, corrupt, finish, optionalModule } from './util';
 
 export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
@@ -109,7 +110,8 @@ function writeLength(out: Uint8Array, op: number, n: number): number {
   return op;
 }
 
-function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: number, litEnd: number, offset: number, matchLen: number): number {
+/** Writes one sequence (literals src[litStart, litEnd), then a match unless matchLen is 0); the new op. */
+export function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: number, litEnd: number, offset: number, matchLen: number): number {
   const lit = litEnd - litStart;
   const tokenPos = op++;
   let token = (lit >= 15 ? 15 : lit) << 4;
@@ -185,8 +187,12 @@ export const lz4Codec: Codec = {
   id: 5,
   name: 'lz4',
   decompress: lz4DecompressBlock,
-  /** lz4-napi where it installed (native, ~2.5× ours), else our encoder (lz4CompressBlock). */
-  compress: (input: Uint8Array) => (encoder === 'auto' && nativeLz4() ? lz4CompressNative(input) : lz4CompressBlock(input)),
+  /**
+   * lz4-napi where it installed (native, ~2.5× ours), else our encoder (lz4CompressBlock); with
+   * lz4HighCompression (-Xhc) our HC encoder (lz4-hc.ts): lz4-napi has no high-compression mode.
+   */
+  compress: (input: Uint8Array, options?: CompressOptions) =>
+    options?.lz4HighCompression ? lz4CompressHC(input) : encoder === 'auto' && nativeLz4() ? lz4CompressNative(input) : lz4CompressBlock(input),
 };
 
 // ---- native compressor ----
