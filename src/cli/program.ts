@@ -61,13 +61,22 @@ class DistriCommand extends Command {
   }
 }
 
-/** mksquashfs spellings that commander cannot parse as they are (`-ef FILE` would read as `-e f`). */
+/**
+ * mksquashfs spellings that commander cannot parse as they are (`-ef FILE` would read as `-e f`;
+ * `-Xbcj x86` as an unknown option), turned into their long names.
+ */
 function mksquashfsAliases(argv: string[]): string[] {
   const command = requestedCommand(argv);
   // `distri scaffold --version 2.10 URL`: the program's own --version would answer first.
   if (command === 'scaffold') return argv.map((a) => (a === '--version' ? '--upstream-version' : a.startsWith('--version=') ? `--upstream-version=${a.slice(10)}` : a));
   if (command !== 'pack') return argv;
-  return argv.map((a) => (a === '-ef' ? '--exclude-file' : a));
+  const long = new Map([
+    ['-ef', '--exclude-file'],
+    ['-Xbcj', '--xz-bcj'],
+    ['-Xdict-size', '--xz-dict-size'],
+    ['-Xhc', '--lz4-hc'],
+  ]);
+  return argv.map((a) => long.get(a) ?? a);
 }
 
 /** The version in package.json (dist/src/cli → the package root). */

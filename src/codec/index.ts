@@ -12,6 +12,12 @@ export interface CompressOptions {
   level?: number;
   /** The image's block size: xz's dictionary size, as mksquashfs sets it (default: the input's length). */
   blockSize?: number;
+  /** xz: BCJ filters to try on each block besides none, the smallest result kept (mksquashfs -Xbcj). */
+  xzFilters?: string[];
+  /** xz: the dictionary size, 2^n or 2^n + 2^(n-1), at most the block size (mksquashfs -Xdict-size). */
+  xzDictSize?: number;
+  /** lz4: high compression, a deeper match search (mksquashfs -Xhc). */
+  lz4HighCompression?: boolean;
 }
 
 export interface Codec {

@@ -12,7 +12,8 @@
  * both the remaining input and the output limit before copying, so corrupt input can only raise an error.
  * (lz4js was measured at the same speed but does no bounds checking at all.)
  */
-import type { Codec } from './index';
+import type { Codec, CompressOptions } from './index';
+import { lz4CompressHC } from './lz4-hc';
 import { liblz4Available, liblz4CompressBlock } from './lz4-liblz4';
 import { checkArgs, corrupt, finish, optionalModule } from './util';
 
@@ -110,7 +111,8 @@ function writeLength(out: Uint8Array, op: number, n: number): number {
   return op;
 }
 
-function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: number, litEnd: number, offset: number, matchLen: number): number {
+/** Writes one sequence (literals src[litStart, litEnd), then a match unless matchLen is 0); the new op. */
+export function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: number, litEnd: number, offset: number, matchLen: number): number {
   const lit = litEnd - litStart;
   const tokenPos = op++;
   let token = (lit >= 15 ? 15 : lit) << 4;
@@ -186,8 +188,12 @@ export const lz4Codec: Codec = {
   id: 5,
   name: 'lz4',
   decompress: lz4DecompressBlock,
-  /** liblz4 where it built (lz4-liblz4.ts), else lz4-napi where it installed (~2.5× ours), else our encoder (lz4CompressBlock). */
-  compress: (input: Uint8Array) => {
+  /**
+   * liblz4 where it built (lz4-liblz4.ts), else lz4-napi where it installed (~2.5× ours), else our
+   * encoder (lz4CompressBlock); with lz4HighCompression (-Xhc) our HC encoder (lz4-hc.ts).
+   */
+  compress: (input: Uint8Array, options?: CompressOptions) => {
+    if (options?.lz4HighCompression) return lz4CompressHC(input);
     const which = lz4EncoderName();
     return which === 'liblz4' ? liblz4CompressBlock(input) : which === 'native' ? lz4CompressNative(input) : lz4CompressBlock(input);
   },

@@ -1,7 +1,8 @@
 /**
  * xz (id 4) compressor: one block becomes one xz stream (stream header, one xz block with a single
  * LZMA2 filter and a CRC32 check, index, footer), as mksquashfs writes it with its default options
- * (no BCJ filter, dictionary = the block size, lc 3 lp 0 pb 2).
+ * (no BCJ filter, dictionary = the block size, lc 3 lp 0 pb 2); with -Xdict-size a smaller dictionary
+ * and with -Xbcj one BCJ filter before LZMA2 (bcj-encode.ts; xz-settings.ts picks among them).
  *
  * No well-kept npm package encodes xz synchronously without a native addon (the pure-JS ones only decode;
  * @napi-rs/lzma is native and its current line needs Node >= 22), so this is our own encoder, written from
@@ -282,7 +283,11 @@ class MatchFinder {
   private inserted = 0;
   dist = 0; // 0-based distance of the last find()
 
-  constructor(private readonly src: Uint8Array) {
+  constructor(
+    private readonly src: Uint8Array,
+    /** Matches reach back at most this far (the dictionary size the block header declares). */
+    private readonly maxDistance = Infinity,
+  ) {
     this.prev = new Int32Array(src.length);
   }
 
@@ -311,7 +316,8 @@ class MatchFinder {
     this.insertTo(pos);
     let cand = this.head[this.hash(pos)];
     let best = 2;
-    for (let k = 0; k < CHAIN_DEPTH && cand >= 0; k++, cand = this.prev[cand]) {
+    const lowest = pos - this.maxDistance;
+    for (let k = 0; k < CHAIN_DEPTH && cand >= lowest && cand >= 0; k++, cand = this.prev[cand]) {
       if (src[cand + best] !== src[pos + best] || src[cand] !== src[pos]) continue;
       let l = 0;
       while (l < avail && src[cand + l] === src[pos + l]) l++;
@@ -335,10 +341,10 @@ function repLength(src: Uint8Array, pos: number, dist: number): number {
 }
 
 /** The LZMA2 data (chunks and the end byte) for src. */
-export function lzma2Encode(src: Uint8Array): Uint8Array {
+export function lzma2Encode(src: Uint8Array, dictSize = Infinity): Uint8Array {
   const n = src.length;
   const model = new LzmaModel(src);
-  const mf = new MatchFinder(src);
+  const mf = new MatchFinder(src, dictSize);
   const rc = new RangeEncoder(65536 + 64);
   const parts: Uint8Array[] = [];
   let outSize = 0;
@@ -460,10 +466,29 @@ function dictSizeByte(n: number): number {
   return 2 * (k - 12);
 }
 
+/** The LZMA2 dictionary size byte for a size of 2^n or 2^n + 2^(n-1) (xz-settings.ts checks that). */
+function exactDictSizeByte(size: number): number {
+  for (let b = 0; b < 40; b++) if (((2 | (b & 1)) * 2 ** ((b >>> 1) + 11)) === size) return b;
+  throw new Error(`dictionary size ${size} cannot be stored in an xz block header`);
+}
+
+/** Settings beyond mksquashfs's defaults (-Xdict-size, one -Xbcj filter). */
+export interface XzBlockSettings {
+  /** Matches reach back at most this far, and the block header says so; default: the block itself. */
+  dictSize?: number;
+  /** A BCJ filter before LZMA2: its xz filter id and its encoder. */
+  bcj?: { id: number; encode: (buf: Uint8Array, start: number) => void };
+}
+
 /** One whole xz stream (CRC32 check) holding src; null when it would not be smaller than src. */
-export function xzCompress(src: Uint8Array): Uint8Array | null {
+export function xzCompress(src: Uint8Array, settings: XzBlockSettings = {}): Uint8Array | null {
   if (src.length === 0) return null;
-  const data = lzma2Encode(src);
+  let filtered = src;
+  if (settings.bcj) {
+    filtered = new Uint8Array(src); // a copy (Buffer.prototype.slice would share the bytes)
+    settings.bcj.encode(filtered, 0);
+  }
+  const data = lzma2Encode(filtered, settings.dictSize);
   const STREAM_FLAGS = [0x00, 0x01]; // check type 1: CRC32
   // Stream header.
   const header = new Uint8Array(12);
@@ -471,7 +496,9 @@ export function xzCompress(src: Uint8Array): Uint8Array | null {
   u32le(header, 8, crc32(header, 6, 8));
   // Block header: size, flags (one filter, no sizes), filter LZMA2 (id 0x21, 1 property byte), padding, CRC32.
   const bh = new Uint8Array(12);
-  bh.set([12 / 4 - 1, 0x00, 0x21, 0x01, dictSizeByte(src.length)]);
+  const dictByte = settings.dictSize !== undefined ? exactDictSizeByte(settings.dictSize) : dictSizeByte(src.length);
+  // With a BCJ filter: two filters (flags 0x01), the BCJ one first (its id, no properties).
+  bh.set(settings.bcj ? [12 / 4 - 1, 0x01, settings.bcj.id, 0x00, 0x21, 0x01, dictByte] : [12 / 4 - 1, 0x00, 0x21, 0x01, dictByte]);
   u32le(bh, 8, crc32(bh, 0, 8));
   const unpadded = bh.length + data.length + 4;
   const blockPad = (4 - ((bh.length + data.length) % 4)) % 4;

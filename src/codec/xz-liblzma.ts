@@ -38,14 +38,23 @@ export const liblzma = optionalModule((): LzmaNative => {
 /** liblzma's dictionary minimum. */
 const MIN_DICT = 4096;
 
-/** One .xz stream holding `input`, as mksquashfs writes a block; null when not smaller. */
-export function xzCompressLiblzma(input: Uint8Array, dictSize: number): Uint8Array | null {
+/**
+ * One .xz stream holding `input`, as mksquashfs writes a block; null when not smaller. `bcj` names a
+ * BCJ filter to put before LZMA2 (x86, arm, …: lzma-native exports each as FILTER_<NAME>).
+ */
+export function xzCompressLiblzma(input: Uint8Array, dictSize: number, bcj?: string): Uint8Array | null {
   const m = liblzma();
   if (!m) throw new Error('lzma-native is not available');
   if (input.length === 0) return null;
   const s = new m.Stream();
   const options = { dictSize: Math.max(MIN_DICT, dictSize), lc: 3, lp: 0, pb: 2, mode: m.MODE_NORMAL, niceLen: 64, mf: m.MF_BT4, depth: 0 };
-  s.streamEncoder_([{ id: m.FILTER_LZMA2, options }], m.CHECK_CRC32);
+  const filters: Array<{ id: string; options?: Record<string, number> }> = [{ id: m.FILTER_LZMA2, options }];
+  if (bcj !== undefined) {
+    const id = (m as unknown as Record<string, unknown>)[`FILTER_${bcj.toUpperCase()}`];
+    if (typeof id !== 'string') throw new Error(`lzma-native has no ${bcj} filter`);
+    filters.unshift({ id });
+  }
+  s.streamEncoder_(filters, m.CHECK_CRC32);
   const out: Buffer[] = [];
   let error: Error | null | undefined;
   s.bufferHandler = (buf, _n, e) => {

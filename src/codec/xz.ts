@@ -4,7 +4,8 @@
  * rejected because it installs lzma-native at run time (npm through install-module-linked) unless an
  * environment variable is set, and pulls in 69 packages.
  *
- * Compression: liblzma through lzma-native where it loads (xz-liblzma.ts), else our own encoder.
+ * Compression: liblzma through lzma-native where it loads (xz-liblzma.ts), else our own encoder;
+ * -Xbcj and -Xdict-size in xz-settings.ts.
  *
  * Container layout (all multi-byte integers LE unless said otherwise):
  *   stream header  FD 37 7A 58 5A 00 | flags (00, check type) | CRC32(flags)
@@ -29,8 +30,8 @@ import { crc32, crc64 } from './checksum';
 import type { Codec, CompressOptions } from './index';
 import { LzmaDecoder, parsePropsByte } from './lzma-core';
 import { checkArgs, corrupt, finish } from './util';
-import { xzCompress } from './xz-encoder';
-import { liblzma, xzCompressLiblzma } from './xz-liblzma';
+import { liblzma } from './xz-liblzma';
+import { xzCompressBest } from './xz-settings';
 
 const C = 'xz';
 const MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
@@ -281,7 +282,7 @@ export const xzCodec: Codec = {
    * One xz stream per block, CRC32 check, as mksquashfs: liblzma's encoder (xz-liblzma.ts) where
    * it loads, else our own (xz-encoder.ts, ~6 % larger output).
    */
-  compress: (input: Uint8Array, options?: CompressOptions) => (encoder === 'auto' && liblzma() ? xzCompressLiblzma(input, options?.blockSize ?? input.length) : xzCompress(input)),
+  compress: (input: Uint8Array, options?: CompressOptions) => xzCompressBest(input, options, encoder === 'auto' && liblzma() !== null),
 };
 
 let encoder: 'auto' | 'builtin' = 'auto';

@@ -4,6 +4,8 @@
  */
 import { writeU16, writeU32, writeU64, U64_ABSENT } from '../format/bytes';
 import { SQUASHFS_MAGIC, SUPERBLOCK_SIZE } from '../format/constants';
+import type { CompressOptions } from '../codec';
+import { XZ_BCJ_FILTERS } from '../codec/bcj-encode';
 
 export interface SuperblockFields {
   inodeCount: number;
@@ -55,14 +57,22 @@ export function encodeSuperblock(s: SuperblockFields): Uint8Array {
  *     LZO1X-1, so we record algorithm 0 (lzo1x_1), level 0, exactly as `mksquashfs -Xalgorithm lzo1x_1`;
  *   - zstd when the level is not 15 (u32 level);
  *   - gzip when the level is not 9 (u32 level, u16 window bits 15, u16 strategies 0);
- *   - xz never: our encoder uses a dictionary of one block and no BCJ filter, mksquashfs's defaults.
+ *   - xz when the dictionary is not the block size or BCJ filters were tried (u32 dictionary size,
+ *     u32 one bit per filter: x86, powerpc, ia64, arm, armthumb, sparc); never with the defaults.
  */
-export function encodeCompressorOptions(compression: string, level?: number): Uint8Array | undefined {
+export function encodeCompressorOptions(compression: string, level?: number, codec?: CompressOptions): Uint8Array | undefined {
   if (compression === 'lz4') {
     const b = new Uint8Array(10);
     writeU16(b, 0, 8 | 0x8000);
     writeU32(b, 2, 1); // LZ4_LEGACY, the only version the kernel reads
-    writeU32(b, 6, 0); // flags: not high-compression
+    writeU32(b, 6, codec?.lz4HighCompression ? 1 : 0); // flags: LZ4_HC
+    return b;
+  }
+  if (compression === 'xz' && codec?.blockSize !== undefined && ((codec.xzDictSize ?? codec.blockSize) !== codec.blockSize || codec.xzFilters?.length)) {
+    const b = new Uint8Array(10);
+    writeU16(b, 0, 8 | 0x8000);
+    writeU32(b, 2, codec.xzDictSize ?? codec.blockSize);
+    writeU32(b, 6, XZ_BCJ_FILTERS.reduce((bits, f, i) => (codec.xzFilters?.includes(f.name) ? bits | (1 << i) : bits), 0));
     return b;
   }
   if (compression === 'lzo') {

@@ -21,7 +21,7 @@
  */
 import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
-import { codecByName } from '../codec';
+import { codecByName, type CompressOptions } from '../codec';
 import { Compressor, Flag, InodeType, MAX_BLOCK_SIZE, MAX_NAME_SIZE, MAX_SYMLINK_SIZE, MIN_BLOCK_SIZE, NO_INDEX, SUPERBLOCK_SIZE } from '../format/constants';
 import { compareBytes } from '../format/directory';
 import { CompressPool } from './compress-pool';
@@ -29,6 +29,7 @@ import { DataWriter, type FileData } from './data-writer';
 import { buildListing, sortEntries, writeListing, type ListingEntry } from './directory-writer';
 import { encodeDeviceInode, encodeDirInode, encodeFileInode, encodeIpcInode, encodeSymlinkInode, type InodeHeader } from './encode-inode';
 import { encodeCompressorOptions, encodeSuperblock } from './encode-superblock';
+import { codecSettings } from './compressor-settings';
 import { MetadataWriter, type BlockCompressor } from './metadata-writer';
 import { prepareOutput } from './output';
 import { IdTable, XattrTableWriter, encodeFragmentEntries, encodeU32s, encodeU64s, lookupTable } from './tables';
@@ -42,6 +43,10 @@ export interface PackOptions {
   compression?: Compression;
   /** Compression level where the codec has one (gzip: 1..9, default 9; zstd: 1..22, default 15; as mksquashfs). */
   level?: number;
+  /** xz's BCJ filters and dictionary size, lz4's high compression (mksquashfs -X…; compressor-settings.ts). */
+  xzFilters?: string[];
+  xzDictSize?: number;
+  lz4HighCompression?: boolean;
   /** Power of two, 4 KiB..1 MiB; default 128 KiB. */
   blockSize?: number;
   /** 'default': files smaller than a block go to fragments; 'always': tails of all files too. */
@@ -120,6 +125,8 @@ function resolveOptions(o: PackOptions) {
     throw new SquashfsError('UNSUPPORTED', `block size ${blockSize}: must be a power of two from 4096 to 1048576`);
   }
   let compress: BlockCompressor;
+  const settings = codecSettings(compression, blockSize, o);
+  let codecOptions: CompressOptions = { level: o.level, blockSize };
   if (compression !== 'none') {
     const codec = codecByName(compression);
     if (!codec.compress) {
@@ -132,7 +139,7 @@ function resolveOptions(o: PackOptions) {
       if (!range) throw new SquashfsError('UNSUPPORTED', `--comp ${compression} has no compression levels (gzip 1..9, zstd 1..22 have)`);
       if (!Number.isInteger(level) || level < range[0] || level > range[1]) throw new SquashfsError('UNSUPPORTED', `${compression} compression level ${level}: must be ${range[0]}..${range[1]}`);
     }
-    const copts = { level, blockSize };
+    const copts = (codecOptions = { level, blockSize, ...settings });
     compress = (input) => codec.compress!(input, copts);
   }
   for (const [k, v] of [
@@ -141,7 +148,7 @@ function resolveOptions(o: PackOptions) {
   ] as const) {
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > U32_MAX)) throw new SquashfsError('UNSUPPORTED', `${k} ${v}: must be whole seconds in 0..${U32_MAX}`);
   }
-  return { compression, blockSize, compress, fragments: o.fragments ?? 'default', xattrs: o.xattrs ?? true, duplicates: o.duplicates ?? true, exports: o.exports ?? true };
+  return { compression, blockSize, compress, codecOptions, fragments: o.fragments ?? 'default', xattrs: o.xattrs ?? true, duplicates: o.duplicates ?? true, exports: o.exports ?? true };
 }
 
 /**
@@ -251,13 +258,13 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   const bySize = new Map<number, number>();
   for (const f of files) bySize.set(f.content.size, (bySize.get(f.content.size) ?? 0) + 1);
 
-  const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression, options.level);
+  const copts = opt.compression === 'none' ? undefined : encodeCompressorOptions(opt.compression, options.level, opt.codecOptions);
   const fd = output.open();
   let pool: CompressPool | undefined;
   let dw: DataWriter | undefined;
   let complete = false;
   try {
-    if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { level: options.level, blockSize: opt.blockSize }, options.workers);
+    if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { ...opt.codecOptions, blockSize: opt.blockSize }, options.workers);
     const dataStart = SUPERBLOCK_SIZE + (copts?.length ?? 0);
     const data = (dw = new DataWriter(fd, dataStart, {
       blockSize: opt.blockSize,

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { SquashfsError } from '../../errors';
 import { flagNames } from '../../format/superblock';
+import { codecSettings, parseXzDictSize, parseXzFilters } from '../../writer/compressor-settings';
 import { removePartialImages } from '../../writer/output';
 import { COMPRESSIONS, LEVELS, pack, type Compression, type PackResult } from '../../writer/pack';
 import { action } from '../common';
@@ -81,6 +82,9 @@ export function register(program: Command): void {
     .argument('<image>', 'image file to write (replaced if it exists)')
     .addOption(new Option('--comp <name>', "compressor; 'none' stores everything uncompressed (distri's package format)").choices(COMPRESSIONS).default('gzip'))
     .option('--level <n>', 'compression level: gzip 1..9 (default 9), zstd 1..22 (default 15); the others take none', parseLevel)
+    .option('--xz-bcj <filters>', 'xz: also compress every block through these BCJ filters (x86, powerpc, ia64, arm, armthumb, sparc; comma-separated) and keep the smallest (also -Xbcj)', parseXzFilters)
+    .option('--xz-dict-size <size>', 'xz: dictionary size, bytes, K, M or a percentage of the block size; 2^n or 2^n+2^(n-1), at most the block size (also -Xdict-size)')
+    .option('--lz4-hc', 'lz4: high compression, a slower and deeper match search (also -Xhc)')
     .option('-b, --block-size <n>', 'data block size, a power of two from 4K to 1M', parseBlockSize, 131072)
     .option(
       '-e, --exclude <paths...>',
@@ -117,7 +121,13 @@ written beside it and renamed into place when complete, so a failed run leaves t
 an image path naming a device (or /dev/null) is written directly.
 
 Options are spelled with two dashes (--comp xz, not mksquashfs's -comp xz); -b, -e and -ef work
-as in mksquashfs.
+as in mksquashfs, and so do -Xbcj, -Xdict-size and -Xhc (for --xz-bcj, --xz-dict-size, --lz4-hc).
+
+Compressor settings (recorded in the image's compressor options, which info and unsquashfs -s show):
+  --xz-bcj x86          machine code: calls and jumps made absolute, so repeated calls compress;
+                        each block is tried without and with each filter and the smallest kept
+  --xz-dict-size 50%    how far back xz matches reach (default: the block size); 64K, 96K, 75%
+  --lz4-hc              lz4 with a deeper search: smaller images, slower packing, same reading speed
 
 Examples:
   distri pack --comp none --no-fragments --reproducible build/nano-amd64-4.3-1 nano-amd64-4.3-1.squashfs
@@ -126,6 +136,9 @@ Examples:
   distri pack rootfs/ root.sqfs --comp gzip -b 1M --all-root
   distri pack rootfs/ root.sqfs --comp zstd --level 19 -e var/cache tmp '*.o'
   distri pack rootfs/ root.sqfs -ef excludes.txt
+  distri pack --comp xz --xz-bcj x86 --xz-dict-size 50% rootfs/ root.sqfs
+  distri pack rootfs/ root.sqfs -comp xz -Xbcj x86,arm -Xdict-size 64K   (mksquashfs spelling)
+  distri pack --comp lz4 --lz4-hc rootfs/ root.sqfs
   distri pack --json tree/ t.sqfs | jq .fileSize
   SOURCE_DATE_EPOCH=1700000000 distri pack tree/ t.sqfs --reproducible`,
     )
@@ -138,6 +151,9 @@ Examples:
           opts: {
             comp: Compression;
             level?: number;
+            xzBcj?: string[];
+            xzDictSize?: string;
+            lz4Hc?: boolean;
             blockSize: number;
             exclude?: string[];
             excludeFile?: string;
@@ -156,7 +172,13 @@ Examples:
         ) => {
           if (!opts.fragments && opts.alwaysUseFragments) throw new SquashfsError('INVALID_ARGUMENT', '--no-fragments and --always-use-fragments contradict each other');
           checkLevel(opts.comp, opts.level);
-          const notice = fallbackNotice(opts.comp);
+          const settings = {
+            xzFilters: opts.xzBcj,
+            xzDictSize: opts.xzDictSize !== undefined ? parseXzDictSize(opts.xzDictSize, opts.blockSize) : undefined,
+            lz4HighCompression: opts.lz4Hc,
+          };
+          codecSettings(opts.comp, opts.blockSize, settings); // --lz4-hc with --comp gzip etc.: said before any work
+          const notice = opts.lz4Hc ? undefined : fallbackNotice(opts.comp);
           if (notice && !opts.quiet) process.stderr.write(`distri: ${notice}\n`);
           const exclude = [...(opts.exclude ?? []), ...(opts.excludeFile !== undefined ? readExcludeFile(opts.excludeFile) : [])];
           // Interrupted: remove the partial image, then die of the signal as if not caught.
@@ -174,6 +196,7 @@ Examples:
             result = await pack(src, image, {
               compression: opts.comp,
               level: opts.level,
+              ...settings,
               blockSize: opts.blockSize,
               exclude,
               fragments: !opts.fragments ? 'none' : opts.alwaysUseFragments ? 'always' : 'default',
