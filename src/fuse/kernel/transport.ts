@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
+import { SERVE_WORKER_BUNDLE, bundleOr, fuseDirOf } from '../bundles';
 import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
@@ -145,7 +146,9 @@ export class KernelMount {
     const start = new SharedArrayBuffer(4);
     const { port1, port2 } = new MessageChannel();
     const data: ServeWorkerData = { fd, counters, start, control: port2, build: o.build };
-    const worker = new Worker(path.join(__dirname, 'serve-worker.js'), { workerData: data, transferList: [port2], stdout: false, stderr: false });
+    const fuseDir = fuseDirOf(__dirname);
+    const plain = path.join(fuseDir, 'kernel', 'serve-worker.js');
+    const worker = new Worker(bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain), { workerData: data, transferList: [port2], stdout: false, stderr: false });
     let onBuilt: ((err?: Error) => void) | undefined;
     let onInit: (() => void) | undefined;
     const built = new Promise<void>((resolve, reject) => (onBuilt = (err) => (err ? reject(err) : resolve())));
