@@ -38,6 +38,18 @@ const lazyChildProcessForCommander: Plugin = {
   },
 };
 
+/**
+ * The bundled `mount` and `unmount` load the daemon module (for -f and unmount) from tsc's output,
+ * like every module the bundle leaves out: its require is made relative to the bundle, which sits
+ * in dist/src/cli, not in dist/src/cli/commands.
+ */
+const fuseDaemonOutside: Plugin = {
+  name: 'fuse-daemon-outside',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/\.\.\/fuse\/daemon$/ }, (args) => (args.importer.includes(`${path.sep}commands${path.sep}`) ? { path: '../fuse/daemon', external: true } : undefined));
+  },
+};
+
 async function main(): Promise<void> {
   const cliDir = __dirname; // dist/src/cli
   const srcDir = path.resolve(cliDir, '..'); // dist/src
@@ -71,7 +83,7 @@ async function main(): Promise<void> {
   };
 
   const out = path.join(cliDir, BUNDLE_FILE);
-  await bundle(path.join(cliDir, 'bundle-entry.js'), out, otherCommands, [lazyChildProcessForCommander]);
+  await bundle(path.join(cliDir, 'bundle-entry.js'), out, otherCommands, [lazyChildProcessForCommander, fuseDaemonOutside]);
   trainCache(out, [path.join(cliDir, 'main.js')], cliTraining(path.join(root, 'fixtures', 'demo.sqfs')));
 
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
