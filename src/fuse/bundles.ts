@@ -19,6 +19,13 @@ import * as path from 'node:path';
 export const DAEMON_BUNDLE = 'mount-daemon.bundle.js';
 /** The serving thread (kernel/serve-worker.ts) with the image reader it serves from. */
 export const SERVE_WORKER_BUNDLE = 'serve-worker.bundle.js';
+/**
+ * The NodeFs builders (module file names) the serving thread's bundle carries inside. A mount of
+ * any other (the store's) runs the unbundled thread: a module required from outside the bundle
+ * would bring second copies of the modules inside it, and an error class of one copy is not an
+ * instance of the other's (the protocol code maps errors to errno values by class).
+ */
+export const SERVE_WORKER_BUILT_IN = ['image-source.js'];
 
 /** dist/src/fuse, from the __dirname of a module in it, in kernel/, in cli/commands, or of a bundle there. */
 export function fuseDirOf(dirname: string): string {

@@ -27,7 +27,8 @@ import { DAEMON_STATS, daemonStats, type ControlAnswer, type ControlRequest, typ
 /**
  * The NodeFs builders this thread carries itself, by module file name: `distri mount`'s image, so
  * that the bundled thread (../bundles.ts) has it inside and loads no module for it. Any other
- * builder (the store's) is required by its path.
+ * builder (the store's) is required by its path, by the unbundled thread only (the transport
+ * starts that one for them: ../bundles.ts SERVE_WORKER_BUILT_IN lists the same names).
  */
 const BUILT_IN: Record<string, () => unknown> = {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

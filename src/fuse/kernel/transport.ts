@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { SERVE_WORKER_BUNDLE, bundleOr, fuseDirOf } from '../bundles';
+import { SERVE_WORKER_BUILT_IN, SERVE_WORKER_BUNDLE, bundleOr, fuseDirOf } from '../bundles';
 import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
@@ -157,7 +157,8 @@ export class KernelMount {
     const data: ServeWorkerData = { fd, counters, start, control: port2, build: o.build };
     const fuseDir = fuseDirOf(__dirname);
     const plain = path.join(fuseDir, 'kernel', 'serve-worker.js');
-    const worker = new Worker(bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain), { workerData: data, transferList: [port2], stdout: false, stderr: false });
+    const bundled = SERVE_WORKER_BUILT_IN.includes(path.basename(o.build.module));
+    const worker = new Worker(bundled ? bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain) : plain, { workerData: data, transferList: [port2], stdout: false, stderr: false });
     let onBuilt: ((err?: Error) => void) | undefined;
     let onInit: (() => void) | undefined;
     const built = new Promise<void>((resolve, reject) => (onBuilt = (err) => (err ? reject(err) : resolve())));
