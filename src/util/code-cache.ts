@@ -88,7 +88,10 @@ export function runBundle(file: string): CacheOutcome {
   const script = new vm.Script(Module.wrap(sourceBytes.toString('utf8')), { filename: file, cachedData: data });
   const outcome: CacheOutcome = data && script.cachedDataRejected ? 'rejected: by V8 (another Node or other V8 flags)' : found;
   if (process.env[DEBUG_ENV]) process.stderr.write(`distri: code cache ${path.basename(cacheFile)}: ${outcome}\n`);
-  if (process.env[WRITE_ENV]) {
+  // Only for this process: children (a mount's daemon) and threads started from here make none.
+  const write = process.env[WRITE_ENV];
+  delete process.env[WRITE_ENV];
+  if (write) {
     // Written as the process leaves, so that it holds every function this run compiled.
     process.once('exit', () => writeCache(cacheFile, sourceBytes, script.createCachedData()));
   }
