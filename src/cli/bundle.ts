@@ -104,6 +104,8 @@ function cliTraining(demo: string): string[][] {
     ['cat', demo, 'README.md'],
     ['xattrs', demo, 'README.md'],
     ['cat', demo, 'nope'],
+    // Parses, spawns the daemon and reports its failure: a path under a file is never a mountpoint.
+    ['mount', demo, path.join(demo, 'never-a-mountpoint')],
   ];
 }
 
