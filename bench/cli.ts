@@ -6,9 +6,8 @@
  *
  *   npm run build && node dist/bench/cli.js [--rounds 21] [--source /usr/include/linux]
  *
- * distri runs three times: from the bundle with its V8 code cache (what `distri` does), from the
- * bundle without the cache (DISTRI_NO_CODE_CACHE=1), and with DISTRI_NO_BUNDLE=1 (the modules as
- * tsc emitted them). NODE_EXTRA_CA_CERTS makes Node parse a CA bundle at every start;
+ * distri runs twice: from the bundle (what `distri` does) and with DISTRI_NO_BUNDLE=1 (the
+ * modules as tsc emitted them). NODE_EXTRA_CA_CERTS makes Node parse a CA bundle at every start;
  * all rows run without it, and `node -e 0` is shown both ways.
  */
 import { spawnSync } from 'node:child_process';
@@ -57,7 +56,6 @@ function main(): void {
     delete noCa.NODE_EXTRA_CA_CERTS;
     const withCa: NodeJS.ProcessEnv = { ...noCa, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt' };
     const unbundled: NodeJS.ProcessEnv = { ...noCa, DISTRI_NO_BUNDLE: '1' };
-    const noCache: NodeJS.ProcessEnv = { ...noCa, DISTRI_NO_CODE_CACHE: '1' };
     const cmds: Array<{ what: string; distri: string[]; unsquashfs: string[] }> = [
       { what: 'info', distri: ['info', img], unsquashfs: ['-s', img] },
       { what: 'ls DIR', distri: ['ls', img, sub], unsquashfs: ['-l', '-d', '', img, sub] },
@@ -70,7 +68,6 @@ function main(): void {
     ];
     for (const c of cmds) {
       rows.push({ name: `distri ${c.what}`, cmd: ['node', cli, ...c.distri], env: noCa });
-      rows.push({ name: `distri ${c.what} (no code cache)`, cmd: ['node', cli, ...c.distri], env: noCache });
       rows.push({ name: `distri ${c.what} (unbundled)`, cmd: ['node', cli, ...c.distri], env: unbundled });
       rows.push({ name: `unsquashfs ${c.what}`, cmd: ['unsquashfs', ...c.unsquashfs], env: noCa });
     }

@@ -14,10 +14,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { build, type Plugin } from 'esbuild';
 import { DAEMON_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
-import { CACHE_SUFFIX, WRITE_ENV } from '../util/code-cache';
 import { BUNDLE_FILE, BUNDLED_COMMANDS } from './main';
 
 /**
@@ -84,44 +82,12 @@ async function main(): Promise<void> {
 
   const out = path.join(cliDir, BUNDLE_FILE);
   await bundle(path.join(cliDir, 'bundle-entry.js'), out, otherCommands, [lazyChildProcessForCommander, fuseDaemonOutside]);
-  trainCache(out, [path.join(cliDir, 'main.js')], cliTraining(path.join(root, 'fixtures', 'demo.sqfs')));
 
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
   // they sit and why). The libfuse adapter stays out: it is in the same directory either way.
   const fuseDir = path.join(srcDir, 'fuse');
   await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter']);
   await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), []);
-}
-
-/** The bundled commands as people type them, on the committed demo image: what the cache should hold. */
-function cliTraining(demo: string): string[][] {
-  return [
-    ['info', demo],
-    ['info', '--json', demo],
-    ['ls', '-lR', demo],
-    ['ls', demo, 'docs'],
-    ['stat', demo, 'README.md'],
-    ['cat', demo, 'README.md'],
-    ['xattrs', demo, 'README.md'],
-    ['cat', demo, 'nope'],
-    // Parses, spawns the daemon and reports its failure: a path under a file is never a mountpoint.
-    ['mount', demo, path.join(demo, 'never-a-mountpoint')],
-  ];
-}
-
-/**
- * Makes the V8 code cache of `bundle` (../util/code-cache.ts): runs `node ...prefix ...args` for each
- * training command line with the cache being written, one after the other, so that each run starts
- * from the previous run's cache and the last one holds every function any of them compiled.
- */
-function trainCache(bundle: string, prefix: string[], runs: string[][]): void {
-  const cache = bundle + CACHE_SUFFIX;
-  fs.rmSync(cache, { force: true });
-  for (const args of runs) {
-    spawnSync(process.execPath, [...prefix, ...args], { stdio: 'ignore', env: { ...process.env, [WRITE_ENV]: '1' }, timeout: 60_000 });
-  }
-  if (!fs.existsSync(cache)) throw new Error(`no code cache was written for ${bundle}`);
-  console.log(`${path.relative(path.resolve(__dirname, '..', '..', '..'), cache)}: ${(fs.statSync(cache).size / 1024).toFixed(0)} KiB (V8 code cache)`);
 }
 
 main().catch((e: unknown) => {

@@ -9,11 +9,8 @@
  * missing or older than this build (a `tsc` without the bundle step), loads the modules as tsc
  * emitted them: the bundle is only ever a faster way to run the same code.
  *
- * The bundle runs with the V8 code cache made beside it at build time (../util/code-cache.ts):
- * Node then neither parses it nor compiles the functions a short command calls.
- *
  * This module loads nothing else before deciding, so that the choice itself costs nothing.
- * DISTRI_NO_BUNDLE=1 turns the bundle off, DISTRI_NO_CODE_CACHE=1 the cache (benchmarks compare).
+ * DISTRI_NO_BUNDLE=1 turns the bundle off (benchmarks compare both).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -43,6 +40,6 @@ export function buildProgram(only?: string): import('commander').Command {
 if (require.main === module) {
   const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
   const bundle = first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle() : undefined;
-  if (bundle) (require('../util/code-cache') as typeof import('../util/code-cache')).runBundle(bundle);
+  if (bundle) require(bundle);
   else (require('./program') as typeof import('./program')).run();
 }
