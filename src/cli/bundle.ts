@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
+import { DAEMON_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
 import { BUNDLE_FILE, BUNDLED_COMMANDS } from './main';
 
 /**
@@ -35,9 +36,22 @@ const lazyChildProcessForCommander: Plugin = {
   },
 };
 
+/**
+ * The bundled `mount` and `unmount` load the daemon module (for -f and unmount) from tsc's output,
+ * like every module the bundle leaves out: its require is made relative to the bundle, which sits
+ * in dist/src/cli, not in dist/src/cli/commands.
+ */
+const fuseDaemonOutside: Plugin = {
+  name: 'fuse-daemon-outside',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/\.\.\/fuse\/daemon$/ }, (args) => (args.importer.includes(`${path.sep}commands${path.sep}`) ? { path: '../fuse/daemon', external: true } : undefined));
+  },
+};
+
 async function main(): Promise<void> {
   const cliDir = __dirname; // dist/src/cli
-  const root = path.resolve(cliDir, '..', '..', '..');
+  const srcDir = path.resolve(cliDir, '..'); // dist/src
+  const root = path.resolve(srcDir, '..', '..');
   const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
   const packages = Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }).filter((p) => p !== 'commander');
   const otherCommands = fs
@@ -46,24 +60,34 @@ async function main(): Promise<void> {
     .map((f) => f.slice(0, -3))
     .filter((c) => !BUNDLED_COMMANDS.includes(c))
     .map((c) => `./commands/${c}`);
+  const bundle = async (entry: string, out: string, external: string[], plugins: Plugin[] = []) => {
+    const r = await build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      outfile: out,
+      external: [...packages, ...packages.map((p) => `${p}/*`), ...external],
+      // Smaller text is less for V8 to read at every start; names stay for stack traces.
+      minifyWhitespace: true,
+      minifySyntax: true,
+      logLevel: 'warning',
+      plugins,
+      metafile: true,
+    });
+    const inputs = Object.keys(r.metafile.inputs).length;
+    console.log(`${path.relative(root, out)}: ${inputs} modules, ${(fs.statSync(out).size / 1024).toFixed(0)} KiB`);
+  };
+
   const out = path.join(cliDir, BUNDLE_FILE);
-  const r = await build({
-    entryPoints: [path.join(cliDir, 'bundle-entry.js')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile: out,
-    external: [...packages, ...packages.map((p) => `${p}/*`), ...otherCommands],
-    // Smaller text is less for V8 to read at every start; names stay for stack traces.
-    minifyWhitespace: true,
-    minifySyntax: true,
-    logLevel: 'warning',
-    plugins: [lazyChildProcessForCommander],
-    metafile: true,
-  });
-  const inputs = Object.keys(r.metafile.inputs).length;
-  console.log(`${path.relative(root, out)}: ${inputs} modules, ${(fs.statSync(out).size / 1024).toFixed(0)} KiB`);
+  await bundle(path.join(cliDir, 'bundle-entry.js'), out, otherCommands, [lazyChildProcessForCommander, fuseDaemonOutside]);
+
+  // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
+  // they sit and why). The libfuse adapter stays out: it is in the same directory either way.
+  const fuseDir = path.join(srcDir, 'fuse');
+  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter']);
+  await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), []);
 }
 
 main().catch((e: unknown) => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `distri` entry point. The short read commands (info, ls, stat, cat, xattrs) are what people
- * type many times a day, so they run from one bundled file, cli.bundle.js, that `npm run build`
+ * type many times a day, and `mount` (with `unmount`) waits for Node's start-up twice (itself, then
+ * its daemon), so they run from one bundled file, cli.bundle.js, that `npm run build`
  * makes with esbuild (./bundle.ts): Node then reads and compiles one file instead of resolving
  * and loading some forty modules and commander's, which was most of such a command's time
  * (bench/README-cli.md has the numbers). Every other command, and every run where the bundle is
@@ -15,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** The commands the bundle holds (bundle.ts keeps every other command out of it). */
-export const BUNDLED_COMMANDS: readonly string[] = ['info', 'ls', 'stat', 'cat', 'xattrs'];
+export const BUNDLED_COMMANDS: readonly string[] = ['info', 'ls', 'stat', 'cat', 'xattrs', 'mount', 'unmount', 'umount'];
 
 export const BUNDLE_FILE = 'cli.bundle.js';
 

@@ -11,6 +11,7 @@ import { reportError } from '../common';
 // Only types from the daemon: the command that spawns a background daemon never loads it (nor the
 // FUSE binding); the foreground path and `unmount` require it when they run.
 import type { MountOptions, MountResult } from '../../fuse/daemon';
+import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../../fuse/bundles';
 import { DEFAULT_CACHE_MIB, OPTIONS_ENV, READY_ENV as readyEnvName, mark } from '../../fuse/mount-env';
 
 type DaemonModule = typeof import('../../fuse/daemon');
@@ -187,10 +188,12 @@ export function register(program: Command): void {
         // edge, so end it here with the daemon's status.
         process.exit(code);
       }
-      // The daemon is the lean entry (fuse/mount-daemon.js) with the options parsed here; the
+      // The daemon is the lean entry (fuse/mount-daemon.js, bundled: fuse/bundles.ts) with the options parsed here; the
       // user's arguments follow it so that ps shows what is mounted.
       mark('spawning the daemon');
-      const daemonScript = path.join(__dirname, '..', '..', 'fuse', 'mount-daemon.js');
+      const fuseDir = fuseDirOf(__dirname);
+      const plain = path.join(fuseDir, 'mount-daemon.js');
+      const daemonScript = bundleOr(path.join(fuseDir, DAEMON_BUNDLE), plain, plain);
       const r = await spawnDaemon([daemonScript, ...process.argv.slice(2)], opts, { [OPTIONS_ENV]: JSON.stringify(opts) });
       mark('daemon reported');
       if (!r.ok) {

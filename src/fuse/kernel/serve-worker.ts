@@ -18,10 +18,22 @@
  * (interrupted, or the connection aborted); it is not an error of ours.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { NodeFs } from '../../vfs/node-fs';
 import { REQUEST_BUFFER_SIZE, Session } from './session';
 import { DAEMON_STATS, daemonStats, type ControlAnswer, type ControlRequest, type ServeWorkerData, type WorkerEvent } from './worker-api';
+
+/**
+ * The NodeFs builders this thread carries itself, by module file name: `distri mount`'s image, so
+ * that the bundled thread (../bundles.ts) has it inside and loads no module for it. Any other
+ * builder (the store's) is required by its path, by the unbundled thread only (the transport
+ * starts that one for them: ../bundles.ts SERVE_WORKER_BUILT_IN lists the same names).
+ */
+const BUILT_IN: Record<string, () => unknown> = {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  'image-source.js': () => require('../image-source'),
+};
 
 function post(e: WorkerEvent): void {
   parentPort!.postMessage(e);
@@ -91,7 +103,7 @@ function main(): void {
   let fsys: NodeFs;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const m = require(d.build.module) as Record<string, (args: unknown, log: (s: string) => void) => NodeFs>;
+    const m = (BUILT_IN[path.basename(d.build.module)]?.() ?? require(d.build.module)) as Record<string, (args: unknown, log: (s: string) => void) => NodeFs>;
     fsys = m[d.build.exportName]!(d.build.args, log);
   } catch (e) {
     post({ type: 'build-failed', message: e instanceof Error ? e.message : String(e) });

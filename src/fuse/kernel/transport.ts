@@ -18,6 +18,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
+import { SERVE_WORKER_BUILT_IN, SERVE_WORKER_BUNDLE, bundleOr, fuseDirOf } from '../bundles';
 import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
@@ -70,6 +71,15 @@ export function mountOptions(o: Pick<KernelMountOptions, 'allowOther' | 'default
   if (o.allowOther) opts.push('allow_other');
   if (o.defaultPermissions !== false) opts.push('default_permissions');
   return opts.join(',');
+}
+
+/** Detaches a mount whose daemon gave up before serving it (best effort, bounded). */
+function lazyUnmount(mountpoint: string): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn('umount', ['-l', mountpoint], { stdio: 'ignore', timeout: DEFAULT_TIMEOUT_MS });
+    child.on('error', () => resolve());
+    child.on('close', () => resolve());
+  });
 }
 
 function runMount(fd: number, o: KernelMountOptions): Promise<void> {
@@ -145,7 +155,10 @@ export class KernelMount {
     const start = new SharedArrayBuffer(4);
     const { port1, port2 } = new MessageChannel();
     const data: ServeWorkerData = { fd, counters, start, control: port2, build: o.build };
-    const worker = new Worker(path.join(__dirname, 'serve-worker.js'), { workerData: data, transferList: [port2], stdout: false, stderr: false });
+    const fuseDir = fuseDirOf(__dirname);
+    const plain = path.join(fuseDir, 'kernel', 'serve-worker.js');
+    const bundled = SERVE_WORKER_BUILT_IN.includes(path.basename(o.build.module));
+    const worker = new Worker(bundled ? bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain) : plain, { workerData: data, transferList: [port2], stdout: false, stderr: false });
     let onBuilt: ((err?: Error) => void) | undefined;
     let onInit: (() => void) | undefined;
     const built = new Promise<void>((resolve, reject) => (onBuilt = (err) => (err ? reject(err) : resolve())));
@@ -182,28 +195,39 @@ export class KernelMount {
       onBuilt?.(new Error('serving thread exited before it was ready'));
       endedResolve('serving thread exited');
     });
+    let mounted = false;
     const giveUp = async (e: unknown): Promise<never> => {
       Atomics.store(new Int32Array(start), 0, 2);
       Atomics.notify(new Int32Array(start), 0);
       await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
       port1.close();
+      // Closing the device aborts the connection of a mount made meanwhile; the lazy unmount then
+      // takes it away (its users, if any got in, see ENOTCONN, as with any daemon that leaves).
       fs.closeSync(fd);
+      if (mounted) await lazyUnmount(o.mountpoint);
       throw e;
     };
-    try {
-      // The caller checks the mountpoint meanwhile: the thread's start-up and the image's opening
-      // are most of the time to a mount, and need no mountpoint.
-      await Promise.all([built, o.prepared]);
-    } catch (e) {
-      return giveUp(e);
-    }
-    mark('serving thread built the filesystem');
-    try {
+    // mount(8) runs as soon as the mountpoint is checked, while the thread still loads its code and
+    // opens the image (most of the time to a mount): the kernel queues its INIT on the device until
+    // the thread reads it, and a first access waits for that answer.
+    let buildFailed = false;
+    built.then(
+      () => mark('serving thread built the filesystem'),
+      () => (buildFailed = true),
+    );
+    const mounting = (async () => {
+      await o.prepared;
+      if (buildFailed) return; // reported from `built` below; nothing to mount for
       await runMount(fd, o);
+      mounted = true;
+      mark('mount(8) done');
+    })();
+    try {
+      await Promise.all([built, mounting]);
     } catch (e) {
+      await mounting.catch(() => undefined);
       return giveUp(e);
     }
-    mark('mount(8) done');
     km = new KernelMount(fd, counters, start, port1, o, ended);
     Atomics.store(km.start, 0, 1);
     Atomics.notify(km.start, 0);
