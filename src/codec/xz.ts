@@ -28,9 +28,9 @@ import { armDecode, armThumbDecode, deltaDecode, ia64Decode, powerpcDecode, spar
 import { crc32, crc64 } from './checksum';
 import type { Codec, CompressOptions } from './index';
 import { LzmaDecoder, parsePropsByte } from './lzma-core';
-import { checkArgs, corrupt, finish } from './util';
+import { checkArgs, corrupt, finish, wrapForeign } from './util';
 import { xzCompress } from './xz-encoder';
-import { liblzma, xzCompressLiblzma } from './xz-liblzma';
+import { liblzma, xzCompressLiblzma, xzDecompressLiblzma } from './xz-liblzma';
 
 const C = 'xz';
 const MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
@@ -258,7 +258,95 @@ function stream(input: Uint8Array, p: number, dec: LzmaDecoder): number {
   return footer + 12;
 }
 
-export function xzDecompress(input: Uint8Array, maxOutput: number): Buffer {
+/**
+ * The exact output size of a block in the one shape mksquashfs writes (one stream, one block, an
+ * optional BCJ/delta filter then LZMA2, nothing after the stream), read from the LZMA2 chunk headers
+ * alone: each chunk states its uncompressed size, and the decoder (ours or liblzma) must produce
+ * exactly that many bytes for it or fail. -1 for any other shape, or a header that does not parse
+ * (our own decoder then decides, with its precise error). Only the framing is read here: the CRCs
+ * and the index are checked by whichever decoder runs.
+ */
+export function xzOutputSize(input: Uint8Array): number {
+  const n = input.length;
+  if (n < 12 + 8 + 12) return -1;
+  for (let i = 0; i < 6; i++) if (input[i] !== MAGIC[i]) return -1;
+  const headerSize = (input[12]! + 1) * 4;
+  if (input[12] === 0 || 12 + headerSize > n) return -1;
+  // The block header (filters, optional declared sizes) is liblzma's or our decoder's to check:
+  // the chunks start right after it either way.
+  let p = 12 + headerSize;
+  let total = 0;
+  for (;;) {
+    if (p >= n) return -1;
+    const control = input[p++]!;
+    if (control === 0x00) break;
+    if (control >= 0x80) {
+      if (p + 4 > n) return -1;
+      total += (control & 0x1f) * 65536 + ((input[p]! << 8) | input[p + 1]!) + 1;
+      p += 4 + (control >= 0xc0 ? 1 : 0) + ((input[p + 2]! << 8) | input[p + 3]!) + 1;
+    } else if (control === 0x01 || control === 0x02) {
+      if (p + 2 > n) return -1;
+      const size = ((input[p]! << 8) | input[p + 1]!) + 1;
+      total += size;
+      p += 2 + size;
+    } else return -1;
+  }
+  // One block only: after its padding and check comes the index, listing one record; the index and
+  // the footer end the input (more blocks, or concatenated streams, go to our decoder: liblzma would
+  // decode blocks this scan did not count, or stop after the first stream).
+  while (p % 4 !== 0) p++;
+  p += CHECK_SIZE[input[7]! & 0x0f]!;
+  if (p + 2 > n || input[p] !== 0x00 || input[p + 1] !== 0x01) return -1;
+  const indexStart = p;
+  p += 2;
+  for (let v = 0; v < 2; v++) {
+    let i = 0;
+    while (p < n && input[p]! & 0x80 && i++ < 9) p++;
+    p++;
+  }
+  while ((p - indexStart) % 4 !== 0) p++;
+  if (p + 4 + 12 !== n || input[n - 2] !== 0x59 || input[n - 1] !== 0x5a) return -1;
+  return total;
+}
+
+/**
+ * liblzma (lzma-native, where it loaded) decodes blocks whose exact size xzOutputSize read and the
+ * limit allows: ~1.45× our decoder's speed on the blocks of a Debian root filesystem (CPU time,
+ * bench/README-codecs.md). liblzma's synchronous call gathers the whole output before it returns,
+ * so it is only given blocks whose output is known to fit: its LZMA2 decoder stops at each chunk's
+ * stated size, and the length is checked again after.
+ */
+let decoderChoice: 'auto' | 'builtin' = 'auto';
+
+export function xzDecompress(input: Uint8Array, maxOutput: number): Uint8Array {
+  checkArgs(C, input, maxOutput);
+  if (decoderChoice === 'auto' && liblzma()) {
+    const size = xzOutputSize(input);
+    if (size >= 0 && size <= maxOutput) {
+      let out: Uint8Array;
+      try {
+        out = xzDecompressLiblzma(input, maxOutput);
+      } catch (e) {
+        throw wrapForeign(C, e);
+      }
+      if (out.length !== size) throw corrupt(C, `block decoded to ${out.length} bytes, its LZMA2 chunks state ${size}`);
+      return out;
+    }
+  }
+  return xzDecompressBuiltin(input, maxOutput);
+}
+
+/** Forces our own decoder (tests and benchmarks only). */
+export function _setXzDecoderForTest(which: 'auto' | 'builtin'): void {
+  decoderChoice = which;
+}
+/** The decoder xz blocks get where their size is known: "liblzma" or "builtin". */
+export function xzDecoderName(): 'liblzma' | 'builtin' {
+  return decoderChoice === 'auto' && liblzma() ? 'liblzma' : 'builtin';
+}
+
+/** Our own decoder: any valid .xz input, every error named. */
+export function xzDecompressBuiltin(input: Uint8Array, maxOutput: number): Buffer {
   checkArgs(C, input, maxOutput);
   const out = Buffer.allocUnsafe(maxOutput);
   const dec = new LzmaDecoder(out, C);
@@ -292,4 +380,11 @@ export function _setXzEncoderForTest(which: 'auto' | 'builtin'): void {
 /** The encoder xz blocks get: "liblzma" or "builtin". */
 export function xzEncoderName(): 'liblzma' | 'builtin' {
   return encoder === 'auto' && liblzma() ? 'liblzma' : 'builtin';
+}
+
+/** Every decoder available here, by name (benchmarks). */
+export function xzDecoders(): Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> {
+  const r: Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> = { 'ours (JS)': xzDecompressBuiltin };
+  if (liblzma()) r['liblzma (lzma-native)'] = xzDecompress;
+  return r;
 }

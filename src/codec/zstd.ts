@@ -21,7 +21,7 @@ import * as path from 'node:path';
 // `distri mount`).
 import { SquashfsError } from '../errors';
 import type { Codec, CompressOptions } from './index';
-import { checkArgs, corrupt, optionalModule, wrapForeign } from './util';
+import { checkArgs, corrupt, finish, optionalModule, wrapForeign } from './util';
 
 // The project compiles without the DOM lib, so the few WebAssembly pieces used are typed here.
 interface WasmApi {
@@ -95,9 +95,41 @@ function declaredSize(b: Uint8Array): number {
   return fcsBytes === 2 ? v + 256 : v;
 }
 
+// The native decoder: zstd-napi (the optional dependency that also encodes, below) wraps
+// ZSTD_decompressDCtx, which writes into the buffer we give it (exactly maxOutput bytes) and fails
+// instead of writing past it; the C decoder is the reference one, fuzzed upstream. One DCtx is kept
+// for the whole process (ZSTD_decompress creates and frees one per call, ~100 KiB each), and the
+// output goes straight into the buffer we return: no copy out of a WASM heap.
+interface NativeDCtx {
+  decompress(dst: Uint8Array, src: Uint8Array): number;
+}
+const nativeDecoder = optionalModule(() => new (require('zstd-napi/binding') as { DCtx: new () => NativeDCtx }).DCtx());
+
+function decodeNative(d: NativeDCtx, input: Uint8Array, maxOutput: number): Uint8Array {
+  const out = Buffer.allocUnsafe(maxOutput);
+  let n: number;
+  try {
+    n = d.decompress(out, input);
+  } catch (e) {
+    throw wrapForeign('zstd', e);
+  }
+  if (!(n >= 0 && n <= maxOutput)) throw corrupt('zstd', `ZSTD_decompressDCtx returned ${n} (output limit ${maxOutput})`);
+  return finish(out, n);
+}
+
+let decoderChoice: 'auto' | 'wasm' | 'fzstd' = 'auto';
+
 export function zstdDecompress(input: Uint8Array, maxOutput: number): Uint8Array {
   checkArgs('zstd', input, maxOutput);
-  const w = loadWasm();
+  const d = decoderChoice === 'auto' ? nativeDecoder() : null;
+  if (d) return decodeNative(d, input, maxOutput);
+  return zstdDecompressWasm(input, maxOutput);
+}
+
+/** The WASM decoder (else fzstd): what decodes where zstd-napi is not installed. */
+function zstdDecompressWasm(input: Uint8Array, maxOutput: number): Uint8Array {
+  checkArgs('zstd', input, maxOutput);
+  const w = decoderChoice === 'fzstd' ? null : loadWasm();
   if (w) {
     try {
       return decodeWasm(w, input, maxOutput);
@@ -122,14 +154,36 @@ export function zstdDecompress(input: Uint8Array, maxOutput: number): Uint8Array
   return out;
 }
 
-/** Which implementation decodes: 'wasm' (zstddec) or 'fzstd'. For tests and the benchmark. */
-export function zstdBackend(): 'wasm' | 'fzstd' {
-  return loadWasm() ? 'wasm' : 'fzstd';
+/** Which implementation decodes: 'native' (zstd-napi), 'wasm' (zstddec) or 'fzstd'. For tests and the benchmark. */
+export function zstdBackend(): 'native' | 'wasm' | 'fzstd' {
+  if (decoderChoice === 'auto' && nativeDecoder()) return 'native';
+  return decoderChoice !== 'fzstd' && loadWasm() ? 'wasm' : 'fzstd';
 }
 
-/** Forces the fzstd fallback (tests and benchmark only). */
+/** Forces a decoder: 'wasm' (zstddec, else fzstd), 'fzstd', or 'auto' (native first). Tests and benchmarks only. */
 export function _setZstdBackendForTest(backend: 'wasm' | 'fzstd' | 'auto'): void {
-  wasm = backend === 'fzstd' ? null : undefined;
+  decoderChoice = backend;
+  if (backend !== 'fzstd' && wasm === null) wasm = undefined;
+}
+
+/** Every decoder available here, by name, each with zstdDecompress's contract (benchmarks). */
+export function zstdDecoders(): Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> {
+  const r: Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> = {};
+  const d = nativeDecoder();
+  if (d) r['zstd-napi (native)'] = (i, m) => (checkArgs('zstd', i, m), decodeNative(d, i, m));
+  if (loadWasm()) r['zstddec (WASM)'] = (i, m) => withChoice('wasm', () => zstdDecompressWasm(i, m));
+  r['fzstd (JS)'] = (i, m) => withChoice('fzstd', () => zstdDecompressWasm(i, m));
+  return r;
+}
+
+function withChoice<T>(c: typeof decoderChoice, f: () => T): T {
+  const old = decoderChoice;
+  decoderChoice = c;
+  try {
+    return f();
+  } finally {
+    decoderChoice = old;
+  }
 }
 
 // ---- compressor ----
