@@ -47,7 +47,7 @@ function loadWasm(): { exports: ZstdExports; heap: Uint8Array } | null {
     if (!m) throw new Error('zstddec: WASM bytes not found in its dist file');
     const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
     if (!WA) throw new Error('WebAssembly is not available');
-    const module = new WA.Module(Buffer.from(m[1], 'base64'));
+    const module = new WA.Module(Buffer.from(m[1]!, 'base64'));
     const state = { exports: undefined as unknown as ZstdExports, heap: new Uint8Array(0) };
     const instance = new WA.Instance(module, {
       // Called by the WASM side whenever malloc grows its memory: the old ArrayBuffer is then detached.
@@ -80,17 +80,18 @@ function decodeWasm(w: { exports: ZstdExports; heap: Uint8Array }, input: Uint8A
 }
 
 /** Frame_Content_Size of the first frame, or -1 when absent. Only used to guard the fzstd fallback. */
+// Bounds (the `!`s on indexed reads are type-only): b.length >= 6 and p + fcsBytes <= b.length are checked before the reads; the small tables are indexed by 2-bit fields.
 function declaredSize(b: Uint8Array): number {
   if (b.length < 6 || b[0] !== 0x28 || b[1] !== 0xb5 || b[2] !== 0x2f || b[3] !== 0xfd) return -1;
-  const fhd = b[4];
+  const fhd = b[4]!;
   const fcsFlag = fhd >>> 6;
   const single = (fhd >>> 5) & 1;
-  const dictBytes = [0, 1, 2, 4][fhd & 3];
-  const fcsBytes = [single, 2, 4, 8][fcsFlag];
+  const dictBytes = [0, 1, 2, 4][fhd & 3]!;
+  const fcsBytes = [single, 2, 4, 8][fcsFlag]!;
   let p = 5 + (single ? 0 : 1) + dictBytes;
   if (fcsBytes === 0 || p + fcsBytes > b.length) return -1;
   let v = 0;
-  for (let i = fcsBytes - 1; i >= 0; i--) v = v * 256 + b[p + i];
+  for (let i = fcsBytes - 1; i >= 0; i--) v = v * 256 + b[p + i]!;
   p += fcsBytes;
   return fcsBytes === 2 ? v + 256 : v;
 }
