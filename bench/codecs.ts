@@ -4,6 +4,8 @@
 // real mksquashfs once per compressor (-noI -noF -no-fragments, 128 KiB blocks), cuts the compressed data
 // blocks out of each image, checks every decoded block against the corpus, then times whole rounds over all
 // blocks. MB/s = decoded bytes (10^6) per second, median of the rounds, single thread.
+// Each codec runs its default decoder (lz4-napi, zstd-napi, liblzma where installed); bench/decoders.ts
+// compares every candidate on an image's blocks.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -92,6 +94,7 @@ const variants: [string, string[]][] = [
   ['xz -Xbcj x86', ['-comp', 'xz', '-Xbcj', 'x86']],
   ['lz4', ['-comp', 'lz4']],
   ['lz4 -Xhc', ['-comp', 'lz4', '-Xhc']],
+  ['zstd (native where installed)', ['-comp', 'zstd']],
   ['zstd (WASM)', ['-comp', 'zstd']],
   ['zstd (fzstd fallback)', ['-comp', 'zstd']],
   ['lzma', ['-comp', 'lzma']],
@@ -103,7 +106,7 @@ try {
   for (const [name, args] of variants) {
     const { id, blocks } = blocksOf(args);
     const codec = codecById(id);
-    _setZstdBackendForTest(name.includes('fzstd') ? 'fzstd' : 'auto');
+    _setZstdBackendForTest(name.includes('fzstd') ? 'fzstd' : name.includes('WASM') ? 'wasm' : 'auto');
     for (const b of blocks) if (!Buffer.from(codec.decompress(b.data, BS)).equals(b.expected)) throw new Error(`${name}: wrong output`);
     const rate = time(() => {
       let n = 0;

@@ -10,6 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { allCodecs, codecById, codecByName, type Codec } from '../src/codec';
+import { _setLz4DecoderForTest, lz4DecoderName } from '../src/codec/lz4';
+import { _setXzDecoderForTest, xzDecoderName } from '../src/codec/xz';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
 import { xorshift32 } from '../src/util/xorshift';
@@ -291,8 +293,14 @@ describe('xz and lzma streams from the xz CLI', { skip: skipUnless('xz CLI strea
 });
 
 describe('zstd backends', () => {
-  test('the WASM decoder is in use', () => {
-    assert.equal(zstdBackend(), 'wasm');
+  test('the native decoder is in use where zstd-napi installed, else the WASM one', () => {
+    let native = true;
+    try {
+      require.resolve('zstd-napi/binding');
+    } catch {
+      native = false;
+    }
+    assert.equal(zstdBackend(), native ? 'native' : 'wasm');
   });
   test('zstd CLI frames: 1 MiB, large limits (WASM memory growth), multiple frames', { skip: skipUnless('zstd CLI frames', 'zstd') }, () => {
     const big = Buffer.concat([SOURCE.subarray(0, 900 * 1024), text(124 * 1024, 8)]);
@@ -324,7 +332,7 @@ describe('zstd backends', () => {
     } finally {
       _setZstdBackendForTest('auto');
     }
-    assert.equal(zstdBackend(), 'wasm');
+    assert.notEqual(zstdBackend(), 'fzstd');
   });
 });
 
@@ -361,29 +369,64 @@ function sampleFor(id: number): { small: Block; full: Block } | undefined {
   return samples.get(id);
 }
 
-describe('corrupt input', () => {
-  for (const codec of allCodecs()) {
-    test(`${codec.name}: empty, random, truncated, short limits`, { timeout: 60_000 }, (t) => {
-      const s = sampleFor(codec.id);
-      expectDecompressFailed(() => codec.decompress(new Uint8Array(0), BS), 'zero-length input');
-      for (let seed = 1; seed <= 20; seed++) {
-        const junk = randomBytes(1 + ((seed * 7919) % 4000), seed);
-        expectDecompressFailedOrBounded(codec, junk, BS, `random bytes seed ${seed}`);
-      }
-      if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no real block for this codec (its image test did not run)' }) || !s) return;
-      for (const b of [s.small, s.full]) {
-        const n = b.data.length;
-        for (const cut of [1, 2, 5, 13, 18, Math.floor(n / 3), Math.floor(n / 2), n - 5, n - 1]) {
-          if (cut <= 0 || cut >= n) continue;
-          expectDecompressFailed(() => codec.decompress(b.data.subarray(0, cut), BS), `truncated to ${cut} of ${n} bytes`);
-        }
-        for (const limit of [0, 1, b.expected.length >> 1, b.expected.length - 1]) {
-          expectDecompressFailed(() => codec.decompress(b.data, limit), `output limit ${limit} for ${b.expected.length} bytes`);
-        }
-        assert.ok(Buffer.from(codec.decompress(b.data, b.expected.length)).equals(b.expected), 'exact limit works');
-      }
-    });
+/**
+ * Every decoder a codec may run here: the native or WASM one it picks where installed, and each
+ * fallback, forced in turn (each must stand on hostile input alone).
+ */
+function decoders(codec: Codec): { label: string; use: () => void; reset: () => void }[] {
+  const auto = { label: codec.name, use: () => {}, reset: () => {} };
+  switch (codec.name) {
+    case 'lz4':
+      return lz4DecoderName() === 'native'
+        ? [
+            { ...auto, label: 'lz4 (lz4-napi)' },
+            { label: 'lz4 (ours)', use: () => _setLz4DecoderForTest('builtin'), reset: () => _setLz4DecoderForTest('auto') },
+          ]
+        : [auto];
+    case 'xz':
+      return xzDecoderName() === 'liblzma'
+        ? [
+            { ...auto, label: 'xz (liblzma)' },
+            { label: 'xz (ours)', use: () => _setXzDecoderForTest('builtin'), reset: () => _setXzDecoderForTest('auto') },
+          ]
+        : [auto];
+    case 'zstd': {
+      const r = [{ ...auto, label: `zstd (${zstdBackend()})` }];
+      if (zstdBackend() === 'native') r.push({ label: 'zstd (wasm)', use: () => _setZstdBackendForTest('wasm'), reset: () => _setZstdBackendForTest('auto') });
+      r.push({ label: 'zstd (fzstd)', use: () => _setZstdBackendForTest('fzstd'), reset: () => _setZstdBackendForTest('auto') });
+      return r;
+    }
+    default:
+      return [auto];
   }
+}
+
+describe('corrupt input', () => {
+  for (const codec of allCodecs())
+    for (const dec of decoders(codec)) {
+      test(`${dec.label}: empty, random, truncated, short limits`, { timeout: 60_000 }, (t) => {
+        dec.use();
+        t.after(dec.reset);
+        const s = sampleFor(codec.id);
+        expectDecompressFailed(() => codec.decompress(new Uint8Array(0), BS), 'zero-length input');
+        for (let seed = 1; seed <= 20; seed++) {
+          const junk = randomBytes(1 + ((seed * 7919) % 4000), seed);
+          expectDecompressFailedOrBounded(codec, junk, BS, `random bytes seed ${seed}`);
+        }
+        if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no real block for this codec (its image test did not run)' }) || !s) return;
+        for (const b of [s.small, s.full]) {
+          const n = b.data.length;
+          for (const cut of [1, 2, 5, 13, 18, Math.floor(n / 3), Math.floor(n / 2), n - 5, n - 1]) {
+            if (cut <= 0 || cut >= n) continue;
+            expectDecompressFailed(() => codec.decompress(b.data.subarray(0, cut), BS), `truncated to ${cut} of ${n} bytes`);
+          }
+          for (const limit of [0, 1, b.expected.length >> 1, b.expected.length - 1]) {
+            expectDecompressFailed(() => codec.decompress(b.data, limit), `output limit ${limit} for ${b.expected.length} bytes`);
+          }
+          assert.ok(Buffer.from(codec.decompress(b.data, b.expected.length)).equals(b.expected), 'exact limit works');
+        }
+      });
+    }
 });
 
 /** Garbage may by chance be valid for codecs without checksums (lz4, lzo); then the output must respect the limit. */
@@ -402,32 +445,35 @@ describe('random mutations (fast-check)', () => {
   // or stay within the limit. Never another error type, never a hang.
   const checked = new Set(['gzip', 'xz']);
   const runs: Record<string, number> = { gzip: 300, lz4: 300, lzo: 300, zstd: 300, xz: 150, lzma: 150 };
-  for (const codec of allCodecs()) {
-    test(`${codec.name}`, { timeout: 60_000 }, (t) => {
-      const s = sampleFor(codec.id);
-      if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no real block for this codec (its image test did not run)' }) || !s) return;
-      const base = s.small;
-      const n = base.data.length;
-      const mutation = fc.array(fc.tuple(fc.nat({ max: n - 1 }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 });
-      fc.assert(
-        fc.property(mutation, fc.boolean(), fc.nat({ max: n - 1 }), (flips, truncate, cut) => {
-          const data = Buffer.from(base.data);
-          for (const [at, x] of flips) data[at]! ^= x;
-          const input = truncate ? data.subarray(0, cut) : data;
-          let out: Uint8Array | undefined;
-          try {
-            out = codec.decompress(input, BS);
-          } catch (e) {
-            if (!(e instanceof SquashfsError) || e.code !== 'DECOMPRESS_FAILED') throw e;
-            return;
-          }
-          assert.ok(out.length <= BS);
-          if (checked.has(codec.name)) assert.ok(Buffer.from(out).equals(base.expected), 'checksummed codec returned wrong data');
-        }),
-        { numRuns: runs[codec.name], seed: 42 },
-      );
-    });
-  }
+  for (const codec of allCodecs())
+    for (const dec of decoders(codec)) {
+      test(`${dec.label}`, { timeout: 60_000 }, (t) => {
+        dec.use();
+        t.after(dec.reset);
+        const s = sampleFor(codec.id);
+        if (!requireTools(t, s ? { ok: true } : { ok: false, why: 'no real block for this codec (its image test did not run)' }) || !s) return;
+        const base = s.small;
+        const n = base.data.length;
+        const mutation = fc.array(fc.tuple(fc.nat({ max: n - 1 }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 });
+        fc.assert(
+          fc.property(mutation, fc.boolean(), fc.nat({ max: n - 1 }), (flips, truncate, cut) => {
+            const data = Buffer.from(base.data);
+            for (const [at, x] of flips) data[at]! ^= x;
+            const input = truncate ? data.subarray(0, cut) : data;
+            let out: Uint8Array | undefined;
+            try {
+              out = codec.decompress(input, BS);
+            } catch (e) {
+              if (!(e instanceof SquashfsError) || e.code !== 'DECOMPRESS_FAILED') throw e;
+              return;
+            }
+            assert.ok(out.length <= BS);
+            if (checked.has(codec.name)) assert.ok(Buffer.from(out).equals(base.expected), 'checksummed codec returned wrong data');
+          }),
+          { numRuns: runs[codec.name], seed: 42 },
+        );
+      });
+    }
 });
 
 // ---------- round trips ----------

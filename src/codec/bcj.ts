@@ -8,6 +8,7 @@
  */
 
 /** x86: E8 (call) / E9 (jmp) followed by a 32-bit relative displacement. */
+// Bounds (the `!`s on indexed reads are type-only): every index read is below `limit` (buf.length - 4) plus at most 4, or a MASK_TO_BYTE entry (prevMask is 0..7).
 export function x86Decode(buf: Uint8Array, start: number): void {
   // The x86 filter only converts displacements whose most significant byte is 0x00 or 0xFF (plausible
   // near targets), and it skips E8/E9 bytes that sit inside the 4 bytes after a recent E8/E9 unless the
@@ -23,14 +24,14 @@ export function x86Decode(buf: Uint8Array, start: number): void {
   let prevMask = 0;
   let i = 0;
   for (; i < limit; i++) {
-    if ((buf[i] & 0xfe) !== 0xe8) continue;
+    if ((buf[i]! & 0xfe) !== 0xe8) continue;
     const gap = i - prevPos;
     if (gap > 3) {
       prevMask = 0;
     } else {
       prevMask = (prevMask << (gap - 1)) & 7;
       if (prevMask !== 0) {
-        const b = buf[i + 4 - MASK_TO_BYTE[prevMask]];
+        const b = buf[i + 4 - MASK_TO_BYTE[prevMask]!]!;
         if (!ALLOWED[prevMask] || isMsb(b)) {
           prevPos = i;
           prevMask = ((prevMask << 1) | 1) & 7;
@@ -39,16 +40,16 @@ export function x86Decode(buf: Uint8Array, start: number): void {
       }
     }
     prevPos = i;
-    if (!isMsb(buf[i + 4])) {
+    if (!isMsb(buf[i + 4]!)) {
       prevMask = ((prevMask << 1) | 1) & 7;
       continue;
     }
-    let src = (buf[i + 1] | (buf[i + 2] << 8) | (buf[i + 3] << 16) | (buf[i + 4] << 24)) >>> 0;
+    let src = (buf[i + 1]! | (buf[i + 2]! << 8) | (buf[i + 3]! << 16) | (buf[i + 4]! << 24)) >>> 0;
     let dest: number;
     for (;;) {
       dest = (src - (start + i + 5)) >>> 0;
       if (prevMask === 0) break;
-      const j = MASK_TO_BYTE[prevMask] * 8;
+      const j = MASK_TO_BYTE[prevMask]! * 8;
       if (!isMsb((dest >>> (24 - j)) & 0xff)) break;
       src = (dest ^ (2 ** (32 - j) - 1)) >>> 0;
     }
@@ -64,9 +65,10 @@ export function x86Decode(buf: Uint8Array, start: number): void {
 }
 
 /** PowerPC: big-endian "bl" (opcode 18 with AA=0, LK=1). */
+// Bounds (the `!`s on indexed reads are type-only): i + 3 < buf.length by the loop condition.
 export function powerpcDecode(buf: Uint8Array, start: number): void {
   for (let i = 0; i + 4 <= buf.length; i += 4) {
-    let ins = ((buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]) >>> 0;
+    let ins = ((buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!) >>> 0;
     if ((ins & 0xfc000003) >>> 0 !== 0x48000001) continue;
     ins = (((ins & 0x03fffffc) - (start + i)) & 0x03fffffc) | 0x48000001;
     buf[i] = ins >>> 24;
@@ -77,10 +79,11 @@ export function powerpcDecode(buf: Uint8Array, start: number): void {
 }
 
 /** IA-64: 128-bit bundles; the template (low 5 bits) says which of the three 41-bit slots hold branches. */
+// Bounds (the `!`s on indexed reads are type-only): i + 15 < buf.length by the loop condition; slot bytes stay within the 16-byte bundle.
 export function ia64Decode(buf: Uint8Array, start: number): void {
   const BRANCH_SLOTS = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 6, 6, 0, 0, 7, 7, 4, 4, 0, 0, 4, 4, 0, 0];
   for (let i = 0; i + 16 <= buf.length; i += 16) {
-    const mask = BRANCH_SLOTS[buf[i] & 0x1f];
+    const mask = BRANCH_SLOTS[buf[i]! & 0x1f]!;
     for (let slot = 0; slot < 3; slot++) {
       if (((mask >>> slot) & 1) === 0) continue;
       const bitPos = 5 + 41 * slot;
@@ -88,7 +91,7 @@ export function ia64Decode(buf: Uint8Array, start: number): void {
       const bitRes = BigInt(bitPos & 7);
       // A slot spans up to 6 bytes; 48-bit arithmetic is done in BigInt (rare path, only branch slots).
       let instr = 0n;
-      for (let j = 0; j < 6; j++) instr |= BigInt(buf[bytePos + j]) << BigInt(8 * j);
+      for (let j = 0; j < 6; j++) instr |= BigInt(buf[bytePos + j]!) << BigInt(8 * j);
       let norm = instr >> bitRes;
       if (((norm >> 37n) & 0x0fn) !== 0x05n || ((norm >> 9n) & 0x07n) !== 0n) continue;
       let addr = Number((norm >> 13n) & 0x0fffffn) | (Number((norm >> 36n) & 1n) << 20);
@@ -104,10 +107,11 @@ export function ia64Decode(buf: Uint8Array, start: number): void {
 }
 
 /** ARM: little-endian BL (condition "always", 0xEB) with a 24-bit word offset. */
+// Bounds (the `!`s on indexed reads are type-only): i + 3 < buf.length by the loop condition.
 export function armDecode(buf: Uint8Array, start: number): void {
   for (let i = 0; i + 4 <= buf.length; i += 4) {
     if (buf[i + 3] !== 0xeb) continue;
-    const src = ((buf[i + 2] << 16) | (buf[i + 1] << 8) | buf[i]) << 2;
+    const src = ((buf[i + 2]! << 16) | (buf[i + 1]! << 8) | buf[i]!) << 2;
     const dest = ((src - (start + i + 8)) >>> 2) & 0xffffff;
     buf[i] = dest & 0xff;
     buf[i + 1] = (dest >>> 8) & 0xff;
@@ -116,10 +120,11 @@ export function armDecode(buf: Uint8Array, start: number): void {
 }
 
 /** ARM Thumb: the two-halfword BL pair (F000 prefix, F800 suffix) with a 22-bit halfword offset. */
+// Bounds (the `!`s on indexed reads are type-only): i + 3 < buf.length by the loop condition.
 export function armThumbDecode(buf: Uint8Array, start: number): void {
   for (let i = 0; i + 4 <= buf.length; i += 2) {
-    if ((buf[i + 1] & 0xf8) !== 0xf0 || (buf[i + 3] & 0xf8) !== 0xf8) continue;
-    const src = (((buf[i + 1] & 7) << 19) | (buf[i] << 11) | ((buf[i + 3] & 7) << 8) | buf[i + 2]) << 1;
+    if ((buf[i + 1]! & 0xf8) !== 0xf0 || (buf[i + 3]! & 0xf8) !== 0xf8) continue;
+    const src = (((buf[i + 1]! & 7) << 19) | (buf[i]! << 11) | ((buf[i + 3]! & 7) << 8) | buf[i + 2]!) << 1;
     const dest = (src - (start + i + 4)) >>> 1;
     buf[i + 1] = 0xf0 | ((dest >>> 19) & 7);
     buf[i] = (dest >>> 11) & 0xff;
@@ -130,9 +135,10 @@ export function armThumbDecode(buf: Uint8Array, start: number): void {
 }
 
 /** SPARC: big-endian "call" whose 30-bit displacement is a small positive or negative number. */
+// Bounds (the `!`s on indexed reads are type-only): i + 3 < buf.length by the loop condition.
 export function sparcDecode(buf: Uint8Array, start: number): void {
   for (let i = 0; i + 4 <= buf.length; i += 4) {
-    let ins = ((buf[i] << 24) | (buf[i + 1] << 16) | (buf[i + 2] << 8) | buf[i + 3]) >>> 0;
+    let ins = ((buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!) >>> 0;
     const top = ins >>> 22;
     if (top !== 0x100 && top !== 0x1ff) continue;
     ins = (((ins << 2) >>> 0) - (start + i)) >>> 2;
@@ -145,6 +151,7 @@ export function sparcDecode(buf: Uint8Array, start: number): void {
 }
 
 /** Delta: each byte was stored as its difference from the byte `distance` positions earlier. */
+// Bounds (the `!`s on indexed reads are type-only): distance <= i < buf.length.
 export function deltaDecode(buf: Uint8Array, distance: number): void {
-  for (let i = distance; i < buf.length; i++) buf[i] = (buf[i] + buf[i - distance]) & 0xff;
+  for (let i = distance; i < buf.length; i++) buf[i] = (buf[i]! + buf[i - distance]!) & 0xff;
 }

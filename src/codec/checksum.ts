@@ -11,21 +11,22 @@ const CRC32_TABLES = (() => {
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
     t[n] = c;
   }
-  for (let n = 0; n < 256; n++) for (let k = 1; k < 4; k++) t[k * 256 + n] = (t[(k - 1) * 256 + n] >>> 8) ^ t[t[(k - 1) * 256 + n] & 0xff];
+  for (let n = 0; n < 256; n++) for (let k = 1; k < 4; k++) t[k * 256 + n] = (t[(k - 1) * 256 + n]! >>> 8) ^ t[t[(k - 1) * 256 + n]! & 0xff]!;
   return t;
 })();
 
 /** The JS CRC32 (used where node:zlib has no crc32, before Node 20.15, and for short ranges). */
+// Bounds (the `!`s on indexed reads are type-only): start <= i < end <= data.length (callers pass ranges inside data); table indices are masked to 0..1023.
 export function crc32Js(data: Uint8Array, start = 0, end = data.length): number {
   const t = CRC32_TABLES;
   // Kept as a signed 32-bit value throughout (only ^, & and >>> 8 on it), so V8 never sees a double.
   let c = -1;
   let i = start;
   for (const end4 = end - 3; i < end4; i += 4) {
-    c ^= data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24);
-    c = t[768 + (c & 0xff)] ^ t[512 + ((c >>> 8) & 0xff)] ^ t[256 + ((c >>> 16) & 0xff)] ^ t[c >>> 24];
+    c ^= data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
+    c = t[768 + (c & 0xff)]! ^ t[512 + ((c >>> 8) & 0xff)]! ^ t[256 + ((c >>> 16) & 0xff)]! ^ t[c >>> 24]!;
   }
-  for (; i < end; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  for (; i < end; i++) c = t[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }
 
@@ -62,16 +63,17 @@ for (let n = 0; n < 256; n++) {
 }
 
 /** Returns the CRC64 as 8 little-endian bytes, the way xz stores it. */
+// Bounds (the `!`s on indexed reads are type-only): start <= i < end <= data.length; table indices are masked to 0..255.
 export function crc64(data: Uint8Array, start = 0, end = data.length): Uint8Array {
   let hi = 0xffffffff;
   let lo = 0xffffffff;
   for (let i = start; i < end; i++) {
-    const idx = (lo ^ data[i]) & 0xff;
+    const idx = (lo ^ data[i]!) & 0xff;
     // (crc >> 8) on the 64-bit pair, then xor the table entry.
     const nlo = ((lo >>> 8) | ((hi & 0xff) << 24)) >>> 0;
     const nhi = hi >>> 8;
-    lo = (nlo ^ CRC64_LO[idx]) >>> 0;
-    hi = (nhi ^ CRC64_HI[idx]) >>> 0;
+    lo = (nlo ^ CRC64_LO[idx]!) >>> 0;
+    hi = (nhi ^ CRC64_HI[idx]!) >>> 0;
   }
   hi = (hi ^ 0xffffffff) >>> 0;
   lo = (lo ^ 0xffffffff) >>> 0;

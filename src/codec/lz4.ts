@@ -15,8 +15,9 @@
 import type { Codec, CompressOptions } from './index';
 import { lz4CompressHC } from './lz4-hc';
 import { liblz4Available, liblz4CompressBlock } from './lz4-liblz4';
-import { checkArgs, corrupt, finish, optionalModule } from './util';
+import { checkArgs, corrupt, finish, optionalModule, wrapForeign } from './util';
 
+// Bounds (the `!`s on indexed reads are type-only): every read of src is at ip < iend (checked before each read or copy) and every read of out at from < op.
 export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
   checkArgs('lz4', src, maxOutput);
   const out = Buffer.allocUnsafe(maxOutput);
@@ -25,20 +26,20 @@ export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
   let op = 0;
   for (;;) {
     if (ip >= iend) throw corrupt('lz4', `truncated: sequence token expected at input offset ${ip}`);
-    const token = src[ip++];
+    const token = src[ip++]!;
     let lit = token >>> 4;
     if (lit === 15) {
       let b: number;
       do {
         if (ip >= iend) throw corrupt('lz4', 'truncated in a literal length');
-        b = src[ip++];
+        b = src[ip++]!;
         lit += b;
       } while (b === 255);
     }
     if (lit > iend - ip) throw corrupt('lz4', `literal run of ${lit} bytes at input offset ${ip} runs past the end of the block (${iend})`);
     if (lit > maxOutput - op) throw corrupt('lz4', `literal run of ${lit} bytes at output offset ${op} exceeds the output limit ${maxOutput}`);
     if (lit < 32) {
-      for (let i = 0; i < lit; i++) out[op + i] = src[ip + i];
+      for (let i = 0; i < lit; i++) out[op + i] = src[ip + i]!;
     } else {
       out.set(src.subarray(ip, ip + lit), op);
     }
@@ -46,7 +47,7 @@ export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
     op += lit;
     if (ip === iend) break; // the last sequence has literals only
     if (iend - ip < 2) throw corrupt('lz4', `truncated match offset at input offset ${ip}`);
-    const offset = src[ip] | (src[ip + 1] << 8);
+    const offset = src[ip]! | (src[ip + 1]! << 8);
     ip += 2;
     if (offset === 0 || offset > op) throw corrupt('lz4', `match offset ${offset} at output offset ${op} points before the start of the block`);
     let len = token & 15;
@@ -54,23 +55,78 @@ export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
       let b: number;
       do {
         if (ip >= iend) throw corrupt('lz4', 'truncated in a match length');
-        b = src[ip++];
+        b = src[ip++]!;
         len += b;
       } while (b === 255);
     }
     len += 4;
     if (len > maxOutput - op) throw corrupt('lz4', `match of ${len} bytes at output offset ${op} exceeds the output limit ${maxOutput}`);
     let from = op - offset;
-    if (offset >= len && len >= 32) {
+    if (len < 32) {
+      // Short matches (most of them): a byte loop costs less than a native call. Overlapping ones
+      // (offset < len) repeat the last `offset` bytes, which the forward byte order does by itself.
+      const end = op + len;
+      while (op < end) out[op++] = out[from++]!;
+    } else if (offset >= len) {
       out.copyWithin(op, from, from + len);
       op += len;
-    } else {
-      // Overlapping copy (offset < len) repeats the last `offset` bytes: must go byte by byte, forwards.
+    } else if (offset >= 8) {
+      // A long overlapping match: copy `offset` bytes at a time (each copy reads bytes already
+      // written), so a run of 64 KiB with offset 16 is 4096 native copies, not 64 Ki loop turns.
       const end = op + len;
-      while (op < end) out[op++] = out[from++];
+      while (op < end) {
+        const n = Math.min(offset, end - op);
+        out.copyWithin(op, from, from + n);
+        op += n;
+        from += n;
+      }
+    } else {
+      const end = op + len;
+      while (op < end) out[op++] = out[from++]!;
     }
   }
   return finish(out, op);
+}
+
+// ---- native decoder ----
+//
+// lz4-napi (the same optional dependency as the native encoder below) decodes with lz4_flex 0.13,
+// whose default "safe-decode" feature is safe Rust with every length checked: hostile input gives an
+// error, never a write past the output. Its uncompressSync takes the frame its compressSync makes:
+// the decoded size (4 bytes LE) before one raw block. We put maxOutput there, so the output vector
+// is at most maxOutput bytes (lz4_flex refuses a block that decodes to more than the prefix says).
+
+const nativeLz4Decoder = optionalModule(() => (require('lz4-napi') as { uncompressSync: (data: Uint8Array) => Buffer }).uncompressSync);
+/** lz4-napi's decoder, or null where it is not installed (tests and benchmarks). */
+export const lz4NativeDecoder = nativeLz4Decoder;
+let decoder: 'auto' | 'builtin' = 'auto';
+/** Forces our own decoder (tests and benchmarks only). */
+export function _setLz4DecoderForTest(which: 'auto' | 'builtin'): void {
+  decoder = which;
+}
+/** The decoder lz4 blocks get: "native" (lz4-napi) or "builtin". */
+export function lz4DecoderName(): 'native' | 'builtin' {
+  return decoder === 'auto' && nativeLz4Decoder() ? 'native' : 'builtin';
+}
+/** Reused size-prefixed input for the native decoder: one block at a time, never kept. */
+let prefixed: Buffer = Buffer.alloc(0);
+
+/** One raw LZ4 block decoded by lz4-napi; same contract as lz4DecompressBlock. */
+export function lz4DecompressNative(src: Uint8Array, maxOutput: number): Uint8Array {
+  checkArgs('lz4', src, maxOutput);
+  const f = nativeLz4Decoder();
+  if (!f) throw new Error('lz4-napi is not available');
+  if (prefixed.length < src.length + 4) prefixed = Buffer.allocUnsafe(Math.max(src.length + 4, 4 + (1 << 17)));
+  prefixed.writeUInt32LE(maxOutput, 0);
+  prefixed.set(src, 4);
+  let out: Buffer;
+  try {
+    out = f(prefixed.subarray(0, src.length + 4));
+  } catch (e) {
+    throw wrapForeign('lz4', e);
+  }
+  if (out.length > maxOutput) throw corrupt('lz4', `block decoded to ${out.length} bytes, more than the limit ${maxOutput}`);
+  return out;
 }
 
 // ---- compressor ----
@@ -96,8 +152,9 @@ const SKIP_TRIGGER = 6;
 
 let hashTable: Int32Array | undefined;
 
+// Bounds (the `!`s on indexed reads are type-only): callers read at i + 3 < src.length (positions below matchStartLimit or a found match).
 function read32(a: Uint8Array, i: number): number {
-  return a[i] | (a[i + 1] << 8) | (a[i + 2] << 16) | (a[i + 3] << 24);
+  return a[i]! | (a[i + 1]! << 8) | (a[i + 2]! << 16) | (a[i + 3]! << 24);
 }
 
 function writeLength(out: Uint8Array, op: number, n: number): number {
@@ -111,14 +168,17 @@ function writeLength(out: Uint8Array, op: number, n: number): number {
   return op;
 }
 
-/** Writes one sequence (literals src[litStart, litEnd), then a match unless matchLen is 0); the new op. */
+/**
+ * Writes one sequence (literals src[litStart, litEnd), then a match unless matchLen is 0); the new op.
+ * Bounds (the `!`s on indexed reads are type-only): litStart <= i < litEnd <= src.length.
+ */
 export function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: number, litEnd: number, offset: number, matchLen: number): number {
   const lit = litEnd - litStart;
   const tokenPos = op++;
   let token = (lit >= 15 ? 15 : lit) << 4;
   if (lit >= 15) op = writeLength(out, op, lit);
   if (lit < 16) {
-    for (let i = 0; i < lit; i++) out[op + i] = src[litStart + i];
+    for (let i = 0; i < lit; i++) out[op + i] = src[litStart + i]!;
   } else {
     out.set(src.subarray(litStart, litEnd), op);
   }
@@ -135,6 +195,7 @@ export function emit(src: Uint8Array, out: Uint8Array, op: number, litStart: num
 }
 
 /** Greedy LZ4 block compressor; null when the block would not get smaller. */
+// Bounds (the `!`s on indexed reads are type-only): ip + 4 < n below matchStartLimit; table indices are hashes shifted to hashLog bits.
 export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
   const n = src.length;
   // Worst case (LZ4_compressBound): every byte a literal plus the length bytes.
@@ -153,8 +214,8 @@ export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
     let probes = 1 << SKIP_TRIGGER;
     while (ip < matchStartLimit) {
       const seq = read32(src, ip);
-      const h = (Math.imul(seq, 0x9e3779b1) ^ Math.imul(src[ip + 4], 0x85ebca6b)) >>> shift;
-      const ref = table[h];
+      const h = (Math.imul(seq, 0x9e3779b1) ^ Math.imul(src[ip + 4]!, 0x85ebca6b)) >>> shift;
+      const ref = table[h]!;
       table[h] = ip;
       if (ref < 0 || ip - ref > MAX_OFFSET || read32(src, ref) !== seq) {
         ip += probes++ >>> SKIP_TRIGGER;
@@ -177,7 +238,7 @@ export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
       ip = end;
       probes = 1 << SKIP_TRIGGER;
       const p = ip - 2;
-      if (p < matchStartLimit) table[(Math.imul(read32(src, p), 0x9e3779b1) ^ Math.imul(src[p + 4], 0x85ebca6b)) >>> shift] = p;
+      if (p < matchStartLimit) table[(Math.imul(read32(src, p), 0x9e3779b1) ^ Math.imul(src[p + 4]!, 0x85ebca6b)) >>> shift] = p;
     }
   }
   op = emit(src, out, op, anchor, n, 0, 0);
@@ -187,7 +248,8 @@ export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
 export const lz4Codec: Codec = {
   id: 5,
   name: 'lz4',
-  decompress: lz4DecompressBlock,
+  /** lz4-napi where it installed (~3× ours in CPU time on a root filesystem's blocks), else ours. */
+  decompress: (src: Uint8Array, maxOutput: number) => (decoder === 'auto' && nativeLz4Decoder() ? lz4DecompressNative(src, maxOutput) : lz4DecompressBlock(src, maxOutput)),
   /**
    * liblz4 where it built (lz4-liblz4.ts), else lz4-napi where it installed (~2.5× ours), else our
    * encoder (lz4CompressBlock); with lz4HighCompression (-Xhc) our HC encoder (lz4-hc.ts).

@@ -115,11 +115,11 @@ export class LzmaDecoder {
   /** Starts the range coder on input[start..end): 5 bytes, the first of which is always 0. */
   initRangeCoder(input: Uint8Array, start: number, end: number): void {
     if (end - start < 5) throw corrupt(this.codec, `range coder needs 5 bytes at input offset ${start}, have ${end - start}`);
-    if (input[start] !== 0) throw corrupt(this.codec, `range coder first byte is 0x${input[start].toString(16)}, must be 0`);
+    if (input[start] !== 0) throw corrupt(this.codec, `range coder first byte is 0x${input[start]!.toString(16)}, must be 0`);
     this.input = input;
     this.inEnd = end;
     this.range = 0xffffffff;
-    this.code = ((input[start + 1] << 24) | (input[start + 2] << 16) | (input[start + 3] << 8) | input[start + 4]) >>> 0;
+    this.code = ((input[start + 1]! << 24) | (input[start + 2]! << 16) | (input[start + 3]! << 8) | input[start + 4]!) >>> 0;
     this.ip = start + 5;
     if (this.code === this.range) throw corrupt(this.codec, 'range coder starts with an impossible code');
   }
@@ -131,7 +131,7 @@ export class LzmaDecoder {
 
   private bit(i: number): number {
     const probs = this.probs;
-    const p = probs[i];
+    const p = probs[i]!;
     // range < 2^32 and p < 2^11, so bound < 2^32: plain double arithmetic, no 32-bit overflow.
     const bound = (this.range >>> 11) * p;
     let b: number;
@@ -148,7 +148,7 @@ export class LzmaDecoder {
     if (this.range < K.TOP) {
       if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
       this.range = (this.range * 256) >>> 0;
-      this.code = (this.code * 256 + this.input[this.ip++]) >>> 0;
+      this.code = (this.code * 256 + this.input[this.ip++]!) >>> 0;
     }
     return b;
   }
@@ -167,7 +167,7 @@ export class LzmaDecoder {
       if (this.range < K.TOP) {
         if (this.ip >= this.inEnd) throw corrupt(this.codec, `compressed data ends early at input offset ${this.ip}`);
         this.range = (this.range * 256) >>> 0;
-        this.code = (this.code * 256 + this.input[this.ip++]) >>> 0;
+        this.code = (this.code * 256 + this.input[this.ip++]!) >>> 0;
       }
     }
     return r;
@@ -232,6 +232,7 @@ export class LzmaDecoder {
    *   `limit` (<= the output buffer) on every copy, and every match distance checked against the bytes
    *   written since the dictionary start before anything is copied.
    */
+  // Bounds (the `!`s on indexed reads are type-only): probs indices are sums of the const-enum offsets and tree positions inside the probability array; input reads at ip < end (checked at each normalisation); out reads at op - distance >= the dictionary start (checked before each match).
   run(limit: number): boolean {
     const out = this.out;
     const input = this.input;
@@ -260,7 +261,7 @@ export class LzmaDecoder {
       // The rest of a match that the previous LZMA2 chunk cut off (its distance was checked then).
       const n = pending < limit - op ? pending : limit - op;
       let from = op - rep0 - 1;
-      for (let k = 0; k < n; k++) out[op++] = out[from++];
+      for (let k = 0; k < n; k++) out[op++] = out[from++]!;
       pending -= n;
     }
 
@@ -270,7 +271,7 @@ export class LzmaDecoder {
 
       // is_match[state][posState]: 0 = literal, 1 = some kind of match.
       i = K.IS_MATCH + (state << 4) + posState;
-      p = probs[i];
+      p = probs[i]!;
       bound = ((range >>> 11) * p) >>> 0;
       if (code < bound) {
         range = bound;
@@ -278,12 +279,12 @@ export class LzmaDecoder {
         if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
-          code = ((code << 8) | input[ip++]) >>> 0;
+          code = ((code << 8) | input[ip++]!) >>> 0;
         }
 
         // Literal: 8 bits through a 256-leaf bit tree (sym carries a leading 1), one tree of 0x300
         // probabilities per context (the previous byte's top lc bits, the position's low lp bits).
-        const prev = pos > 0 ? out[op - 1] : 0;
+        const prev = pos > 0 ? out[op - 1]! : 0;
         const base = K.LITERAL + 0x300 * (((pos & lpMask) << lc) + (prev >>> (8 - lc)));
         let sym = 1;
         if (state >= 7) {
@@ -291,13 +292,13 @@ export class LzmaDecoder {
           // bits, a second and third set of 256 probabilities (chosen by the match byte's bit) is used;
           // from the first difference on, the plain tree. `follow` is 0x100 while they agree, else 0,
           // which folds both cases into one index: base + follow + matchBit + sym.
-          let matchByte = out[op - rep0 - 1];
+          let matchByte = out[op - rep0 - 1]!;
           let follow = 0x100;
           do {
             matchByte <<= 1;
             const matchBit = matchByte & follow; // the match byte's next bit, as 0x100 or 0 (0 once not following)
             i = base + follow + matchBit + sym;
-            p = probs[i];
+            p = probs[i]!;
             bound = ((range >>> 11) * p) >>> 0;
             if (code < bound) {
               range = bound;
@@ -314,13 +315,13 @@ export class LzmaDecoder {
             if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
-              code = ((code << 8) | input[ip++]) >>> 0;
+              code = ((code << 8) | input[ip++]!) >>> 0;
             }
           } while (sym < 0x100);
         } else {
           do {
             i = base + sym;
-            p = probs[i];
+            p = probs[i]!;
             bound = ((range >>> 11) * p) >>> 0;
             if (code < bound) {
               range = bound;
@@ -335,7 +336,7 @@ export class LzmaDecoder {
             if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
-              code = ((code << 8) | input[ip++]) >>> 0;
+              code = ((code << 8) | input[ip++]!) >>> 0;
             }
           } while (sym < 0x100);
         }
@@ -349,14 +350,14 @@ export class LzmaDecoder {
       if (range < K.TOP) {
         if (ip >= inEnd) throw this.inputEnded(ip);
         range = (range << 8) >>> 0;
-        code = ((code << 8) | input[ip++]) >>> 0;
+        code = ((code << 8) | input[ip++]!) >>> 0;
       }
 
       // is_rep[state]: 0 = a new match (length, then distance), 1 = reuse one of rep0..rep3.
       let lenBase: number;
       let isNew: boolean;
       i = K.IS_REP + state;
-      p = probs[i];
+      p = probs[i]!;
       bound = ((range >>> 11) * p) >>> 0;
       if (code < bound) {
         range = bound;
@@ -364,7 +365,7 @@ export class LzmaDecoder {
         if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
-          code = ((code << 8) | input[ip++]) >>> 0;
+          code = ((code << 8) | input[ip++]!) >>> 0;
         }
         lenBase = K.MATCH_LEN;
         isNew = true;
@@ -375,7 +376,7 @@ export class LzmaDecoder {
         if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
-          code = ((code << 8) | input[ip++]) >>> 0;
+          code = ((code << 8) | input[ip++]!) >>> 0;
         }
         if (pos === 0) throw corrupt(this.codec, `repeated match at output offset ${op} with an empty dictionary`);
         lenBase = K.REP_LEN;
@@ -383,7 +384,7 @@ export class LzmaDecoder {
 
         // is_rep_g0[state]: 0 = rep0 (then is_rep0_long: 0 = one byte only, the "short rep").
         i = K.IS_REP_G0 + state;
-        p = probs[i];
+        p = probs[i]!;
         bound = ((range >>> 11) * p) >>> 0;
         if (code < bound) {
           range = bound;
@@ -391,10 +392,10 @@ export class LzmaDecoder {
           if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
-            code = ((code << 8) | input[ip++]) >>> 0;
+            code = ((code << 8) | input[ip++]!) >>> 0;
           }
           i = K.IS_REP0_LONG + (state << 4) + posState;
-          p = probs[i];
+          p = probs[i]!;
           bound = ((range >>> 11) * p) >>> 0;
           if (code < bound) {
             range = bound;
@@ -402,12 +403,12 @@ export class LzmaDecoder {
             if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
-              code = ((code << 8) | input[ip++]) >>> 0;
+              code = ((code << 8) | input[ip++]!) >>> 0;
             }
             // Short rep: one byte from rep0 (rep0 is always one that was checked: 0 after a state reset,
             // pos > 0 here, or a distance that passed the check below).
             state = state < 7 ? 9 : 11;
-            out[op] = out[op - rep0 - 1];
+            out[op] = out[op - rep0 - 1]!;
             op++;
             continue;
           }
@@ -417,7 +418,7 @@ export class LzmaDecoder {
           if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
-            code = ((code << 8) | input[ip++]) >>> 0;
+            code = ((code << 8) | input[ip++]!) >>> 0;
           }
         } else {
           range = (range - bound) >>> 0;
@@ -426,13 +427,13 @@ export class LzmaDecoder {
           if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
-            code = ((code << 8) | input[ip++]) >>> 0;
+            code = ((code << 8) | input[ip++]!) >>> 0;
           }
           // is_rep_g1[state]: 0 = rep1; else is_rep_g2[state]: 0 = rep2, 1 = rep3. The chosen one moves
           // to the front.
           let dist: number;
           i = K.IS_REP_G1 + state;
-          p = probs[i];
+          p = probs[i]!;
           bound = ((range >>> 11) * p) >>> 0;
           if (code < bound) {
             range = bound;
@@ -440,7 +441,7 @@ export class LzmaDecoder {
             if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
-              code = ((code << 8) | input[ip++]) >>> 0;
+              code = ((code << 8) | input[ip++]!) >>> 0;
             }
             dist = rep1;
           } else {
@@ -450,10 +451,10 @@ export class LzmaDecoder {
             if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
-              code = ((code << 8) | input[ip++]) >>> 0;
+              code = ((code << 8) | input[ip++]!) >>> 0;
             }
             i = K.IS_REP_G2 + state;
-            p = probs[i];
+            p = probs[i]!;
             bound = ((range >>> 11) * p) >>> 0;
             if (code < bound) {
               range = bound;
@@ -469,7 +470,7 @@ export class LzmaDecoder {
             if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
-              code = ((code << 8) | input[ip++]) >>> 0;
+              code = ((code << 8) | input[ip++]!) >>> 0;
             }
             rep2 = rep1;
           }
@@ -484,7 +485,7 @@ export class LzmaDecoder {
       let treeBits: number;
       let len: number;
       i = lenBase + K.LEN_CHOICE;
-      p = probs[i];
+      p = probs[i]!;
       bound = ((range >>> 11) * p) >>> 0;
       if (code < bound) {
         range = bound;
@@ -499,10 +500,10 @@ export class LzmaDecoder {
         if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
-          code = ((code << 8) | input[ip++]) >>> 0;
+          code = ((code << 8) | input[ip++]!) >>> 0;
         }
         i = lenBase + K.LEN_CHOICE2;
-        p = probs[i];
+        p = probs[i]!;
         bound = ((range >>> 11) * p) >>> 0;
         if (code < bound) {
           range = bound;
@@ -522,12 +523,12 @@ export class LzmaDecoder {
       if (range < K.TOP) {
         if (ip >= inEnd) throw this.inputEnded(ip);
         range = (range << 8) >>> 0;
-        code = ((code << 8) | input[ip++]) >>> 0;
+        code = ((code << 8) | input[ip++]!) >>> 0;
       }
       let m = 1;
       for (let k = 0; k < treeBits; k++) {
         i = treeBase + m;
-        p = probs[i];
+        p = probs[i]!;
         bound = ((range >>> 11) * p) >>> 0;
         if (code < bound) {
           range = bound;
@@ -542,7 +543,7 @@ export class LzmaDecoder {
         if (range < K.TOP) {
           if (ip >= inEnd) throw this.inputEnded(ip);
           range = (range << 8) >>> 0;
-          code = ((code << 8) | input[ip++]) >>> 0;
+          code = ((code << 8) | input[ip++]!) >>> 0;
         }
       }
       len += m - (1 << treeBits);
@@ -556,7 +557,7 @@ export class LzmaDecoder {
         m = 1;
         do {
           i = slotBase + m;
-          p = probs[i];
+          p = probs[i]!;
           bound = ((range >>> 11) * p) >>> 0;
           if (code < bound) {
             range = bound;
@@ -571,7 +572,7 @@ export class LzmaDecoder {
           if (range < K.TOP) {
             if (ip >= inEnd) throw this.inputEnded(ip);
             range = (range << 8) >>> 0;
-            code = ((code << 8) | input[ip++]) >>> 0;
+            code = ((code << 8) | input[ip++]!) >>> 0;
           }
         } while (m < 64);
         const slot = m - 64;
@@ -600,7 +601,7 @@ export class LzmaDecoder {
               if (range < K.TOP) {
                 if (ip >= inEnd) throw this.inputEnded(ip);
                 range = (range << 8) >>> 0;
-                code = ((code << 8) | input[ip++]) >>> 0;
+                code = ((code << 8) | input[ip++]!) >>> 0;
               }
             }
             dist = (dist + (direct << 4)) >>> 0; // direct < 2^26
@@ -611,7 +612,7 @@ export class LzmaDecoder {
           let low = 0;
           for (let k = 0; k < revBits; k++) {
             i = revBase + m;
-            p = probs[i];
+            p = probs[i]!;
             bound = ((range >>> 11) * p) >>> 0;
             if (code < bound) {
               range = bound;
@@ -627,7 +628,7 @@ export class LzmaDecoder {
             if (range < K.TOP) {
               if (ip >= inEnd) throw this.inputEnded(ip);
               range = (range << 8) >>> 0;
-              code = ((code << 8) | input[ip++]) >>> 0;
+              code = ((code << 8) | input[ip++]!) >>> 0;
             }
           }
           dist = (dist + low) >>> 0; // the low bits of dist were zero, so no carry: at most 2^32 - 1
@@ -661,7 +662,7 @@ export class LzmaDecoder {
       pending = len - n;
       let from = op - rep0 - 1;
       const end = op + n;
-      while (op < end) out[op++] = out[from++];
+      while (op < end) out[op++] = out[from++]!;
     }
     this.range = range;
     this.code = code;

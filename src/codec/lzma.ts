@@ -11,12 +11,13 @@ import { checkArgs, corrupt, finish } from './util';
 
 const HEADER = 13;
 
+// Bounds (the `!`s on indexed reads are type-only): header bytes 0..12 are read after the length check against HEADER.
 export function lzmaAloneDecompress(input: Uint8Array, maxOutput: number): Buffer {
   checkArgs('lzma', input, maxOutput);
   if (input.length < HEADER + 5) throw corrupt('lzma', `block of ${input.length} bytes is shorter than the 13-byte header plus range coder start`);
-  const props = parsePropsByte(input[0], 'lzma');
-  const lo = (input[5] | (input[6] << 8) | (input[7] << 16) | (input[8] << 24)) >>> 0;
-  const hi = (input[9] | (input[10] << 8) | (input[11] << 16) | (input[12] << 24)) >>> 0;
+  const props = parsePropsByte(input[0]!, 'lzma');
+  const lo = (input[5]! | (input[6]! << 8) | (input[7]! << 16) | (input[8]! << 24)) >>> 0;
+  const hi = (input[9]! | (input[10]! << 8) | (input[11]! << 16) | (input[12]! << 24)) >>> 0;
   const known = !(lo === 0xffffffff && hi === 0xffffffff);
   const size = hi * 2 ** 32 + lo; // a double: exact up to 2^53, and anything that large is rejected next
   if (known && size > maxOutput) throw corrupt('lzma', `header declares ${size} uncompressed bytes, more than the limit ${maxOutput}`);

@@ -37,6 +37,7 @@ function literalsError(n: number, ip: number, op: number, iend: number, maxOutpu
 // The loop below keeps ip/op in plain locals (no helper closures that would capture and mutate them:
 // that moves them to the heap and halves the speed), so literal copies and long lengths are written out
 // inline at each place they occur.
+// Bounds (the `!`s on indexed reads are type-only): every read of src is after a check against iend, every read of out at from >= 0 after the distance check.
 export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
   checkArgs('lzo', src, maxOutput);
   const out = Buffer.allocUnsafe(maxOutput);
@@ -45,23 +46,23 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
   let op = 0;
   let state = 0;
 
-  if (src[0] > 17) {
-    const n = src[0] - 17;
+  if (src[0]! > 17) {
+    const n = src[0]! - 17;
     ip = 1;
     if (n > iend - ip || n > maxOutput - op) throw literalsError(n, ip, op, iend, maxOutput);
-    for (let i = 0; i < n; i++) out[op++] = src[ip++];
+    for (let i = 0; i < n; i++) out[op++] = src[ip++]!;
     state = n < 4 ? n : 4;
   }
   for (;;) {
     if (ip >= iend) throw truncated('instruction (no end-of-stream marker)', ip, iend);
-    const inst = src[ip++];
+    const inst = src[ip++]!;
     let len: number;
     let dist: number;
     let next: number; // literals that follow this match: the S bits
     if (inst >= 64) {
       if (ip >= iend) throw truncated('distance', ip, iend);
       len = (inst >>> 5) + 1; // 01L..... -> 3..4, 1LL..... -> 5..8
-      dist = (src[ip++] << 3) + ((inst >>> 2) & 7) + 1;
+      dist = (src[ip++]! << 3) + ((inst >>> 2) & 7) + 1;
       next = inst & 3;
     } else if (inst >= 16) {
       // 001LLLLL (base 31) and 0001HLLL (base 7): long lengths add 255 per zero byte, then a non-zero byte.
@@ -75,11 +76,11 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
           if (b !== 0) break;
           len += 255;
         }
-        len += src[ip - 1];
+        len += src[ip - 1]!;
       }
       len += 2;
       if (iend - ip < 2) throw truncated('distance', ip, iend);
-      const le = src[ip] | (src[ip + 1] << 8);
+      const le = src[ip]! | (src[ip + 1]! << 8);
       ip += 2;
       next = le & 3;
       if (m3) {
@@ -101,12 +102,12 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
           if (b !== 0) break;
           n += 255;
         }
-        n += src[ip - 1];
+        n += src[ip - 1]!;
       }
       n += 3;
       if (n > iend - ip || n > maxOutput - op) throw literalsError(n, ip, op, iend, maxOutput);
       if (n < 64) {
-        for (let i = 0; i < n; i++) out[op + i] = src[ip + i];
+        for (let i = 0; i < n; i++) out[op + i] = src[ip + i]!;
       } else {
         out.set(src.subarray(ip, ip + n), op);
       }
@@ -118,7 +119,7 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
       if (ip >= iend) throw truncated('distance', ip, iend);
       const far = state === 4;
       len = far ? 3 : 2;
-      dist = (src[ip++] << 2) + (inst >>> 2) + (far ? 2049 : 1);
+      dist = (src[ip++]! << 2) + (inst >>> 2) + (far ? 2049 : 1);
       next = inst & 3;
     }
     if (dist > op) throw corrupt('lzo', `match distance ${dist} at output offset ${op} points before the start of the block`);
@@ -129,11 +130,11 @@ export function lzo1xDecompress(src: Uint8Array, maxOutput: number): Buffer {
       op += len;
     } else {
       const end = op + len;
-      while (op < end) out[op++] = out[from++]; // may overlap (dist < len): byte by byte, forwards
+      while (op < end) out[op++] = out[from++]!; // may overlap (dist < len): byte by byte, forwards
     }
     if (next !== 0) {
       if (next > iend - ip || next > maxOutput - op) throw literalsError(next, ip, op, iend, maxOutput);
-      for (let i = 0; i < next; i++) out[op++] = src[ip++];
+      for (let i = 0; i < next; i++) out[op++] = src[ip++]!;
     }
     state = next;
   }
@@ -175,13 +176,14 @@ function lzoLength(out: Uint8Array, op: number, n: number): number {
 }
 
 /** Literals src[from..to) after a match whose S bits are at out[sPos] (sPos < 0: start of stream). */
+// Bounds (the `!`s on indexed reads are type-only): from <= i < to <= src.length; sPos < op.
 function lzoLiterals(src: Uint8Array, out: Uint8Array, op: number, from: number, to: number, sPos: number): number {
   const t = to - from;
   if (t === 0) return op;
   if (sPos < 0 && t <= 238) {
     out[op++] = 17 + t;
   } else if (sPos >= 0 && t <= 3) {
-    out[sPos] |= t;
+    out[sPos]! |= t;
   } else if (t <= 18) {
     out[op++] = t - 3;
   } else {
@@ -189,7 +191,7 @@ function lzoLiterals(src: Uint8Array, out: Uint8Array, op: number, from: number,
     op = lzoLength(out, op, t - 18);
   }
   if (t < 16) {
-    for (let i = 0; i < t; i++) out[op + i] = src[from + i];
+    for (let i = 0; i < t; i++) out[op + i] = src[from + i]!;
   } else {
     out.set(src.subarray(from, to), op);
   }
@@ -227,6 +229,7 @@ function lzoMatch(out: Uint8Array, op: number, len: number, dist: number): numbe
 }
 
 /** LZO1X compressor (greedy with hash chains and one-step lazy matching); null when not smaller. */
+// Bounds (the `!`s on indexed reads are type-only): hash reads at ip + 3 < n; head/prev indices are hashes or earlier positions.
 export function lzo1xCompress(src: Uint8Array, depth = 16): Uint8Array | null {
   const n = src.length;
   if (n === 0) return null;
@@ -244,8 +247,8 @@ export function lzo1xCompress(src: Uint8Array, depth = 16): Uint8Array | null {
     let inserted = 0; // positions < inserted are in the chains
     const insertUpTo = (end: number) => {
       for (let p = inserted; p < end && p <= lastStart; p++) {
-        const h = Math.imul(src[p] | (src[p + 1] << 8) | (src[p + 2] << 16) | (src[p + 3] << 24), 0x9e3779b1) >>> shift;
-        prev[p] = head[h];
+        const h = Math.imul(src[p]! | (src[p + 1]! << 8) | (src[p + 2]! << 16) | (src[p + 3]! << 24), 0x9e3779b1) >>> shift;
+        prev[p] = head[h]!;
         head[h] = p;
       }
       if (end > inserted) inserted = end;
@@ -254,11 +257,11 @@ export function lzo1xCompress(src: Uint8Array, depth = 16): Uint8Array | null {
     let bestDist = 0;
     const find = (ip: number): number => {
       insertUpTo(ip);
-      const h = Math.imul(src[ip] | (src[ip + 1] << 8) | (src[ip + 2] << 16) | (src[ip + 3] << 24), 0x9e3779b1) >>> shift;
-      let cand = head[h];
+      const h = Math.imul(src[ip]! | (src[ip + 1]! << 8) | (src[ip + 2]! << 16) | (src[ip + 3]! << 24), 0x9e3779b1) >>> shift;
+      let cand = head[h]!;
       let best = 0;
       const maxLen = n - ip;
-      for (let k = 0; k < depth && cand >= 0 && ip - cand <= LZO_MAX_DIST; k++, cand = prev[cand]) {
+      for (let k = 0; k < depth && cand >= 0 && ip - cand <= LZO_MAX_DIST; k++, cand = prev[cand]!) {
         if (src[cand + best] !== src[ip + best] || src[cand] !== src[ip] || src[cand + 1] !== src[ip + 1]) continue;
         let l = 0;
         while (l < maxLen && src[cand + l] === src[ip + l]) l++;

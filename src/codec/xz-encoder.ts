@@ -93,7 +93,7 @@ class RangeEncoder {
   }
 
   bit(probs: Uint16Array, i: number, bit: number): void {
-    const p = probs[i];
+    const p = probs[i]!;
     const bound = (this.range >>> 11) * p;
     if (bit === 0) {
       this.range = bound;
@@ -169,6 +169,7 @@ function distSlot(d: number): number {
 }
 
 /** The LZMA model and symbol writer over one input block (the dictionary is the block itself). */
+// Bounds (the `!`s on indexed reads are type-only): positions are inside the block (pos < src.length), reps[] has 4 entries, probs indices are tree positions inside each array.
 class LzmaModel {
   readonly probs = new Uint16Array(LITERAL + 0x300 * (1 << (LC + LP)));
   state = 0;
@@ -190,9 +191,9 @@ class LzmaModel {
     const posState = pos & PB_MASK;
     const state = this.state;
     rc.bit(probs, IS_MATCH + state * POS_STATES + posState, 0);
-    const prev = pos > 0 ? src[pos - 1] : 0;
+    const prev = pos > 0 ? src[pos - 1]! : 0;
     const base = LITERAL + 0x300 * (((pos & ((1 << LP) - 1)) << LC) + (prev >>> (8 - LC)));
-    let symbol = src[pos] | 0x100;
+    let symbol = src[pos]! | 0x100;
     if (state < 7) {
       // Plain literal: an 8-bit tree.
       do {
@@ -201,7 +202,7 @@ class LzmaModel {
       } while (symbol < 0x10000);
     } else {
       // Matched literal: while its bits equal those of the byte at rep0, use the match-bit contexts.
-      let matchByte = src[pos - this.reps[0] - 1];
+      let matchByte = src[pos - this.reps[0]! - 1]!;
       let offs = 0x100;
       do {
         matchByte <<= 1;
@@ -235,9 +236,9 @@ class LzmaModel {
       }
     }
     const r = this.reps;
-    r[3] = r[2];
-    r[2] = r[1];
-    r[1] = r[0];
+    r[3] = r[2]!;
+    r[2] = r[1]!;
+    r[1] = r[0]!;
     r[0] = dist;
     this.state = state < 7 ? 7 : 10;
   }
@@ -259,16 +260,16 @@ class LzmaModel {
       }
     } else {
       rc.bit(probs, IS_REP_G0 + state, 1);
-      const d = r[index];
+      const d = r[index]!;
       if (index === 1) {
         rc.bit(probs, IS_REP_G1 + state, 0);
       } else {
         rc.bit(probs, IS_REP_G1 + state, 1);
         rc.bit(probs, IS_REP_G2 + state, index === 2 ? 0 : 1);
-        if (index === 3) r[3] = r[2];
-        r[2] = r[1];
+        if (index === 3) r[3] = r[2]!;
+        r[2] = r[1]!;
       }
-      r[1] = r[0];
+      r[1] = r[0]!;
       r[0] = d;
     }
     encodeLength(rc, probs, REP_LEN, len, posState);
@@ -277,6 +278,7 @@ class LzmaModel {
 }
 
 /** Hash chains over 3-byte sequences of the whole block. */
+// Bounds (the `!`s on indexed reads are type-only): positions p + 2 < src.length; head indices are hashes of HASH_LOG bits, prev indices earlier positions.
 class MatchFinder {
   private readonly head = new Int32Array(1 << HASH_LOG).fill(-1);
   private readonly prev: Int32Array;
@@ -293,7 +295,7 @@ class MatchFinder {
 
   private hash(p: number): number {
     const s = this.src;
-    return Math.imul(s[p] | (s[p + 1] << 8) | (s[p + 2] << 16), 0x9e3779b1) >>> (32 - HASH_LOG);
+    return Math.imul(s[p]! | (s[p + 1]! << 8) | (s[p + 2]! << 16), 0x9e3779b1) >>> (32 - HASH_LOG);
   }
 
   /** Puts positions up to (not including) end into the chains. */
@@ -302,7 +304,7 @@ class MatchFinder {
     for (let p = this.inserted; p < end; p++) {
       if (p > last) break;
       const h = this.hash(p);
-      this.prev[p] = this.head[h];
+      this.prev[p] = this.head[h]!;
       this.head[h] = p;
     }
     if (end > this.inserted) this.inserted = end;
@@ -314,10 +316,10 @@ class MatchFinder {
     const avail = Math.min(MATCH_LEN_MAX, src.length - pos);
     if (avail < 3) return 0;
     this.insertTo(pos);
-    let cand = this.head[this.hash(pos)];
+    let cand = this.head[this.hash(pos)]!;
     let best = 2;
     const lowest = pos - this.maxDistance;
-    for (let k = 0; k < CHAIN_DEPTH && cand >= lowest && cand >= 0; k++, cand = this.prev[cand]) {
+    for (let k = 0; k < CHAIN_DEPTH && cand >= lowest && cand >= 0; k++, cand = this.prev[cand]!) {
       if (src[cand + best] !== src[pos + best] || src[cand] !== src[pos]) continue;
       let l = 0;
       while (l < avail && src[cand + l] === src[pos + l]) l++;
@@ -341,6 +343,7 @@ function repLength(src: Uint8Array, pos: number, dist: number): number {
 }
 
 /** The LZMA2 data (chunks and the end byte) for src. */
+// Bounds (the `!`s on indexed reads are type-only): positions inside src.
 export function lzma2Encode(src: Uint8Array, dictSize = Infinity): Uint8Array {
   const n = src.length;
   const model = new LzmaModel(src);
@@ -366,7 +369,7 @@ export function lzma2Encode(src: Uint8Array, dictSize = Infinity): Uint8Array {
       let repBest = 0;
       let repIndex = 0;
       for (let i = 0; i < 4; i++) {
-        const l = repLength(src, pos, model.reps[i]);
+        const l = repLength(src, pos, model.reps[i]!);
         if (l > repBest) {
           repBest = l;
           repIndex = i;
@@ -382,7 +385,7 @@ export function lzma2Encode(src: Uint8Array, dictSize = Infinity): Uint8Array {
       // A far short match costs about as much as its bytes as literals (measured: dropping these helps).
       if ((mainLen === 3 && mainDist >= 1 << 11) || (mainLen === 4 && mainDist >= 1 << 16)) mainLen = 0;
       if (mainLen === 0) {
-        if (pos > model.reps[0] && src[pos] === src[pos - model.reps[0] - 1] && model.state >= 7) model.rep(rc, pos, 0, 1);
+        if (pos > model.reps[0]! && src[pos] === src[pos - model.reps[0]! - 1] && model.state >= 7) model.rep(rc, pos, 0, 1);
         else model.literal(rc, pos);
         pos++;
         continue;

@@ -67,3 +67,36 @@ export function xzCompressLiblzma(input: Uint8Array, dictSize: number, bcj?: str
   const r = out.length === 1 ? out[0]! : Buffer.concat(out);
   return r.length < input.length ? r : null;
 }
+
+// ---- decoding (measured as a candidate; see bench/README-codecs.md) ----
+
+interface NativeDecodeStream {
+  streamDecoder_(memlimit: number | null, flags: number): void;
+  setBufsize(n: number): number;
+  bufferHandler: (buf: Buffer | null | undefined, processed?: number, err?: Error | null) => void;
+  code(chunk: Buffer | null, async: boolean): void;
+}
+
+let decodeStream: NativeDecodeStream | undefined;
+
+/**
+ * One .xz stream decoded by liblzma. The caller bounds the output beforehand (liblzma's synchronous
+ * API here gathers the whole output before it returns).
+ */
+export function xzDecompressLiblzma(input: Uint8Array, maxOutput: number): Buffer {
+  const m = liblzma();
+  if (!m) throw new Error('lzma-native is not available');
+  const s = (decodeStream ??= new m.Stream() as unknown as NativeDecodeStream);
+  s.streamDecoder_(64 << 20, 0);
+  s.setBufsize(Math.max(4096, maxOutput + 1));
+  const out: Buffer[] = [];
+  let error: Error | null | undefined;
+  s.bufferHandler = (buf, _n, e) => {
+    if (e) error = e;
+    else if (buf) out.push(buf);
+  };
+  s.code(Buffer.from(input.buffer, input.byteOffset, input.byteLength), false);
+  s.code(null, false);
+  if (error) throw error;
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}

@@ -29,8 +29,8 @@ import { armDecode, armThumbDecode, deltaDecode, ia64Decode, powerpcDecode, spar
 import { crc32, crc64 } from './checksum';
 import type { Codec, CompressOptions } from './index';
 import { LzmaDecoder, parsePropsByte } from './lzma-core';
-import { checkArgs, corrupt, finish } from './util';
-import { liblzma } from './xz-liblzma';
+import { checkArgs, corrupt, finish, wrapForeign } from './util';
+import { liblzma, xzDecompressLiblzma } from './xz-liblzma';
 import { xzCompressBest } from './xz-settings';
 
 const C = 'xz';
@@ -49,8 +49,9 @@ const BCJ: ReadonlyMap<number, { name: string; align: number; fn: (b: Uint8Array
 /** Bytes of the integrity check for each check type 0..15 (xz file format, section 3.4). */
 const CHECK_SIZE = [0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64];
 
+// Bounds (the `!`s on indexed reads are type-only): callers read 4 bytes they checked are there.
 function u32(b: Uint8Array, i: number): number {
-  return (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)) >>> 0;
+  return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
 }
 
 class Reader {
@@ -62,7 +63,7 @@ class Reader {
   ) {}
   byte(): number {
     if (this.p >= this.end) throw corrupt(C, `truncated ${this.what} at input offset ${this.p}`);
-    return this.b[this.p++];
+    return this.b[this.p++]!;
   }
   /** A VLI: up to 9 bytes; values above 2^53 cannot be real sizes here and are rejected. */
   vli(): number {
@@ -105,13 +106,14 @@ function verifyCheck(type: number, data: Uint8Array, start: number, end: number,
 }
 
 /** Decodes LZMA2 chunks from input[p..end) into the decoder's output, up to `limit`. Returns the input position after the end byte. */
+// Bounds (the `!`s on indexed reads are type-only): every header read is after a check against `end`.
 function lzma2(dec: LzmaDecoder, input: Uint8Array, p: number, end: number, limit: number, dictSize: number): number {
   void dictSize; // the whole output buffer is the dictionary; distances are checked against it, not against this
   let needDictReset = true;
   let needProps = true;
   for (;;) {
     if (p >= end) throw corrupt(C, `LZMA2 data ends without an end marker at input offset ${p}`);
-    const control = input[p++];
+    const control = input[p++]!;
     if (control === 0x00) {
       if (dec.pendingMatch > 0) throw corrupt(C, `LZMA2 data ends inside a match at output offset ${dec.op}`);
       return p;
@@ -125,12 +127,12 @@ function lzma2(dec: LzmaDecoder, input: Uint8Array, p: number, end: number, limi
     }
     if (control >= 0x80) {
       if (end - p < 4) throw corrupt(C, `truncated LZMA2 chunk header at input offset ${p}`);
-      const unpacked = (control & 0x1f) * 65536 + ((input[p] << 8) | input[p + 1]) + 1;
-      const packed = ((input[p + 2] << 8) | input[p + 3]) + 1;
+      const unpacked = (control & 0x1f) * 65536 + ((input[p]! << 8) | input[p + 1]!) + 1;
+      const packed = ((input[p + 2]! << 8) | input[p + 3]!) + 1;
       p += 4;
       if (control >= 0xc0) {
         if (p >= end) throw corrupt(C, `truncated LZMA2 properties at input offset ${p}`);
-        const props = parsePropsByte(input[p++], C);
+        const props = parsePropsByte(input[p++]!, C);
         if (props.lc + props.lp > 4) throw corrupt(C, `LZMA2 properties lc=${props.lc} lp=${props.lp}: lc + lp must be at most 4`);
         dec.setProps(props);
         needProps = false;
@@ -149,7 +151,7 @@ function lzma2(dec: LzmaDecoder, input: Uint8Array, p: number, end: number, limi
       p += packed;
     } else if (control === 0x01 || control === 0x02) {
       if (end - p < 2) throw corrupt(C, `truncated LZMA2 chunk header at input offset ${p}`);
-      const size = ((input[p] << 8) | input[p + 1]) + 1;
+      const size = ((input[p]! << 8) | input[p + 1]!) + 1;
       p += 2;
       if (size > end - p) throw corrupt(C, `stored LZMA2 chunk of ${size} bytes at input offset ${p} runs past the block`);
       if (size > limit - dec.op) throw corrupt(C, `stored LZMA2 chunk of ${size} bytes at output offset ${dec.op} exceeds the output limit ${limit}`);
@@ -164,9 +166,10 @@ function lzma2(dec: LzmaDecoder, input: Uint8Array, p: number, end: number, limi
 }
 
 /** Decodes one xz block at input offset p into out at dec.op. Returns the input offset after the block's check. */
+// Bounds (the `!`s on indexed reads are type-only): the header is read inside [p, headerEnd) after its size was checked; a filter list has 1..4 entries; CHECK_SIZE has 16 (checkType <= 15).
 function block(input: Uint8Array, p: number, dec: LzmaDecoder, checkType: number, records: [number, number][]): number {
   const headerStart = p;
-  const headerSize = (input[p] + 1) * 4;
+  const headerSize = (input[p]! + 1) * 4;
   if (headerSize > input.length - p) throw corrupt(C, `block header of ${headerSize} bytes at input offset ${p} runs past the end`);
   const headerEnd = p + headerSize - 4;
   if (crc32(input, p, headerEnd) !== u32(input, headerEnd)) throw corrupt(C, `block header CRC32 mismatch at input offset ${p}`);
@@ -186,13 +189,13 @@ function block(input: Uint8Array, p: number, dec: LzmaDecoder, checkType: number
   }
   for (let i = r.p; i < headerEnd; i++) if (input[i] !== 0) throw corrupt(C, `non-zero block header padding at input offset ${i}`);
 
-  const last = filters[filters.length - 1];
+  const last = filters[filters.length - 1]!;
   if (last.id !== FILTER_LZMA2) throw new SquashfsError('UNSUPPORTED', `xz filter chain ends with filter 0x${last.id.toString(16)}, not LZMA2`, 'xz block');
-  if (last.props.length !== 1 || last.props[0] > 40) throw corrupt(C, 'bad LZMA2 dictionary size property');
+  if (last.props.length !== 1 || last.props[0]! > 40) throw corrupt(C, 'bad LZMA2 dictionary size property');
   const pre = filters.slice(0, -1).map((f) => {
     if (f.id === FILTER_DELTA) {
       if (f.props.length !== 1) throw corrupt(C, 'bad delta filter properties');
-      const distance = f.props[0] + 1;
+      const distance = f.props[0]! + 1;
       return (b: Uint8Array) => deltaDecode(b, distance);
     }
     const bcj = BCJ.get(f.id);
@@ -212,30 +215,31 @@ function block(input: Uint8Array, p: number, dec: LzmaDecoder, checkType: number
   }
   const dataEnd = compressedSize >= 0 ? dataStart + compressedSize : input.length;
   if (dataEnd > input.length) throw corrupt(C, `block declares ${compressedSize} compressed bytes, past the end of the input`);
-  const after = lzma2(dec, input, dataStart, dataEnd, limit, last.props[0]);
+  const after = lzma2(dec, input, dataStart, dataEnd, limit, last.props[0]!);
   if (compressedSize >= 0 && after !== dataEnd) throw corrupt(C, `block used ${after - dataStart} compressed bytes, header declares ${compressedSize}`);
   if (uncompressedSize >= 0 && dec.op - outStart !== uncompressedSize) throw corrupt(C, `block produced ${dec.op - outStart} bytes, header declares ${uncompressedSize}`);
   const region = dec.out.subarray(outStart, dec.op);
-  for (let i = pre.length - 1; i >= 0; i--) pre[i](region);
+  for (let i = pre.length - 1; i >= 0; i--) pre[i]!(region);
 
   let q = after;
   while (q % 4 !== 0) {
     if (q >= input.length || input[q] !== 0) throw corrupt(C, `bad block padding at input offset ${q}`);
     q++;
   }
-  const checkSize = CHECK_SIZE[checkType];
+  const checkSize = CHECK_SIZE[checkType]!;
   if (checkSize > input.length - q) throw corrupt(C, `truncated block check at input offset ${q}`);
   verifyCheck(checkType, dec.out, outStart, dec.op, input, q);
   records.push([after - headerStart + checkSize, dec.op - outStart]);
   return q + checkSize;
 }
 
+// Bounds (the `!`s on indexed reads are type-only): at least 24 bytes from p, checked first.
 function stream(input: Uint8Array, p: number, dec: LzmaDecoder): number {
   if (input.length - p < 24) throw corrupt(C, `stream at input offset ${p} is shorter than a header and footer`);
   for (let i = 0; i < 6; i++) if (input[p + i] !== MAGIC[i]) throw corrupt(C, `bad stream header magic at input offset ${p}`);
   if (crc32(input, p + 6, p + 8) !== u32(input, p + 8)) throw corrupt(C, `stream header CRC32 mismatch at input offset ${p}`);
-  if (input[p + 6] !== 0 || input[p + 7] > 0x0f) throw new SquashfsError('UNSUPPORTED', `xz stream flags ${input[p + 6]} ${input[p + 7]}`, 'xz block');
-  const checkType = input[p + 7];
+  if (input[p + 6] !== 0 || input[p + 7]! > 0x0f) throw new SquashfsError('UNSUPPORTED', `xz stream flags ${input[p + 6]} ${input[p + 7]}`, 'xz block');
+  const checkType = input[p + 7]!;
   p += 12;
   const records: [number, number][] = [];
   while (p < input.length && input[p] !== 0) p = block(input, p, dec, checkType, records);
@@ -259,7 +263,96 @@ function stream(input: Uint8Array, p: number, dec: LzmaDecoder): number {
   return footer + 12;
 }
 
-export function xzDecompress(input: Uint8Array, maxOutput: number): Buffer {
+/**
+ * The exact output size of a block in the one shape mksquashfs writes (one stream, one block, an
+ * optional BCJ/delta filter then LZMA2, nothing after the stream), read from the LZMA2 chunk headers
+ * alone: each chunk states its uncompressed size, and the decoder (ours or liblzma) must produce
+ * exactly that many bytes for it or fail. -1 for any other shape, or a header that does not parse
+ * (our own decoder then decides, with its precise error). Only the framing is read here: the CRCs
+ * and the index are checked by whichever decoder runs.
+ */
+// Bounds (the `!`s on indexed reads are type-only): each read after a check against n.
+export function xzOutputSize(input: Uint8Array): number {
+  const n = input.length;
+  if (n < 12 + 8 + 12) return -1;
+  for (let i = 0; i < 6; i++) if (input[i] !== MAGIC[i]) return -1;
+  const headerSize = (input[12]! + 1) * 4;
+  if (input[12] === 0 || 12 + headerSize > n) return -1;
+  // The block header (filters, optional declared sizes) is liblzma's or our decoder's to check:
+  // the chunks start right after it either way.
+  let p = 12 + headerSize;
+  let total = 0;
+  for (;;) {
+    if (p >= n) return -1;
+    const control = input[p++]!;
+    if (control === 0x00) break;
+    if (control >= 0x80) {
+      if (p + 4 > n) return -1;
+      total += (control & 0x1f) * 65536 + ((input[p]! << 8) | input[p + 1]!) + 1;
+      p += 4 + (control >= 0xc0 ? 1 : 0) + ((input[p + 2]! << 8) | input[p + 3]!) + 1;
+    } else if (control === 0x01 || control === 0x02) {
+      if (p + 2 > n) return -1;
+      const size = ((input[p]! << 8) | input[p + 1]!) + 1;
+      total += size;
+      p += 2 + size;
+    } else return -1;
+  }
+  // One block only: after its padding and check comes the index, listing one record; the index and
+  // the footer end the input (more blocks, or concatenated streams, go to our decoder: liblzma would
+  // decode blocks this scan did not count, or stop after the first stream).
+  while (p % 4 !== 0) p++;
+  p += CHECK_SIZE[input[7]! & 0x0f]!;
+  if (p + 2 > n || input[p] !== 0x00 || input[p + 1] !== 0x01) return -1;
+  const indexStart = p;
+  p += 2;
+  for (let v = 0; v < 2; v++) {
+    let i = 0;
+    while (p < n && input[p]! & 0x80 && i++ < 9) p++;
+    p++;
+  }
+  while ((p - indexStart) % 4 !== 0) p++;
+  if (p + 4 + 12 !== n || input[n - 2] !== 0x59 || input[n - 1] !== 0x5a) return -1;
+  return total;
+}
+
+/**
+ * liblzma (lzma-native, where it loaded) decodes blocks whose exact size xzOutputSize read and the
+ * limit allows: ~1.45× our decoder's speed on the blocks of a Debian root filesystem (CPU time,
+ * bench/README-codecs.md). liblzma's synchronous call gathers the whole output before it returns,
+ * so it is only given blocks whose output is known to fit: its LZMA2 decoder stops at each chunk's
+ * stated size, and the length is checked again after.
+ */
+let decoderChoice: 'auto' | 'builtin' = 'auto';
+
+export function xzDecompress(input: Uint8Array, maxOutput: number): Uint8Array {
+  checkArgs(C, input, maxOutput);
+  if (decoderChoice === 'auto' && liblzma()) {
+    const size = xzOutputSize(input);
+    if (size >= 0 && size <= maxOutput) {
+      let out: Uint8Array;
+      try {
+        out = xzDecompressLiblzma(input, maxOutput);
+      } catch (e) {
+        throw wrapForeign(C, e);
+      }
+      if (out.length !== size) throw corrupt(C, `block decoded to ${out.length} bytes, its LZMA2 chunks state ${size}`);
+      return out;
+    }
+  }
+  return xzDecompressBuiltin(input, maxOutput);
+}
+
+/** Forces our own decoder (tests and benchmarks only). */
+export function _setXzDecoderForTest(which: 'auto' | 'builtin'): void {
+  decoderChoice = which;
+}
+/** The decoder xz blocks get where their size is known: "liblzma" or "builtin". */
+export function xzDecoderName(): 'liblzma' | 'builtin' {
+  return decoderChoice === 'auto' && liblzma() ? 'liblzma' : 'builtin';
+}
+
+/** Our own decoder: any valid .xz input, every error named. */
+export function xzDecompressBuiltin(input: Uint8Array, maxOutput: number): Buffer {
   checkArgs(C, input, maxOutput);
   const out = Buffer.allocUnsafe(maxOutput);
   const dec = new LzmaDecoder(out, C);
@@ -293,4 +386,11 @@ export function _setXzEncoderForTest(which: 'auto' | 'builtin'): void {
 /** The encoder xz blocks get: "liblzma" or "builtin". */
 export function xzEncoderName(): 'liblzma' | 'builtin' {
   return encoder === 'auto' && liblzma() ? 'liblzma' : 'builtin';
+}
+
+/** Every decoder available here, by name (benchmarks). */
+export function xzDecoders(): Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> {
+  const r: Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> = { 'ours (JS)': xzDecompressBuiltin };
+  if (liblzma()) r['liblzma (lzma-native)'] = xzDecompress;
+  return r;
 }

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 // `distri mount`).
 import { SquashfsError } from '../errors';
 import type { Codec, CompressOptions } from './index';
-import { checkArgs, corrupt, optionalModule, wrapForeign } from './util';
+import { checkArgs, corrupt, finish, optionalModule, wrapForeign } from './util';
 
 // The project compiles without the DOM lib, so the few WebAssembly pieces used are typed here.
 interface WasmApi {
@@ -47,7 +47,7 @@ function loadWasm(): { exports: ZstdExports; heap: Uint8Array } | null {
     if (!m) throw new Error('zstddec: WASM bytes not found in its dist file');
     const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
     if (!WA) throw new Error('WebAssembly is not available');
-    const module = new WA.Module(Buffer.from(m[1], 'base64'));
+    const module = new WA.Module(Buffer.from(m[1]!, 'base64'));
     const state = { exports: undefined as unknown as ZstdExports, heap: new Uint8Array(0) };
     const instance = new WA.Instance(module, {
       // Called by the WASM side whenever malloc grows its memory: the old ArrayBuffer is then detached.
@@ -80,24 +80,57 @@ function decodeWasm(w: { exports: ZstdExports; heap: Uint8Array }, input: Uint8A
 }
 
 /** Frame_Content_Size of the first frame, or -1 when absent. Only used to guard the fzstd fallback. */
+// Bounds (the `!`s on indexed reads are type-only): b.length >= 6 and p + fcsBytes <= b.length are checked before the reads; the small tables are indexed by 2-bit fields.
 function declaredSize(b: Uint8Array): number {
   if (b.length < 6 || b[0] !== 0x28 || b[1] !== 0xb5 || b[2] !== 0x2f || b[3] !== 0xfd) return -1;
-  const fhd = b[4];
+  const fhd = b[4]!;
   const fcsFlag = fhd >>> 6;
   const single = (fhd >>> 5) & 1;
-  const dictBytes = [0, 1, 2, 4][fhd & 3];
-  const fcsBytes = [single, 2, 4, 8][fcsFlag];
+  const dictBytes = [0, 1, 2, 4][fhd & 3]!;
+  const fcsBytes = [single, 2, 4, 8][fcsFlag]!;
   let p = 5 + (single ? 0 : 1) + dictBytes;
   if (fcsBytes === 0 || p + fcsBytes > b.length) return -1;
   let v = 0;
-  for (let i = fcsBytes - 1; i >= 0; i--) v = v * 256 + b[p + i];
+  for (let i = fcsBytes - 1; i >= 0; i--) v = v * 256 + b[p + i]!;
   p += fcsBytes;
   return fcsBytes === 2 ? v + 256 : v;
 }
 
+// The native decoder: zstd-napi (the optional dependency that also encodes, below) wraps
+// ZSTD_decompressDCtx, which writes into the buffer we give it (exactly maxOutput bytes) and fails
+// instead of writing past it; the C decoder is the reference one, fuzzed upstream. One DCtx is kept
+// for the whole process (ZSTD_decompress creates and frees one per call, ~100 KiB each), and the
+// output goes straight into the buffer we return: no copy out of a WASM heap.
+interface NativeDCtx {
+  decompress(dst: Uint8Array, src: Uint8Array): number;
+}
+const nativeDecoder = optionalModule(() => new (require('zstd-napi/binding') as { DCtx: new () => NativeDCtx }).DCtx());
+
+function decodeNative(d: NativeDCtx, input: Uint8Array, maxOutput: number): Uint8Array {
+  const out = Buffer.allocUnsafe(maxOutput);
+  let n: number;
+  try {
+    n = d.decompress(out, input);
+  } catch (e) {
+    throw wrapForeign('zstd', e);
+  }
+  if (!(n >= 0 && n <= maxOutput)) throw corrupt('zstd', `ZSTD_decompressDCtx returned ${n} (output limit ${maxOutput})`);
+  return finish(out, n);
+}
+
+let decoderChoice: 'auto' | 'wasm' | 'fzstd' = 'auto';
+
 export function zstdDecompress(input: Uint8Array, maxOutput: number): Uint8Array {
   checkArgs('zstd', input, maxOutput);
-  const w = loadWasm();
+  const d = decoderChoice === 'auto' ? nativeDecoder() : null;
+  if (d) return decodeNative(d, input, maxOutput);
+  return zstdDecompressWasm(input, maxOutput);
+}
+
+/** The WASM decoder (else fzstd): what decodes where zstd-napi is not installed. */
+function zstdDecompressWasm(input: Uint8Array, maxOutput: number): Uint8Array {
+  checkArgs('zstd', input, maxOutput);
+  const w = decoderChoice === 'fzstd' ? null : loadWasm();
   if (w) {
     try {
       return decodeWasm(w, input, maxOutput);
@@ -122,14 +155,36 @@ export function zstdDecompress(input: Uint8Array, maxOutput: number): Uint8Array
   return out;
 }
 
-/** Which implementation decodes: 'wasm' (zstddec) or 'fzstd'. For tests and the benchmark. */
-export function zstdBackend(): 'wasm' | 'fzstd' {
-  return loadWasm() ? 'wasm' : 'fzstd';
+/** Which implementation decodes: 'native' (zstd-napi), 'wasm' (zstddec) or 'fzstd'. For tests and the benchmark. */
+export function zstdBackend(): 'native' | 'wasm' | 'fzstd' {
+  if (decoderChoice === 'auto' && nativeDecoder()) return 'native';
+  return decoderChoice !== 'fzstd' && loadWasm() ? 'wasm' : 'fzstd';
 }
 
-/** Forces the fzstd fallback (tests and benchmark only). */
+/** Forces a decoder: 'wasm' (zstddec, else fzstd), 'fzstd', or 'auto' (native first). Tests and benchmarks only. */
 export function _setZstdBackendForTest(backend: 'wasm' | 'fzstd' | 'auto'): void {
-  wasm = backend === 'fzstd' ? null : undefined;
+  decoderChoice = backend;
+  if (backend !== 'fzstd' && wasm === null) wasm = undefined;
+}
+
+/** Every decoder available here, by name, each with zstdDecompress's contract (benchmarks). */
+export function zstdDecoders(): Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> {
+  const r: Record<string, (input: Uint8Array, maxOutput: number) => Uint8Array> = {};
+  const d = nativeDecoder();
+  if (d) r['zstd-napi (native)'] = (i, m) => (checkArgs('zstd', i, m), decodeNative(d, i, m));
+  if (loadWasm()) r['zstddec (WASM)'] = (i, m) => withChoice('wasm', () => zstdDecompressWasm(i, m));
+  r['fzstd (JS)'] = (i, m) => withChoice('fzstd', () => zstdDecompressWasm(i, m));
+  return r;
+}
+
+function withChoice<T>(c: typeof decoderChoice, f: () => T): T {
+  const old = decoderChoice;
+  decoderChoice = c;
+  try {
+    return f();
+  } finally {
+    decoderChoice = old;
+  }
 }
 
 // ---- compressor ----
