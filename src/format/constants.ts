@@ -104,4 +104,3 @@ export const S_IFMT_BY_KIND: Record<FileKind, number> = {
   fifo: 0o010000,
   socket: 0o140000,
 };
-

@@ -124,7 +124,12 @@ export function parseListing(cur: ByteCursor, size: number, ctx: ListingContext,
       if (prev) {
         const c = compareBytes(prev, nameBytes);
         if (c >= 0)
-          throw new SquashfsError('CORRUPT', c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`, S, eat + DIR_ENTRY.size);
+          throw new SquashfsError(
+            'CORRUPT',
+            c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`,
+            S,
+            eat + DIR_ENTRY.size,
+          );
       }
       prev = nameBytes;
       const entry: DirEntry = {

@@ -94,7 +94,13 @@ export function parseSuperblock(b: Uint8Array, imageSize: number): Superblock {
 
   const blockSize = u32(b, F.blockSize);
   const blockLog = u16(b, F.blockLog);
-  check(blockSize >= MIN_BLOCK_SIZE && blockSize <= MAX_BLOCK_SIZE && (blockSize & (blockSize - 1)) === 0, 'CORRUPT', `block size ${blockSize} is not a power of two between 4 KiB and 1 MiB`, S, F.blockSize);
+  check(
+    blockSize >= MIN_BLOCK_SIZE && blockSize <= MAX_BLOCK_SIZE && (blockSize & (blockSize - 1)) === 0,
+    'CORRUPT',
+    `block size ${blockSize} is not a power of two between 4 KiB and 1 MiB`,
+    S,
+    F.blockSize,
+  );
   check(2 ** blockLog === blockSize, 'CORRUPT', `block_log ${blockLog} disagrees with block size ${blockSize}`, S, F.blockLog);
 
   const compressionId = u16(b, F.compressionId);
