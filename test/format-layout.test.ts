@@ -201,7 +201,7 @@ const INODES: InodeFields[] = [
 
 /** What the decoder returns minus what it derives (ref, kind, major/minor). */
 function stored(i: Inode): Record<string, unknown> {
-  const { ref, kind, ...rest } = i as Inode & { major?: number; minor?: number };
+  const { ref, kind: _kind, ...rest } = i as Inode & { major?: number; minor?: number };
   assert.equal(ref, REF);
   delete (rest as { major?: number }).major;
   delete (rest as { minor?: number }).minor;
