@@ -97,12 +97,17 @@ export class OpenCounter {
   readonly ready: Promise<void>;
 
   private constructor(readonly dir: string) {
-    this.child = spawn('inotifywait', ['-m', '-q', '-e', 'open', '--format', '%f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closes are watched too, only to keep two opens of one file apart: the kernel merges an event
+    // into an identical one still unread, so two opens in a row would otherwise count as one.
+    this.child = spawn('inotifywait', ['-m', '-q', '-e', 'open', '-e', 'close', '--format', '%e %f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => {
       this.buffered += d.toString();
       const lines = this.buffered.split('\n');
       this.buffered = lines.pop()!;
-      for (const name of lines) {
+      for (const line of lines) {
+        const sp = line.indexOf(' ');
+        if (sp < 0 || !line.slice(0, sp).split(',').includes('OPEN')) continue;
+        const name = line.slice(sp + 1);
         if (name.startsWith(this.prefix)) this.sentinelsSeen.add(name);
         else if (name !== '') this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
       }
