@@ -104,7 +104,3 @@ export const S_IFMT_BY_KIND: Record<FileKind, number> = {
   fifo: 0o010000,
   socket: 0o140000,
 };
-
-/** Xattr key type (low byte) and the flag for a value stored out of line. */
-export const XATTR_PREFIXES: Record<number, string> = { 0: 'user.', 1: 'trusted.', 2: 'security.' };
-export const XATTR_VALUE_OOL = 0x100;

@@ -15,7 +15,39 @@
 import { SquashfsError } from '../errors';
 import { ByteCursor, i16, u16, u32 } from './bytes';
 import { DIR_MAX_ENTRIES_PER_HEADER, KIND_BY_BASIC_TYPE, MAX_NAME_SIZE, METADATA_SIZE, type FileKind } from './constants';
-import { InodeRef, makeInodeRef } from './inode';
+import { InodeRef, inodeRef } from './inode';
+import { encodeFields, layout } from './layout';
+
+/** A run's header; count is stored minus one. */
+export const DIR_HEADER = layout('directory header', [
+  ['count', 'u32'],
+  ['start', 'u32'],
+  ['inodeNumber', 'u32'],
+] as const);
+/** An entry, followed by its name; inodeNumber is a signed delta from the header's, nameSize is stored minus one. */
+export const DIR_ENTRY = layout('directory entry', [
+  ['offset', 'u16'],
+  ['inodeNumber', 'i16'],
+  ['type', 'u16'],
+  ['nameSize', 'u16'],
+] as const);
+const DH = DIR_HEADER.at;
+const DE = DIR_ENTRY.at;
+
+/** Writes a run header for `count` entries (1..256) whose inodes are in inode-table block `start`. */
+export function encodeDirHeader(count: number, start: number, baseInodeNumber: number, b: Uint8Array, at: number): void {
+  encodeFields(DIR_HEADER, { count: count - 1, start, inodeNumber: baseInodeNumber }, b, at);
+}
+
+/**
+ * Writes one entry and its name at `b[at..]`; returns the bytes written. `inodeNumber` is the
+ * entry's own, `baseInodeNumber` its run header's (the delta must fit in 16 signed bits).
+ */
+export function encodeDirEntry(offset: number, inodeNumber: number, baseInodeNumber: number, type: number, name: Uint8Array, b: Uint8Array, at: number): number {
+  encodeFields(DIR_ENTRY, { offset, inodeNumber: inodeNumber - baseInodeNumber, type, nameSize: name.length - 1 }, b, at);
+  b.set(name, at + DIR_ENTRY.size);
+  return DIR_ENTRY.size + name.length;
+}
 
 export interface DirEntry {
   name: string;
@@ -63,36 +95,41 @@ export function parseListing(cur: ByteCursor, size: number, ctx: ListingContext,
   let prev = after;
   while (remaining > 0) {
     const at = cur.position();
-    if (remaining < 12) throw new SquashfsError('CORRUPT', `${remaining} trailing bytes in a directory listing, less than a header`, S, at);
-    const h = cur.bytes(12);
-    remaining -= 12;
-    const count = u32(h, 0) + 1;
+    if (remaining < DIR_HEADER.size) throw new SquashfsError('CORRUPT', `${remaining} trailing bytes in a directory listing, less than a header`, S, at);
+    const h = cur.bytes(DIR_HEADER.size);
+    remaining -= DIR_HEADER.size;
+    const count = u32(h, DH.count) + 1;
     if (count > DIR_MAX_ENTRIES_PER_HEADER) throw new SquashfsError('CORRUPT', `directory header count ${count} > 256`, S, at);
-    const start = u32(h, 4);
-    const base = u32(h, 8);
+    const start = u32(h, DH.start);
+    const base = u32(h, DH.inodeNumber);
     for (let i = 0; i < count; i++) {
       const eat = cur.position();
-      if (remaining < 8) throw new SquashfsError('CORRUPT', `directory listing ends inside an entry (${remaining} bytes left)`, S, eat);
-      const e = cur.bytes(8);
-      const offset = u16(e, 0);
-      const delta = i16(e, 2);
-      const type = u16(e, 4);
-      const nameSize = u16(e, 6) + 1;
-      remaining -= 8;
+      if (remaining < DIR_ENTRY.size) throw new SquashfsError('CORRUPT', `directory listing ends inside an entry (${remaining} bytes left)`, S, eat);
+      const e = cur.bytes(DIR_ENTRY.size);
+      const offset = u16(e, DE.offset);
+      const delta = i16(e, DE.inodeNumber);
+      const type = u16(e, DE.type);
+      const nameSize = u16(e, DE.nameSize) + 1;
+      remaining -= DIR_ENTRY.size;
       if (offset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `entry inode offset ${offset} ≥ 8192`, S, eat);
-      if (!(type >= 1 && type <= 7)) throw new SquashfsError('CORRUPT', `entry type ${type} (valid basic types: 1..7)`, S, eat + 4);
-      if (nameSize > MAX_NAME_SIZE) throw new SquashfsError('CORRUPT', `name size ${nameSize} > 256`, S, eat + 6);
-      if (remaining < nameSize) throw new SquashfsError('CORRUPT', `name of ${nameSize} bytes runs past the listing (${remaining} left)`, S, eat + 8);
+      if (!(type >= 1 && type <= 7)) throw new SquashfsError('CORRUPT', `entry type ${type} (valid basic types: 1..7)`, S, eat + DE.type);
+      if (nameSize > MAX_NAME_SIZE) throw new SquashfsError('CORRUPT', `name size ${nameSize} > 256`, S, eat + DE.nameSize);
+      if (remaining < nameSize) throw new SquashfsError('CORRUPT', `name of ${nameSize} bytes runs past the listing (${remaining} left)`, S, eat + DIR_ENTRY.size);
       const nameBytes = Uint8Array.from(cur.bytes(nameSize));
       remaining -= nameSize;
-      validateName(nameBytes, S, eat + 8);
+      validateName(nameBytes, S, eat + DIR_ENTRY.size);
       const inodeNumber = base + delta;
       if (!(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount))
-        throw new SquashfsError('CORRUPT', `entry "${utf8.decode(nameBytes)}" has inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, eat + 2);
+        throw new SquashfsError('CORRUPT', `entry "${utf8.decode(nameBytes)}" has inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, eat + DE.inodeNumber);
       if (prev) {
         const c = compareBytes(prev, nameBytes);
         if (c >= 0)
-          throw new SquashfsError('CORRUPT', c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`, S, eat + 8);
+          throw new SquashfsError(
+            'CORRUPT',
+            c === 0 ? `duplicate name "${utf8.decode(nameBytes)}"` : `names out of order: "${utf8.decode(prev)}" before "${utf8.decode(nameBytes)}"`,
+            S,
+            eat + DIR_ENTRY.size,
+          );
       }
       prev = nameBytes;
       const entry: DirEntry = {
@@ -100,7 +137,7 @@ export function parseListing(cur: ByteCursor, size: number, ctx: ListingContext,
         nameBytes,
         type,
         kind: KIND_BY_BASIC_TYPE[type]!,
-        inodeRef: makeInodeRef(start, offset),
+        inodeRef: inodeRef(start, offset),
         inodeNumber,
       };
       if (visit(entry) === false) return;

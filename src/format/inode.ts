@@ -18,22 +18,117 @@
  *  - a FUSE node id or handle is the FUSE layer's business and appears nowhere in the format code.
  */
 import { SquashfsError } from '../errors';
-import { ByteCursor, u16, u32, u64 } from './bytes';
+import { ByteCursor, u16, u32, u64, writeU32 } from './bytes';
 import { InodeType, KIND_BY_BASIC_TYPE, MAX_NAME_SIZE, MAX_SYMLINK_SIZE, METADATA_SIZE, NO_INDEX, type FileKind } from './constants';
+import { encodeFields, layout } from './layout';
 
 export type InodeRef = number & { readonly __brand: 'InodeRef' };
 
-export function makeInodeRef(blockPosition: number, offset: number): InodeRef {
+/**
+ * The one place a (metadata block position, offset) pair becomes a 48-bit reference and back. The
+ * same packing serves the root inode, directory entries (via their header's start), the export
+ * table and the xattr tables' references into their key/value blocks.
+ */
+export function inodeRef(blockPosition: number, offset: number): InodeRef {
   return (blockPosition * 0x10000 + offset) as InodeRef;
 }
+/** The (block position, offset) pair of a reference: inodeRef's inverse. */
+export function splitInodeRef(ref: number): { block: number; offset: number } {
+  return { block: Math.floor(ref / 0x10000), offset: ref % 0x10000 };
+}
 /** Position of the inode's metadata block, relative to the inode table start. */
-export function refBlock(ref: InodeRef): number {
+export function refBlock(ref: number): number {
   return Math.floor(ref / 0x10000);
 }
 /** Byte offset of the inode inside its decompressed metadata block. */
-export function refOffset(ref: InodeRef): number {
+export function refOffset(ref: number): number {
   return ref % 0x10000;
 }
+
+/*
+ * Layouts (format: "Inode Table"). The common header, then one body per inode type; body offsets
+ * count from the end of the header, because the decoder reads the two separately (an inode may
+ * straddle metadata blocks). Variable parts follow the fixed part: a directory's index entries, a
+ * file's block size words, a symlink's target (and, extended, the xattr index after it).
+ */
+export const INODE_HEADER = layout('inode header', [
+  ['type', 'u16'],
+  ['permissions', 'u16'],
+  ['uidIndex', 'u16'],
+  ['gidIndex', 'u16'],
+  ['mtime', 'u32'],
+  ['inodeNumber', 'u32'],
+] as const);
+/** file_size counts 3 bytes more than the listing (mksquashfs's "." and ".."). */
+export const DIR_INODE = layout('basic directory inode', [
+  ['dirBlock', 'u32'],
+  ['nlink', 'u32'],
+  ['fileSize', 'u16'],
+  ['dirOffset', 'u16'],
+  ['parentInode', 'u32'],
+] as const);
+export const LDIR_INODE = layout('extended directory inode', [
+  ['nlink', 'u32'],
+  ['fileSize', 'u32'],
+  ['dirBlock', 'u32'],
+  ['parentInode', 'u32'],
+  ['indexCount', 'u16'],
+  ['dirOffset', 'u16'],
+  ['xattrIndex', 'u32'],
+] as const);
+/** One directory index entry, followed by its name; nameSize is stored minus one. */
+export const DIR_INDEX_ENTRY = layout('directory index entry', [
+  ['index', 'u32'],
+  ['start', 'u32'],
+  ['nameSize', 'u32'],
+] as const);
+export const FILE_INODE = layout('basic file inode', [
+  ['blocksStart', 'u32'],
+  ['fragIndex', 'u32'],
+  ['fragOffset', 'u32'],
+  ['fileSize', 'u32'],
+] as const);
+export const LFILE_INODE = layout('extended file inode', [
+  ['blocksStart', 'u64'],
+  ['fileSize', 'u64'],
+  ['sparse', 'u64'],
+  ['nlink', 'u32'],
+  ['fragIndex', 'u32'],
+  ['fragOffset', 'u32'],
+  ['xattrIndex', 'u32'],
+] as const);
+/** Basic and extended alike; the extended form adds a u32 xattr index after the target. */
+export const SYMLINK_INODE = layout('symlink inode', [
+  ['nlink', 'u32'],
+  ['targetSize', 'u32'],
+] as const);
+export const DEV_INODE = layout('basic device inode', [
+  ['nlink', 'u32'],
+  ['rdev', 'u32'],
+] as const);
+export const LDEV_INODE = layout('extended device inode', [
+  ['nlink', 'u32'],
+  ['rdev', 'u32'],
+  ['xattrIndex', 'u32'],
+] as const);
+export const IPC_INODE = layout('basic ipc inode', [['nlink', 'u32']] as const);
+export const LIPC_INODE = layout('extended ipc inode', [
+  ['nlink', 'u32'],
+  ['xattrIndex', 'u32'],
+] as const);
+/** The 3 bytes a directory's file_size counts beyond its listing. */
+export const DIR_SIZE_BIAS = 3;
+
+const H = INODE_HEADER.at;
+const HS = INODE_HEADER.size;
+const D = DIR_INODE.at;
+const LD = LDIR_INODE.at;
+const DX = DIR_INDEX_ENTRY.at;
+const F = FILE_INODE.at;
+const LF = LFILE_INODE.at;
+const SL = SYMLINK_INODE.at;
+const DV = LDEV_INODE.at;
+const IP = LIPC_INODE.at;
 
 interface InodeCommon {
   ref: InodeRef;
@@ -135,23 +230,24 @@ export function encodeDevice(major: number, minor: number): number {
  */
 export function parseInode(cur: ByteCursor, ref: InodeRef, ctx: InodeContext): Inode {
   const at = cur.position();
-  const h = cur.bytes(16);
-  const type = u16(h, 0);
-  if (!(type >= 1 && type <= 14)) throw new SquashfsError('CORRUPT', `inode type ${type} (valid: 1..14)`, S, at);
-  const inodeNumber = u32(h, 12);
-  if (!(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount)) throw new SquashfsError('CORRUPT', `inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, at + 12);
-  const permissions = u16(h, 2) & 0o7777;
-  const uidIndex = u16(h, 4);
-  const gidIndex = u16(h, 6);
-  const mtime = u32(h, 8);
+  const h = cur.bytes(HS);
+  const type = u16(h, H.type);
+  if (!(type >= 1 && type <= 14)) throw new SquashfsError('CORRUPT', `inode type ${type} (valid: 1..14)`, S, at + H.type);
+  const inodeNumber = u32(h, H.inodeNumber);
+  if (!(inodeNumber >= 1 && inodeNumber <= ctx.inodeCount)) throw new SquashfsError('CORRUPT', `inode number ${inodeNumber} outside 1..${ctx.inodeCount}`, S, at + H.inodeNumber);
+  const permissions = u16(h, H.permissions) & 0o7777;
+  const uidIndex = u16(h, H.uidIndex);
+  const gidIndex = u16(h, H.gidIndex);
+  const mtime = u32(h, H.mtime);
+  const body = at + HS; // image/metadata position of the body, for error messages
 
   switch (type) {
     case InodeType.DIR: {
-      const b = cur.bytes(16);
-      const fileSize = u16(b, 8);
-      if (fileSize < 3) throw new SquashfsError('CORRUPT', `directory file_size ${fileSize} < 3`, S, at + 24);
-      const dirOffset = u16(b, 10);
-      if (dirOffset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, at + 26);
+      const b = cur.bytes(DIR_INODE.size);
+      const fileSize = u16(b, D.fileSize);
+      if (fileSize < DIR_SIZE_BIAS) throw new SquashfsError('CORRUPT', `directory file_size ${fileSize} < 3`, S, body + D.fileSize);
+      const dirOffset = u16(b, D.dirOffset);
+      if (dirOffset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, body + D.dirOffset);
       return {
         ref,
         type,
@@ -161,31 +257,32 @@ export function parseInode(cur: ByteCursor, ref: InodeRef, ctx: InodeContext): I
         gidIndex,
         mtime,
         inodeNumber,
-        nlink: u32(b, 4),
+        nlink: u32(b, D.nlink),
         xattrIndex: NO_INDEX,
-        dirBlock: u32(b, 0),
+        dirBlock: u32(b, D.dirBlock),
         dirOffset,
-        listingSize: fileSize - 3,
-        parentInode: u32(b, 12),
+        listingSize: fileSize - DIR_SIZE_BIAS,
+        parentInode: u32(b, D.parentInode),
         index: NO_DIR_INDEX,
       };
     }
     case InodeType.LDIR: {
-      const b = cur.bytes(24);
-      const fileSize = u32(b, 4);
-      if (fileSize < 3) throw new SquashfsError('CORRUPT', `directory file_size ${fileSize} < 3`, S, at + 20);
-      const indexCount = u16(b, 16);
-      const dirOffset = u16(b, 18);
-      if (dirOffset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, at + 34);
+      const b = cur.bytes(LDIR_INODE.size);
+      const fileSize = u32(b, LD.fileSize);
+      if (fileSize < DIR_SIZE_BIAS) throw new SquashfsError('CORRUPT', `directory file_size ${fileSize} < 3`, S, body + LD.fileSize);
+      const indexCount = u16(b, LD.indexCount);
+      const dirOffset = u16(b, LD.dirOffset);
+      if (dirOffset >= METADATA_SIZE) throw new SquashfsError('CORRUPT', `directory block offset ${dirOffset} ≥ 8192`, S, body + LD.dirOffset);
       // Each index entry is at least 13 bytes and describes at least one 8 KiB metadata block of
       // listing, so a count larger than the listing allows is corrupt (and must not drive a loop).
-      if (!(indexCount <= Math.ceil(fileSize / 12) + 1)) throw new SquashfsError('CORRUPT', `directory index count ${indexCount} too large for a ${fileSize}-byte listing`, S, at + 32);
+      if (!(indexCount <= Math.ceil(fileSize / 12) + 1)) throw new SquashfsError('CORRUPT', `directory index count ${indexCount} too large for a ${fileSize}-byte listing`, S, body + LD.indexCount);
       const index: DirIndexEntry[] = indexCount === 0 ? NO_DIR_INDEX : [];
       for (let i = 0; i < indexCount; i++) {
-        const e = cur.bytes(12);
-        const nameSize = u32(e, 8) + 1;
-        if (nameSize > MAX_NAME_SIZE) throw new SquashfsError('CORRUPT', `directory index name size ${nameSize} > 256`, S, cur.position() - 4);
-        index.push({ index: u32(e, 0), start: u32(e, 4), name: Uint8Array.from(cur.bytes(nameSize)) });
+        const eat = cur.position();
+        const e = cur.bytes(DIR_INDEX_ENTRY.size);
+        const nameSize = u32(e, DX.nameSize) + 1;
+        if (nameSize > MAX_NAME_SIZE) throw new SquashfsError('CORRUPT', `directory index name size ${nameSize} > 256`, S, eat + DX.nameSize);
+        index.push({ index: u32(e, DX.index), start: u32(e, DX.start), name: Uint8Array.from(cur.bytes(nameSize)) });
       }
       return {
         ref,
@@ -196,19 +293,19 @@ export function parseInode(cur: ByteCursor, ref: InodeRef, ctx: InodeContext): I
         gidIndex,
         mtime,
         inodeNumber,
-        nlink: u32(b, 0),
-        xattrIndex: u32(b, 20),
-        dirBlock: u32(b, 8),
+        nlink: u32(b, LD.nlink),
+        xattrIndex: u32(b, LD.xattrIndex),
+        dirBlock: u32(b, LD.dirBlock),
         dirOffset,
-        listingSize: fileSize - 3,
-        parentInode: u32(b, 12),
+        listingSize: fileSize - DIR_SIZE_BIAS,
+        parentInode: u32(b, LD.parentInode),
         index,
       };
     }
     case InodeType.FILE: {
-      const b = cur.bytes(16);
-      const fragIndex = u32(b, 4);
-      const fileSize = u32(b, 12);
+      const b = cur.bytes(FILE_INODE.size);
+      const fragIndex = u32(b, F.fragIndex);
+      const fileSize = u32(b, F.fileSize);
       return {
         ref,
         type,
@@ -220,19 +317,18 @@ export function parseInode(cur: ByteCursor, ref: InodeRef, ctx: InodeContext): I
         inodeNumber,
         nlink: 1,
         xattrIndex: NO_INDEX,
-        blocksStart: u32(b, 0),
+        blocksStart: u32(b, F.blocksStart),
         fileSize,
         sparse: 0,
         fragIndex,
-        fragOffset: u32(b, 8),
+        fragOffset: u32(b, F.fragOffset),
         blockSizes: readBlockList(cur, fileSize, fragIndex, ctx, at),
       };
     }
     case InodeType.LFILE: {
-      // u64 blocks_start | u64 file_size | u64 sparse | u32 nlink | u32 frag_index | u32 block_offset | u32 xattr
-      const b = cur.bytes(40);
-      const fileSize = u64(b, 8, 'file_size', S, at + 24);
-      const fragIndex = u32(b, 28);
+      const b = cur.bytes(LFILE_INODE.size);
+      const fileSize = u64(b, LF.fileSize, 'file_size', S, body + LF.fileSize);
+      const fragIndex = u32(b, LF.fragIndex);
       return {
         ref,
         type,
@@ -242,44 +338,121 @@ export function parseInode(cur: ByteCursor, ref: InodeRef, ctx: InodeContext): I
         gidIndex,
         mtime,
         inodeNumber,
-        nlink: u32(b, 24),
-        xattrIndex: u32(b, 36),
-        blocksStart: u64(b, 0, 'blocks_start', S, at + 16),
+        nlink: u32(b, LF.nlink),
+        xattrIndex: u32(b, LF.xattrIndex),
+        blocksStart: u64(b, LF.blocksStart, 'blocks_start', S, body + LF.blocksStart),
         fileSize,
-        sparse: u64(b, 16, 'sparse', S, at + 32),
+        sparse: u64(b, LF.sparse, 'sparse', S, body + LF.sparse),
         fragIndex,
-        fragOffset: u32(b, 32),
+        fragOffset: u32(b, LF.fragOffset),
         blockSizes: readBlockList(cur, fileSize, fragIndex, ctx, at),
       };
     }
     case InodeType.SYMLINK:
     case InodeType.LSYMLINK: {
-      const b = cur.bytes(8);
-      const size = u32(b, 4);
-      if (!(size >= 1 && size <= MAX_SYMLINK_SIZE)) throw new SquashfsError('CORRUPT', `symlink target size ${size} (valid: 1..${MAX_SYMLINK_SIZE})`, S, at + 20);
+      const b = cur.bytes(SYMLINK_INODE.size);
+      const size = u32(b, SL.targetSize);
+      if (!(size >= 1 && size <= MAX_SYMLINK_SIZE)) throw new SquashfsError('CORRUPT', `symlink target size ${size} (valid: 1..${MAX_SYMLINK_SIZE})`, S, body + SL.targetSize);
       const target = Uint8Array.from(cur.bytes(size));
       const xattrIndex = type === InodeType.LSYMLINK ? u32(cur.bytes(4), 0) : NO_INDEX;
-      return { ref, type, kind: 'symlink', permissions, uidIndex, gidIndex, mtime, inodeNumber, nlink: u32(b, 0), xattrIndex, target };
+      return { ref, type, kind: 'symlink', permissions, uidIndex, gidIndex, mtime, inodeNumber, nlink: u32(b, SL.nlink), xattrIndex, target };
     }
     case InodeType.BLKDEV:
     case InodeType.CHRDEV:
     case InodeType.LBLKDEV:
     case InodeType.LCHRDEV: {
+      // The extended form is the basic one plus a trailing xattr index (checked by the layout test).
       const ext = type > 7;
-      const b = cur.bytes(ext ? 12 : 8);
-      const rdev = u32(b, 4);
+      const b = cur.bytes(ext ? LDEV_INODE.size : DEV_INODE.size);
+      const rdev = u32(b, DV.rdev);
       const { major, minor } = decodeDevice(rdev);
       const kind = type === InodeType.BLKDEV || type === InodeType.LBLKDEV ? 'blockdev' : 'chardev';
-      return { ref, type, kind, permissions, uidIndex, gidIndex, mtime, inodeNumber, nlink: u32(b, 0), xattrIndex: ext ? u32(b, 8) : NO_INDEX, rdev, major, minor };
+      return { ref, type, kind, permissions, uidIndex, gidIndex, mtime, inodeNumber, nlink: u32(b, DV.nlink), xattrIndex: ext ? u32(b, DV.xattrIndex) : NO_INDEX, rdev, major, minor };
     }
     default: {
       // FIFO, SOCKET and their extended forms: a link count and, extended, an xattr index.
       const ext = type > 7;
-      const b = cur.bytes(ext ? 8 : 4);
+      const b = cur.bytes(ext ? LIPC_INODE.size : IPC_INODE.size);
       const kind = KIND_BY_BASIC_TYPE[ext ? type - 7 : type] as 'fifo' | 'socket';
-      return { ref, type, kind, permissions, uidIndex, gidIndex, mtime, inodeNumber, nlink: u32(b, 0), xattrIndex: ext ? u32(b, 4) : NO_INDEX };
+      return { ref, type, kind, permissions, uidIndex, gidIndex, mtime, inodeNumber, nlink: u32(b, IP.nlink), xattrIndex: ext ? u32(b, IP.xattrIndex) : NO_INDEX };
     }
   }
+}
+
+/** An inode as the encoder takes it: the decoded form without what the decoder derives. */
+export type InodeFields =
+  | Omit<DirInode, 'ref' | 'kind'>
+  | (Omit<FileInode, 'ref' | 'kind' | 'blockSizes'> & { blockSizes: ArrayLike<number> })
+  | Omit<SymlinkInode, 'ref' | 'kind'>
+  | Omit<DeviceInode, 'ref' | 'kind' | 'major' | 'minor'>
+  | Omit<IpcInode, 'ref' | 'kind'>;
+
+/**
+ * The bytes of one inode of type `i.type`: header, fixed body, variable part. Fields the type has
+ * no room for (an xattr index in a basic inode, a basic file's link count) are not written; which
+ * form to use is the caller's choice (the writer chooses as mksquashfs does, see
+ * src/writer/encode-inode.ts). The inverse of parseInode.
+ */
+export function encodeInode(i: InodeFields): Uint8Array {
+  let out: Uint8Array;
+  switch (i.type) {
+    case InodeType.DIR: {
+      const d = i as Omit<DirInode, 'ref' | 'kind'>;
+      out = new Uint8Array(HS + DIR_INODE.size);
+      encodeFields(DIR_INODE, { ...d, fileSize: d.listingSize + DIR_SIZE_BIAS }, out, HS);
+      break;
+    }
+    case InodeType.LDIR: {
+      const d = i as Omit<DirInode, 'ref' | 'kind'>;
+      const size = HS + LDIR_INODE.size + d.index.reduce((n, ix) => n + DIR_INDEX_ENTRY.size + ix.name.length, 0);
+      out = new Uint8Array(size);
+      encodeFields(LDIR_INODE, { ...d, fileSize: d.listingSize + DIR_SIZE_BIAS, indexCount: d.index.length }, out, HS);
+      let at = HS + LDIR_INODE.size;
+      for (const ix of d.index) {
+        encodeFields(DIR_INDEX_ENTRY, { index: ix.index, start: ix.start, nameSize: ix.name.length - 1 }, out, at);
+        out.set(ix.name, at + DIR_INDEX_ENTRY.size);
+        at += DIR_INDEX_ENTRY.size + ix.name.length;
+      }
+      break;
+    }
+    case InodeType.FILE:
+    case InodeType.LFILE: {
+      const f = i as Omit<FileInode, 'ref' | 'kind' | 'blockSizes'> & { blockSizes: ArrayLike<number> };
+      const l = i.type === InodeType.FILE ? FILE_INODE : LFILE_INODE;
+      const fixed = HS + l.size;
+      out = new Uint8Array(fixed + 4 * f.blockSizes.length);
+      encodeFields<string>(l, f as never, out, HS);
+      for (let k = 0; k < f.blockSizes.length; k++) writeU32(out, fixed + 4 * k, f.blockSizes[k]!);
+      break;
+    }
+    case InodeType.SYMLINK:
+    case InodeType.LSYMLINK: {
+      const s = i as Omit<SymlinkInode, 'ref' | 'kind'>;
+      const ext = i.type === InodeType.LSYMLINK;
+      const fixed = HS + SYMLINK_INODE.size;
+      out = new Uint8Array(fixed + s.target.length + (ext ? 4 : 0));
+      encodeFields(SYMLINK_INODE, { nlink: s.nlink, targetSize: s.target.length }, out, HS);
+      out.set(s.target, fixed);
+      if (ext) writeU32(out, fixed + s.target.length, s.xattrIndex);
+      break;
+    }
+    case InodeType.BLKDEV:
+    case InodeType.CHRDEV:
+    case InodeType.LBLKDEV:
+    case InodeType.LCHRDEV: {
+      const l = i.type > 7 ? LDEV_INODE : DEV_INODE;
+      out = new Uint8Array(HS + l.size);
+      encodeFields<string>(l, i as never, out, HS);
+      break;
+    }
+    default: {
+      const l = i.type > 7 ? LIPC_INODE : IPC_INODE;
+      out = new Uint8Array(HS + l.size);
+      encodeFields<string>(l, i as never, out, HS);
+    }
+  }
+  encodeFields(INODE_HEADER, { ...i, permissions: i.permissions & 0o7777 }, out, 0);
+  return out;
 }
 
 /** The index of every directory that has none (most): one shared empty array, never mutated. */

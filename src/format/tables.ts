@@ -12,6 +12,26 @@
  */
 import { check } from '../errors';
 import { u32, u64 } from './bytes';
+import { encodeFields, layout } from './layout';
+
+export const FRAGMENT_ENTRY = layout('fragment entry', [
+  ['start', 'u64'],
+  ['sizeWord', 'u32'],
+  ['unused', 'u32'],
+] as const);
+export const XATTR_ID_ENTRY = layout('xattr id entry', [
+  ['ref', 'u64'],
+  ['count', 'u32'],
+  ['size', 'u32'],
+] as const);
+export const XATTR_TABLE_HEADER = layout('xattr id table header', [
+  ['xattrTableStart', 'u64'],
+  ['xattrIds', 'u32'],
+  ['unused', 'u32'],
+] as const);
+const FE = FRAGMENT_ENTRY.at;
+const XE = XATTR_ID_ENTRY.at;
+const XH = XATTR_TABLE_HEADER.at;
 
 export interface FragmentEntry {
   /** Absolute position of the fragment block. */
@@ -21,18 +41,26 @@ export interface FragmentEntry {
 }
 
 export function parseFragmentEntry(b: Uint8Array, at: number, offset: number): FragmentEntry {
-  return { start: u64(b, at, 'fragment start', 'fragment table', offset), sizeWord: u32(b, at + 8) };
+  return { start: u64(b, at + FE.start, 'fragment start', 'fragment table', offset), sizeWord: u32(b, at + FE.sizeWord) };
+}
+
+export function encodeFragmentEntry(e: FragmentEntry, b: Uint8Array, at: number): void {
+  encodeFields(FRAGMENT_ENTRY, { ...e, unused: 0 }, b, at);
 }
 
 export interface XattrIdEntry {
-  /** Reference into the xattr key/value blocks: block position << 16 | offset. */
+  /** Reference into the xattr key/value blocks, packed as an inode reference (inodeRef). */
   ref: number;
   count: number;
   size: number;
 }
 
 export function parseXattrIdEntry(b: Uint8Array, at: number, offset: number): XattrIdEntry {
-  return { ref: u64(b, at, 'xattr ref', 'xattr id table', offset), count: u32(b, at + 8), size: u32(b, at + 12) };
+  return { ref: u64(b, at + XE.ref, 'xattr ref', 'xattr id table', offset), count: u32(b, at + XE.count), size: u32(b, at + XE.size) };
+}
+
+export function encodeXattrIdEntry(e: XattrIdEntry, b: Uint8Array, at: number): void {
+  encodeFields(XATTR_ID_ENTRY, e, b, at);
 }
 
 export interface XattrTableHeader {
@@ -41,8 +69,12 @@ export interface XattrTableHeader {
 }
 
 export function parseXattrTableHeader(b: Uint8Array, offset: number): XattrTableHeader {
-  check(b.length >= 16, 'CORRUPT', 'xattr id table header truncated', 'xattr id table', offset);
-  return { xattrTableStart: u64(b, 0, 'xattr_table_start', 'xattr id table', offset), xattrIds: u32(b, 8) };
+  check(b.length >= XATTR_TABLE_HEADER.size, 'CORRUPT', 'xattr id table header truncated', 'xattr id table', offset);
+  return { xattrTableStart: u64(b, XH.xattrTableStart, 'xattr_table_start', 'xattr id table', offset), xattrIds: u32(b, XH.xattrIds) };
+}
+
+export function encodeXattrTableHeader(h: XattrTableHeader, b: Uint8Array, at: number): void {
+  encodeFields(XATTR_TABLE_HEADER, { ...h, unused: 0 }, b, at);
 }
 
 /** Number of metadata blocks needed for `count` entries of `perBlock` each. */

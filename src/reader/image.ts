@@ -13,10 +13,10 @@ import { u32 } from '../format/bytes';
 import { parseCompressorOptions, type CompressorOptions } from '../format/compressor-options';
 import { EXPORT_ENTRY_SIZE, FRAGMENT_ENTRY_SIZE, ID_ENTRY_SIZE, NO_INDEX, S_IFMT_BY_KIND, SUPERBLOCK_SIZE, XATTR_ID_ENTRY_SIZE, Flag, type FileKind } from '../format/constants';
 import { compareBytes, parseListing, type DirEntry } from '../format/directory';
-import { parseInode, refBlock, refOffset, makeInodeRef, type DirInode, type FileInode, type Inode, type InodeRef, type SymlinkInode } from '../format/inode';
+import { parseInode, refBlock, refOffset, inodeRef, type DirInode, type FileInode, type Inode, type InodeRef, type SymlinkInode } from '../format/inode';
 import { u64 } from '../format/bytes';
 import { parseSuperblock, type Superblock } from '../format/superblock';
-import { parseXattrTableHeader } from '../format/tables';
+import { XATTR_TABLE_HEADER, parseXattrTableHeader } from '../format/tables';
 import { BufferSource, FileSource, OffsetSource, type ByteSource } from '../io/source';
 import { LruCache } from '../io/lru';
 import { DataReader } from './data';
@@ -120,11 +120,11 @@ export class Image {
     let xattrIds: LookupTable | undefined;
     if (sb.xattrIdTableStart !== undefined) {
       if (sb.xattrIdTableStart + 16 > sb.bytesUsed) throw new SquashfsError('OUT_OF_BOUNDS', 'xattr id table header past bytes_used', 'xattr id table', sb.xattrIdTableStart);
-      const hdr = parseXattrTableHeader(source.readAt(sb.xattrIdTableStart, 16), sb.xattrIdTableStart);
+      const hdr = parseXattrTableHeader(source.readAt(sb.xattrIdTableStart, XATTR_TABLE_HEADER.size), sb.xattrIdTableStart);
       if (!(hdr.xattrTableStart >= SUPERBLOCK_SIZE && hdr.xattrTableStart < sb.xattrIdTableStart))
         throw new SquashfsError('OUT_OF_BOUNDS', `xattr_table_start ${hdr.xattrTableStart} is not before the xattr id table`, 'xattr id table', sb.xattrIdTableStart);
       xattrKvStart = hdr.xattrTableStart;
-      xattrIds = new LookupTable(source, this.meta, 'xattr id table', sb.xattrIdTableStart + 16, hdr.xattrIds, XATTR_ID_ENTRY_SIZE, sb.bytesUsed);
+      xattrIds = new LookupTable(source, this.meta, 'xattr id table', sb.xattrIdTableStart + XATTR_TABLE_HEADER.size, hdr.xattrIds, XATTR_ID_ENTRY_SIZE, sb.bytesUsed);
     }
 
     // Every known table start; each table ends where the next one (in image order) begins.
@@ -393,5 +393,5 @@ function binarySearch(entries: DirEntry[], want: Uint8Array): DirEntry | undefin
   return undefined;
 }
 
-export { makeInodeRef };
+export { inodeRef };
 export type { Inode, DirInode, FileInode, DirEntry, Xattr, InodeRef };

@@ -12,8 +12,10 @@
  */
 import { SquashfsError } from '../errors';
 import { u16, u32, u64 } from '../format/bytes';
-import { NO_INDEX, XATTR_PREFIXES, XATTR_VALUE_OOL } from '../format/constants';
+import { NO_INDEX } from '../format/constants';
+import { splitInodeRef } from '../format/inode';
 import { parseXattrIdEntry, type XattrIdEntry } from '../format/tables';
+import { XATTR_KEY, XATTR_OOL_VALUE, XATTR_TYPE_MASK, XATTR_VALUE, XATTR_VALUE_OOL, xattrPrefix } from '../format/xattr';
 import type { LookupTable } from './lookup-table';
 import type { MetadataReader, Region } from './metadata';
 
@@ -52,8 +54,7 @@ export class XattrReader {
   }
 
   private cursorAt(ref: number) {
-    const block = Math.floor(ref / 0x10000);
-    const offset = ref % 0x10000;
+    const { block, offset } = splitInodeRef(ref);
     return this.meta.cursor(this.region.lo + block, offset, this.region);
   }
 
@@ -66,20 +67,20 @@ export class XattrReader {
     let total = 0;
     for (let i = 0; i < id.count; i++) {
       const at = cur.position();
-      const k = cur.bytes(4);
-      const type = u16(k, 0);
-      const nameSize = u16(k, 2);
-      const prefix = XATTR_PREFIXES[type & 0xff];
-      if (prefix === undefined || (type & ~0x1ff) !== 0) throw new SquashfsError('CORRUPT', `xattr key type 0x${type.toString(16)}`, S, at);
+      const k = cur.bytes(XATTR_KEY.size);
+      const type = u16(k, XATTR_KEY.at.type);
+      const nameSize = u16(k, XATTR_KEY.at.nameSize);
+      const prefix = xattrPrefix(type);
+      if (prefix === undefined || (type & ~XATTR_TYPE_MASK) !== 0) throw new SquashfsError('CORRUPT', `xattr key type 0x${type.toString(16)}`, S, at);
       if (nameSize + prefix.length > NAME_MAX) throw new SquashfsError('CORRUPT', `xattr name of ${nameSize} bytes`, S, at);
       const name = prefix + utf8.decode(cur.bytes(nameSize));
-      const valueSize = u32(cur.bytes(4), 0);
+      const valueSize = u32(cur.bytes(XATTR_VALUE.size), XATTR_VALUE.at.valueSize);
       let value: Uint8Array;
       if (type & XATTR_VALUE_OOL) {
-        if (valueSize !== 8) throw new SquashfsError('CORRUPT', `out-of-line xattr "${name}" has a ${valueSize}-byte reference (expected 8)`, S, at);
-        const ref = u64(cur.bytes(8), 0, 'xattr value reference', S, at);
+        if (valueSize !== XATTR_OOL_VALUE.size) throw new SquashfsError('CORRUPT', `out-of-line xattr "${name}" has a ${valueSize}-byte reference (expected 8)`, S, at);
+        const ref = u64(cur.bytes(XATTR_OOL_VALUE.size), XATTR_OOL_VALUE.at.ref, 'xattr value reference', S, at);
         const vc = this.cursorAt(ref);
-        const realSize = u32(vc.bytes(4), 0);
+        const realSize = u32(vc.bytes(XATTR_VALUE.size), XATTR_VALUE.at.valueSize);
         if (realSize > VALUE_MAX) throw new SquashfsError('CORRUPT', `xattr "${name}" value of ${realSize} bytes (max ${VALUE_MAX})`, S, at);
         value = Uint8Array.from(vc.bytes(realSize));
       } else {

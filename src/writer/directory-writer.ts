@@ -11,9 +11,8 @@
  *     so a lookup in a large directory can skip to the right 8 KiB of listing.
  * The index entries' block positions are filled in once the listing is in the directory table.
  */
-import { writeU16, writeU32 } from '../format/bytes';
 import { DIR_MAX_ENTRIES_PER_HEADER, METADATA_SIZE } from '../format/constants';
-import { compareBytes } from '../format/directory';
+import { DIR_ENTRY, DIR_HEADER, compareBytes, encodeDirEntry, encodeDirHeader } from '../format/directory';
 import type { DirIndexOut } from './encode-inode';
 import type { MetadataWriter } from './metadata-writer';
 
@@ -39,7 +38,7 @@ export function sortEntries<T extends { name: Uint8Array }>(entries: T[]): T[] {
 
 /** Encodes a listing of entries that are already sorted by name. */
 export function buildListing(entries: ListingEntry[]): Listing {
-  const size = entries.reduce((n, e) => n + 8 + e.name.length, 0) + 12 * entries.length;
+  const size = entries.reduce((n, e) => n + DIR_ENTRY.size + e.name.length, 0) + DIR_HEADER.size * entries.length;
   const buf = new Uint8Array(size);
   const index: Listing['index'] = [];
   let p = 0;
@@ -49,15 +48,11 @@ export function buildListing(entries: ListingEntry[]): Listing {
   let base = 0;
   let indexPoint = 0;
   const closeHeader = () => {
-    if (countAt >= 0) {
-      writeU32(buf, countAt, count - 1);
-      writeU32(buf, countAt + 4, start);
-      writeU32(buf, countAt + 8, base);
-    }
+    if (countAt >= 0) encodeDirHeader(count, start, base, buf, countAt);
   };
   for (const e of entries) {
     const delta = e.inodeNumber - base;
-    const overflows = countAt >= 0 && p + 8 + e.name.length - indexPoint > METADATA_SIZE;
+    const overflows = countAt >= 0 && p + DIR_ENTRY.size + e.name.length - indexPoint > METADATA_SIZE;
     if (count === DIR_MAX_ENTRIES_PER_HEADER || e.inodeBlock !== start || delta > 32767 || delta < -32768 || overflows) {
       if (countAt >= 0 && overflows) {
         index.push({ index: p, name: e.name });
@@ -68,14 +63,9 @@ export function buildListing(entries: ListingEntry[]): Listing {
       start = e.inodeBlock;
       base = e.inodeNumber;
       count = 0;
-      p += 12;
+      p += DIR_HEADER.size;
     }
-    writeU16(buf, p, e.inodeOffset);
-    writeU16(buf, p + 2, (e.inodeNumber - base) & 0xffff);
-    writeU16(buf, p + 4, e.basicType);
-    writeU16(buf, p + 6, e.name.length - 1);
-    buf.set(e.name, p + 8);
-    p += 8 + e.name.length;
+    p += encodeDirEntry(e.inodeOffset, e.inodeNumber, base, e.basicType, e.name, buf, p);
     count++;
   }
   closeHeader();

@@ -1,53 +1,13 @@
 /**
- * The superblock encoder, the mirror of src/format/superblock.ts (field offsets documented there).
- * Absent optional tables are written as 0xFFFF_FFFF_FFFF_FFFF.
+ * The superblock and the compressor options block, as the writer produces them. The superblock's
+ * layout and encoder live with its decoder in src/format/superblock.ts; they are re-exported here
+ * for the writer's call sites.
  */
-import { writeU16, writeU32, writeU64, U64_ABSENT } from '../format/bytes';
-import { SQUASHFS_MAGIC, SUPERBLOCK_SIZE } from '../format/constants';
+import { writeU16, writeU32 } from '../format/bytes';
 import type { CompressOptions } from '../codec';
 import { XZ_BCJ_FILTERS } from '../codec/bcj-encode';
 
-export interface SuperblockFields {
-  inodeCount: number;
-  modificationTime: number;
-  blockSize: number;
-  fragmentCount: number;
-  compressionId: number;
-  flags: number;
-  idCount: number;
-  rootInodeRef: number;
-  bytesUsed: number;
-  idTableStart: number;
-  xattrIdTableStart: number | undefined;
-  inodeTableStart: number;
-  directoryTableStart: number;
-  fragmentTableStart: number | undefined;
-  exportTableStart: number | undefined;
-}
-
-export function encodeSuperblock(s: SuperblockFields): Uint8Array {
-  const b = new Uint8Array(SUPERBLOCK_SIZE);
-  writeU32(b, 0, SQUASHFS_MAGIC);
-  writeU32(b, 4, s.inodeCount);
-  writeU32(b, 8, s.modificationTime);
-  writeU32(b, 12, s.blockSize);
-  writeU32(b, 16, s.fragmentCount);
-  writeU16(b, 20, s.compressionId);
-  writeU16(b, 22, Math.log2(s.blockSize));
-  writeU16(b, 24, s.flags);
-  writeU16(b, 26, s.idCount);
-  writeU16(b, 28, 4);
-  writeU16(b, 30, 0);
-  writeU64(b, 32, s.rootInodeRef);
-  writeU64(b, 40, s.bytesUsed);
-  writeU64(b, 48, s.idTableStart);
-  writeU64(b, 56, s.xattrIdTableStart ?? U64_ABSENT);
-  writeU64(b, 64, s.inodeTableStart);
-  writeU64(b, 72, s.directoryTableStart);
-  writeU64(b, 80, s.fragmentTableStart ?? U64_ABSENT);
-  writeU64(b, 88, s.exportTableStart ?? U64_ABSENT);
-  return b;
-}
+export { encodeSuperblock, type SuperblockFields } from '../format/superblock';
 
 /**
  * The compressor options block (format: "Compression Options"): an uncompressed metadata block.

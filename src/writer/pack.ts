@@ -24,6 +24,7 @@ import { SquashfsError } from '../errors';
 import { codecByName, type CompressOptions } from '../codec';
 import { Compressor, Flag, InodeType, MAX_BLOCK_SIZE, MAX_NAME_SIZE, MAX_SYMLINK_SIZE, MIN_BLOCK_SIZE, NO_INDEX, SUPERBLOCK_SIZE } from '../format/constants';
 import { compareBytes } from '../format/directory';
+import { inodeRef } from '../format/inode';
 import { CompressPool } from './compress-pool';
 import { DataWriter, type FileData } from './data-writer';
 import { buildListing, sortEntries, writeListing, type ListingEntry } from './directory-writer';
@@ -336,7 +337,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       }
       const at = inodes.position();
       ni.ref = at;
-      exportRefs[ni.number - 1] = at.block * 0x10000 + at.offset;
+      exportRefs[ni.number - 1] = inodeRef(at.block, at.offset);
       inodes.append(bytes);
     };
     for (const n of post) writeInode(n);
@@ -390,7 +391,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       compressionId,
       flags,
       idCount: ids.values.length,
-      rootInodeRef: rootRef.block * 0x10000 + rootRef.offset,
+      rootInodeRef: inodeRef(rootRef.block, rootRef.offset),
       bytesUsed,
       idTableStart: idTable.pointer,
       xattrIdTableStart,

@@ -7,8 +7,10 @@
  * xattr id metadata blocks, then a 16-byte header (xattr_table_start, id count) and the pointers;
  * the superblock points at that header.
  */
-import { writeU16, writeU32, writeU64 } from '../format/bytes';
-import { XATTR_VALUE_OOL } from '../format/constants';
+import { writeU32, writeU64 } from '../format/bytes';
+import { inodeRef } from '../format/inode';
+import { FRAGMENT_ENTRY, XATTR_ID_ENTRY, XATTR_TABLE_HEADER, encodeFragmentEntry, encodeXattrIdEntry, encodeXattrTableHeader } from '../format/tables';
+import { encodeXattrKey, encodeXattrOolValue, encodeXattrValue, splitXattrName } from '../format/xattr';
 import { SquashfsError } from '../errors';
 import { MetadataWriter, type BlockCompressor } from './metadata-writer';
 import type { Xattr } from './tree';
@@ -31,11 +33,8 @@ export function lookupTable(entries: Uint8Array, at: number, compress: BlockComp
 }
 
 export function encodeFragmentEntries(frags: Array<{ start: number; sizeWord: number }>): Uint8Array {
-  const b = new Uint8Array(16 * frags.length);
-  frags.forEach((f, i) => {
-    writeU64(b, 16 * i, f.start);
-    writeU32(b, 16 * i + 8, f.sizeWord);
-  });
+  const b = new Uint8Array(FRAGMENT_ENTRY.size * frags.length);
+  frags.forEach((f, i) => encodeFragmentEntry(f, b, FRAGMENT_ENTRY.size * i));
   return b;
 }
 
@@ -66,12 +65,6 @@ export class IdTable {
     return i;
   }
 }
-
-const PREFIXES: Array<[string, number]> = [
-  ['user.', 0],
-  ['trusted.', 1],
-  ['security.', 2],
-];
 
 /**
  * Xattr sets, deduplicated: identical sets (same names and values) share one xattr id, as
@@ -122,42 +115,25 @@ export class XattrTableWriter {
       const vkey = valueKey(x.value);
       if (!this.shared.has(vkey) || this.valueRefs.has(vkey)) continue;
       const at = this.kv.position();
-      const v = new Uint8Array(4 + x.value.length);
-      writeU32(v, 0, x.value.length);
-      v.set(x.value, 4);
-      this.kv.append(v);
-      this.valueRefs.set(vkey, at.block * 0x10000 + at.offset);
+      this.kv.append(encodeXattrValue(x.value));
+      this.valueRefs.set(vkey, inodeRef(at.block, at.offset));
     }
     const pos = this.kv.position();
     let size = 0;
     for (const x of sorted) {
-      const p = PREFIXES.find(([pre]) => x.name.startsWith(pre));
+      const p = splitXattrName(x.name);
       if (!p) throw new SquashfsError('UNSUPPORTED', `xattr ${x.name}: SquashFS stores only user.*, trusted.* and security.*`, 'xattr table');
-      const name = Buffer.from(x.name.slice(p[0].length), 'utf8');
+      const name = Buffer.from(p.suffix, 'utf8');
       if (name.length === 0 || x.name.length > 255) throw new SquashfsError('UNSUPPORTED', `xattr name ${JSON.stringify(x.name)} is empty or longer than 255 bytes`, 'xattr table');
       if (x.value.length > 65536) throw new SquashfsError('UNSUPPORTED', `xattr ${x.name} value of ${x.value.length} bytes (max 65536)`, 'xattr table');
       const ool = this.valueRefs.get(valueKey(x.value));
-      const k = new Uint8Array(4 + name.length);
-      writeU16(k, 0, p[1] | (ool !== undefined ? XATTR_VALUE_OOL : 0));
-      writeU16(k, 2, name.length);
-      k.set(name, 4);
-      this.kv.append(k);
-      if (ool !== undefined) {
-        const v = new Uint8Array(12);
-        writeU32(v, 0, 8);
-        writeU64(v, 4, ool);
-        this.kv.append(v);
-      } else {
-        const v = new Uint8Array(4 + x.value.length);
-        writeU32(v, 0, x.value.length);
-        v.set(x.value, 4);
-        this.kv.append(v);
-      }
+      this.kv.append(encodeXattrKey(p.id, ool !== undefined, name));
+      this.kv.append(ool !== undefined ? encodeXattrOolValue(ool) : encodeXattrValue(x.value));
       // The size mksquashfs records: full name, NUL and value length, summed over the set.
       size += Buffer.byteLength(x.name) + 1 + x.value.length;
     }
     const id = this.ids.length;
-    this.ids.push({ ref: pos.block * 0x10000 + pos.offset, count: sorted.length, size });
+    this.ids.push({ ref: inodeRef(pos.block, pos.offset), count: sorted.length, size });
     this.setIndex.set(key, id);
     return id;
   }
@@ -165,20 +141,15 @@ export class XattrTableWriter {
   /** The whole xattr table placed at `at`; the pointer is the id table header's position. */
   finish(at: number): PlacedTable {
     const kv = this.kv.finish().bytes;
-    const entries = new Uint8Array(16 * this.ids.length);
-    this.ids.forEach((e, i) => {
-      writeU64(entries, 16 * i, e.ref);
-      writeU32(entries, 16 * i + 8, e.count);
-      writeU32(entries, 16 * i + 12, e.size);
-    });
+    const entries = new Uint8Array(XATTR_ID_ENTRY.size * this.ids.length);
+    this.ids.forEach((e, i) => encodeXattrIdEntry(e, entries, XATTR_ID_ENTRY.size * i));
     const idBlocks = new MetadataWriter(this.compress);
     idBlocks.append(entries);
     const { bytes: idBytes, blockStarts } = idBlocks.finish();
     const idStart = at + kv.length;
-    const hdr = new Uint8Array(16 + 8 * blockStarts.length);
-    writeU64(hdr, 0, at);
-    writeU32(hdr, 8, this.ids.length);
-    blockStarts.forEach((s, i) => writeU64(hdr, 16 + 8 * i, idStart + s));
+    const hdr = new Uint8Array(XATTR_TABLE_HEADER.size + 8 * blockStarts.length);
+    encodeXattrTableHeader({ xattrTableStart: at, xattrIds: this.ids.length }, hdr, 0);
+    blockStarts.forEach((s, i) => writeU64(hdr, XATTR_TABLE_HEADER.size + 8 * i, idStart + s));
     return { bytes: Buffer.concat([kv, idBytes, hdr]), pointer: idStart + idBytes.length };
   }
 }

@@ -14,7 +14,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Image } from '../../src/reader/image';
 import type { DirInode, Inode } from '../../src/format/inode';
-import { refBlock, refOffset } from '../../src/format/inode';
+import { INODE_HEADER, refBlock, refOffset } from '../../src/format/inode';
+import { DIR_ENTRY, DIR_HEADER } from '../../src/format/directory';
+import type { Layout as FormatLayout } from '../../src/format/layout';
+import { SUPERBLOCK } from '../../src/format/superblock';
+import { u16, u32 } from '../../src/format/bytes';
 
 export const UNCOMPRESSED = ['-noI', '-noD', '-noF', '-noX'];
 
@@ -46,53 +50,26 @@ export function mksquashfs(src: string, out: string, args: string[] = []): Buffe
   return fs.readFileSync(out);
 }
 
-export function u16(b: Uint8Array, at: number): number {
-  return b[at]! | (b[at + 1]! << 8);
-}
-export function u32(b: Uint8Array, at: number): number {
-  return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16)) + b[at + 3]! * 0x1000000;
-}
-export function w16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 0xff;
-  b[at + 1] = (v >>> 8) & 0xff;
-}
-export function w32(b: Uint8Array, at: number, v: number): void {
-  w16(b, at, v & 0xffff);
-  w16(b, at + 2, Math.floor(v / 0x10000) & 0xffff);
-}
-export function w64(b: Uint8Array, at: number, v: bigint): void {
-  w32(b, at, Number(v & 0xffffffffn));
-  w32(b, at + 4, Number((v >> 32n) & 0xffffffffn));
-}
-export function r64(b: Uint8Array, at: number): bigint {
-  return BigInt(u32(b, at)) + (BigInt(u32(b, at + 4)) << 32n);
-}
+// Field access and offsets come from the format modules (one layout per structure, shared with
+// the reader and the writer), so a patched field is the field the decoder reads.
+export { u16, u32, writeU16 as w16, writeU32 as w32, writeU64 as w64, u64big as r64 } from '../../src/format/bytes';
 
-/** Superblock field offsets (format: "Superblock"). */
-export const SB = {
-  inodeCount: 4,
-  mtime: 8,
-  blockSize: 12,
-  fragmentCount: 16,
-  compression: 20,
-  blockLog: 22,
-  flags: 24,
-  idCount: 26,
-  rootInode: 32,
-  bytesUsed: 40,
-  idTable: 48,
-  xattrIdTable: 56,
-  inodeTable: 64,
-  directoryTable: 72,
-  fragmentTable: 80,
-  exportTable: 88,
-} as const;
+/** Superblock field offsets (format: "Superblock"), from its layout. */
+export const SB = SUPERBLOCK.at;
+
+/** Offsets from an inode's first byte of the fields of one inode type: the header, then the body's. */
+export function inodeFields<K extends string>(body: FormatLayout<K>): { readonly [k in K | keyof typeof INODE_HEADER.at]: number } & { readonly end: number } {
+  const out: Record<string, number> = { ...INODE_HEADER.at };
+  for (const f of body.fields) out[f.name] = INODE_HEADER.size + f.at;
+  out.end = INODE_HEADER.size + body.size;
+  return out as never;
+}
 
 export interface EntryAt {
   name: Buffer;
   /** Image offset of the run's 12-byte header. */
   header: number;
-  /** Image offset of the 8-byte entry (offset, inode delta, type, name_size-1), then the name. */
+  /** Image offset of the entry (DIR_ENTRY: offset, inode delta, type, name_size-1), then the name. */
   entry: number;
   name_at: number;
 }
@@ -134,12 +111,12 @@ export class Layout {
     const out: EntryAt[] = [];
     while (at < end) {
       const header = at;
-      const count = u32(this.buf, at) + 1;
-      at += 12;
+      const count = u32(this.buf, at + DIR_HEADER.at.count) + 1;
+      at += DIR_HEADER.size;
       for (let i = 0; i < count; i++) {
-        const size = u16(this.buf, at + 6) + 1;
-        out.push({ name: this.buf.subarray(at + 8, at + 8 + size), header, entry: at, name_at: at + 8 });
-        at += 8 + size;
+        const size = u16(this.buf, at + DIR_ENTRY.at.nameSize) + 1;
+        out.push({ name: this.buf.subarray(at + DIR_ENTRY.size, at + DIR_ENTRY.size + size), header, entry: at, name_at: at + DIR_ENTRY.size });
+        at += DIR_ENTRY.size + size;
       }
     }
     return out;
