@@ -11,8 +11,8 @@ import { ImageFs } from '../src/vfs/image-fs';
 import { Session } from '../src/fuse/kernel/session';
 import * as P from '../src/fuse/kernel/protocol';
 
-const image = process.argv[2];
-if (!image) throw new Error('usage: session-walk IMAGE [--walks N]');
+const image = process.argv[2] ?? '';
+if (image === '') throw new Error('usage: session-walk IMAGE [--walks N]');
 const wi = process.argv.indexOf('--walks');
 const walks = wi > 0 ? Number(process.argv[wi + 1]) : 5;
 

@@ -471,7 +471,7 @@ function dictSizeByte(n: number): number {
 
 /** The LZMA2 dictionary size byte for a size of 2^n or 2^n + 2^(n-1) (xz-settings.ts checks that). */
 function exactDictSizeByte(size: number): number {
-  for (let b = 0; b < 40; b++) if (((2 | (b & 1)) * 2 ** ((b >>> 1) + 11)) === size) return b;
+  for (let b = 0; b < 40; b++) if ((2 | (b & 1)) * 2 ** ((b >>> 1) + 11) === size) return b;
   throw new Error(`dictionary size ${size} cannot be stored in an xz block header`);
 }
 

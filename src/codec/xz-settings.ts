@@ -14,8 +14,7 @@ import { xzCompressLiblzma } from './xz-liblzma';
 /** The smallest xz stream for input under these options; null when none is smaller than input. */
 export function xzCompressBest(input: Uint8Array, options: CompressOptions | undefined, native: boolean): Uint8Array | null {
   const dictSize = options?.xzDictSize;
-  const once = (bcj?: (typeof XZ_BCJ_FILTERS)[number]) =>
-    native ? xzCompressLiblzma(input, dictSize ?? options?.blockSize ?? input.length, bcj?.name) : xzCompress(input, { dictSize, bcj });
+  const once = (bcj?: (typeof XZ_BCJ_FILTERS)[number]) => (native ? xzCompressLiblzma(input, dictSize ?? options?.blockSize ?? input.length, bcj?.name) : xzCompress(input, { dictSize, bcj }));
   let best = once();
   for (const name of options?.xzFilters ?? []) {
     const filter = XZ_BCJ_FILTERS.find((f) => f.name === name);

@@ -32,7 +32,11 @@ export function encodeCompressorOptions(compression: string, level?: number, cod
     const b = new Uint8Array(10);
     writeU16(b, 0, 8 | 0x8000);
     writeU32(b, 2, codec.xzDictSize ?? codec.blockSize);
-    writeU32(b, 6, XZ_BCJ_FILTERS.reduce((bits, f, i) => (codec.xzFilters?.includes(f.name) ? bits | (1 << i) : bits), 0));
+    writeU32(
+      b,
+      6,
+      XZ_BCJ_FILTERS.reduce((bits, f, i) => (codec.xzFilters?.includes(f.name) ? bits | (1 << i) : bits), 0),
+    );
     return b;
   }
   if (compression === 'lzo') {

@@ -82,7 +82,7 @@ export function applyMutations(seed: Uint8Array, muts: Mutation[]): Buffer {
   for (const m of muts) {
     switch (m.kind) {
       case 'flip':
-        if (m.at < b.length) b[m.at] ^= 1 << m.bit;
+        if (m.at < b.length) b[m.at]! ^= 1 << m.bit;
         break;
       case 'byte':
         if (m.at < b.length) b[m.at] = m.value;

@@ -82,7 +82,11 @@ export function register(program: Command): void {
     .argument('<image>', 'image file to write (replaced if it exists)')
     .addOption(new Option('--comp <name>', "compressor; 'none' stores everything uncompressed (distri's package format)").choices(COMPRESSIONS).default('gzip'))
     .option('--level <n>', 'compression level: gzip 1..9 (default 9), zstd 1..22 (default 15); the others take none', parseLevel)
-    .option('--xz-bcj <filters>', 'xz: also compress every block through these BCJ filters (x86, powerpc, ia64, arm, armthumb, sparc; comma-separated) and keep the smallest (also -Xbcj)', parseXzFilters)
+    .option(
+      '--xz-bcj <filters>',
+      'xz: also compress every block through these BCJ filters (x86, powerpc, ia64, arm, armthumb, sparc; comma-separated) and keep the smallest (also -Xbcj)',
+      parseXzFilters,
+    )
     .option('--xz-dict-size <size>', 'xz: dictionary size, bytes, K, M or a percentage of the block size; 2^n or 2^n+2^(n-1), at most the block size (also -Xdict-size)')
     .option('--lz4-hc', 'lz4: high compression, a slower and deeper match search (also -Xhc)')
     .option('-b, --block-size <n>', 'data block size, a power of two from 4K to 1M', parseBlockSize, 131072)
