@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kernelAvailable, kernelSupportsCompressor, repoRoot, requireTools, unsquashfsAvailable, withKernelMount, withUnsquashfs } from './oracle';
 import { xzCompress } from '../src/codec/xz-encoder';
-import { XZ_BCJ_FILTERS } from '../src/codec/bcj-encode';
+import { XZ_BCJ_FILTERS } from '../src/codec/bcj';
 import { xzDecompress } from '../src/codec/xz';
 import { lz4Codec, lz4CompressBlock, lz4DecompressBlock } from '../src/codec/lz4';
 

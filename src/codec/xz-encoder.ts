@@ -2,7 +2,7 @@
  * xz (id 4) compressor: one block becomes one xz stream (stream header, one xz block with a single
  * LZMA2 filter and a CRC32 check, index, footer), as mksquashfs writes it with its default options
  * (no BCJ filter, dictionary = the block size, lc 3 lp 0 pb 2); with -Xdict-size a smaller dictionary
- * and with -Xbcj one BCJ filter before LZMA2 (bcj-encode.ts; xz-settings.ts picks among them).
+ * and with -Xbcj one BCJ filter before LZMA2 (bcj.ts; xz-settings.ts picks among them).
  *
  * No well-kept npm package encodes xz synchronously without a native addon (the pure-JS ones only decode;
  * @napi-rs/lzma is native and its current line needs Node >= 22), so this is our own encoder, written from

@@ -7,7 +7,7 @@
  * block header declares it, and the kernel refuses a block declaring more than the options block.
  */
 import type { CompressOptions } from './index';
-import { XZ_BCJ_FILTERS } from './bcj-encode';
+import { XZ_BCJ_FILTERS } from './bcj';
 import { xzCompress } from './xz-encoder';
 import { xzCompressLiblzma } from './xz-liblzma';
 

@@ -7,7 +7,7 @@
  */
 import { SquashfsError } from '../errors';
 import type { CompressOptions } from '../codec';
-import { XZ_BCJ_FILTERS } from '../codec/bcj-encode';
+import { XZ_BCJ_FILTERS } from '../codec/bcj';
 
 export interface CompressorSettings {
   /** xz: BCJ filters to try on every block besides none; the smallest stream is kept. */

@@ -5,7 +5,7 @@
  */
 import { writeU16, writeU32 } from '../format/bytes';
 import type { CompressOptions } from '../codec';
-import { XZ_BCJ_FILTERS } from '../codec/bcj-encode';
+import { XZ_BCJ_FILTERS } from '../codec/bcj';
 
 export { encodeSuperblock, type SuperblockFields } from '../format/superblock';
 
