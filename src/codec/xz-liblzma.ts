@@ -55,6 +55,12 @@ export function xzCompressLiblzma(input: Uint8Array, dictSize: number, bcj?: str
     filters.unshift({ id });
   }
   s.streamEncoder_(filters, m.CHECK_CRC32);
+  const r = codeAll(s, input);
+  return r.length < input.length ? r : null;
+}
+
+/** Feeds a whole input through a native stream synchronously and returns everything it produced. */
+function codeAll(s: Pick<NativeDecodeStream, 'bufferHandler' | 'code'>, input: Uint8Array): Buffer {
   const out: Buffer[] = [];
   let error: Error | null | undefined;
   s.bufferHandler = (buf, _n, e) => {
@@ -64,8 +70,7 @@ export function xzCompressLiblzma(input: Uint8Array, dictSize: number, bcj?: str
   s.code(Buffer.from(input.buffer, input.byteOffset, input.byteLength), false);
   s.code(null, false);
   if (error) throw error;
-  const r = out.length === 1 ? out[0]! : Buffer.concat(out);
-  return r.length < input.length ? r : null;
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
 }
 
 // ---- decoding (measured as a candidate; see bench/README-codecs.md) ----
@@ -89,14 +94,5 @@ export function xzDecompressLiblzma(input: Uint8Array, maxOutput: number): Buffe
   const s = (decodeStream ??= new m.Stream() as unknown as NativeDecodeStream);
   s.streamDecoder_(64 << 20, 0);
   s.setBufsize(Math.max(4096, maxOutput + 1));
-  const out: Buffer[] = [];
-  let error: Error | null | undefined;
-  s.bufferHandler = (buf, _n, e) => {
-    if (e) error = e;
-    else if (buf) out.push(buf);
-  };
-  s.code(Buffer.from(input.buffer, input.byteOffset, input.byteLength), false);
-  s.code(null, false);
-  if (error) throw error;
-  return out.length === 1 ? out[0]! : Buffer.concat(out);
+  return codeAll(s, input);
 }
