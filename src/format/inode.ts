@@ -451,7 +451,8 @@ export function encodeInode(i: InodeFields): Uint8Array {
       encodeFields<string>(l, i as never, out, HS);
     }
   }
-  encodeFields(INODE_HEADER, { ...i, permissions: i.permissions & 0o7777 }, out, 0);
+  // One literal of a fixed shape (no spread): this runs once per inode of a pack.
+  encodeFields(INODE_HEADER, { type: i.type, permissions: i.permissions & 0o7777, uidIndex: i.uidIndex, gidIndex: i.gidIndex, mtime: i.mtime, inodeNumber: i.inodeNumber }, out, 0);
   return out;
 }
 

@@ -43,7 +43,21 @@ export interface DirInodeFields {
 export function encodeDirInode(h: InodeHeader, d: DirInodeFields): Uint8Array {
   const basic = d.xattrIndex === NO_INDEX && d.index.length === 0 && d.listingSize + DIR_SIZE_BIAS <= 0xffff;
   const { nlink, listingSize, dirBlock, dirOffset, parentInode, xattrIndex, index } = d;
-  return encodeInode({ ...h, type: basic ? InodeType.DIR : InodeType.LDIR, nlink, xattrIndex, dirBlock, dirOffset, listingSize, parentInode, index });
+  return encodeInode({
+    permissions: h.permissions,
+    uidIndex: h.uidIndex,
+    gidIndex: h.gidIndex,
+    mtime: h.mtime,
+    inodeNumber: h.inodeNumber,
+    type: basic ? InodeType.DIR : InodeType.LDIR,
+    nlink,
+    xattrIndex,
+    dirBlock,
+    dirOffset,
+    listingSize,
+    parentInode,
+    index,
+  });
 }
 
 export interface FileInodeFields {
@@ -63,20 +77,54 @@ const U32_MAX = 0xffffffff;
 export function encodeFileInode(h: InodeHeader, f: FileInodeFields): Uint8Array {
   const basic = f.xattrIndex === NO_INDEX && f.nlink === 1 && f.sparse === 0 && f.fileSize <= U32_MAX && f.blocksStart <= U32_MAX;
   const { nlink, xattrIndex, blocksStart, fileSize, sparse, fragIndex, fragOffset } = f;
-  return encodeInode({ ...h, type: basic ? InodeType.FILE : InodeType.LFILE, nlink, xattrIndex, blocksStart, fileSize, sparse, fragIndex, fragOffset, blockSizes: f.blockWords });
+  return encodeInode({
+    permissions: h.permissions,
+    uidIndex: h.uidIndex,
+    gidIndex: h.gidIndex,
+    mtime: h.mtime,
+    inodeNumber: h.inodeNumber,
+    type: basic ? InodeType.FILE : InodeType.LFILE,
+    nlink,
+    xattrIndex,
+    blocksStart,
+    fileSize,
+    sparse,
+    fragIndex,
+    fragOffset,
+    blockSizes: f.blockWords,
+  });
 }
 
 export function encodeSymlinkInode(h: InodeHeader, nlink: number, target: Uint8Array, xattrIndex: number): Uint8Array {
   const type = xattrIndex !== NO_INDEX ? InodeType.LSYMLINK : InodeType.SYMLINK;
-  return encodeInode({ ...h, type, nlink, xattrIndex, target });
+  return encodeInode({ permissions: h.permissions, uidIndex: h.uidIndex, gidIndex: h.gidIndex, mtime: h.mtime, inodeNumber: h.inodeNumber, type, nlink, xattrIndex, target });
 }
 
 export function encodeDeviceInode(h: InodeHeader, kind: 'blockdev' | 'chardev', nlink: number, major: number, minor: number, xattrIndex: number): Uint8Array {
   const basic = kind === 'blockdev' ? InodeType.BLKDEV : InodeType.CHRDEV;
-  return encodeInode({ ...h, type: xattrIndex !== NO_INDEX ? basic + 7 : basic, nlink, xattrIndex, rdev: encodeDevice(major, minor) });
+  return encodeInode({
+    permissions: h.permissions,
+    uidIndex: h.uidIndex,
+    gidIndex: h.gidIndex,
+    mtime: h.mtime,
+    inodeNumber: h.inodeNumber,
+    type: xattrIndex !== NO_INDEX ? basic + 7 : basic,
+    nlink,
+    xattrIndex,
+    rdev: encodeDevice(major, minor),
+  });
 }
 
 export function encodeIpcInode(h: InodeHeader, kind: 'fifo' | 'socket', nlink: number, xattrIndex: number): Uint8Array {
   const basic = kind === 'fifo' ? InodeType.FIFO : InodeType.SOCKET;
-  return encodeInode({ ...h, type: xattrIndex !== NO_INDEX ? basic + 7 : basic, nlink, xattrIndex });
+  return encodeInode({
+    permissions: h.permissions,
+    uidIndex: h.uidIndex,
+    gidIndex: h.gidIndex,
+    mtime: h.mtime,
+    inodeNumber: h.inodeNumber,
+    type: xattrIndex !== NO_INDEX ? basic + 7 : basic,
+    nlink,
+    xattrIndex,
+  });
 }
