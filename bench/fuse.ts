@@ -25,6 +25,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from './lib';
 import { DEFAULT_CACHE_MIB } from '../src/fuse/mount-env';
+import { mountedAt } from '../test/helpers/mount';
 
 const repo = path.resolve(__dirname, '..', '..');
 /** --cli PATH: another build of the command (A/B runs against a copy of dist/). */
@@ -60,13 +61,6 @@ function dropCaches(): void {
   fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
 }
 const sleepMs = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-function mountedAt(dir: string): boolean {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === dir);
-}
 
 // ---- corpus and images ----------------------------------------------------------------------------
 

@@ -15,18 +15,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { arg, cli, median } from './lib';
+import { mountedAt } from '../test/helpers/mount';
 
 const reps = Number(arg('reps', '8'));
 const image = arg('image', path.join(os.tmpdir(), 'distri-bench-fuse', 'zstd.sqfs'));
 const drop = process.argv.includes('--drop-caches');
 const builds = [cli, ...process.argv.slice(2).filter((a, i, all) => a.endsWith('.js') && !['--reps', '--image'].includes(all[i - 1]!))];
-
-function mountedAt(dir: string): boolean {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === dir);
-}
 
 function main(): void {
   if (process.getuid?.() !== 0) throw new Error('run as root (the kernel transport mounts)');
