@@ -76,7 +76,7 @@ describe('the kernel caches what never changes', { skip }, () => {
 
   for (const transport of ['kernel', 'libfuse'] as const) {
     test(
-      `${transport}: a second ls -lR, readlink and read of every file ${transport === 'kernel' ? 'sends no LOOKUP, READDIR, OPEN or READ' : 'still sends requests (the feature off)'}`,
+      `${transport}: a warm ls -lR, readlink and read of every file ${transport === 'kernel' ? 'sends nothing (never a LOOKUP or OPEN)' : 'still sends requests (the feature off)'}`,
       { timeout: 120_000 },
       async () => {
         const stats = path.join(work, `stats-${transport}.json`);
@@ -87,14 +87,28 @@ describe('the kernel caches what never changes', { skip }, () => {
           assert.equal(first.status, 0, first.stderr);
           const a = await daemonStats(m.pid, stats);
           assert.equal(a.transport, transport);
-          const second = await sh(walk);
-          assert.equal(second.stdout, first.stdout, 'the same bytes the second time');
-          const b = await daemonStats(m.pid, stats);
-          const ops = ['lookup', 'readdir', 'readdirplus', 'open', 'opendir', 'read', 'readlink'];
-          const more = Object.fromEntries(ops.map((op) => [op, (b.ops[op] ?? 0) - (a.ops[op] ?? 0)]).filter(([, n]) => n !== 0));
           assert.ok(requestsOf(a, 'read') > 0 && requestsOf(a, 'readdirplus', 'readdir') > 0, 'the first pass was served by the daemon');
-          if (transport === 'kernel') assert.deepEqual(more, {}, 'the warm pass reached the daemon with these requests');
-          else assert.ok(Object.keys(more).length > 0, 'libfuse: the warm pass does reach the daemon (so this test can see the difference)');
+          const ops = ['lookup', 'readdir', 'readdirplus', 'open', 'opendir', 'read', 'readlink'];
+          // A warm pass may still meet a page the kernel let go of in between: this machine kind
+          // runs DAMON's proactive reclaim (kdamond's pageout scheme), which was seen with tracefs
+          // evicting single pages of a file read a second earlier, with 22 GiB free. Names and
+          // inodes are not paged out, so LOOKUP and OPEN must never come back; page-cache misses
+          // (READ, READDIR, READLINK) are rare and random, so of up to three warm passes one must
+          // send nothing at all. Without the kernel's caching every pass sends requests.
+          const passes: Array<Record<string, number>> = [];
+          let prev = a;
+          for (let pass = 0; pass < (transport === 'kernel' ? 3 : 1); pass++) {
+            const again = await sh(walk);
+            assert.equal(again.stdout, first.stdout, 'the same bytes on a warm pass');
+            const now = await daemonStats(m.pid, stats);
+            const more = Object.fromEntries(ops.map((op) => [op, (now.ops[op] ?? 0) - (prev.ops[op] ?? 0)]).filter(([, n]) => n !== 0));
+            passes.push(more);
+            prev = now;
+            if (transport === 'kernel') assert.deepEqual([more.lookup ?? 0, more.open ?? 0, more.opendir ?? 0], [0, 0, 0], `a warm pass sent LOOKUP or OPEN: ${JSON.stringify(more)}`);
+            if (Object.keys(more).length === 0) break;
+          }
+          if (transport === 'kernel') assert.deepEqual(passes.at(-1), {}, `every warm pass reached the daemon: ${JSON.stringify(passes)}`);
+          else assert.ok(Object.keys(passes[0]!).length > 0, 'libfuse: the warm pass does reach the daemon (so this test can see the difference)');
         } finally {
           await m.cleanup();
         }
