@@ -19,6 +19,7 @@ import { arg, median } from './lib';
 import { lz4DecompressBlock, lz4DecompressLiblz4, lz4DecompressNative, lz4NativeDecoder } from '../src/codec/lz4';
 import { liblz4DecodeInto, liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
 import { zstdDecoders, zstdDecompressInto } from '../src/codec/zstd';
+import { gzipCodec, gzipIntoName, inflateIntoHandle } from '../src/codec/gzip';
 import { xzDecoders } from '../src/codec/xz';
 
 type Decoder = (input: Uint8Array, maxOutput: number) => Uint8Array;
@@ -39,6 +40,11 @@ function candidates(codec: string): [string, Decoder][] {
     }
     case 'zstd':
       return [...Object.entries(zstdDecoders()), ['default, reused out', into(zstdDecompressInto)]];
+    case 'gzip': {
+      const r: [string, Decoder][] = [['inflateSync', gzipCodec.decompress]];
+      if (gzipIntoName() === 'handle') r.push(['zlib context, reused out', into(inflateIntoHandle)]);
+      return r;
+    }
     case 'xz':
       return Object.entries(xzDecoders());
     default:

@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { allCodecs, codecById, codecByName, type Codec } from '../src/codec';
 import { _setLz4DecoderForTest, lz4DecoderName, lz4NativeDecoder } from '../src/codec/lz4';
 import { liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
+import { _setGzipIntoForTest, gzipIntoName } from '../src/codec/gzip';
 import { _setXzDecoderForTest, xzDecoderName } from '../src/codec/xz';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
@@ -428,6 +429,14 @@ function decoderChoices(codec: Codec): { label: string; use: () => void; reset: 
       r.push({ label: 'zstd (fzstd)', use: () => _setZstdBackendForTest('fzstd'), reset: () => _setZstdBackendForTest('auto') });
       return r;
     }
+    case 'gzip':
+      // decompressInto: the kept zlib context, or inflateSync and a copy where it is not trusted.
+      return gzipIntoName() === 'handle'
+        ? [
+            { ...auto, label: 'gzip (zlib context)' },
+            { label: 'gzip (inflateSync)', use: () => _setGzipIntoForTest('inflateSync'), reset: () => _setGzipIntoForTest('auto') },
+          ]
+        : [auto];
     default:
       return [auto];
   }

@@ -21,6 +21,7 @@ import { walk } from '../src/reader/walk';
 import { _setLz4DecoderForTest, lz4NativeDecoder } from '../src/codec/lz4';
 import { liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
+import { _setGzipIntoForTest, gzipIntoName } from '../src/codec/gzip';
 import { xorshift32 } from '../src/util/xorshift';
 import { skipUnless } from './oracle/tools';
 import { mksquashfs, tempDir } from './craft/image';
@@ -51,6 +52,11 @@ function variants(comp: string): Variant[] {
       const r: Variant[] = [{ label: `zstd (${zstdBackend()})`, use: none, reset: none }];
       if (zstdBackend() === 'native') r.push({ label: 'zstd (wasm)', use: () => _setZstdBackendForTest('wasm'), reset: () => _setZstdBackendForTest('auto') });
       r.push({ label: 'zstd (fzstd)', use: () => _setZstdBackendForTest('fzstd'), reset: () => _setZstdBackendForTest('auto'), lenient: true });
+      return r;
+    }
+    case 'gzip': {
+      const r: Variant[] = [{ label: `gzip (${gzipIntoName()})`, use: none, reset: none }];
+      if (gzipIntoName() === 'handle') r.push({ label: 'gzip (inflateSync)', use: () => _setGzipIntoForTest('inflateSync'), reset: () => _setGzipIntoForTest('auto') });
       return r;
     }
     default:
