@@ -16,18 +16,35 @@ import { NO_INDEX } from '../src/format/constants';
 import { Image } from '../src/reader/image';
 import { walk } from '../src/reader/walk';
 import { arg, median } from './lib';
-import { lz4DecompressBlock, lz4DecompressNative, lz4NativeDecoder } from '../src/codec/lz4';
-import { zstdDecoders } from '../src/codec/zstd';
+import { lz4DecompressBlock, lz4DecompressLiblz4, lz4DecompressNative, lz4NativeDecoder } from '../src/codec/lz4';
+import { liblz4DecodeInto, liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
+import { zstdDecoders, zstdDecompressInto } from '../src/codec/zstd';
+import { gzipCodec, gzipIntoName, inflateIntoHandle } from '../src/codec/gzip';
 import { xzDecoders } from '../src/codec/xz';
 
 type Decoder = (input: Uint8Array, maxOutput: number) => Uint8Array;
 
+/** One reused output buffer: what DataReader.stream() gives a codec's decompressInto. */
+const reused = Buffer.allocUnsafeSlow(1 << 20);
+function into(f: (input: Uint8Array, out: Uint8Array) => number): Decoder {
+  return (input, maxOutput) => reused.subarray(0, f(input, reused.subarray(0, maxOutput)));
+}
+
 function candidates(codec: string): [string, Decoder][] {
   switch (codec) {
-    case 'lz4':
-      return [['ours (JS)', lz4DecompressBlock], ...(lz4NativeDecoder() ? [['lz4-napi (native)', lz4DecompressNative] as [string, Decoder]] : [])];
+    case 'lz4': {
+      const r: [string, Decoder][] = [['ours (JS)', lz4DecompressBlock]];
+      if (lz4NativeDecoder()) r.push(['lz4-napi (native)', lz4DecompressNative]);
+      if (liblz4DecoderAvailable()) r.push(['liblz4 (native)', lz4DecompressLiblz4], ['liblz4, reused out', into(liblz4DecodeInto)]);
+      return r;
+    }
     case 'zstd':
-      return Object.entries(zstdDecoders());
+      return [...Object.entries(zstdDecoders()), ['default, reused out', into(zstdDecompressInto)]];
+    case 'gzip': {
+      const r: [string, Decoder][] = [['inflateSync', gzipCodec.decompress]];
+      if (gzipIntoName() === 'handle') r.push(['zlib context, reused out', into(inflateIntoHandle)]);
+      return r;
+    }
     case 'xz':
       return Object.entries(xzDecoders());
     default:

@@ -10,7 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { allCodecs, codecById, codecByName, type Codec } from '../src/codec';
-import { _setLz4DecoderForTest, lz4DecoderName } from '../src/codec/lz4';
+import { _setLz4DecoderForTest, lz4DecoderName, lz4NativeDecoder } from '../src/codec/lz4';
+import { liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
+import { _setGzipIntoForTest, gzipIntoName } from '../src/codec/gzip';
 import { _setXzDecoderForTest, xzDecoderName } from '../src/codec/xz';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
@@ -373,16 +375,47 @@ function sampleFor(id: number): { small: Block; full: Block } | undefined {
  * Every decoder a codec may run here: the native or WASM one it picks where installed, and each
  * fallback, forced in turn (each must stand on hostile input alone).
  */
-function decoders(codec: Codec): { label: string; use: () => void; reset: () => void }[] {
+function decoders(codec: Codec): { label: string; use: () => void; reset: () => void; codec?: Codec }[] {
+  const list = decoderChoices(codec);
+  // Where the codec also decodes into a caller's buffer (DataReader.stream), each decoder once more
+  // that way: the same bytes, the same errors, and never a byte written past the buffer.
+  if (!codec.decompressInto) return list;
+  return [...list, ...list.map((d) => ({ ...d, label: `${d.label}, into a given buffer`, codec: viaInto(codec) }))];
+}
+
+/** The codec with decompress() done by decompressInto() into a buffer with guard bytes after it. */
+function viaInto(codec: Codec): Codec {
+  const into = codec.decompressInto!;
+  return {
+    id: codec.id,
+    name: codec.name,
+    decompress(input: Uint8Array, maxOutput: number): Uint8Array {
+      const room = Buffer.alloc(maxOutput + 64, 0xa5);
+      let n: number;
+      try {
+        n = into.call(codec, input, room.subarray(0, maxOutput));
+      } finally {
+        assert.ok(
+          room.subarray(maxOutput).every((b) => b === 0xa5),
+          `${codec.name}: decompressInto wrote past the ${maxOutput}-byte buffer`,
+        );
+      }
+      assert.ok(Number.isInteger(n) && n >= 0 && n <= maxOutput, `${codec.name}: decompressInto returned ${n} for a ${maxOutput}-byte buffer`);
+      return Uint8Array.prototype.slice.call(room, 0, n);
+    },
+  };
+}
+
+function decoderChoices(codec: Codec): { label: string; use: () => void; reset: () => void }[] {
   const auto = { label: codec.name, use: () => {}, reset: () => {} };
   switch (codec.name) {
     case 'lz4':
-      return lz4DecoderName() === 'native'
-        ? [
-            { ...auto, label: 'lz4 (lz4-napi)' },
-            { label: 'lz4 (ours)', use: () => _setLz4DecoderForTest('builtin'), reset: () => _setLz4DecoderForTest('auto') },
-          ]
-        : [auto];
+      return [
+        { ...auto, label: `lz4 (${lz4DecoderName()})` },
+        ...(['liblz4', 'lz4-napi', 'builtin'] as const)
+          .filter((d) => d !== lz4DecoderName() && (d !== 'liblz4' || liblz4DecoderAvailable()) && (d !== 'lz4-napi' || lz4NativeDecoder()))
+          .map((d) => ({ label: `lz4 (${d})`, use: () => _setLz4DecoderForTest(d), reset: () => _setLz4DecoderForTest('auto') })),
+      ];
     case 'xz':
       return xzDecoderName() === 'liblzma'
         ? [
@@ -396,14 +429,23 @@ function decoders(codec: Codec): { label: string; use: () => void; reset: () => 
       r.push({ label: 'zstd (fzstd)', use: () => _setZstdBackendForTest('fzstd'), reset: () => _setZstdBackendForTest('auto') });
       return r;
     }
+    case 'gzip':
+      // decompressInto: the kept zlib context, or inflateSync and a copy where it is not trusted.
+      return gzipIntoName() === 'handle'
+        ? [
+            { ...auto, label: 'gzip (zlib context)' },
+            { label: 'gzip (inflateSync)', use: () => _setGzipIntoForTest('inflateSync'), reset: () => _setGzipIntoForTest('auto') },
+          ]
+        : [auto];
     default:
       return [auto];
   }
 }
 
 describe('corrupt input', () => {
-  for (const codec of allCodecs())
-    for (const dec of decoders(codec)) {
+  for (const base of allCodecs())
+    for (const dec of decoders(base)) {
+      const codec = dec.codec ?? base;
       test(`${dec.label}: empty, random, truncated, short limits`, { timeout: 60_000 }, (t) => {
         dec.use();
         t.after(dec.reset);
@@ -445,8 +487,9 @@ describe('random mutations (fast-check)', () => {
   // or stay within the limit. Never another error type, never a hang.
   const checked = new Set(['gzip', 'xz']);
   const runs: Record<string, number> = { gzip: 300, lz4: 300, lzo: 300, zstd: 300, xz: 150, lzma: 150 };
-  for (const codec of allCodecs())
-    for (const dec of decoders(codec)) {
+  for (const base of allCodecs())
+    for (const dec of decoders(base)) {
+      const codec = dec.codec ?? base;
       test(`${dec.label}`, { timeout: 60_000 }, (t) => {
         dec.use();
         t.after(dec.reset);

@@ -29,6 +29,13 @@ export interface Codec {
    * or is malformed, throws SquashfsError('DECOMPRESS_FAILED'). Returns a fresh buffer the caller may keep.
    */
   decompress(input: Uint8Array, maxOutput: number): Uint8Array;
+  /**
+   * Optional: decompress one block into `out`, whose length is the output limit, and return the
+   * decoded length; the same errors as decompress. For readers that reuse their output buffers
+   * (DataReader.stream): no allocation per block, and where the native decoder writes into the
+   * buffer it is given, no copy either.
+   */
+  decompressInto?(input: Uint8Array, out: Uint8Array): number;
   /** For the writer: compress one block; null when the output would not be smaller than the input. */
   compress?(input: Uint8Array, options?: CompressOptions): Uint8Array | null;
 }

@@ -14,13 +14,20 @@
  */
 import type { Codec, CompressOptions } from './index';
 import { lz4CompressHC } from './lz4-hc';
-import { liblz4Available, liblz4CompressBlock } from './lz4-liblz4';
+import { liblz4Available, liblz4CompressBlock, liblz4DecodeInto, liblz4DecoderAvailable } from './lz4-liblz4';
 import { checkArgs, corrupt, finish, optionalModule, wrapForeign } from './util';
 
-// Bounds (the `!`s on indexed reads are type-only): every read of src is at ip < iend (checked before each read or copy) and every read of out at from < op.
+/** Our decoder into a fresh buffer of at most maxOutput bytes. */
 export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
   checkArgs('lz4', src, maxOutput);
   const out = Buffer.allocUnsafe(maxOutput);
+  return finish(out, lz4DecodeInto(src, out));
+}
+
+/** Our decoder into `out` (its length is the output limit); returns the decoded length. */
+// Bounds (the `!`s on indexed reads are type-only): every read of src is at ip < iend (checked before each read or copy) and every read of out at from < op.
+export function lz4DecodeInto(src: Uint8Array, out: Uint8Array): number {
+  const maxOutput = out.length;
   const iend = src.length;
   let ip = 0;
   let op = 0;
@@ -85,30 +92,39 @@ export function lz4DecompressBlock(src: Uint8Array, maxOutput: number): Buffer {
       while (op < end) out[op++] = out[from++]!;
     }
   }
-  return finish(out, op);
+  return op;
 }
 
-// ---- native decoder ----
+// ---- native decoders ----
 //
-// lz4-napi (the same optional dependency as the native encoder below) decodes with lz4_flex 0.13,
-// whose default "safe-decode" feature is safe Rust with every length checked: hostile input gives an
-// error, never a write past the output. Its uncompressSync takes the frame its compressSync makes:
-// the decoded size (4 bytes LE) before one raw block. We put maxOutput there, so the output vector
-// is at most maxOutput bytes (lz4_flex refuses a block that decodes to more than the prefix says).
+// Two native decoders may be installed, both optional dependencies that the encoders use too:
+//  - liblz4 (the `lz4` package's addon, lz4-liblz4.ts): LZ4_decompress_safe, the reference decoder
+//    mksquashfs's own blocks are made for, writes into the buffer we give it and never past its
+//    length nor reads past the input's (the upstream guarantee for malformed input; the one known
+//    hole of the bundled 1.9.2, a negative output capacity, cannot be reached: ours is at most
+//    MAX_OUTPUT_LIMIT). Preferred: no allocation, no copy, and the fastest here.
+//  - lz4-napi (lz4_flex 0.13, safe Rust with every length checked). Its uncompressSync takes the
+//    frame its compressSync makes, the decoded size (4 bytes LE) before one raw block; we put
+//    maxOutput there, so lz4_flex refuses a block that decodes to more. It returns a fresh vector:
+//    one allocation and, for decodeInto callers, one copy per block, and the 4-byte prefix forces a
+//    copy of the input too. Measured on the Debian rootfs (bench/README-extract.md): that per-block
+//    work, not the decoding, was most of what lz4 extraction cost over an uncompressed image.
 
 const nativeLz4Decoder = optionalModule(() => (require('lz4-napi') as { uncompressSync: (data: Uint8Array) => Buffer }).uncompressSync);
 /** lz4-napi's decoder, or null where it is not installed (tests and benchmarks). */
 export const lz4NativeDecoder = nativeLz4Decoder;
-let decoder: 'auto' | 'builtin' = 'auto';
-/** Forces our own decoder (tests and benchmarks only). */
-export function _setLz4DecoderForTest(which: 'auto' | 'builtin'): void {
+type Lz4Decoder = 'liblz4' | 'lz4-napi' | 'builtin';
+let decoder: 'auto' | Lz4Decoder = 'auto';
+/** Forces one decoder (tests and benchmarks only); 'auto': the best one installed. */
+export function _setLz4DecoderForTest(which: 'auto' | Lz4Decoder): void {
   decoder = which;
 }
-/** The decoder lz4 blocks get: "native" (lz4-napi) or "builtin". */
-export function lz4DecoderName(): 'native' | 'builtin' {
-  return decoder === 'auto' && nativeLz4Decoder() ? 'native' : 'builtin';
+/** The decoder lz4 blocks get: liblz4, else lz4-napi, else ours ("builtin"). */
+export function lz4DecoderName(): Lz4Decoder {
+  if (decoder === 'auto') return liblz4DecoderAvailable() ? 'liblz4' : nativeLz4Decoder() ? 'lz4-napi' : 'builtin';
+  return decoder;
 }
-/** Reused size-prefixed input for the native decoder: one block at a time, never kept. */
+/** Reused size-prefixed input for lz4-napi: one block at a time, never kept. */
 let prefixed: Buffer = Buffer.alloc(0);
 
 /** One raw LZ4 block decoded by lz4-napi; same contract as lz4DecompressBlock. */
@@ -127,6 +143,37 @@ export function lz4DecompressNative(src: Uint8Array, maxOutput: number): Uint8Ar
   }
   if (out.length > maxOutput) throw corrupt('lz4', `block decoded to ${out.length} bytes, more than the limit ${maxOutput}`);
   return out;
+}
+
+/** One raw LZ4 block decoded by liblz4 into a fresh buffer; same contract as lz4DecompressBlock. */
+export function lz4DecompressLiblz4(src: Uint8Array, maxOutput: number): Uint8Array {
+  checkArgs('lz4', src, maxOutput);
+  const out = Buffer.allocUnsafe(maxOutput);
+  return finish(out, liblz4Checked(src, out));
+}
+
+function liblz4Checked(src: Uint8Array, out: Uint8Array): number {
+  const n = liblz4DecodeInto(src, out);
+  // LZ4_decompress_safe: the decoded length, or a negative number for a malformed block (one
+  // that would run past either buffer included).
+  if (!(n >= 0 && n <= out.length)) throw corrupt('lz4', `malformed block (liblz4 stopped at input offset ${n < 0 ? -n - 1 : n}; output limit ${out.length})`);
+  return n;
+}
+
+/** Decodes with the chosen decoder into `out` (its length is the limit); returns the decoded length. */
+function lz4DecompressInto(src: Uint8Array, out: Uint8Array): number {
+  checkArgs('lz4', src, out.length);
+  switch (lz4DecoderName()) {
+    case 'liblz4':
+      return liblz4Checked(src, out);
+    case 'lz4-napi': {
+      const r = lz4DecompressNative(src, out.length);
+      out.set(r);
+      return r.length;
+    }
+    default:
+      return lz4DecodeInto(src, out);
+  }
 }
 
 // ---- compressor ----
@@ -248,8 +295,12 @@ export function lz4CompressBlock(src: Uint8Array): Uint8Array | null {
 export const lz4Codec: Codec = {
   id: 5,
   name: 'lz4',
-  /** lz4-napi where it installed (~3× ours in CPU time on a root filesystem's blocks), else ours. */
-  decompress: (src: Uint8Array, maxOutput: number) => (decoder === 'auto' && nativeLz4Decoder() ? lz4DecompressNative(src, maxOutput) : lz4DecompressBlock(src, maxOutput)),
+  /** liblz4 where it built, else lz4-napi where it installed (~3× ours in CPU time), else ours. */
+  decompress: (src: Uint8Array, maxOutput: number) => {
+    const which = lz4DecoderName();
+    return which === 'liblz4' ? lz4DecompressLiblz4(src, maxOutput) : which === 'lz4-napi' ? lz4DecompressNative(src, maxOutput) : lz4DecompressBlock(src, maxOutput);
+  },
+  decompressInto: lz4DecompressInto,
   /**
    * liblz4 where it built (lz4-liblz4.ts), else lz4-napi where it installed (~2.5× ours), else our
    * encoder (lz4CompressBlock); with lz4HighCompression (-Xhc) our HC encoder (lz4-hc.ts).

@@ -108,14 +108,32 @@ const nativeDecoder = optionalModule(() => new (require('zstd-napi/binding') as 
 
 function decodeNative(d: NativeDCtx, input: Uint8Array, maxOutput: number): Uint8Array {
   const out = Buffer.allocUnsafe(maxOutput);
+  return finish(out, decodeNativeInto(d, input, out));
+}
+
+/** ZSTD_decompressDCtx into `out` (its length is the limit): the decoded length. */
+function decodeNativeInto(d: NativeDCtx, input: Uint8Array, out: Uint8Array): number {
   let n: number;
   try {
     n = d.decompress(out, input);
   } catch (e) {
     throw wrapForeign('zstd', e);
   }
-  if (!(n >= 0 && n <= maxOutput)) throw corrupt('zstd', `ZSTD_decompressDCtx returned ${n} (output limit ${maxOutput})`);
-  return finish(out, n);
+  if (!(n >= 0 && n <= out.length)) throw corrupt('zstd', `ZSTD_decompressDCtx returned ${n} (output limit ${out.length})`);
+  return n;
+}
+
+/**
+ * Into the caller's buffer (its length is the limit): zstd-napi writes there directly, so a reader
+ * that reuses its output buffers allocates nothing per block; the fallbacks copy their result in.
+ */
+export function zstdDecompressInto(input: Uint8Array, out: Uint8Array): number {
+  checkArgs('zstd', input, out.length);
+  const d = decoderChoice === 'auto' ? nativeDecoder() : null;
+  if (d) return decodeNativeInto(d, input, out);
+  const r = zstdDecompressWasm(input, out.length);
+  out.set(r);
+  return r.length;
 }
 
 let decoderChoice: 'auto' | 'wasm' | 'fzstd' = 'auto';
@@ -297,4 +315,4 @@ export function zstdCompress(input: Uint8Array, options?: CompressOptions): Uint
   return M.HEAPU8.slice(e.dst, e.dst + n); // HEAPU8 is re-read: malloc may have grown the memory
 }
 
-export const zstdCodec: Codec = { id: 6, name: 'zstd', decompress: zstdDecompress, compress: zstdCompress };
+export const zstdCodec: Codec = { id: 6, name: 'zstd', decompress: zstdDecompress, decompressInto: zstdDecompressInto, compress: zstdCompress };

@@ -23,6 +23,9 @@ import type { LookupTable } from './lookup-table';
 
 /** How many on-disk bytes of consecutive data blocks stream() reads at once. */
 const STREAM_BATCH = 1 << 20;
+/** How many decoded fragment blocks stream() keeps (see streamFragment). */
+const STREAM_FRAGMENT_SLOTS = 4;
+const EMPTY = new Uint8Array(0);
 
 export interface DataReaderOptions {
   blockSize: number;
@@ -55,6 +58,14 @@ export class DataReader {
   private readonly zeros: Uint8Array;
   /** stream()'s read buffer, reused from batch to batch. */
   private streamBuf: Buffer = Buffer.alloc(0);
+  /**
+   * stream()'s decoded blocks, one per place in a group, reused from group to group where the codec
+   * decodes into a given buffer (decompressInto): a fresh 128 KiB buffer per block cost page faults
+   * and garbage collection that, for lz4 and zstd, came to more than the decoding itself.
+   */
+  private streamOut: Buffer[] = [];
+  /** stream()'s compressed fragment blocks, most recently used first (streamFragment). */
+  private readonly streamFrags: { start: number; buf: Buffer; data: Uint8Array }[] = [];
   /** Compressed bytes on their way to the codec, reused from block to block. */
   private scratch: Buffer = Buffer.alloc(0);
   /** A stored block read whole by readInto() without caching (passWholeBlocks). */
@@ -192,7 +203,7 @@ export class DataReader {
   tail(inode: FileInode, streaming = false): Uint8Array {
     const tailLength = inode.fileSize - inode.blockSizes.length * this.opts.blockSize;
     const entry = this.fragmentEntry(inode.fragIndex);
-    let frag = this.fragmentCache.get(entry.start);
+    let frag = this.fragmentCache.get(entry.start) ?? (streaming ? this.streamFragment(entry.start, entry.sizeWord) : undefined);
     if (!frag) {
       const word = decodeBlockWord(entry.sizeWord);
       if (word.sparse) throw new SquashfsError('CORRUPT', `fragment ${inode.fragIndex} has size 0`, 'fragment table');
@@ -230,6 +241,44 @@ export class DataReader {
         entry.start,
       );
     return frag.subarray(inode.fragOffset, inode.fragOffset + tailLength);
+  }
+
+  /**
+   * A compressed fragment block for stream(): decoded into one of a few reused slots (the most
+   * recently used ones kept) instead of a fresh buffer in the fragment cache. mksquashfs packs the
+   * tails of files in the order it reads them, which is the order a whole-image pass meets them,
+   * so a pass decodes each fragment block about once even with this small a ring; a third of the
+   * Debian rootfs's lz4 blocks are fragment blocks. undefined: a stored (or sparse) fragment, or a
+   * codec without decompressInto; tail() does what it always did then.
+   */
+  private streamFragment(start: number, sizeWord: number): Uint8Array | undefined {
+    const into = this.codec.decompressInto;
+    const word = decodeBlockWord(sizeWord);
+    if (!into || !word.compressed || word.sparse) return undefined;
+    const ring = this.streamFrags;
+    for (let k = 0; k < ring.length; k++) {
+      const r = ring[k]!;
+      if (r.start !== start) continue;
+      if (k > 0) ring.unshift(...ring.splice(k, 1)); // most recently used first
+      return r.data;
+    }
+    this.checkBlock(start, word.onDiskSize, 'fragment block');
+    const slot = ring.length < STREAM_FRAGMENT_SLOTS ? { start: -1, buf: Buffer.allocUnsafeSlow(this.opts.blockSize), data: EMPTY } : ring.pop()!;
+    slot.start = -1; // not valid until decoded: a corrupt block must not leave a stale entry
+    ring.unshift(slot);
+    if (this.scratch.length < word.onDiskSize) this.scratch = Buffer.allocUnsafe(Math.max(word.onDiskSize, this.opts.blockSize));
+    const raw = this.scratch.subarray(0, word.onDiskSize);
+    this.source.readInto(start, raw);
+    let n: number;
+    try {
+      n = into.call(this.codec, raw, slot.buf);
+    } catch (e) {
+      if (e instanceof SquashfsError) throw new SquashfsError(e.code, e.message, 'fragment block', start, { cause: e });
+      throw e;
+    }
+    slot.data = slot.buf.subarray(0, n);
+    slot.start = start;
+    return slot.data;
   }
 
   /**
@@ -274,13 +323,17 @@ export class DataReader {
   *stream(inode: FileInode): Generator<Uint8Array[]> {
     const bs = this.opts.blockSize;
     const n = inode.blockSizes.length;
+    const into = this.codec.decompressInto;
     if (n > 0) {
       const positions = this.positions(inode);
       let i = 0;
       while (i < n) {
         // The batch: blocks i..j-1, at most STREAM_BATCH bytes on disk (at least one block).
+        // Also at most STREAM_BATCH bytes decoded: a run of well-compressed blocks would otherwise
+        // hold hundreds of decoded blocks at once.
+        const maxBlocks = Math.max(1, Math.floor(STREAM_BATCH / bs));
         let j = i + 1;
-        while (j < n && positions[j + 1]! - positions[i]! <= STREAM_BATCH) j++;
+        while (j < n && j - i < maxBlocks && positions[j + 1]! - positions[i]! <= STREAM_BATCH) j++;
         const start = inode.blocksStart + positions[i]!;
         const bytes = positions[j]! - positions[i]!;
         if (bytes > this.opts.blockSize * (j - i))
@@ -304,7 +357,11 @@ export class DataReader {
           if (!word.compressed) data = disk;
           else {
             try {
-              data = this.codec.decompress(disk, expected);
+              if (into) {
+                // Into the slot of this block's place in the group (valid until the next group).
+                const slot = (this.streamOut[k - i] ??= Buffer.allocUnsafeSlow(bs));
+                data = slot.subarray(0, into.call(this.codec, disk, slot.subarray(0, expected)));
+              } else data = this.codec.decompress(disk, expected);
             } catch (e) {
               if (e instanceof SquashfsError) throw new SquashfsError(e.code, e.message, 'data block', at, { cause: e });
               throw e;

@@ -10,9 +10,22 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SquashfsError, type ErrorCode } from '../errors';
 import { decodeBlockWord } from '../format/data-block';
+import { Flag } from '../format/constants';
 import type { FileInode } from '../format/inode';
 import type { Image } from './image';
 import type { DecompressReply } from './decompress-worker';
+
+/**
+ * Whether a whole-file pass over this image should decode its large files ahead in the pool: only
+ * where decoding a block costs milliseconds (xz, legacy lzma, and lzo, whose decoder is ours in
+ * JavaScript, ~1.3 ms a block). For gzip, lz4 and zstd, posting a block to a worker and back costs
+ * more than decoding it on this thread into a reused buffer (DataReader.stream with the codec's
+ * decompressInto): `distri cat` of a 64 MiB file took 10x the CPU time through the pool for lz4,
+ * 5x for zstd, 2x for gzip, and more wall time too (bench/README-extract.md).
+ */
+export function decodesAhead(img: Image, slowCodecs: readonly string[] = ['xz', 'lzma', 'lzo']): boolean {
+  return !(img.superblock.flags & Flag.UNCOMPRESSED_DATA) && slowCodecs.includes(img.codec.name);
+}
 
 export class DecompressPool {
   private readonly workers: Worker[] = [];

@@ -1,11 +1,10 @@
 /** `distri cat IMAGE PATH…`: file contents, byte for byte, to stdout. */
 import { Command } from 'commander';
-import { Flag } from '../../format/constants';
-import { DecompressPool, parallelChunks } from '../../reader/decompress-pool';
+import { DecompressPool, decodesAhead, parallelChunks } from '../../reader/decompress-pool';
 import type { FileInode, Inode } from '../../format/inode';
 import { action, offsetOption, openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
 
-/** Files at least this large are decompressed ahead by a worker pool (start-up costs ~30 ms). */
+/** Files at least this large are decompressed ahead by a worker pool (start-up costs ~30 ms) where the codec is slow enough (decodesAhead). */
 const PARALLEL_MIN_BYTES = 4 << 20;
 
 export function register(program: Command): void {
@@ -26,7 +25,7 @@ export function register(program: Command): void {
             for (const p of paths) {
               try {
                 const inode = regularFile(img, p);
-                if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && !(img.superblock.flags & Flag.UNCOMPRESSED_DATA)) {
+                if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && decodesAhead(img)) {
                   pool ??= new DecompressPool();
                   for await (const chunk of parallelChunks(img, inode, pool)) await writeOut(chunk);
                   continue;
