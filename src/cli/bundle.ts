@@ -86,7 +86,15 @@ async function main(): Promise<void> {
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
   // they sit and why). The libfuse adapter stays out: it is in the same directory either way.
   const fuseDir = path.join(srcDir, 'fuse');
-  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter']);
+  // The daemon parses `distri mount`'s command line itself when the command started it first
+  // (daemon-first.ts): it holds the program and the mount command, never any other command, nor
+  // the image reader that ../cli/common.ts loads on demand (the serving thread opens the image; a
+  // require from the bundle in dist/src/fuse still finds dist/src/reader/image.js).
+  const notMount = fs
+    .readdirSync(path.join(cliDir, 'commands'))
+    .filter((f) => f.endsWith('.js') && f !== 'mount.js')
+    .map((f) => `./commands/${f.slice(0, -3)}`);
+  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter', '../reader/image', ...notMount], [lazyChildProcessForCommander]);
   await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), []);
 }
 

@@ -12,7 +12,7 @@ import { reportError } from '../common';
 // FUSE binding); the foreground path and `unmount` require it when they run.
 import type { MountOptions, MountResult } from '../../fuse/daemon';
 import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../../fuse/bundles';
-import { DEFAULT_CACHE_MIB, OPTIONS_ENV, READY_ENV as readyEnvName, mark } from '../../fuse/mount-env';
+import { DEFAULT_CACHE_MIB, EARLY_ENV, OPTIONS_ENV, READY_ENV as readyEnvName, mark } from '../../fuse/mount-env';
 
 type DaemonModule = typeof import('../../fuse/daemon');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -182,6 +182,7 @@ export function register(program: Command): void {
         transport: flags.transport as MountOptions['transport'],
       };
       if (flags.debug) opts.debug = true;
+      if (startedFirst()) opts.failurePrefix = `distri: mount ${image} on ${mountpoint}: `;
       if (flags.foreground || opts.debug || process.env[readyEnvName] !== undefined) {
         const code = await daemonModule().runDaemon(opts);
         // The native FUSE thread holds the event loop open after unmounting; this is the process
@@ -216,6 +217,17 @@ export function register(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/**
+ * Whether this process is a daemon that the command started before parsing its arguments
+ * (../daemon-first.ts): it then prints its own failures, since the command only relays them.
+ * Read once; the variable goes no further (the daemon's children are no such daemons).
+ */
+export function startedFirst(): boolean {
+  const early = process.env[EARLY_ENV] !== undefined;
+  delete process.env[EARLY_ENV];
+  return early;
 }
 
 /**

@@ -102,6 +102,75 @@ function runMount(fd: number, o: KernelMountOptions): Promise<void> {
   });
 }
 
+/** A serving thread and what it shares with the main thread, before it is mounted. */
+interface Thread {
+  fd: number;
+  counters: SharedArrayBuffer;
+  start: SharedArrayBuffer;
+  port1: import('node:worker_threads').MessagePort;
+  worker: Worker;
+  /** The bundled thread (one image) or the modules (any other builder: ../bundles.ts). */
+  bundled: boolean;
+  /** Set when the thread failed or left before it was given its builder. */
+  failed?: string;
+}
+
+/** Opens /dev/fuse and starts a serving thread; without `build`, it waits for it as a message. */
+function startThread(bundled: boolean, build?: FsBuilder): Thread {
+  const fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR);
+  const counters = new SharedArrayBuffer(COUNTER_SLOTS * 8);
+  const start = new SharedArrayBuffer(4);
+  const { port1, port2 } = new MessageChannel();
+  const data: ServeWorkerData = { fd, counters, start, control: port2, build };
+  const fuseDir = fuseDirOf(__dirname);
+  const plain = path.join(fuseDir, 'kernel', 'serve-worker.js');
+  const worker = new Worker(bundled ? bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain) : plain, { workerData: data, transferList: [port2], stdout: false, stderr: false });
+  return { fd, counters, start, port1, worker, bundled };
+}
+
+let prestarted: Thread | undefined;
+
+/**
+ * Starts the serving thread before the daemon knows what it will serve: a new V8 isolate and its
+ * code take longer to load than the daemon's main thread takes to parse its command line and check
+ * the mountpoint, so the daemon's entry calls this first thing (bench/README-fuse.md has the
+ * figures). The next KernelMount.mount takes it over if it fits (`bundled`: the mount will serve one
+ * image); otherwise, or when the mount goes another way (libfuse, a usage error), it is dropped. It
+ * keeps no process alive while waiting. Does nothing where the kernel transport cannot work.
+ */
+export function prestartServingThread(bundled: boolean): void {
+  if (prestarted || !kernelTransportAvailable().ok) return;
+  let t: Thread;
+  try {
+    t = startThread(bundled);
+  } catch {
+    return; // mount() starts one itself and reports what goes wrong
+  }
+  t.worker.unref();
+  t.port1.unref();
+  t.worker.on('error', (e) => (t.failed = e.message));
+  t.worker.on('exit', () => (t.failed ??= 'exited'));
+  prestarted = t;
+  mark('serving thread started early');
+}
+
+/** Ends an early serving thread nobody will use (the mount went another way). */
+export function dropPrestarted(): void {
+  const t = prestarted;
+  prestarted = undefined;
+  if (!t) return;
+  void t.worker.terminate();
+  t.port1.close();
+  fs.closeSync(t.fd);
+}
+
+function takePrestarted(bundled: boolean): Thread | undefined {
+  if (prestarted && (prestarted.bundled !== bundled || prestarted.failed)) dropPrestarted();
+  const t = prestarted;
+  prestarted = undefined;
+  return t;
+}
+
 export class KernelMount {
   private readonly counters: Float64Array;
   private readonly start: Int32Array;
@@ -150,15 +219,14 @@ export class KernelMount {
    * answered (the mount is usable). On failure nothing is left mounted or running.
    */
   static async mount(o: KernelMountOptions): Promise<KernelMount> {
-    const fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR);
-    const counters = new SharedArrayBuffer(COUNTER_SLOTS * 8);
-    const start = new SharedArrayBuffer(4);
-    const { port1, port2 } = new MessageChannel();
-    const data: ServeWorkerData = { fd, counters, start, control: port2, build: o.build };
-    const fuseDir = fuseDirOf(__dirname);
-    const plain = path.join(fuseDir, 'kernel', 'serve-worker.js');
     const bundled = SERVE_WORKER_BUILT_IN.includes(path.basename(o.build.module));
-    const worker = new Worker(bundled ? bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain) : plain, { workerData: data, transferList: [port2], stdout: false, stderr: false });
+    let thread = takePrestarted(bundled);
+    if (thread) {
+      thread.worker.ref();
+      thread.port1.ref();
+      thread.worker.postMessage({ build: o.build });
+    } else thread = startThread(bundled, o.build);
+    const { fd, counters, start, port1, worker } = thread;
     let onBuilt: ((err?: Error) => void) | undefined;
     let onInit: (() => void) | undefined;
     const built = new Promise<void>((resolve, reject) => (onBuilt = (err) => (err ? reject(err) : resolve())));

@@ -20,7 +20,11 @@ export interface ServeWorkerData {
   /** [0]: 0 wait, 1 serve, 2 give up (mounting failed), 3 leave after the current request. */
   start: SharedArrayBuffer;
   control: MessagePort;
-  build: FsBuilder;
+  /**
+   * How to build the NodeFs. Absent when the thread was started before the daemon had parsed its
+   * command line (KernelMount.prestart): it then arrives as the first message on parentPort.
+   */
+  build?: FsBuilder;
 }
 
 /** Messages this thread posts to the main thread (parentPort). */
