@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
-import { DAEMON_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
+import { DAEMON_BUNDLE, SERVE_STORE_WORKER_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
 import { BUNDLE_FILE, BUNDLED_COMMANDS } from './main';
 
 /**
@@ -95,7 +95,9 @@ async function main(): Promise<void> {
     .filter((f) => f.endsWith('.js') && f !== 'mount.js')
     .map((f) => `./commands/${f.slice(0, -3)}`);
   await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter', '../reader/image', ...notMount], [lazyChildProcessForCommander]);
-  await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), []);
+  // Never required by the thread that serves the other kind of mount (serve-worker.ts BUILT_IN).
+  await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), ['../store-build']);
+  await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_STORE_WORKER_BUNDLE), ['../image-source']);
 }
 
 main().catch((e: unknown) => {

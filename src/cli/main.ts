@@ -37,9 +37,9 @@ function freshBundle(): string | undefined {
 }
 
 /** See KernelMount.prestart: a new isolate loads its code while this one parses the command line. */
-function startServingThreadFirst(oneImage: boolean): void {
+function startServingThreadFirst(builder: string): void {
   if (!(require('../fuse/mount-env') as typeof import('../fuse/mount-env')).kernelTransportWanted(process.argv)) return;
-  (require('../fuse/kernel/transport') as typeof import('../fuse/kernel/transport')).prestartServingThread(oneImage);
+  (require('../fuse/kernel/transport') as typeof import('../fuse/kernel/transport')).prestartServingThread(builder);
 }
 
 /** The command line, unbundled (tests build it to inspect --help). */
@@ -56,7 +56,7 @@ if (require.main === module) {
   else {
     // Serving the mount in this process (the daemon of `distri fuse` is this CLI; -f): the serving
     // thread starts before anything else loads.
-    if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount');
+    if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount' ? 'image-source.js' : 'store-build.js');
     const bundle = first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle() : undefined;
     if (bundle) require(bundle);
     else (require('./program') as typeof import('./program')).run();

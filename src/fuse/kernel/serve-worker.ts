@@ -25,14 +25,16 @@ import { REQUEST_BUFFER_SIZE, Session } from './session';
 import { DAEMON_STATS, daemonStats, type ControlAnswer, type ControlRequest, type FsBuilder, type ServeWorkerData, type WorkerEvent } from './worker-api';
 
 /**
- * The NodeFs builders this thread carries itself, by module file name: `distri mount`'s image, so
- * that the bundled thread (../bundles.ts) has it inside and loads no module for it. Any other
- * builder (the store's) is required by its path, by the unbundled thread only (the transport
- * starts that one for them: ../bundles.ts SERVE_WORKER_BUILT_IN lists the same names).
+ * The NodeFs builders this thread carries itself, by module file name: `distri mount`'s image and
+ * `distri fuse`'s store, so that each bundled thread (../bundles.ts SERVE_WORKER_BUNDLES lists the
+ * same names) has its builder inside and loads no module for it; each bundle leaves the other's
+ * out. Any other builder is required by its path, by the unbundled thread only.
  */
 const BUILT_IN: Record<string, () => unknown> = {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   'image-source.js': () => require('../image-source'),
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  'store-build.js': () => require('../store-build'),
 };
 
 function post(e: WorkerEvent): void {

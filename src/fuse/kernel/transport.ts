@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { SERVE_WORKER_BUILT_IN, SERVE_WORKER_BUNDLE, bundleOr, fuseDirOf } from '../bundles';
+import { SERVE_WORKER_BUNDLES, bundleOr, fuseDirOf } from '../bundles';
 import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
@@ -109,14 +109,14 @@ interface Thread {
   start: SharedArrayBuffer;
   port1: import('node:worker_threads').MessagePort;
   worker: Worker;
-  /** The bundled thread (one image) or the modules (any other builder: ../bundles.ts). */
-  bundled: boolean;
+  /** The builder's module file name: it picks the thread's bundle (../bundles.ts). */
+  builder: string;
   /** Set when the thread failed or left before it was given its builder. */
   failed?: string;
 }
 
 /** Opens /dev/fuse and starts a serving thread; without `build`, it waits for it as a message. */
-function startThread(bundled: boolean, build?: FsBuilder): Thread {
+function startThread(builder: string, build?: FsBuilder): Thread {
   const fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR);
   const counters = new SharedArrayBuffer(COUNTER_SLOTS * 8);
   const start = new SharedArrayBuffer(4);
@@ -124,8 +124,9 @@ function startThread(bundled: boolean, build?: FsBuilder): Thread {
   const data: ServeWorkerData = { fd, counters, start, control: port2, build };
   const fuseDir = fuseDirOf(__dirname);
   const plain = path.join(fuseDir, 'kernel', 'serve-worker.js');
-  const worker = new Worker(bundled ? bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain) : plain, { workerData: data, transferList: [port2], stdout: false, stderr: false });
-  return { fd, counters, start, port1, worker, bundled };
+  const bundle = SERVE_WORKER_BUNDLES[builder];
+  const worker = new Worker(bundle ? bundleOr(path.join(fuseDir, bundle), plain, plain) : plain, { workerData: data, transferList: [port2], stdout: false, stderr: false });
+  return { fd, counters, start, port1, worker, builder };
 }
 
 let prestarted: Thread | undefined;
@@ -138,11 +139,11 @@ let prestarted: Thread | undefined;
  * image); otherwise, or when the mount goes another way (libfuse, a usage error), it is dropped. It
  * keeps no process alive while waiting. Does nothing where the kernel transport cannot work.
  */
-export function prestartServingThread(bundled: boolean): void {
+export function prestartServingThread(builder: string): void {
   if (prestarted || !kernelTransportAvailable().ok) return;
   let t: Thread;
   try {
-    t = startThread(bundled);
+    t = startThread(builder);
   } catch {
     return; // mount() starts one itself and reports what goes wrong
   }
@@ -164,8 +165,8 @@ export function dropPrestarted(): void {
   fs.closeSync(t.fd);
 }
 
-function takePrestarted(bundled: boolean): Thread | undefined {
-  if (prestarted && (prestarted.bundled !== bundled || prestarted.failed)) dropPrestarted();
+function takePrestarted(builder: string): Thread | undefined {
+  if (prestarted && (prestarted.builder !== builder || prestarted.failed)) dropPrestarted();
   const t = prestarted;
   prestarted = undefined;
   return t;
@@ -219,13 +220,13 @@ export class KernelMount {
    * answered (the mount is usable). On failure nothing is left mounted or running.
    */
   static async mount(o: KernelMountOptions): Promise<KernelMount> {
-    const bundled = SERVE_WORKER_BUILT_IN.includes(path.basename(o.build.module));
-    let thread = takePrestarted(bundled);
+    const builder = path.basename(o.build.module);
+    let thread = takePrestarted(builder);
     if (thread) {
       thread.worker.ref();
       thread.port1.ref();
       thread.worker.postMessage({ build: o.build });
-    } else thread = startThread(bundled, o.build);
+    } else thread = startThread(builder, o.build);
     const { fd, counters, start, port1, worker } = thread;
     let onBuilt: ((err?: Error) => void) | undefined;
     let onInit: (() => void) | undefined;
