@@ -54,6 +54,7 @@ if (require.main === module) {
   const early = daemonFirst?.daemonFirstCommand(process.argv.slice(2), process.env);
   if (early) daemonFirst!.runDaemonFirst(early, __filename);
   else {
+    if (process.env.DISTRI_MOUNT_READY_FD !== undefined) (require('../fuse/mount-env') as typeof import('../fuse/mount-env')).mark('daemon entry');
     // Serving the mount in this process (the daemon of `distri fuse` is this CLI; -f): the serving
     // thread starts before anything else loads.
     if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount' ? 'image-source.js' : 'store-build.js');
