@@ -39,7 +39,7 @@ function freshBundle(): string | undefined {
 /** See KernelMount.prestart: a new isolate loads its code while this one parses the command line. */
 function startServingThreadFirst(builder: string): void {
   if (!(require('../fuse/mount-env') as typeof import('../fuse/mount-env')).kernelTransportWanted(process.argv)) return;
-  (require('../fuse/kernel/transport') as typeof import('../fuse/kernel/transport')).prestartServingThread(builder);
+  (require('../fuse/kernel/thread-start') as typeof import('../fuse/kernel/thread-start')).prestartServingThread(builder);
 }
 
 /** The command line, unbundled (tests build it to inspect --help). */

@@ -415,7 +415,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     mark('daemon started');
     const { transport } = chooseTransport(o.transport);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    if (transport !== 'kernel') (require('./kernel/transport') as typeof import('./kernel/transport')).dropPrestarted();
+    if (transport !== 'kernel') (require('./kernel/thread-start') as typeof import('./kernel/thread-start')).dropPrestarted();
     // Checked while the kernel transport's serving thread starts and opens the image.
     const prepared = prepareMountpoint(mnt, log).then(
       () => mark('mountpoint checked'),

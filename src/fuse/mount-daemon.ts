@@ -20,7 +20,7 @@ if (raw === undefined && process.argv.slice(2).find((a) => !a.startsWith('-')) =
   // parser and `mount` command (the same checks and words as the command), which then runs the
   // daemon in this process.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  if (kernelTransportWanted(process.argv)) (require('./kernel/transport') as typeof import('./kernel/transport')).prestartServingThread('image-source.js');
+  if (kernelTransportWanted(process.argv)) (require('./kernel/thread-start') as typeof import('./kernel/thread-start')).prestartServingThread('image-source.js');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   (require('../cli/program') as typeof import('../cli/program')).run();
 } else runFromOptions(raw);

@@ -7,6 +7,9 @@ import type { MessagePort } from 'node:worker_threads';
 import type { NodeFs } from '../../vfs/node-fs';
 
 /** How the worker builds its NodeFs: `require(module)[exportName](args, log)`. */
+/** Counter slots: [0] is every request, [op] each opcode (op < WAKE_SLOT), [WAKE_SLOT] wake-ups. */
+export const COUNTER_SLOTS = 64;
+
 export interface FsBuilder {
   module: string;
   exportName: string;
