@@ -13,6 +13,8 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, repoRoot, skipUnless, type Availability } from './oracle/tools';
+import { plainMountCommandLine } from '../src/cli/commands/mount';
+import { buildProgram } from '../src/cli/main';
 
 const root = repoRoot();
 const cli = path.join(root, 'dist/src/cli/main.js');
@@ -133,5 +135,42 @@ test('a daemon started before the command parsed anything reports its failures a
     assert.equal(help.stdout, distri(['mount', '--help'], { DISTRI_NO_EARLY_DAEMON: '1' }).stdout);
   } finally {
     if (mountedAt(mnt)) spawnSync('umount', ['-l', mnt]);
+  }
+});
+
+test("the daemon's reading of a plain mount command line is commander's, and it leaves every other line to commander", async () => {
+  /** What commander hands the mount action for `distri ARGS`. */
+  const viaCommander = async (args: string[]) => {
+    const program = buildProgram('mount');
+    let got: unknown;
+    program.commands
+      .find((c) => c.name() === 'mount')!
+      .action((image: string, mountpoint: string, flags: unknown) => {
+        got = { image, mountpoint, flags };
+      });
+    await program.parseAsync(['node', 'distri', ...args]);
+    return got;
+  };
+  const plain = [
+    ['mount', 'a.sqfs', 'mnt'],
+    ['mount', '-o', 'uid=1,gid=2', 'a.sqfs', '-ooffset=4', 'mnt', '--options', 'cache=8', '--options=ro'],
+    ['mount', '--pid-file', 'p', '--transport', 'kernel', 'a.sqfs', 'mnt', '--pid-file=q', '--transport=libfuse'],
+    ['mount', 'a.sqfs', 'mnt', '-o', ''],
+  ];
+  for (const args of plain) {
+    const mine = plainMountCommandLine(args);
+    assert.ok(mine, `${args.join(' ')} is plain`);
+    assert.deepEqual(mine, await viaCommander(args), args.join(' '));
+  }
+  for (const args of [
+    ['mount', 'a.sqfs'],
+    ['mount', 'a', 'b', 'c'],
+    ['mount', '-f', 'a', 'b'],
+    ['-v', 'mount', 'a', 'b'],
+    ['mount', '-o', '-x', 'a', 'b'],
+    ['mount', '--bogus', 'a', 'b'],
+    ['mount', 'a', 'b', '-o'],
+  ]) {
+    assert.equal(plainMountCommandLine(args), undefined, args.join(' '));
   }
 });

@@ -48,6 +48,19 @@ const fuseDaemonOutside: Plugin = {
   },
 };
 
+/**
+ * The daemon bundle (dist/src/fuse) leaves the CLI's parser and ../common (both load commander)
+ * to tsc's output: a plain command line never loads them, and anything else is rare (see
+ * fuse/mount-daemon.ts). The mount command's require of '../common' names it from the bundle's
+ * directory instead.
+ */
+const cliOutsideDaemon: Plugin = {
+  name: 'cli-outside-daemon',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/common$/ }, (args) => (args.importer.includes(`${path.sep}commands${path.sep}`) ? { path: '../cli/common', external: true } : undefined));
+  },
+};
+
 async function main(): Promise<void> {
   const cliDir = __dirname; // dist/src/cli
   const srcDir = path.resolve(cliDir, '..'); // dist/src
@@ -86,15 +99,9 @@ async function main(): Promise<void> {
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
   // they sit and why). The libfuse adapter stays out: it is in the same directory either way.
   const fuseDir = path.join(srcDir, 'fuse');
-  // The daemon parses `distri mount`'s command line itself when the command started it first
-  // (daemon-first.ts): it holds the program and the mount command, never any other command, nor
-  // the image reader that ../cli/common.ts loads on demand (the serving thread opens the image; a
-  // require from the bundle in dist/src/fuse still finds dist/src/reader/image.js).
-  const notMount = fs
-    .readdirSync(path.join(cliDir, 'commands'))
-    .filter((f) => f.endsWith('.js') && f !== 'mount.js')
-    .map((f) => `./commands/${f.slice(0, -3)}`);
-  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter', '../reader/image', ...notMount], [lazyChildProcessForCommander]);
+  // The daemon reads `distri mount`'s command line itself when the command started it first
+  // (daemon-first.ts): it holds the mount command's action, not the CLI's parser (cliOutsideDaemon).
+  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter', '../cli/program'], [cliOutsideDaemon]);
   // Never required by the thread that serves the other kind of mount (serve-worker.ts BUILT_IN).
   await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), ['../store-build']);
   await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_STORE_WORKER_BUNDLE), ['../image-source']);

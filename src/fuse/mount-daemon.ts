@@ -16,13 +16,23 @@ const raw = process.env[OPTIONS_ENV];
 delete process.env[OPTIONS_ENV];
 if (raw === undefined && process.argv.slice(2).find((a) => !a.startsWith('-')) === 'mount') {
   // Started by the command before it parsed anything (../cli/daemon-first.ts): the serving thread
-  // first, so that its isolate loads while this thread parses the command line with the CLI's own
-  // parser and `mount` command (the same checks and words as the command), which then runs the
-  // daemon in this process.
+  // first, so that its isolate loads while this thread reads the command line and runs the `mount`
+  // command's own action (the same checks and words as the command), which runs the daemon in this
+  // process. A plain command line is read without commander; any other goes to the CLI's parser.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   if (kernelTransportWanted(process.argv)) (require('./kernel/thread-start') as typeof import('./kernel/thread-start')).prestartServingThread('image-source.js');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  (require('../cli/program') as typeof import('../cli/program')).run();
+  const command = require('../cli/commands/mount') as typeof import('../cli/commands/mount');
+  const plain = command.plainMountCommandLine(process.argv.slice(2));
+  if (plain) void command.mountAction(plain.image, plain.mountpoint, plain.flags);
+  else {
+    // The parser runs from tsc's output (this bundle leaves it out): a second copy of the mount
+    // command and the transport, which would start a serving thread of their own.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('./kernel/thread-start') as typeof import('./kernel/thread-start')).dropPrestarted();
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('../cli/program') as typeof import('../cli/program')).run();
+  }
 } else runFromOptions(raw);
 
 function runFromOptions(raw: string | undefined): void {
