@@ -9,27 +9,26 @@
  * command line and no options: then it parses that itself, with the CLI's parser and only the
  * `mount` command (the bundle holds no other).
  */
-import { kernelTransportWanted, mark, OPTIONS_ENV } from './mount-env';
+import { mark, OPTIONS_ENV } from './mount-env';
 
 mark('daemon entry');
 const raw = process.env[OPTIONS_ENV];
 delete process.env[OPTIONS_ENV];
 if (raw === undefined && process.argv.slice(2).find((a) => !a.startsWith('-')) === 'mount') {
-  // Started by the command before it parsed anything (../cli/daemon-first.ts): the serving thread
-  // first, so that its isolate loads while this thread reads the command line and runs the `mount`
-  // command's own action (the same checks and words as the command), which runs the daemon in this
-  // process. A plain command line is read without commander; any other goes to the CLI's parser.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  if (kernelTransportWanted(process.argv)) (require('./kernel/thread-start') as typeof import('./kernel/thread-start')).prestartServingThread('image-source.js');
+  // Started by the command before it parsed anything (../cli/daemon-first.ts): this thread reads
+  // the command line and runs the `mount` command's own action (the same checks and words as the
+  // command), which runs the daemon in this process. A plain command line is read without
+  // commander; any other goes to the CLI's parser. The serving thread is not started before that
+  // (prestartServingThread), unlike in `distri fuse`'s daemon: here the reading takes a few
+  // milliseconds, and starting the isolate beside it cost ~45 ms more CPU per mount, measured
+  // (bench/README-fuse.md), where two processes share two cores.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const command = require('../cli/commands/mount') as typeof import('../cli/commands/mount');
   const plain = command.plainMountCommandLine(process.argv.slice(2));
   if (plain) void command.mountAction(plain.image, plain.mountpoint, plain.flags);
   else {
-    // The parser runs from tsc's output (this bundle leaves it out): a second copy of the mount
-    // command and the transport, which would start a serving thread of their own.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    (require('./kernel/thread-start') as typeof import('./kernel/thread-start')).dropPrestarted();
+    // The parser runs from tsc's output (this bundle leaves it out), with its own copy of the
+    // mount command and the daemon.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     (require('../cli/program') as typeof import('../cli/program')).run();
   }

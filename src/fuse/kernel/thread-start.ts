@@ -55,12 +55,14 @@ export function startThread(builder: string, build?: FsBuilder): Thread {
 let prestarted: Thread | undefined;
 
 /**
- * Starts the serving thread before the daemon knows what it will serve: a new V8 isolate and its
- * code take longer to load than the daemon's main thread takes to parse its command line and check
- * the mountpoint, so the daemon's entry calls this first thing (bench/README-fuse.md has the
- * figures). The next KernelMount.mount (./transport.ts) takes it over if it fits (`bundled`: the mount will serve one
- * image); otherwise, or when the mount goes another way (libfuse, a usage error), it is dropped. It
- * keeps no process alive while waiting. Does nothing where the kernel transport cannot work.
+ * Starts the serving thread before the daemon knows what it will serve: where the main thread has
+ * much to load before it can mount (`distri fuse`'s daemon is the whole CLI, unbundled; -f runs
+ * the command line's parser first), the new isolate and its code load meanwhile on the other core
+ * (../../cli/main.ts calls this first thing; bench/README-lazy.md has the figures). The next
+ * KernelMount.mount (./transport.ts) takes it over if its builder is `builder` (the module file
+ * name, e.g. store-build.js); otherwise, or when the mount goes another way (libfuse, a usage
+ * error), it is dropped. It keeps no process alive while waiting. Does nothing where the kernel
+ * transport cannot work.
  */
 export function prestartServingThread(builder: string): void {
   if (prestarted || !kernelTransportAvailable().ok) return;
