@@ -2,7 +2,9 @@
  * What makes the short commands and `distri mount` start faster must never change what they do:
  * the bundled CLI prints what the unbundled modules print; a mount served by the bundled daemon
  * and serving thread (src/fuse/bundles.ts) reads the same bytes; an image that fails to open
- * while mount(8) ran beside it leaves nothing mounted.
+ * while mount(8) ran beside it leaves nothing mounted; a background mount whose daemon was started
+ * before anything was parsed (src/cli/daemon-first.ts) fails with the words and status the command
+ * itself gives.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -11,6 +13,8 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, repoRoot, skipUnless, type Availability } from './oracle/tools';
+import { plainMountCommandLine } from '../src/cli/commands/mount';
+import { buildProgram } from '../src/cli/main';
 
 const root = repoRoot();
 const cli = path.join(root, 'dist/src/cli/main.js');
@@ -95,5 +99,78 @@ test('an image that fails to open while mount(8) runs beside it leaves nothing m
     }
   } finally {
     if (mountedAt(mnt)) spawnSync('umount', ['-l', mnt]);
+  }
+});
+
+test('a daemon started before the command parsed anything reports its failures as the command does', () => {
+  const mnt = fs.mkdtempSync(path.join(tmp, 'mnt-'));
+  const junk = path.join(tmp, 'junk.sqfs');
+  fs.writeFileSync(junk, Buffer.alloc(4096, 7));
+  const missing = path.join(tmp, 'no-such-dir');
+  const cases: Array<[string[], RegExp]> = [
+    [['mount', demo], /^distri: missing required argument 'mountpoint'$/m],
+    [['mount', '-o', 'bogus', demo, mnt], /^distri: mount: unknown -o option "bogus"/m],
+    [['mount', '--bogus', demo, mnt], /^distri: unknown option '--bogus'$/m],
+    [['mount', demo, missing], new RegExp(`^distri: mount ${demo} on ${missing}: mountpoint ${missing} does not exist$`, 'm')],
+    [['mount', junk, mnt], /^distri: mount .*junk\.sqfs on .*: cannot open image .*junk\.sqfs: BAD_MAGIC/m],
+    [['fuse', '--max-open', 'x', mnt], /^distri: fuse: --max-open needs a positive integer, got "x"$/m],
+    [['fuse', '--store', path.join(tmp, 'no-such-store'), mnt], /^distri: fuse .*no-such-store on .*: store .*no-such-store: /m],
+  ];
+  const timing = /^distri mount: timing: .*\n/gm;
+  try {
+    for (const [args, want] of cases) {
+      const early = distri(args, { DISTRI_MOUNT_TIMING: '1' });
+      // The daemon ran, and it was the one that found the problem: the command spawns before parsing.
+      assert.match(early.stderr, /timing: .* daemon entry \(pid/, `distri ${args.join(' ')}: the daemon started`);
+      const asBefore = distri(args, { DISTRI_NO_EARLY_DAEMON: '1' });
+      assert.equal(early.status, 1, `distri ${args.join(' ')}: ${early.stderr}`);
+      assert.match(early.stderr, want);
+      assert.deepEqual({ status: early.status, stderr: early.stderr.replace(timing, '') }, { status: asBefore.status, stderr: asBefore.stderr }, `distri ${args.join(' ')}`);
+      assert.ok(!mountedAt(mnt), `nothing mounted on ${mnt}`);
+    }
+    // --help stays with the command: no daemon, the same text.
+    const help = distri(['mount', '--help'], { DISTRI_MOUNT_TIMING: '1' });
+    assert.equal(help.status, 0);
+    assert.doesNotMatch(help.stderr, /daemon entry/);
+    assert.equal(help.stdout, distri(['mount', '--help'], { DISTRI_NO_EARLY_DAEMON: '1' }).stdout);
+  } finally {
+    if (mountedAt(mnt)) spawnSync('umount', ['-l', mnt]);
+  }
+});
+
+test("the daemon's reading of a plain mount command line is commander's, and it leaves every other line to commander", async () => {
+  /** What commander hands the mount action for `distri ARGS`. */
+  const viaCommander = async (args: string[]) => {
+    const program = buildProgram('mount');
+    let got: unknown;
+    program.commands
+      .find((c) => c.name() === 'mount')!
+      .action((image: string, mountpoint: string, flags: unknown) => {
+        got = { image, mountpoint, flags };
+      });
+    await program.parseAsync(['node', 'distri', ...args]);
+    return got;
+  };
+  const plain = [
+    ['mount', 'a.sqfs', 'mnt'],
+    ['mount', '-o', 'uid=1,gid=2', 'a.sqfs', '-ooffset=4', 'mnt', '--options', 'cache=8', '--options=ro'],
+    ['mount', '--pid-file', 'p', '--transport', 'kernel', 'a.sqfs', 'mnt', '--pid-file=q', '--transport=libfuse'],
+    ['mount', 'a.sqfs', 'mnt', '-o', ''],
+  ];
+  for (const args of plain) {
+    const mine = plainMountCommandLine(args);
+    assert.ok(mine, `${args.join(' ')} is plain`);
+    assert.deepEqual(mine, await viaCommander(args), args.join(' '));
+  }
+  for (const args of [
+    ['mount', 'a.sqfs'],
+    ['mount', 'a', 'b', 'c'],
+    ['mount', '-f', 'a', 'b'],
+    ['-v', 'mount', 'a', 'b'],
+    ['mount', '-o', '-x', 'a', 'b'],
+    ['mount', '--bogus', 'a', 'b'],
+    ['mount', 'a', 'b', '-o'],
+  ]) {
+    assert.equal(plainMountCommandLine(args), undefined, args.join(' '));
   }
 });

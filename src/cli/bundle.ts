@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
-import { DAEMON_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
+import { DAEMON_BUNDLE, SERVE_STORE_WORKER_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
 import { BUNDLE_FILE, BUNDLED_COMMANDS } from './main';
 
 /**
@@ -45,6 +45,19 @@ const fuseDaemonOutside: Plugin = {
   name: 'fuse-daemon-outside',
   setup(build) {
     build.onResolve({ filter: /^\.\.\/\.\.\/fuse\/daemon$/ }, (args) => (args.importer.includes(`${path.sep}commands${path.sep}`) ? { path: '../fuse/daemon', external: true } : undefined));
+  },
+};
+
+/**
+ * The daemon bundle (dist/src/fuse) leaves the CLI's parser and ../common (both load commander)
+ * to tsc's output: a plain command line never loads them, and anything else is rare (see
+ * fuse/mount-daemon.ts). The mount command's require of '../common' names it from the bundle's
+ * directory instead.
+ */
+const cliOutsideDaemon: Plugin = {
+  name: 'cli-outside-daemon',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/common$/ }, (args) => (args.importer.includes(`${path.sep}commands${path.sep}`) ? { path: '../cli/common', external: true } : undefined));
   },
 };
 
@@ -86,8 +99,12 @@ async function main(): Promise<void> {
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
   // they sit and why). The libfuse adapter stays out: it is in the same directory either way.
   const fuseDir = path.join(srcDir, 'fuse');
-  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter']);
-  await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), []);
+  // The daemon reads `distri mount`'s command line itself when the command started it first
+  // (daemon-first.ts): it holds the mount command's action, not the CLI's parser (cliOutsideDaemon).
+  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter', '../cli/program'], [cliOutsideDaemon]);
+  // Never required by the thread that serves the other kind of mount (serve-worker.ts BUILT_IN).
+  await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), ['../store-build']);
+  await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_STORE_WORKER_BUNDLE), ['../image-source']);
 }
 
 main().catch((e: unknown) => {

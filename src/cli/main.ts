@@ -9,6 +9,10 @@
  * missing or older than this build (a `tsc` without the bundle step), loads the modules as tsc
  * emitted them: the bundle is only ever a faster way to run the same code.
  *
+ * A background `distri mount` or `distri fuse` goes another way before any of that: it spawns its
+ * daemon first thing and only relays its report (./daemon-first.ts), so that the daemon's Node
+ * start-up does not wait for this one's module loading.
+ *
  * This module loads nothing else before deciding, so that the choice itself costs nothing.
  * DISTRI_NO_BUNDLE=1 turns the bundle off (benchmarks compare both).
  */
@@ -32,6 +36,12 @@ function freshBundle(): string | undefined {
   return undefined;
 }
 
+/** See KernelMount.prestart: a new isolate loads its code while this one parses the command line. */
+function startServingThreadFirst(builder: string): void {
+  if (!(require('../fuse/mount-env') as typeof import('../fuse/mount-env')).kernelTransportWanted(process.argv)) return;
+  (require('../fuse/kernel/thread-start') as typeof import('../fuse/kernel/thread-start')).prestartServingThread(builder);
+}
+
 /** The command line, unbundled (tests build it to inspect --help). */
 export function buildProgram(only?: string): import('commander').Command {
   return (require('./program') as typeof import('./program')).buildProgram(only);
@@ -39,7 +49,17 @@ export function buildProgram(only?: string): import('commander').Command {
 
 if (require.main === module) {
   const first = process.argv.slice(2).find((a) => !a.startsWith('-'));
-  const bundle = first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle() : undefined;
-  if (bundle) require(bundle);
-  else (require('./program') as typeof import('./program')).run();
+  // A background mount starts its daemon before anything else is loaded (./daemon-first.ts).
+  const daemonFirst = first === 'mount' || first === 'fuse' ? (require('./daemon-first') as typeof import('./daemon-first')) : undefined;
+  const early = daemonFirst?.daemonFirstCommand(process.argv.slice(2), process.env);
+  if (early) daemonFirst!.runDaemonFirst(early, __filename);
+  else {
+    if (process.env.DISTRI_MOUNT_READY_FD !== undefined) (require('../fuse/mount-env') as typeof import('../fuse/mount-env')).mark('daemon entry');
+    // Serving the mount in this process (the daemon of `distri fuse` is this CLI; -f): the serving
+    // thread starts before anything else loads.
+    if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount' ? 'image-source.js' : 'store-build.js');
+    const bundle = first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle() : undefined;
+    if (bundle) require(bundle);
+    else (require('./program') as typeof import('./program')).run();
+  }
 }

@@ -1,6 +1,7 @@
 /**
- * Where the bundled background daemon of `distri mount` and its serving thread sit, and how the
- * code finds them. `npm run build` makes both with esbuild (src/cli/bundle.ts) in dist/src/fuse:
+ * Where the bundled background daemon of `distri mount` and the serving threads of `distri mount`
+ * and `distri fuse` sit, and how the code finds them. `npm run build` makes them with esbuild
+ * (src/cli/bundle.ts) in dist/src/fuse:
  * a daemon then starts from one file instead of some fifteen modules, and its serving thread (a new
  * V8 isolate that loads the reader and the protocol code) from one file instead of some thirty,
  * which is most of the time from `distri mount` to a usable mount (bench/README-fuse.md).
@@ -19,13 +20,18 @@ import * as path from 'node:path';
 export const DAEMON_BUNDLE = 'mount-daemon.bundle.js';
 /** The serving thread (kernel/serve-worker.ts) with the image reader it serves from. */
 export const SERVE_WORKER_BUNDLE = 'serve-worker.bundle.js';
+/** The same thread with the store's tree (`distri fuse`) instead. */
+export const SERVE_STORE_WORKER_BUNDLE = 'serve-store-worker.bundle.js';
 /**
- * The NodeFs builders (module file names) the serving thread's bundle carries inside. A mount of
- * any other (the store's) runs the unbundled thread: a module required from outside the bundle
- * would bring second copies of the modules inside it, and an error class of one copy is not an
- * instance of the other's (the protocol code maps errors to errno values by class).
+ * The NodeFs builders (module file names) that a serving thread's bundle carries inside, and which
+ * bundle. A mount built by any other module runs the unbundled thread: a module required from
+ * outside a bundle would bring second copies of the modules inside it, and an error class of one
+ * copy is not an instance of the other's (the protocol code maps errors to errno values by class).
  */
-export const SERVE_WORKER_BUILT_IN = ['image-source.js'];
+export const SERVE_WORKER_BUNDLES: Readonly<Record<string, string>> = {
+  'image-source.js': SERVE_WORKER_BUNDLE,
+  'store-build.js': SERVE_STORE_WORKER_BUNDLE,
+};
 
 /** dist/src/fuse, from the __dirname of a module in it, in kernel/, in cli/commands, or of a bundle there. */
 export function fuseDirOf(dirname: string): string {

@@ -53,6 +53,11 @@ export interface MountOptions {
   notifyPipe?: string;
   pidFile?: string;
   debug?: boolean;
+  /**
+   * In the background: print a failure to mount on stderr after this prefix before reporting it
+   * (the command that started the daemon before parsing anything cannot name the image itself).
+   */
+  failurePrefix?: string;
   /** Prefix of log lines (default "distri mount"). */
   logName?: string;
   /** Decompressed data blocks kept, in MiB (default DEFAULT_CACHE_MIB). */
@@ -409,6 +414,8 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   try {
     mark('daemon started');
     const { transport } = chooseTransport(o.transport);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    if (transport !== 'kernel') (require('./kernel/thread-start') as typeof import('./kernel/thread-start')).dropPrestarted();
     // Checked while the kernel transport's serving thread starts and opens the image.
     const prepared = prepareMountpoint(mnt, log).then(
       () => mark('mountpoint checked'),
@@ -431,7 +438,9 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
   } catch (e) {
     source?.close?.();
     const message = describe(e);
-    if (!background) log(message); // in the background the parent prints the report instead
+    if (!background) log(message);
+    // In the background the parent prints the report, unless it left that to the daemon.
+    else if (o.failurePrefix !== undefined && stderrOpen) process.stderr.write(`${o.failurePrefix}${message}\n`);
     if (o.notifyPipe) await notify(o.notifyPipe, 'f', log);
     report({ ok: false, message });
     return 1;

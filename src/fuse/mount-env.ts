@@ -18,6 +18,27 @@ export const READY_ENV = 'DISTRI_MOUNT_READY_FD';
 /** The daemon's MountOptions as JSON, for the lean daemon entry (mount-daemon.ts). */
 export const OPTIONS_ENV = 'DISTRI_MOUNT_OPTIONS';
 
+/**
+ * Set by a command that started its daemon before parsing anything (src/cli/daemon-first.ts): the
+ * daemon then checks the arguments and prints every failure itself, in the command's words.
+ */
+export const EARLY_ENV = 'DISTRI_MOUNT_EARLY';
+
+/**
+ * Whether a daemon with this command line would serve through the kernel transport as far as the
+ * user asked (`--transport` or DISTRI_TRANSPORT not libfuse): then its entry starts the serving
+ * thread before parsing the command line (KernelMount.prestart). A wrong guess only costs a thread
+ * that is dropped.
+ */
+export function kernelTransportWanted(argv: readonly string[]): boolean {
+  let want = process.env.DISTRI_TRANSPORT ?? 'auto';
+  argv.forEach((a, i) => {
+    if (a === '--transport' && i + 1 < argv.length) want = argv[i + 1]!;
+    else if (a.startsWith('--transport=')) want = a.slice('--transport='.length);
+  });
+  return want !== 'libfuse';
+}
+
 /** DISTRI_MOUNT_TIMING=1: start-up milestones on stderr, in ms since the process started. */
 export function mark(what: string): void {
   if (process.env.DISTRI_MOUNT_TIMING) process.stderr.write(`distri mount: timing: ${performance.now().toFixed(1)} ms ${what} (pid ${process.pid})\n`);

@@ -1,6 +1,6 @@
 /**
- * The /ro store as a running service: how the StoreFs is built (on the thread that serves it), its
- * control socket (ping, scan, mkdirall, stats), and the liveness machinery, handed to the daemon
+ * The /ro store as a running service: how the StoreFs is built (./store-build.ts, on the thread
+ * that serves it), its control socket (ping, scan, mkdirall, stats), and the liveness machinery, handed to the daemon
  * as a DaemonSource.
  *
  * The tree is kept in step with the store without being told: the store directory is watched
@@ -15,10 +15,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SquashfsError } from '../errors';
 import { CtlServer } from '../vfs/ctl';
-import type { StoreFs } from '../vfs/store-fs';
 import type { DaemonSource } from './daemon';
+import type { StoreBuildArgs } from './store-build';
 
 /**
  * Seconds the libfuse transport lets the kernel cache names and attributes: it cannot tell the
@@ -37,29 +36,6 @@ export interface StoreDaemonOptions {
   cacheBytes?: number;
   /** `--repo URL --autodownload`: the repository's packages shown before they are local. */
   remote?: { repo: string; timeoutMs?: number; readAhead?: number; fill?: boolean };
-}
-
-/** What the serving thread needs to build the StoreFs. */
-export interface StoreBuildArgs extends StoreDaemonOptions {
-  ctlPath: string;
-}
-
-/** Builds the StoreFs (a quick first scan) and saves its index; runs on the serving thread. */
-export function buildStoreFs(a: StoreBuildArgs, log: (s: string) => void): StoreFs {
-  // Loaded here, on the serving thread: the daemon's main thread never needs the store's code.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { StoreFs } = require('../vfs/store-fs') as typeof import('../vfs/store-fs');
-  let storeFs: StoreFs;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const remote = a.remote && new (require('../vfs/remote-packages') as typeof import('../vfs/remote-packages')).RemotePackages(a.store, { ...a.remote, log });
-    storeFs = new StoreFs(a.store, { pkgs: a.pkgs, overlays: a.overlays, maxOpenImages: a.maxOpenImages, cacheBytes: a.cacheBytes, ctlPath: a.ctlPath, log, remote });
-  } catch (e) {
-    throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
-  }
-  storeFs.index.save();
-  if (storeFs.index.stats.writeError) log(`index ${storeFs.index.stats.dir}: not saved: ${storeFs.index.stats.writeError}`);
-  return storeFs;
 }
 
 /** The store as a daemon source: how to build the StoreFs, its control socket, the watcher, SIGUSR1. */
@@ -85,7 +61,7 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
 
   return {
     fsname: store,
-    build: { module: __filename, exportName: 'buildStoreFs', args },
+    build: { module: path.join(__dirname, 'store-build.js'), exportName: 'buildStoreFs', args },
     cacheTimeout: UNNOTIFIED_TIMEOUT,
     useIno: false,
     started: ({ log, notified, control: toFs, onAsk }) => {

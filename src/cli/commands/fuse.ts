@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { readyEnvName, runDaemon, type MountOptions } from '../../fuse/daemon';
 import { storeSource, type StoreDaemonOptions } from '../../fuse/store-source';
-import { spawnDaemon } from './mount';
+import { spawnDaemon, startedFirst } from './mount';
 
 export const DEFAULT_STORE = '/roimg';
 function list(v: string | undefined): string[] | undefined {
@@ -138,6 +138,7 @@ export function register(program: Command): void {
         debug: flags.debug,
         logName: 'distri fuse',
         transport: flags.transport as MountOptions['transport'],
+        failurePrefix: startedFirst() ? `distri: fuse ${store.store} on ${mountpoint}: ` : undefined,
       };
       if (flags.foreground || flags.debug || process.env[readyEnvName] !== undefined) {
         const code = await runDaemon(opts, () => storeSource(store));

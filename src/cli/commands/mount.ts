@@ -7,14 +7,17 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { reportError } from '../common';
 // Only types from the daemon: the command that spawns a background daemon never loads it (nor the
 // FUSE binding); the foreground path and `unmount` require it when they run.
 import type { MountOptions, MountResult } from '../../fuse/daemon';
 import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../../fuse/bundles';
-import { DEFAULT_CACHE_MIB, OPTIONS_ENV, READY_ENV as readyEnvName, mark } from '../../fuse/mount-env';
+import { DEFAULT_CACHE_MIB, EARLY_ENV, OPTIONS_ENV, READY_ENV as readyEnvName, mark } from '../../fuse/mount-env';
 
 type DaemonModule = typeof import('../../fuse/daemon');
+// Loaded on a failure only: ../common loads commander, which a daemon reading a plain command line
+// (plainMountCommandLine) never needs.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const reportError = () => (require('../common') as typeof import('../common')).reportError;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const daemonModule = (): DaemonModule => require('../../fuse/daemon') as DaemonModule;
 
@@ -160,47 +163,7 @@ export function register(program: Command): void {
         '  distri unmount /mnt/app',
       ].join('\n'),
     )
-    .action(async (image: string, mountpoint: string, flags: MountFlags) => {
-      let parsed: ReturnType<typeof parseMountOptions>;
-      try {
-        parsed = parseMountOptions(flags.options);
-      } catch (e) {
-        reportError('mount', e);
-        return;
-      }
-      if (!['auto', 'kernel', 'libfuse'].includes(flags.transport)) {
-        reportError('mount', new Error(`--transport must be kernel, libfuse or auto, got ${JSON.stringify(flags.transport)}`));
-        return;
-      }
-      // Every path absolute now: the daemon leaves the current directory once it is in the background.
-      const opts: MountOptions = {
-        ...parsed,
-        image: path.resolve(image),
-        mountpoint: path.resolve(mountpoint),
-        notifyPipe: parsed.notifyPipe && path.resolve(parsed.notifyPipe),
-        pidFile: flags.pidFile && path.resolve(flags.pidFile),
-        transport: flags.transport as MountOptions['transport'],
-      };
-      if (flags.debug) opts.debug = true;
-      if (flags.foreground || opts.debug || process.env[readyEnvName] !== undefined) {
-        const code = await daemonModule().runDaemon(opts);
-        // The native FUSE thread holds the event loop open after unmounting; this is the process
-        // edge, so end it here with the daemon's status.
-        process.exit(code);
-      }
-      // The daemon is the lean entry (fuse/mount-daemon.js, bundled: fuse/bundles.ts) with the options parsed here; the
-      // user's arguments follow it so that ps shows what is mounted.
-      mark('spawning the daemon');
-      const fuseDir = fuseDirOf(__dirname);
-      const plain = path.join(fuseDir, 'mount-daemon.js');
-      const daemonScript = bundleOr(path.join(fuseDir, DAEMON_BUNDLE), plain, plain);
-      const r = await spawnDaemon([daemonScript, ...process.argv.slice(2)], opts, { [OPTIONS_ENV]: JSON.stringify(opts) });
-      mark('daemon reported');
-      if (!r.ok) {
-        process.stderr.write(`distri: mount ${image} on ${mountpoint}: ${r.message ?? 'failed'}\n`);
-        process.exitCode = 1;
-      }
-    });
+    .action(mountAction);
 
   program
     .command('unmount')
@@ -216,6 +179,95 @@ export function register(program: Command): void {
         process.exitCode = 1;
       }
     });
+}
+
+/** What `distri mount IMAGE MOUNTPOINT` does once its command line is parsed. */
+export async function mountAction(image: string, mountpoint: string, flags: MountFlags): Promise<void> {
+  let parsed: ReturnType<typeof parseMountOptions>;
+  try {
+    parsed = parseMountOptions(flags.options);
+  } catch (e) {
+    reportError()('mount', e);
+    return;
+  }
+  if (!['auto', 'kernel', 'libfuse'].includes(flags.transport)) {
+    reportError()('mount', new Error(`--transport must be kernel, libfuse or auto, got ${JSON.stringify(flags.transport)}`));
+    return;
+  }
+  // Every path absolute now: the daemon leaves the current directory once it is in the background.
+  const opts: MountOptions = {
+    ...parsed,
+    image: path.resolve(image),
+    mountpoint: path.resolve(mountpoint),
+    notifyPipe: parsed.notifyPipe && path.resolve(parsed.notifyPipe),
+    pidFile: flags.pidFile && path.resolve(flags.pidFile),
+    transport: flags.transport as MountOptions['transport'],
+  };
+  if (flags.debug) opts.debug = true;
+  if (startedFirst()) opts.failurePrefix = `distri: mount ${image} on ${mountpoint}: `;
+  if (flags.foreground || opts.debug || process.env[readyEnvName] !== undefined) {
+    const code = await daemonModule().runDaemon(opts);
+    // The native FUSE thread holds the event loop open after unmounting; this is the process
+    // edge, so end it here with the daemon's status.
+    process.exit(code);
+  }
+  // The daemon is the lean entry (fuse/mount-daemon.js, bundled: fuse/bundles.ts) with the options parsed here; the
+  // user's arguments follow it so that ps shows what is mounted.
+  mark('spawning the daemon');
+  const fuseDir = fuseDirOf(__dirname);
+  const plain = path.join(fuseDir, 'mount-daemon.js');
+  const daemonScript = bundleOr(path.join(fuseDir, DAEMON_BUNDLE), plain, plain);
+  const r = await spawnDaemon([daemonScript, ...process.argv.slice(2)], opts, { [OPTIONS_ENV]: JSON.stringify(opts) });
+  mark('daemon reported');
+  if (!r.ok) {
+    process.stderr.write(`distri: mount ${image} on ${mountpoint}: ${r.message ?? 'failed'}\n`);
+    process.exitCode = 1;
+  }
+}
+
+/**
+ * A command line of `distri mount` (the words after `distri`) read without commander, when it is
+ * plain: `mount`, then exactly two operands and only -o/--options, --pid-file and --transport,
+ * each with a value that does not start with a dash. Anything else (another option, a missing or
+ * extra operand, -v before `mount`) is undefined, and the caller runs the full parser, which then
+ * gives every error in its own words. The daemon that the command started before parsing anything
+ * reads its command line this way: commander and the program cost it ~15 ms of CPU at every mount
+ * (bench/README-fuse.md), on a path where the two processes share two cores.
+ */
+export function plainMountCommandLine(args: readonly string[]): { image: string; mountpoint: string; flags: MountFlags } | undefined {
+  if (args[0] !== 'mount') return undefined;
+  const operands: string[] = [];
+  const flags: MountFlags = { transport: process.env.DISTRI_TRANSPORT ?? 'auto', options: [] };
+  for (let i = 1; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('-')) {
+      operands.push(a);
+      continue;
+    }
+    let name: string;
+    let value: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) [name, value] = [a.slice(0, eq), a.slice(eq + 1)];
+    else if (a.startsWith('-o') && a.length > 2) [name, value] = ['-o', a.slice(2)];
+    else [name, value] = [a, args[++i]];
+    if (value === undefined || value.startsWith('-')) return undefined;
+    if (name === '-o' || name === '--options') flags.options.push(value);
+    else if (name === '--pid-file') flags.pidFile = value;
+    else if (name === '--transport') flags.transport = value;
+    else return undefined;
+  }
+  return operands.length === 2 ? { image: operands[0]!, mountpoint: operands[1]!, flags } : undefined;
+}
+
+/**
+ * Whether this process is a daemon that the command started before parsing its arguments
+ * (../daemon-first.ts): it then prints its own failures, since the command only relays them.
+ * Read once; the variable goes no further (the daemon's children are no such daemons).
+ */
+export function startedFirst(): boolean {
+  const early = process.env[EARLY_ENV] !== undefined;
+  delete process.env[EARLY_ENV];
+  return early;
 }
 
 /**

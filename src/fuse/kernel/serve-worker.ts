@@ -22,17 +22,19 @@ import * as path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { NodeFs } from '../../vfs/node-fs';
 import { REQUEST_BUFFER_SIZE, Session } from './session';
-import { DAEMON_STATS, daemonStats, type ControlAnswer, type ControlRequest, type ServeWorkerData, type WorkerEvent } from './worker-api';
+import { DAEMON_STATS, daemonStats, type ControlAnswer, type ControlRequest, type FsBuilder, type ServeWorkerData, type WorkerEvent } from './worker-api';
 
 /**
- * The NodeFs builders this thread carries itself, by module file name: `distri mount`'s image, so
- * that the bundled thread (../bundles.ts) has it inside and loads no module for it. Any other
- * builder (the store's) is required by its path, by the unbundled thread only (the transport
- * starts that one for them: ../bundles.ts SERVE_WORKER_BUILT_IN lists the same names).
+ * The NodeFs builders this thread carries itself, by module file name: `distri mount`'s image and
+ * `distri fuse`'s store, so that each bundled thread (../bundles.ts SERVE_WORKER_BUNDLES lists the
+ * same names) has its builder inside and loads no module for it; each bundle leaves the other's
+ * out. Any other builder is required by its path, by the unbundled thread only.
  */
 const BUILT_IN: Record<string, () => unknown> = {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   'image-source.js': () => require('../image-source'),
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  'store-build.js': () => require('../store-build'),
 };
 
 function post(e: WorkerEvent): void {
@@ -97,14 +99,12 @@ function serve(d: ServeWorkerData, fsys: NodeFs): string {
   }
 }
 
-function main(): void {
-  const d = workerData as ServeWorkerData;
-  d.control.unref();
+function main(d: ServeWorkerData, build: FsBuilder): void {
   let fsys: NodeFs;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const m = (BUILT_IN[path.basename(d.build.module)]?.() ?? require(d.build.module)) as Record<string, (args: unknown, log: (s: string) => void) => NodeFs>;
-    fsys = m[d.build.exportName]!(d.build.args, log);
+    const m = (BUILT_IN[path.basename(build.module)]?.() ?? require(build.module)) as Record<string, (args: unknown, log: (s: string) => void) => NodeFs>;
+    fsys = m[build.exportName]!(build.args, log);
   } catch (e) {
     post({ type: 'build-failed', message: e instanceof Error ? e.message : String(e) });
     return;
@@ -139,4 +139,9 @@ function main(): void {
   post({ type: 'ended', why, stats });
 }
 
-main();
+const data = workerData as ServeWorkerData;
+data.control.unref();
+if (data.build) main(data, data.build);
+// Started early (KernelMount.prestart): this isolate and its code load while the daemon parses
+// its command line; the builder follows as one message.
+else parentPort!.once('message', (m: { build: FsBuilder }) => main(data, m.build));

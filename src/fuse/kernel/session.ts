@@ -24,6 +24,7 @@ import { SquashfsError } from '../../errors';
 import { ROOT_NODE, type NodeAttr, type NodeEntry, type NodeFs } from '../../vfs/node-fs';
 import { Errno, errnoOf } from '../errno';
 import * as P from './protocol';
+import { COUNTER_SLOTS } from './worker-api';
 
 /** Replies carry a body of at most this many bytes (READ, READDIR): 256 pages. */
 export const MAX_PAGES = 256;
@@ -42,8 +43,8 @@ export const WAKE_NAME = '.distri-wake-' + 'z'.repeat(260);
 
 const WANTED_FLAGS = P.InitFlag.ASYNC_READ | P.InitFlag.DO_READDIRPLUS | P.InitFlag.READDIRPLUS_AUTO | P.InitFlag.PARALLEL_DIROPS | P.InitFlag.MAX_PAGES | P.InitFlag.CACHE_SYMLINKS;
 
-/** Counter slots: [0] is every request, [op] each opcode (op < WAKE_SLOT), [WAKE_SLOT] wake-ups. */
-export const COUNTER_SLOTS = 64;
+/** Counter slots (worker-api.ts): [0] is every request, [op] each opcode (op < WAKE_SLOT), [WAKE_SLOT] wake-ups. */
+export { COUNTER_SLOTS };
 export const WAKE_SLOT = COUNTER_SLOTS - 1;
 const WAKE_BYTES = new TextEncoder().encode(WAKE_NAME);
 

@@ -17,12 +17,14 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MessageChannel, Worker } from 'node:worker_threads';
-import { SERVE_WORKER_BUILT_IN, SERVE_WORKER_BUNDLE, bundleOr, fuseDirOf } from '../bundles';
 import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
-import { COUNTER_SLOTS, WAKE_NAME, WAKE_SLOT } from './session';
-import type { Ask, ControlAnswer, FsBuilder, Invalidation, ServeWorkerData, WorkerEvent } from './worker-api';
+import { WAKE_NAME, WAKE_SLOT } from './session';
+import { startThread, takePrestarted } from './thread-start';
+import type { Ask, ControlAnswer, FsBuilder, Invalidation, WorkerEvent } from './worker-api';
+
+// Where the kernel transport can work, and the early start of the serving thread (./thread-start.ts).
+export { dropPrestarted, kernelTransportAvailable, prestartServingThread } from './thread-start';
 
 export interface KernelMountOptions {
   mountpoint: string;
@@ -50,18 +52,6 @@ export interface KernelMountOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
-
-/** Whether this process can use the kernel transport: root and a /dev/fuse it can open. */
-export function kernelTransportAvailable(): { ok: boolean; why?: string } {
-  if (process.platform !== 'linux') return { ok: false, why: `not Linux (${process.platform})` };
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return { ok: false, why: 'not root (mounting a FUSE device directly needs CAP_SYS_ADMIN)' };
-  try {
-    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
-  } catch {
-    return { ok: false, why: 'no /dev/fuse' };
-  }
-  return { ok: true };
-}
 
 /** The mount(8) option string for a FUSE mount served on fd 3. */
 export function mountOptions(o: Pick<KernelMountOptions, 'allowOther' | 'defaultPermissions' | 'suid' | 'dev'>): string {
@@ -150,15 +140,14 @@ export class KernelMount {
    * answered (the mount is usable). On failure nothing is left mounted or running.
    */
   static async mount(o: KernelMountOptions): Promise<KernelMount> {
-    const fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR);
-    const counters = new SharedArrayBuffer(COUNTER_SLOTS * 8);
-    const start = new SharedArrayBuffer(4);
-    const { port1, port2 } = new MessageChannel();
-    const data: ServeWorkerData = { fd, counters, start, control: port2, build: o.build };
-    const fuseDir = fuseDirOf(__dirname);
-    const plain = path.join(fuseDir, 'kernel', 'serve-worker.js');
-    const bundled = SERVE_WORKER_BUILT_IN.includes(path.basename(o.build.module));
-    const worker = new Worker(bundled ? bundleOr(path.join(fuseDir, SERVE_WORKER_BUNDLE), plain, plain) : plain, { workerData: data, transferList: [port2], stdout: false, stderr: false });
+    const builder = path.basename(o.build.module);
+    let thread = takePrestarted(builder);
+    if (thread) {
+      thread.worker.ref();
+      thread.port1.ref();
+      thread.worker.postMessage({ build: o.build });
+    } else thread = startThread(builder, o.build);
+    const { fd, counters, start, port1, worker } = thread;
     let onBuilt: ((err?: Error) => void) | undefined;
     let onInit: (() => void) | undefined;
     const built = new Promise<void>((resolve, reject) => (onBuilt = (err) => (err ? reject(err) : resolve())));

@@ -7,6 +7,9 @@ import type { MessagePort } from 'node:worker_threads';
 import type { NodeFs } from '../../vfs/node-fs';
 
 /** How the worker builds its NodeFs: `require(module)[exportName](args, log)`. */
+/** Counter slots: [0] is every request, [op] each opcode (op < WAKE_SLOT), [WAKE_SLOT] wake-ups. */
+export const COUNTER_SLOTS = 64;
+
 export interface FsBuilder {
   module: string;
   exportName: string;
@@ -20,7 +23,11 @@ export interface ServeWorkerData {
   /** [0]: 0 wait, 1 serve, 2 give up (mounting failed), 3 leave after the current request. */
   start: SharedArrayBuffer;
   control: MessagePort;
-  build: FsBuilder;
+  /**
+   * How to build the NodeFs. Absent when the thread was started before the daemon had parsed its
+   * command line (KernelMount.prestart): it then arrives as the first message on parentPort.
+   */
+  build?: FsBuilder;
 }
 
 /** Messages this thread posts to the main thread (parentPort). */
