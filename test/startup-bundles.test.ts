@@ -138,6 +138,48 @@ test('a daemon started before the command parsed anything reports its failures a
   }
 });
 
+test("a daemon killed before it reports still gets 'f' written to notify_pipe, by the waiting command", () => {
+  const mnt = fs.mkdtempSync(path.join(tmp, 'mnt-'));
+  const dir = fs.mkdtempSync(path.join(tmp, 'notify-'));
+  // Preloaded into every process; only the daemon (it has the readiness descriptor) dies, at once.
+  const killer = path.join(dir, 'kill-daemon.js');
+  fs.writeFileSync(killer, "if (process.env.DISTRI_MOUNT_READY_FD) process.kill(process.pid, 'SIGKILL');\n");
+  try {
+    for (const [label, env] of [
+      ['daemon first', {}],
+      ['command first', { DISTRI_NO_EARLY_DAEMON: '1' }],
+    ] as const) {
+      for (const args of [
+        ['mount', '-o', `ro,notify_pipe=${path.join(dir, 'fifo')}`, demo, mnt],
+        ['fuse', '--notify-pipe', path.join(dir, 'fifo'), '--store', dir, mnt],
+      ]) {
+        const fifo = path.join(dir, 'fifo');
+        fs.rmSync(fifo, { force: true });
+        assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+        const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+        try {
+          const r = distri(args, { ...env, NODE_OPTIONS: `--require ${killer}` });
+          assert.equal(r.status, 1, `${label}: distri ${args.join(' ')}: ${r.stderr}`);
+          assert.match(r.stderr, /killed \(SIGKILL\) before mounting|exited \(SIGKILL\) before mounting/, label);
+          const got = Buffer.alloc(8);
+          let n = 0;
+          try {
+            n = fs.readSync(fd, got, 0, 8, null);
+          } catch {
+            n = 0; // EAGAIN: nothing was written
+          }
+          assert.equal(got.subarray(0, n).toString(), 'f', `${label}: distri ${args[0]} wrote "f" to the notify pipe`);
+        } finally {
+          fs.closeSync(fd);
+        }
+        assert.ok(!mountedAt(mnt), `nothing mounted on ${mnt}`);
+      }
+    }
+  } finally {
+    if (mountedAt(mnt)) spawnSync('umount', ['-l', mnt]);
+  }
+});
+
 test("the daemon's reading of a plain mount command line is commander's, and it leaves every other line to commander", async () => {
   /** What commander hands the mount action for `distri ARGS`. */
   const viaCommander = async (args: string[]) => {

@@ -18,6 +18,7 @@
  * Loads node:child_process and two modules that load only node:fs and node:path.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../fuse/bundles';
 import { EARLY_ENV, READY_ENV, mark } from '../fuse/mount-env';
@@ -57,6 +58,35 @@ export function servesHere(argv: readonly string[], env: NodeJS.ProcessEnv): boo
 }
 
 /**
+ * The notify_pipe FIFO named on the command line (`-o notify_pipe=F` for mount, among other -o
+ * items; `--notify-pipe F` for fuse), resolved against this directory, as the daemon resolves it.
+ */
+export function notifyPipeIn(argv: readonly string[]): string | undefined {
+  let found: string | undefined;
+  argv.forEach((a, i) => {
+    if (a === '--notify-pipe') found = argv[i + 1];
+    else if (a.startsWith('--notify-pipe=')) found = a.slice('--notify-pipe='.length);
+    else if (a === '-o' || (a.startsWith('-o') && !a.startsWith('--'))) {
+      const items = a === '-o' ? argv[i + 1] : a.slice(2);
+      for (const item of (items ?? '').split(',')) if (item.startsWith('notify_pipe=')) found = item.slice('notify_pipe='.length);
+    }
+  });
+  return found ? path.resolve(found) : undefined;
+}
+
+/** The daemon died before it could write 'f' to notify_pipe itself. Best effort, never blocks. */
+function writeFailure(fifo: string | undefined): void {
+  if (!fifo) return;
+  try {
+    const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    fs.writeSync(fd, 'f');
+    fs.closeSync(fd);
+  } catch {
+    // no reader: nobody is waiting for the answer
+  }
+}
+
+/**
  * Spawns the daemon of `command` with this process's arguments and relays until it reports.
  * `cliMain` is the CLI's entry (main.js): `distri fuse`'s daemon is the CLI itself.
  */
@@ -89,8 +119,11 @@ export function runDaemonFirst(command: 'mount' | 'fuse', cliMain: string): void
     child.unref();
     process.exitCode = code;
   };
+  // A daemon that reports a failure writes 'f' itself; one that never reported cannot.
+  const notifyPipe = notifyPipeIn(process.argv.slice(2));
   const timer = setTimeout(() => {
     child.kill('SIGTERM');
+    writeFailure(notifyPipe);
     finish(1, `the daemon did not report within ${READY_WAIT_MS / 1000} s`);
   }, READY_WAIT_MS);
   child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
@@ -112,6 +145,8 @@ export function runDaemonFirst(command: 'mount' | 'fuse', cliMain: string): void
   let exited: NodeJS.Timeout | undefined;
   const ended = (code: number | null, signal: NodeJS.Signals | null) => {
     clearTimeout(exited);
+    if (done) return;
+    if (signal || code === 0) writeFailure(notifyPipe);
     if (signal) finish(1, `the daemon was killed (${signal}) before mounting`);
     else if (code === 0) finish(1, 'the daemon exited before mounting without a message');
     else finish(code ?? 1);
@@ -120,5 +155,8 @@ export function runDaemonFirst(command: 'mount' | 'fuse', cliMain: string): void
     exited = setTimeout(() => ended(code, signal), DRAIN_WAIT_MS);
   });
   child.on('close', ended);
-  child.on('error', (e) => finish(1, `could not start the daemon: ${e.message}`));
+  child.on('error', (e) => {
+    writeFailure(notifyPipe);
+    finish(1, `could not start the daemon: ${e.message}`);
+  });
 }
