@@ -118,7 +118,7 @@ describe('the kernel caches what never changes', { skip }, () => {
 });
 
 describe('a cold walk gets attributes with every page of a listing', { skip }, () => {
-  test('find over a directory of several READDIRPLUS pages sends no LOOKUP per entry', { timeout: 120_000 }, async () => {
+  test('find over a directory of several READDIRPLUS pages sends no LOOKUP per entry (with -o readdirplus=auto it does)', { timeout: 120_000 }, async () => {
     // 2,000 names of 34 bytes: a READDIRPLUS record is then 192 bytes, so the 32 KiB that
     // getdents asks for holds about 170 and the listing takes some twelve pages. With the kernel's
     // READDIRPLUS_AUTO only the first page carries attributes and find's stat() of every later
@@ -129,18 +129,26 @@ describe('a cold walk gets attributes with every page of a listing', { skip }, (
     writeTree(src, tree);
     const img = path.join(work, 'long-dir.sqfs');
     mksquashfs(src, img, ['-noappend', '-quiet', '-no-progress', '-comp', 'gzip']);
-    const stats = path.join(work, 'stats-long-dir.json');
-    const m = await spawnMount(img, { env: { DISTRI_TRANSPORT: 'kernel', DISTRI_FUSE_STATS: stats } });
-    try {
-      const r = await sh(`find ${m.dir}/long -printf '%s %m\\n' | wc -l`);
-      assert.equal(r.stdout.trim(), '2001', r.stderr);
-      const s = await daemonStats(m.pid, stats);
-      assert.ok(requestsOf(s, 'readdirplus') >= 5, `the listing took several pages: ${JSON.stringify(s.ops)}`);
-      assert.equal(requestsOf(s, 'readdir'), 0, `every page was READDIRPLUS: ${JSON.stringify(s.ops)}`);
-      // One LOOKUP: the directory itself, found by its path.
-      assert.ok(requestsOf(s, 'lookup') <= 1, `find's stat() of an entry sent a LOOKUP: ${JSON.stringify(s.ops)}`);
-    } finally {
-      await m.cleanup();
+    for (const mode of ['always', 'auto'] as const) {
+      const stats = path.join(work, `stats-long-dir-${mode}.json`);
+      const options = mode === 'auto' ? ['readdirplus=auto'] : [];
+      const m = await spawnMount(img, { options, env: { DISTRI_TRANSPORT: 'kernel', DISTRI_FUSE_STATS: stats } });
+      try {
+        const r = await sh(`find ${m.dir}/long -printf '%s %m\\n' | wc -l`);
+        assert.equal(r.stdout.trim(), '2001', r.stderr);
+        const s = await daemonStats(m.pid, stats);
+        if (mode === 'always') {
+          assert.ok(requestsOf(s, 'readdirplus') >= 5, `the listing took several pages: ${JSON.stringify(s.ops)}`);
+          assert.equal(requestsOf(s, 'readdir'), 0, `every page was READDIRPLUS: ${JSON.stringify(s.ops)}`);
+          // One LOOKUP: the directory itself, found by its path.
+          assert.ok(requestsOf(s, 'lookup') <= 1, `find's stat() of an entry sent a LOOKUP: ${JSON.stringify(s.ops)}`);
+        } else {
+          // The feature off: this is what the test would see without it.
+          assert.ok(requestsOf(s, 'lookup') > 1000, `readdirplus=auto: later pages without attributes, a LOOKUP per entry: ${JSON.stringify(s.ops)}`);
+        }
+      } finally {
+        await m.cleanup();
+      }
     }
   });
 });
