@@ -98,9 +98,16 @@ const IMAGE_ARGS: Record<string, string[]> = {
 
 function buildImage(src: string, kind: string): string {
   const img = path.join(work, `${kind}.sqfs`);
-  if (!fs.existsSync(img)) {
-    sh('mksquashfs', [src, img + '.tmp', '-noappend', '-no-progress', '-quiet', '-e', '.done', ...IMAGE_ARGS[kind]!]);
+  // `-e` takes every argument after it as a name to exclude, so it goes last. Before 2026-12-05 it
+  // came first, and every image (the "zstd" one too) was made with mksquashfs's defaults: gzip.
+  // The arguments an image was made with are kept beside it; an image made otherwise is remade.
+  const args = [src, img + '.tmp', '-noappend', '-no-progress', '-quiet', ...IMAGE_ARGS[kind]!, '-e', '.done'];
+  const stamp = img + '.args';
+  const want = JSON.stringify(args.slice(2));
+  if (!fs.existsSync(img) || !fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== want) {
+    sh('mksquashfs', args);
     fs.renameSync(img + '.tmp', img);
+    fs.writeFileSync(stamp, want);
   }
   return img;
 }

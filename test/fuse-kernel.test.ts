@@ -117,6 +117,42 @@ describe('the kernel caches what never changes', { skip }, () => {
   }
 });
 
+describe('a cold walk gets attributes with every page of a listing', { skip }, () => {
+  test('find over a directory of several READDIRPLUS pages sends no LOOKUP per entry (with -o readdirplus=auto it does)', { timeout: 120_000 }, async () => {
+    // 2,000 names of 34 bytes: a READDIRPLUS record is then 192 bytes, so the 32 KiB that
+    // getdents asks for holds about 170 and the listing takes some twelve pages. With the kernel's
+    // READDIRPLUS_AUTO only the first page carries attributes and find's stat() of every later
+    // entry is a LOOKUP of its own (some 1,800 here).
+    const src = path.join(work, 'long-dir');
+    const tree: Record<string, string> = {};
+    for (let i = 0; i < 2000; i++) tree[`long/entry-with-a-forty-byte-name-${String(i).padStart(5, '0')}`] = `${i}\n`;
+    writeTree(src, tree);
+    const img = path.join(work, 'long-dir.sqfs');
+    mksquashfs(src, img, ['-noappend', '-quiet', '-no-progress', '-comp', 'gzip']);
+    for (const mode of ['always', 'auto'] as const) {
+      const stats = path.join(work, `stats-long-dir-${mode}.json`);
+      const options = mode === 'auto' ? ['readdirplus=auto'] : [];
+      const m = await spawnMount(img, { options, env: { DISTRI_TRANSPORT: 'kernel', DISTRI_FUSE_STATS: stats } });
+      try {
+        const r = await sh(`find ${m.dir}/long -printf '%s %m\\n' | wc -l`);
+        assert.equal(r.stdout.trim(), '2001', r.stderr);
+        const s = await daemonStats(m.pid, stats);
+        if (mode === 'always') {
+          assert.ok(requestsOf(s, 'readdirplus') >= 5, `the listing took several pages: ${JSON.stringify(s.ops)}`);
+          assert.equal(requestsOf(s, 'readdir'), 0, `every page was READDIRPLUS: ${JSON.stringify(s.ops)}`);
+          // One LOOKUP: the directory itself, found by its path.
+          assert.ok(requestsOf(s, 'lookup') <= 1, `find's stat() of an entry sent a LOOKUP: ${JSON.stringify(s.ops)}`);
+        } else {
+          // The feature off: this is what the test would see without it.
+          assert.ok(requestsOf(s, 'lookup') > 1000, `readdirplus=auto: later pages without attributes, a LOOKUP per entry: ${JSON.stringify(s.ops)}`);
+        }
+      } finally {
+        await m.cleanup();
+      }
+    }
+  });
+});
+
 describe('FORGET keeps the node table to what the kernel holds', { skip }, () => {
   test('a walk of 200,000 entries, then the kernel drops its inodes: the daemon forgets them too', { timeout: 600_000 }, async () => {
     // 200 directories of 1,000 empty files: 200k lookups (READDIRPLUS entries count as lookups).

@@ -154,14 +154,25 @@ describe('FUSE protocol on bytes (Session over a committed image)', () => {
     assert.equal(r.body.readUInt32LE(4), 31);
     assert.equal(r.body.readUInt32LE(8), 131072, 'max_readahead echoes the kernel');
     const flags = r.body.readUInt32LE(12);
-    const want = (1 << 0) | (1 << 13) | (1 << 14) | (1 << 18) | (1 << 22) | (1 << 23);
-    assert.equal(flags, want, `flags 0x${flags.toString(16)}: ASYNC_READ, DO_READDIRPLUS, READDIRPLUS_AUTO, PARALLEL_DIROPS, MAX_PAGES, CACHE_SYMLINKS`);
+    // No READDIRPLUS_AUTO (1 << 14) for an image: every page of a listing carries attributes.
+    const want = (1 << 0) | (1 << 13) | (1 << 18) | (1 << 22) | (1 << 23);
+    assert.equal(flags, want, `flags 0x${flags.toString(16)}: ASYNC_READ, DO_READDIRPLUS, PARALLEL_DIROPS, MAX_PAGES, CACHE_SYMLINKS`);
     assert.equal(r.body.readUInt32LE(20), MAX_READ, 'max_write');
     assert.equal(r.body.readUInt16LE(28), 256, 'max_pages');
     assert.ok(s.noOpen && s.noOpendir, 'the kernel offered no-open: OPEN/OPENDIR will be ENOSYS');
     assert.equal(parseReply(s.handle(request(Op.OPEN, 1).bytes)).error, -ENOSYS);
     assert.equal(parseReply(s.handle(request(Op.OPENDIR, 1).bytes)).error, -ENOSYS);
     assert.equal(parseReply(s.handle(request(Op.FLUSH, 1).bytes)).error, -ENOSYS);
+  });
+
+  test('INIT: READDIRPLUS_AUTO only for a tree that does not want attributes on every page', () => {
+    const image = Image.open(fixture('small-gzip.sqfs'));
+    const AUTO = 1 << 14;
+    const DO_READDIRPLUS = 1 << 13;
+    const every = init(new Session(new ImageFs(image))).body.readUInt32LE(12);
+    assert.equal(every & (DO_READDIRPLUS | AUTO), DO_READDIRPLUS, `image: READDIRPLUS on every page (flags 0x${every.toString(16)})`);
+    const auto = init(new Session(new ImageFs(image, { attributesOnEveryPage: false }))).body.readUInt32LE(12);
+    assert.equal(auto & (DO_READDIRPLUS | AUTO), DO_READDIRPLUS | AUTO, `left to the kernel: READDIRPLUS_AUTO (flags 0x${auto.toString(16)})`);
   });
 
   test('LOOKUP: entry_out with the image inode number and a day of validity; a miss is a cached negative entry', () => {

@@ -62,6 +62,8 @@ export interface MountOptions {
   logName?: string;
   /** Decompressed data blocks kept, in MiB (default DEFAULT_CACHE_MIB). */
   cacheMiB?: number;
+  /** Attributes with every page of a listing (default) or as the kernel decides (ImageFsOptions.attributesOnEveryPage). */
+  readdirplus?: 'always' | 'auto';
   /** Default: kernel where it can work (root, /dev/fuse), else libfuse. */
   transport?: Transport | 'auto';
   /** setuid/setgid bits take effect (default false: nosuid, as squashfuse). */
@@ -578,7 +580,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
 
 /** The default source: one image, as `distri mount` serves it. */
 function imageSource(o: MountOptions): DaemonSource {
-  const args: ImageSourceArgs = { image: path.resolve(o.image), offset: o.offset, subdir: o.subdir, uid: o.uid, gid: o.gid, cacheMiB: o.cacheMiB ?? DEFAULT_CACHE_MIB };
+  const args: ImageSourceArgs = { image: path.resolve(o.image), offset: o.offset, subdir: o.subdir, uid: o.uid, gid: o.gid, cacheMiB: o.cacheMiB ?? DEFAULT_CACHE_MIB, readdirplus: o.readdirplus };
   return { fsname: path.resolve(o.image), build: { module: path.join(__dirname, 'image-source.js'), exportName: 'buildImageFs', args } };
 }
 

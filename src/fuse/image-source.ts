@@ -16,6 +16,8 @@ export interface ImageSourceArgs {
   gid?: number;
   /** Decompressed data blocks kept, in MiB. */
   cacheMiB: number;
+  /** `-o readdirplus=`: 'auto' leaves READDIRPLUS to the kernel's heuristic (default: every page). */
+  readdirplus?: 'always' | 'auto';
 }
 
 function describe(e: unknown): string {
@@ -31,7 +33,7 @@ export function buildImageFs(a: ImageSourceArgs): ImageFs {
     throw new Error(`cannot open image ${a.image}: ${describe(e)}`);
   }
   try {
-    return new ImageFs(image, { subdir: a.subdir, uid: a.uid, gid: a.gid });
+    return new ImageFs(image, { subdir: a.subdir, uid: a.uid, gid: a.gid, attributesOnEveryPage: a.readdirplus !== 'auto' });
   } catch (e) {
     image.close();
     throw new Error(`${a.image}: subdir=${a.subdir}: ${describe(e)}`);

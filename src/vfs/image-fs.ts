@@ -26,6 +26,12 @@ export interface ImageFsOptions {
   gid?: number;
   /** Seconds the kernel may cache names, attributes and misses (default one day). */
   ttl?: number;
+  /**
+   * Attributes on every page of a listing (NodeFs.attributesOnEveryPage; default true): an
+   * entry's attributes come from the inode table the listing points into, so they cost little
+   * more than its name, and a later stat() then needs no LOOKUP. False leaves it to the kernel.
+   */
+  attributesOnEveryPage?: boolean;
 }
 
 /** SquashFS names are at most 256 bytes (format: "Directory Table", name_size is u16 of size-1 ≤ 255). */
@@ -35,6 +41,7 @@ const REF_BIAS = 2;
 
 export class ImageFs implements NodeFs {
   readonly rootInode: Inode;
+  readonly attributesOnEveryPage: boolean;
   private readonly refs = new Map<number, number>();
   private readonly ttl: number;
 
@@ -48,6 +55,7 @@ export class ImageFs implements NodeFs {
       throw new SquashfsError('NOT_A_DIRECTORY', `subdir ${JSON.stringify(sub)} is a ${this.rootInode.kind}, not a directory`, 'path');
     }
     this.ttl = options.ttl ?? 86400;
+    this.attributesOnEveryPage = options.attributesOnEveryPage ?? true;
   }
 
   get hasXattrs(): boolean {

@@ -97,6 +97,14 @@ export interface NodeFs {
   readonly hasXattrs: boolean;
   /** Nodes the kernel holds references on now (the root excluded): what FORGET keeps bounded. */
   readonly nodeCount: number;
+  /**
+   * Optional: every page of a listing carries attributes (READDIRPLUS on each request, not only
+   * on the first). Left unset, the kernel decides (READDIRPLUS_AUTO): attributes on the page at
+   * offset 0 only, so an entry of a later page that is stat()ed costs a LOOKUP of its own, which
+   * is what a cold `find` of a directory larger than one reply pays. Set it where attributes are
+   * as cheap as the names (an image); a plain `ls` of a huge directory then asks for more pages.
+   */
+  readonly attributesOnEveryPage?: boolean;
 
   /** `name` in directory `parent`: counts one kernel reference on the node. NOT_FOUND if absent. */
   lookup(parent: number, name: string): NodeEntry;

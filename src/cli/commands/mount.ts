@@ -31,6 +31,7 @@ const KNOWN = [
   'gid=N',
   'allow_other',
   'cache=MIB',
+  'readdirplus=always|auto',
   'suid',
   'nosuid',
   'dev',
@@ -89,6 +90,12 @@ export function parseMountOptions(lists: string[]): Omit<MountOptions, 'image' |
           const n = nonNegativeInt(key, needValue());
           if (n < 1) throw new Error('-o cache= needs at least 1 (MiB)');
           o.cacheMiB = n;
+          break;
+        }
+        case 'readdirplus': {
+          const v = needValue();
+          if (v !== 'always' && v !== 'auto') throw new Error(`-o readdirplus= needs always or auto, got ${JSON.stringify(v)}`);
+          o.readdirplus = v;
           break;
         }
         case 'allow_other':
@@ -152,6 +159,9 @@ export function register(program: Command): void {
         '  uid=N, gid=N      report every file as owned by N',
         '  allow_other       let other users in (non-root needs user_allow_other in /etc/fuse.conf)',
         `  cache=MIB         decompressed data blocks kept in memory (default ${DEFAULT_CACHE_MIB}; distri only)`,
+        '  readdirplus=auto  attributes only with the first page of a listing (default always: every page,',
+        '                    so find or ls -l of a long directory sends no lookup per entry; auto suits',
+        '                    names-only listings of huge directories; our own transport only)',
         '  suid, dev         let setuid bits and device nodes take effect (default nosuid,nodev)',
         '  default_permissions, nonempty, ro   accepted; always the case here',
         '',

@@ -4,9 +4,10 @@
  * /dev/fuse and writes what this returns, so the whole protocol logic runs on bytes in tests.
  *
  * What we ask of the kernel, for a tree that never changes under a node id:
- * - INIT: ASYNC_READ, READDIRPLUS (DO_READDIRPLUS + READDIRPLUS_AUTO: `ls -l` gets names and
- *   attributes in one request), PARALLEL_DIROPS, CACHE_SYMLINKS (targets stay in the page cache),
- *   MAX_PAGES with 256 pages (1 MiB reads and directory replies);
+ * - INIT: ASYNC_READ, READDIRPLUS (`ls -l` gets names and attributes in one request; with
+ *   READDIRPLUS_AUTO as well unless the NodeFs wants attributes on every page, see
+ *   NodeFs.attributesOnEveryPage), PARALLEL_DIROPS, CACHE_SYMLINKS (targets stay in the page
+ *   cache), MAX_PAGES with 256 pages (1 MiB reads and directory replies);
  * - OPEN and OPENDIR answered ENOSYS once, where the kernel offers NO_OPEN(DIR)_SUPPORT: it then
  *   stops sending them and treats every file as keep-cache and every directory as cache-dir
  *   (where it does not, OPEN answers FOPEN_KEEP_CACHE and OPENDIR FOPEN_CACHE_DIR);
@@ -41,7 +42,7 @@ export const REQUEST_BUFFER_SIZE = MAX_WRITE + 64 * 1024;
  */
 export const WAKE_NAME = '.distri-wake-' + 'z'.repeat(260);
 
-const WANTED_FLAGS = P.InitFlag.ASYNC_READ | P.InitFlag.DO_READDIRPLUS | P.InitFlag.READDIRPLUS_AUTO | P.InitFlag.PARALLEL_DIROPS | P.InitFlag.MAX_PAGES | P.InitFlag.CACHE_SYMLINKS;
+const WANTED_FLAGS = P.InitFlag.ASYNC_READ | P.InitFlag.DO_READDIRPLUS | P.InitFlag.PARALLEL_DIROPS | P.InitFlag.MAX_PAGES | P.InitFlag.CACHE_SYMLINKS;
 
 /** Counter slots (worker-api.ts): [0] is every request, [op] each opcode (op < WAKE_SLOT), [WAKE_SLOT] wake-ups. */
 export { COUNTER_SLOTS };
@@ -191,7 +192,10 @@ export class Session {
         major: P.FUSE_KERNEL_VERSION,
         minor: this.minor,
         maxReadahead: init.maxReadahead,
-        flags: init.flags & WANTED_FLAGS,
+        // Without READDIRPLUS_AUTO the kernel asks READDIRPLUS for every page, not only the
+        // first: a cold `find` of a directory longer than one reply then sends no LOOKUP per entry
+        // of the later pages (bench/README-fuse.md, "Cold find": 424 of 2,002 requests).
+        flags: init.flags & (this.fs.attributesOnEveryPage ? WANTED_FLAGS : WANTED_FLAGS | P.InitFlag.READDIRPLUS_AUTO),
         maxBackground: 16,
         congestionThreshold: 12,
         maxWrite: MAX_WRITE,
