@@ -1,6 +1,9 @@
 /**
  * What makes the short commands and `distri mount` start faster must never change what they do:
- * the bundled CLI prints what the unbundled modules print; a mount served by the bundled daemon
+ * the bundled CLI prints what the unbundled modules print; the short commands' fast path (a small
+ * argument parser instead of commander, src/cli/short.ts) answers every command line, --help and
+ * usage errors included, with the same output and exit status as commander does, and loads nothing
+ * the command does not use; a mount served by the bundled daemon
  * and serving thread (src/fuse/bundles.ts) reads the same bytes; an image that fails to open
  * while mount(8) ran beside it leaves nothing mounted.
  */
@@ -45,6 +48,139 @@ test('the bundled commands print what the modules print', () => {
     const bundled = distri(args);
     const modules = distri(args, { DISTRI_NO_BUNDLE: '1' });
     assert.deepEqual(bundled, modules, `distri ${args.join(' ')}`);
+  }
+});
+
+/**
+ * info, ls, stat and cat three ways: the fast path (what `distri` runs), the full bundle with
+ * commander (DISTRI_NO_FAST_PATH) and the modules as tsc emitted them (DISTRI_NO_BUNDLE). The
+ * command lines are the ones the small parser takes and, just as many, the ones it hands on.
+ */
+test('the short commands fast path answers like commander, help and usage errors included', () => {
+  const shortBundle = path.join(root, 'dist/src/cli/cli-short.bundle.js');
+  assert.ok(fs.existsSync(shortBundle), 'npm run build makes the short commands bundle');
+  const dir = path.join(tmp, 'a-dir');
+  fs.mkdirSync(dir, { recursive: true });
+  const cases: string[][] = [
+    // taken by the fast path
+    ['info', demo],
+    ['info', '--json', demo],
+    ['info', demo, '--offset', '0'],
+    ['info', '--offset=0', demo],
+    ['-v', 'info', demo],
+    ['info', demo, '--verbose'],
+    ['ls', demo],
+    ['ls', demo, 'docs'],
+    ['ls', '-lR', demo],
+    ['ls', '-l', '-R', '-n', demo, '/'],
+    ['ls', '-Rln', demo, 'docs'],
+    ['ls', demo, 'docs', '--json'],
+    ['ls', '--json', '-R', demo],
+    ['ls', demo, 'README.md'],
+    ['ls', '--', demo, 'docs'],
+    ['ls', demo, 'no/such'],
+    ['ls', demo, 'README.md/x'],
+    ['stat', demo, 'README.md'],
+    ['stat', demo, 'guide'],
+    ['stat', '--json', demo, 'docs'],
+    ['stat', demo, 'nope'],
+    ['cat', demo, 'README.md'],
+    ['cat', demo, 'README.md', 'guide', 'docs/changelog.txt'],
+    ['cat', demo, 'docs', 'README.md'],
+    ['cat', demo, 'no/such/file'],
+    ['cat', '--offset', '0', demo, 'guide'],
+    ['info', path.join(tmp, 'no-such-image')],
+    ['info', dir],
+    ['ls', dir],
+    ['info', '--offset', '4096', demo],
+    ['info', '-', demo],
+    // handed on to commander
+    ['info', '--help'],
+    ['ls', '--help'],
+    ['stat', '-h'],
+    ['cat', '--help'],
+    ['ls', '-lh', demo],
+    ['info'],
+    ['stat', demo],
+    ['cat', demo],
+    ['info', demo, 'extra'],
+    ['stat', demo, 'a', 'b'],
+    ['ls', demo, '/', 'extra'],
+    ['ls', '--bogus', demo],
+    ['ls', '-lx', demo],
+    ['ls', '-long', demo],
+    ['info', '--json=yes', demo],
+    ['info', '--offset', demo],
+    ['info', '--offset', '-1', demo],
+    ['info', '--offset=abc', demo],
+    ['info', demo, '--offset'],
+    ['info', '--offset', '-v', '0', demo],
+    ['-x', 'info', demo],
+    ['--version', 'info', demo],
+    ['info', demo, '--version'],
+    ['cat', demo, '-5'],
+    ['ls', demo, '--', '--json'],
+  ];
+  for (const args of cases) {
+    const fast = distri(args);
+    const full = distri(args, { DISTRI_NO_FAST_PATH: '1' });
+    const modules = distri(args, { DISTRI_NO_BUNDLE: '1' });
+    assert.deepEqual(fast, full, `distri ${args.join(' ')}: fast path and full bundle`);
+    assert.deepEqual(fast, modules, `distri ${args.join(' ')}: fast path and the modules`);
+  }
+});
+
+/** Which files and which of Node's own modules a run of distri loaded (recorded as it exits). */
+function loaded(args: string[], script = cli): { files: string[]; builtins: string[]; out: ReturnType<typeof distri> } {
+  const record = path.join(tmp, 'loaded.json');
+  const hook = path.join(tmp, 'record-loaded.js');
+  fs.writeFileSync(
+    hook,
+    `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(record)}, JSON.stringify({ files: Object.keys(require.cache), builtins: process.moduleLoadList })));\n`,
+  );
+  const r = spawnSync(process.execPath, ['-r', hook, script, ...args], { encoding: 'utf8' });
+  const seen = JSON.parse(fs.readFileSync(record, 'utf8')) as { files: string[]; builtins: string[] };
+  return { ...seen, out: { status: r.status, stdout: r.stdout, stderr: r.stderr } };
+}
+
+test('the fast path loads only what the command uses', () => {
+  const baseline = new Set(JSON.parse(spawnSync(process.execPath, ['-p', 'JSON.stringify(process.moduleLoadList)'], { encoding: 'utf8' }).stdout) as string[]);
+  // An image stored uncompressed names gzip in its superblock but needs no codec at all.
+  const tree = path.join(tmp, 'tree');
+  fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'sub', 'a.txt'), 'a small file\n');
+  const plain = path.join(tmp, 'plain.sqfs');
+  const packed = distri(['pack', '--comp', 'none', tree, plain]);
+  assert.equal(packed.status, 0, packed.stderr);
+  const codecs = (files: string[]) => files.filter((f) => f.includes(`${path.sep}codec${path.sep}`)).map((f) => path.basename(f));
+  for (const [args, wantCodecs] of [
+    [['ls', '-lR', plain], []],
+    [['cat', plain, 'sub/a.txt'], []],
+    [
+      ['stat', demo, 'README.md'],
+      ['gzip.js', 'util.js'],
+    ],
+    [
+      ['cat', demo, 'README.md'],
+      ['gzip.js', 'util.js'],
+    ],
+  ] as Array<[string[], string[]]>) {
+    const what = `distri ${args.join(' ')}`;
+    const { files, builtins, out } = loaded(args);
+    assert.equal(out.status, 0, `${what}: ${out.stderr}`);
+    assert.ok(
+      files.some((f) => f.endsWith('cli-short.bundle.js')),
+      `${what}: runs from the short commands bundle`,
+    );
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('cli.bundle.js') || f.includes('commander')),
+      [],
+      `${what}: neither commander nor the full bundle`,
+    );
+    assert.deepEqual(codecs(files).sort(), wantCodecs, `${what}: the image's codec only`);
+    const extra = builtins.filter((m) => !baseline.has(m));
+    assert.ok(!extra.includes('NativeModule worker_threads'), `${what}: no worker threads for a small file`);
+    if (wantCodecs.length === 0) assert.deepEqual(extra, [], `${what}: none of Node's modules beyond its own start-up (no streams for stdout, no zlib)`);
   }
 });
 

@@ -59,6 +59,23 @@ export function codecById(id: number): Codec {
   return load(e);
 }
 
+/**
+ * The codec of an image, loaded when its first block is decompressed: an image stored
+ * uncompressed (mksquashfs -noI -noD -noF, `distri pack --comp none`) names gzip in its superblock
+ * but never needs it, and loading node:zlib brings Node's streams with it, some milliseconds of
+ * every short command's start-up.
+ */
+export function lazyCodecById(id: number): Codec {
+  const e = table.find((t) => t.id === id);
+  if (!e) return codecById(id); // the error
+  let codec: Codec | undefined;
+  return {
+    id: e.id,
+    name: e.name,
+    decompress: (input, maxOutput) => (codec ??= load(e)).decompress(input, maxOutput),
+  };
+}
+
 export function codecByName(name: string): Codec {
   const e = table.find((t) => t.name === name);
   if (!e) throw new SquashfsError('UNSUPPORTED', `compressor ${JSON.stringify(name)} (known: gzip, lzma, lzo, xz, lz4, zstd)`);

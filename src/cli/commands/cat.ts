@@ -1,50 +1,55 @@
 /** `distri cat IMAGE PATH…`: file contents, byte for byte, to stdout. */
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { Flag } from '../../format/constants';
-import { DecompressPool, parallelChunks } from '../../reader/decompress-pool';
+// Types only: the pool (worker threads) is loaded for a large file, not by every `distri cat`.
+import type { DecompressPool } from '../../reader/decompress-pool';
 import type { FileInode, Inode } from '../../format/inode';
-import { action, offsetOption, openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
+import { openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
+import { OFFSET, register as registerSpec, type CommandSpec } from '../spec';
 
 /** Files at least this large are decompressed ahead by a worker pool (start-up costs ~30 ms). */
 const PARALLEL_MIN_BYTES = 4 << 20;
 
-export function register(program: Command): void {
-  program
-    .command('cat')
-    .description('write files from an image to stdout, byte for byte (symlinks inside the image are followed)')
-    .argument('<image>', 'a .squashfs file')
-    .argument('<paths...>', 'files inside the image')
-    .addOption(offsetOption())
-    .addHelpText('after', '\nExamples:\n  distri cat fixtures/demo.sqfs README\n  distri cat pkg.squashfs out/bin/tool > tool')
-    .action(
-      action(
-        (image: string) => image,
-        async (image: string, paths: string[], opts: { offset: number }) => {
-          const img = openImage(image, opts.offset);
-          let pool: DecompressPool | undefined;
-          try {
-            for (const p of paths) {
-              try {
-                const inode = regularFile(img, p);
-                if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && !(img.superblock.flags & Flag.UNCOMPRESSED_DATA)) {
-                  pool ??= new DecompressPool();
-                  for await (const chunk of parallelChunks(img, inode, pool)) await writeOut(chunk);
-                  continue;
-                }
-                // One sequential pass: runs of blocks read at once into a reused buffer, each group
-                // handed to stdout before the next is read (the views do not outlive that).
-                for (const group of img.data.stream(fileInode(inode))) await writeOutAll(group);
-              } catch (e) {
-                reportError(`${image}: ${p}`, e); // like cat: report, go on with the next path
-              }
-            }
-          } finally {
-            await pool?.close();
-            img.close();
+export const spec: CommandSpec = {
+  name: 'cat',
+  description: 'write files from an image to stdout, byte for byte (symlinks inside the image are followed)',
+  args: [
+    { name: '<image>', description: 'a .squashfs file' },
+    { name: '<paths...>', description: 'files inside the image' },
+  ],
+  options: [OFFSET],
+  helpAfter: '\nExamples:\n  distri cat fixtures/demo.sqfs README\n  distri cat pkg.squashfs out/bin/tool > tool',
+  context: (image: string) => image,
+  run: async (image: string, paths: string[], opts: { offset: number }) => {
+    const img = openImage(image, opts.offset);
+    let pool: DecompressPool | undefined;
+    try {
+      for (const p of paths) {
+        try {
+          const inode = regularFile(img, p);
+          if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && !(img.superblock.flags & Flag.UNCOMPRESSED_DATA)) {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const { DecompressPool, parallelChunks } = require('../../reader/decompress-pool') as typeof import('../../reader/decompress-pool');
+            pool ??= new DecompressPool();
+            for await (const chunk of parallelChunks(img, inode, pool)) await writeOut(chunk);
+            continue;
           }
-        },
-      ),
-    );
+          // One sequential pass: runs of blocks read at once into a reused buffer, each group
+          // handed to stdout before the next is read (the views do not outlive that).
+          for (const group of img.data.stream(fileInode(inode))) await writeOutAll(group);
+        } catch (e) {
+          reportError(`${image}: ${p}`, e); // like cat: report, go on with the next path
+        }
+      }
+    } finally {
+      await pool?.close();
+      img.close();
+    }
+  },
+};
+
+export function register(program: Command): void {
+  registerSpec(program, spec);
 }
 
 /** regularFile() returned a regular file's inode; this says so to the type checker. */
