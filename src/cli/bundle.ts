@@ -1,6 +1,8 @@
 /**
  * Build step (`npm run build`, after tsc): bundles the short read commands into one file,
- * dist/src/cli/cli.bundle.js, which ./main.ts runs for them (see there for why).
+ * dist/src/cli/cli.bundle.js, which ./main.ts runs for them (see there for why), and info, ls,
+ * stat and cat once more, without commander or codecs, into dist/src/cli/cli-short.bundle.js
+ * (./short.ts).
  *
  *   node dist/src/cli/bundle.js
  *
