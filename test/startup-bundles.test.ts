@@ -8,6 +8,7 @@
  * while mount(8) ran beside it leaves nothing mounted.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -182,6 +183,42 @@ test('the fast path loads only what the command uses', () => {
     assert.ok(!extra.includes('NativeModule worker_threads'), `${what}: no worker threads for a small file`);
     if (wantCodecs.length === 0) assert.deepEqual(extra, [], `${what}: none of Node's modules beyond its own start-up (no streams for stdout, no zlib)`);
   }
+});
+
+/**
+ * stdout by write(2) (src/cli/stdout.ts) must still deliver every byte, in order, to a pipe that
+ * another process made non-blocking (write(2) then answers EAGAIN when the pipe is full): the
+ * rest goes through Node's stream. Python sets O_NONBLOCK and reads slowly; Node cannot hand a
+ * child a non-blocking pipe.
+ */
+test('cat to a full non-blocking pipe still delivers every byte in order', { skip: skipUnless('a non-blocking pipe', 'python3') }, () => {
+  const tree = path.join(tmp, 'big-tree');
+  fs.mkdirSync(tree, { recursive: true });
+  const content = Buffer.alloc(3 << 20);
+  for (let i = 0; i < content.length; i += 4) content.writeUInt32LE((i * 2654435761) >>> 0, i);
+  fs.writeFileSync(path.join(tree, 'big.bin'), content);
+  const img = path.join(tmp, 'big.sqfs');
+  const packed = distri(['pack', tree, img]);
+  assert.equal(packed.status, 0, packed.stderr);
+  const script = [
+    'import os, fcntl, subprocess, sys, time, hashlib',
+    'r, w = os.pipe()',
+    'fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)',
+    'p = subprocess.Popen(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)',
+    'os.close(w)',
+    'h = hashlib.sha256(); n = 0',
+    'while True:',
+    '    time.sleep(0.001)',
+    '    d = os.read(r, 4096)',
+    '    if not d: break',
+    '    n += len(d); h.update(d)',
+    'p.wait()',
+    'print(p.returncode, n, h.hexdigest(), p.stderr.read().decode().strip())',
+  ].join('\n');
+  const r = spawnSync('python3', ['-c', script, process.execPath, cli, 'cat', img, 'big.bin', 'big.bin'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const want = createHash('sha256').update(content).update(content).digest('hex');
+  assert.equal(r.stdout.trim(), `0 ${2 * content.length} ${want}`);
 });
 
 function kernelMountAvailable(): Availability {
