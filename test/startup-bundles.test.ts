@@ -185,13 +185,10 @@ test('the fast path loads only what the command uses', () => {
   }
 });
 
-/**
- * stdout by write(2) (src/cli/stdout.ts) must still deliver every byte, in order, to a pipe that
- * another process made non-blocking (write(2) then answers EAGAIN when the pipe is full): the
- * rest goes through Node's stream. Python sets O_NONBLOCK and reads slowly; Node cannot hand a
- * child a non-blocking pipe.
- */
-test('cat to a full non-blocking pipe still delivers every byte in order', { skip: skipUnless('a non-blocking pipe', 'python3') }, () => {
+/** An image with one 3 MiB file (more than a pipe holds), made once. */
+let big: { img: string; content: Buffer } | undefined;
+function bigImage(): { img: string; content: Buffer } {
+  if (big) return big;
   const tree = path.join(tmp, 'big-tree');
   fs.mkdirSync(tree, { recursive: true });
   const content = Buffer.alloc(3 << 20);
@@ -200,6 +197,24 @@ test('cat to a full non-blocking pipe still delivers every byte in order', { ski
   const img = path.join(tmp, 'big.sqfs');
   const packed = distri(['pack', tree, img]);
   assert.equal(packed.status, 0, packed.stderr);
+  return (big = { img, content });
+}
+
+test('cat into a pipe whose reader leaves (| head) ends quietly with status 0', { skip: skipUnless('a shell pipe', 'bash', 'head') }, () => {
+  const { img } = bigImage();
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const r = spawnSync('bash', ['-o', 'pipefail', '-c', `${q(process.execPath)} ${q(cli)} cat ${q(img)} big.bin big.bin | head -c 10 > /dev/null`], { encoding: 'utf8', timeout: 120_000 });
+  assert.deepEqual({ status: r.status, stderr: r.stderr }, { status: 0, stderr: '' });
+});
+
+/**
+ * stdout by write(2) (src/cli/stdout.ts) must still deliver every byte, in order, to a pipe that
+ * another process made non-blocking (write(2) then answers EAGAIN when the pipe is full): the
+ * rest goes through Node's stream. Python sets O_NONBLOCK and reads slowly; Node cannot hand a
+ * child a non-blocking pipe.
+ */
+test('cat to a full non-blocking pipe still delivers every byte in order', { skip: skipUnless('a non-blocking pipe', 'python3') }, () => {
+  const { img, content } = bigImage();
   const script = [
     'import os, fcntl, subprocess, sys, time, hashlib',
     'r, w = os.pipe()',
