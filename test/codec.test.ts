@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { allCodecs, codecById, codecByName, type Codec } from '../src/codec';
+import { allCodecs, codecById, codecByName, lazyCodecById, type Codec } from '../src/codec';
 import { _setLz4DecoderForTest, lz4DecoderName, lz4NativeDecoder } from '../src/codec/lz4';
 import { liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
 import { _setGzipIntoForTest, gzipIntoName } from '../src/codec/gzip';
@@ -361,6 +361,28 @@ describe('registry', () => {
     assert.throws(
       () => codecByName('brotli'),
       (e: unknown) => e instanceof SquashfsError && e.code === 'UNSUPPORTED',
+    );
+  });
+
+  test("an image's lazily loaded codec offers decompressInto exactly where the codec has it, with the same bytes", () => {
+    // The reader picks its whole-file path by the presence of decompressInto (DataReader.stream).
+    for (const c of allCodecs()) {
+      const lazy = lazyCodecById(c.id);
+      assert.equal(lazy.name, c.name);
+      assert.equal(typeof lazy.decompressInto, typeof c.decompressInto, `${c.name}: decompressInto`);
+      if (!lazy.decompressInto) continue;
+      const text = Buffer.from(Array.from({ length: 3000 }, (_, i) => `block line ${i % 101}\n`).join(''));
+      const packed = c.compress!(text)!;
+      const out = new Uint8Array(text.length);
+      assert.equal(lazy.decompressInto(packed, out), text.length, c.name);
+      assert.deepEqual(Buffer.from(out), text, c.name);
+    }
+    assert.deepEqual(
+      allCodecs()
+        .filter((c) => lazyCodecById(c.id).decompressInto)
+        .map((c) => c.name)
+        .sort(),
+      ['gzip', 'lz4', 'zstd'],
     );
   });
 });

@@ -1,12 +1,16 @@
 /**
  * What makes the short commands and `distri mount` start faster must never change what they do:
- * the bundled CLI prints what the unbundled modules print; a mount served by the bundled daemon
+ * the bundled CLI prints what the unbundled modules print; the short commands' fast path (a small
+ * argument parser instead of commander, src/cli/short.ts) answers every command line, --help and
+ * usage errors included, with the same output and exit status as commander does, and loads nothing
+ * the command does not use; a mount served by the bundled daemon
  * and serving thread (src/fuse/bundles.ts) reads the same bytes; an image that fails to open
  * while mount(8) ran beside it leaves nothing mounted; a background mount whose daemon was started
  * before anything was parsed (src/cli/daemon-first.ts) fails with the words and status the command
  * itself gives.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -50,6 +54,190 @@ test('the bundled commands print what the modules print', () => {
     const modules = distri(args, { DISTRI_NO_BUNDLE: '1' });
     assert.deepEqual(bundled, modules, `distri ${args.join(' ')}`);
   }
+});
+
+/**
+ * info, ls, stat and cat three ways: the fast path (what `distri` runs), the full bundle with
+ * commander (DISTRI_NO_FAST_PATH) and the modules as tsc emitted them (DISTRI_NO_BUNDLE). The
+ * command lines are the ones the small parser takes and, just as many, the ones it hands on.
+ */
+test('the short commands fast path answers like commander, help and usage errors included', () => {
+  const shortBundle = path.join(root, 'dist/src/cli/cli-short.bundle.js');
+  assert.ok(fs.existsSync(shortBundle), 'npm run build makes the short commands bundle');
+  const dir = path.join(tmp, 'a-dir');
+  fs.mkdirSync(dir, { recursive: true });
+  const cases: string[][] = [
+    // taken by the fast path
+    ['info', demo],
+    ['info', '--json', demo],
+    ['info', demo, '--offset', '0'],
+    ['info', '--offset=0', demo],
+    ['-v', 'info', demo],
+    ['info', demo, '--verbose'],
+    ['ls', demo],
+    ['ls', demo, 'docs'],
+    ['ls', '-lR', demo],
+    ['ls', '-l', '-R', '-n', demo, '/'],
+    ['ls', '-Rln', demo, 'docs'],
+    ['ls', demo, 'docs', '--json'],
+    ['ls', '--json', '-R', demo],
+    ['ls', demo, 'README.md'],
+    ['ls', '--', demo, 'docs'],
+    ['ls', demo, 'no/such'],
+    ['ls', demo, 'README.md/x'],
+    ['stat', demo, 'README.md'],
+    ['stat', demo, 'guide'],
+    ['stat', '--json', demo, 'docs'],
+    ['stat', demo, 'nope'],
+    ['cat', demo, 'README.md'],
+    ['cat', demo, 'README.md', 'guide', 'docs/changelog.txt'],
+    ['cat', demo, 'docs', 'README.md'],
+    ['cat', demo, 'no/such/file'],
+    ['cat', '--offset', '0', demo, 'guide'],
+    ['info', path.join(tmp, 'no-such-image')],
+    ['info', dir],
+    ['ls', dir],
+    ['info', '--offset', '4096', demo],
+    ['info', '-', demo],
+    // handed on to commander
+    ['info', '--help'],
+    ['ls', '--help'],
+    ['stat', '-h'],
+    ['cat', '--help'],
+    ['ls', '-lh', demo],
+    ['info'],
+    ['stat', demo],
+    ['cat', demo],
+    ['info', demo, 'extra'],
+    ['stat', demo, 'a', 'b'],
+    ['ls', demo, '/', 'extra'],
+    ['ls', '--bogus', demo],
+    ['ls', '-lx', demo],
+    ['ls', '-long', demo],
+    ['info', '--json=yes', demo],
+    ['info', '--offset', demo],
+    ['info', '--offset', '-1', demo],
+    ['info', '--offset=abc', demo],
+    ['info', demo, '--offset'],
+    ['info', '--offset', '-v', '0', demo],
+    ['-x', 'info', demo],
+    ['--version', 'info', demo],
+    ['info', demo, '--version'],
+    ['cat', demo, '-5'],
+    ['ls', demo, '--', '--json'],
+  ];
+  for (const args of cases) {
+    const fast = distri(args);
+    const full = distri(args, { DISTRI_NO_FAST_PATH: '1' });
+    const modules = distri(args, { DISTRI_NO_BUNDLE: '1' });
+    assert.deepEqual(fast, full, `distri ${args.join(' ')}: fast path and full bundle`);
+    assert.deepEqual(fast, modules, `distri ${args.join(' ')}: fast path and the modules`);
+  }
+});
+
+/** Which files and which of Node's own modules a run of distri loaded (recorded as it exits). */
+function loaded(args: string[], script = cli): { files: string[]; builtins: string[]; out: ReturnType<typeof distri> } {
+  const record = path.join(tmp, 'loaded.json');
+  const hook = path.join(tmp, 'record-loaded.js');
+  fs.writeFileSync(
+    hook,
+    `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(record)}, JSON.stringify({ files: Object.keys(require.cache), builtins: process.moduleLoadList })));\n`,
+  );
+  const r = spawnSync(process.execPath, ['-r', hook, script, ...args], { encoding: 'utf8' });
+  const seen = JSON.parse(fs.readFileSync(record, 'utf8')) as { files: string[]; builtins: string[] };
+  return { ...seen, out: { status: r.status, stdout: r.stdout, stderr: r.stderr } };
+}
+
+test('the fast path loads only what the command uses', () => {
+  const baseline = new Set(JSON.parse(spawnSync(process.execPath, ['-p', 'JSON.stringify(process.moduleLoadList)'], { encoding: 'utf8' }).stdout) as string[]);
+  // An image stored uncompressed names gzip in its superblock but needs no codec at all.
+  const tree = path.join(tmp, 'tree');
+  fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'sub', 'a.txt'), 'a small file\n');
+  const plain = path.join(tmp, 'plain.sqfs');
+  const packed = distri(['pack', '--comp', 'none', tree, plain]);
+  assert.equal(packed.status, 0, packed.stderr);
+  const codecs = (files: string[]) => files.filter((f) => f.includes(`${path.sep}codec${path.sep}`)).map((f) => path.basename(f));
+  for (const [args, wantCodecs] of [
+    [['ls', '-lR', plain], []],
+    [['cat', plain, 'sub/a.txt'], []],
+    [
+      ['stat', demo, 'README.md'],
+      ['gzip.js', 'util.js'],
+    ],
+    [
+      ['cat', demo, 'README.md'],
+      ['gzip.js', 'util.js'],
+    ],
+  ] as Array<[string[], string[]]>) {
+    const what = `distri ${args.join(' ')}`;
+    const { files, builtins, out } = loaded(args);
+    assert.equal(out.status, 0, `${what}: ${out.stderr}`);
+    assert.ok(
+      files.some((f) => f.endsWith('cli-short.bundle.js')),
+      `${what}: runs from the short commands bundle`,
+    );
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('cli.bundle.js') || f.includes('commander')),
+      [],
+      `${what}: neither commander nor the full bundle`,
+    );
+    assert.deepEqual(codecs(files).sort(), wantCodecs, `${what}: the image's codec only`);
+    const extra = builtins.filter((m) => !baseline.has(m));
+    assert.ok(!extra.includes('NativeModule worker_threads'), `${what}: no worker threads for a small file`);
+    if (wantCodecs.length === 0) assert.deepEqual(extra, [], `${what}: none of Node's modules beyond its own start-up (no streams for stdout, no zlib)`);
+  }
+});
+
+/** An image with one 3 MiB file (more than a pipe holds), made once. */
+let big: { img: string; content: Buffer } | undefined;
+function bigImage(): { img: string; content: Buffer } {
+  if (big) return big;
+  const tree = path.join(tmp, 'big-tree');
+  fs.mkdirSync(tree, { recursive: true });
+  const content = Buffer.alloc(3 << 20);
+  for (let i = 0; i < content.length; i += 4) content.writeUInt32LE((i * 2654435761) >>> 0, i);
+  fs.writeFileSync(path.join(tree, 'big.bin'), content);
+  const img = path.join(tmp, 'big.sqfs');
+  const packed = distri(['pack', tree, img]);
+  assert.equal(packed.status, 0, packed.stderr);
+  return (big = { img, content });
+}
+
+test('cat into a pipe whose reader leaves (| head) ends quietly with status 0', { skip: skipUnless('a shell pipe', 'bash', 'head') }, () => {
+  const { img } = bigImage();
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const r = spawnSync('bash', ['-o', 'pipefail', '-c', `${q(process.execPath)} ${q(cli)} cat ${q(img)} big.bin big.bin | head -c 10 > /dev/null`], { encoding: 'utf8', timeout: 120_000 });
+  assert.deepEqual({ status: r.status, stderr: r.stderr }, { status: 0, stderr: '' });
+});
+
+/**
+ * stdout by write(2) (src/cli/stdout.ts) must still deliver every byte, in order, to a pipe that
+ * another process made non-blocking (write(2) then answers EAGAIN when the pipe is full): the
+ * rest goes through Node's stream. Python sets O_NONBLOCK and reads slowly; Node cannot hand a
+ * child a non-blocking pipe.
+ */
+test('cat to a full non-blocking pipe still delivers every byte in order', { skip: skipUnless('a non-blocking pipe', 'python3') }, () => {
+  const { img, content } = bigImage();
+  const script = [
+    'import os, fcntl, subprocess, sys, time, hashlib',
+    'r, w = os.pipe()',
+    'fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)',
+    'p = subprocess.Popen(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)',
+    'os.close(w)',
+    'h = hashlib.sha256(); n = 0',
+    'while True:',
+    '    time.sleep(0.001)',
+    '    d = os.read(r, 4096)',
+    '    if not d: break',
+    '    n += len(d); h.update(d)',
+    'p.wait()',
+    'print(p.returncode, n, h.hexdigest(), p.stderr.read().decode().strip())',
+  ].join('\n');
+  const r = spawnSync('python3', ['-c', script, process.execPath, cli, 'cat', img, 'big.bin', 'big.bin'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const want = createHash('sha256').update(content).update(content).digest('hex');
+  assert.equal(r.stdout.trim(), `0 ${2 * content.length} ${want}`);
 });
 
 function kernelMountAvailable(): Availability {

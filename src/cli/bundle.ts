@@ -1,6 +1,8 @@
 /**
  * Build step (`npm run build`, after tsc): bundles the short read commands into one file,
- * dist/src/cli/cli.bundle.js, which ./main.ts runs for them (see there for why).
+ * dist/src/cli/cli.bundle.js, which ./main.ts runs for them (see there for why), and info, ls,
+ * stat and cat once more, without commander or codecs, into dist/src/cli/cli-short.bundle.js
+ * (./short.ts).
  *
  *   node dist/src/cli/bundle.js
  *
@@ -16,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { DAEMON_BUNDLE, SERVE_STORE_WORKER_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
-import { BUNDLE_FILE, BUNDLED_COMMANDS } from './main';
+import { BUNDLE_FILE, BUNDLED_COMMANDS, SHORT_BUNDLE_FILE } from './main';
 
 /**
  * commander requires node:child_process at load time for a feature distri never uses (commands
@@ -61,6 +63,24 @@ const cliOutsideDaemon: Plugin = {
   },
 };
 
+/**
+ * The short commands' bundle (./short.ts) leaves the codecs out, so that V8 does not read and
+ * compile five codecs (~60 KiB, the xz encoder among them) at every start for an image that uses
+ * one: codec/index.ts loads the image's codec on first use, here from tsc's output beside the
+ * bundle. The error class goes out with them, so that the bundle and the codecs share one
+ * SquashfsError (`instanceof` decides how a failure is reported). The bundle sits in
+ * dist/src/cli, so both are named from there.
+ */
+const codecsOutside: Plugin = {
+  name: 'codecs-outside',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/(gzip|lzma|lzo|xz|lz4|zstd)$/ }, (args) =>
+      args.importer.endsWith(`${path.sep}codec${path.sep}index.js`) ? { path: `../codec/${args.path.slice(2)}`, external: true } : undefined,
+    );
+    build.onResolve({ filter: /(^|\/)errors$/ }, (args) => (path.resolve(args.resolveDir, args.path) === path.resolve(__dirname, '..', 'errors') ? { path: '../errors', external: true } : undefined));
+  },
+};
+
 async function main(): Promise<void> {
   const cliDir = __dirname; // dist/src/cli
   const srcDir = path.resolve(cliDir, '..'); // dist/src
@@ -73,7 +93,7 @@ async function main(): Promise<void> {
     .map((f) => f.slice(0, -3))
     .filter((c) => !BUNDLED_COMMANDS.includes(c))
     .map((c) => `./commands/${c}`);
-  const bundle = async (entry: string, out: string, external: string[], plugins: Plugin[] = []) => {
+  const bundle = async (entry: string, out: string, external: string[], plugins: Plugin[] = []): Promise<string[]> => {
     const r = await build({
       entryPoints: [entry],
       bundle: true,
@@ -91,10 +111,16 @@ async function main(): Promise<void> {
     });
     const inputs = Object.keys(r.metafile.inputs).length;
     console.log(`${path.relative(root, out)}: ${inputs} modules, ${(fs.statSync(out).size / 1024).toFixed(0)} KiB`);
+    return Object.keys(r.metafile.inputs);
   };
 
   const out = path.join(cliDir, BUNDLE_FILE);
   await bundle(path.join(cliDir, 'bundle-entry.js'), out, otherCommands, [lazyChildProcessForCommander, fuseDaemonOutside]);
+
+  // The short commands' fast path: commander stays out (its command lines go to the bundle above).
+  const shortInputs = await bundle(path.join(cliDir, 'short-entry.js'), path.join(cliDir, SHORT_BUNDLE_FILE), ['commander', ...otherCommands], [codecsOutside]);
+  const stray = shortInputs.filter((f) => /node_modules|\/codec\/(?!index\.js)|\/program\.js$/.test(f));
+  if (stray.length) throw new Error(`${SHORT_BUNDLE_FILE} holds what the short commands do not use: ${stray.join(', ')}`);
 
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
   // they sit and why). The libfuse adapter stays out: it is in the same directory either way.

@@ -4,7 +4,8 @@
  * at the CLI edge, with process.exitCode; nothing below calls process.exit.
  */
 import * as fs from 'node:fs';
-import { Command, Option } from 'commander';
+// Types only: the short commands' fast path (./short.ts) runs without commander.
+import type { Command, Option } from 'commander';
 import { SquashfsError, type ErrorCode } from '../errors';
 import type { FileKind } from '../format/constants';
 import type { Inode } from '../format/inode';
@@ -14,6 +15,8 @@ import { errnoWords, isSystemError } from '../io/errno';
 import type { Image } from '../reader/image';
 
 export function offsetOption(): Option {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Option } = require('commander') as typeof import('commander');
   return new Option('--offset <bytes>', 'the SquashFS starts this many bytes into the file (e.g. an AppImage)').argParser(parseOffset).default(0);
 }
 
@@ -176,26 +179,7 @@ export function action<A extends any[]>(context: (...args: any[]) => string, fn:
   };
 }
 
-/** Writes to stdout, waiting when the pipe is full, and ignoring EPIPE (`distri cat x | head`). */
-export function writeOut(chunk: Uint8Array | string): Promise<void> {
-  return new Promise((resolve) => {
-    if (process.stdout.write(chunk)) resolve();
-    else process.stdout.once('drain', resolve);
-  });
-}
-
-/**
- * Writes views that are valid only until the caller's next read (DataReader.stream's groups) and
- * resolves once stdout has taken all of them (the last write's callback: callbacks run in order).
- */
-export function writeOutAll(chunks: readonly Uint8Array[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    for (let i = 0; i < chunks.length; i++) {
-      const last = i === chunks.length - 1;
-      process.stdout.write(chunks[i]!, last ? (e) => (e ? reject(e) : resolve()) : undefined);
-    }
-    if (chunks.length === 0) resolve();
-  });
-}
+// Output goes through ./stdout (write(2) on fd 1, Node's stream only when it must).
+export { writeOut, writeOutAll } from './stdout';
 
 export type CommandModule = (program: Command) => void;

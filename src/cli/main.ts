@@ -13,8 +13,13 @@
  * daemon first thing and only relays its report (./daemon-first.ts), so that the daemon's Node
  * start-up does not wait for this one's module loading.
  *
+ * info, ls, stat and cat go first to a smaller bundle of their own, cli-short.bundle.js (./short.ts:
+ * a small argument parser instead of commander, and only the code these commands use); what its
+ * parser does not take (--help, usage errors) goes on to the full bundle.
+ *
  * This module loads nothing else before deciding, so that the choice itself costs nothing.
- * DISTRI_NO_BUNDLE=1 turns the bundle off (benchmarks compare both).
+ * DISTRI_NO_BUNDLE=1 turns the bundles off, DISTRI_NO_FAST_PATH=1 only the short commands' one
+ * (benchmarks and tests compare them).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,10 +29,17 @@ export const BUNDLED_COMMANDS: readonly string[] = ['info', 'ls', 'stat', 'cat',
 
 export const BUNDLE_FILE = 'cli.bundle.js';
 
+/**
+ * The short commands' own bundle (./short.ts): no commander, no other command, no codec until an
+ * image needs it. A command line its small parser does not take goes on to BUNDLE_FILE.
+ */
+export const SHORT_BUNDLED_COMMANDS: readonly string[] = ['info', 'ls', 'stat', 'cat'];
+export const SHORT_BUNDLE_FILE = 'cli-short.bundle.js';
+
 /** The bundle beside this file, if there is one at least as new as the program it was made from. */
-function freshBundle(): string | undefined {
+function freshBundle(file: string): string | undefined {
   if (process.env.DISTRI_NO_BUNDLE) return undefined;
-  const bundle = path.join(__dirname, BUNDLE_FILE);
+  const bundle = path.join(__dirname, file);
   try {
     if (fs.statSync(bundle).mtimeMs >= fs.statSync(path.join(__dirname, 'program.js')).mtimeMs) return bundle;
   } catch {
@@ -58,7 +70,11 @@ if (require.main === module) {
     // Serving the mount in this process (the daemon of `distri fuse` is this CLI; -f): the serving
     // thread starts before anything else loads.
     if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount' ? 'image-source.js' : 'store-build.js');
-    const bundle = first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle() : undefined;
+    const bundle =
+      first === undefined
+        ? undefined
+        : ((SHORT_BUNDLED_COMMANDS.includes(first) && !process.env.DISTRI_NO_FAST_PATH ? freshBundle(SHORT_BUNDLE_FILE) : undefined) ??
+          (BUNDLED_COMMANDS.includes(first) ? freshBundle(BUNDLE_FILE) : undefined));
     if (bundle) require(bundle);
     else (require('./program') as typeof import('./program')).run();
   }

@@ -45,13 +45,14 @@ export interface Codec {
  * a process that reads or writes it never loads the other five (~15 ms of start-up for every
  * command, `distri pack --comp none` and both processes of a mount included).
  */
-const table: ReadonlyArray<{ id: number; name: CodecName; load: () => Codec }> = [
-  { id: 1, name: 'gzip', load: () => (require('./gzip') as typeof import('./gzip')).gzipCodec },
-  { id: 2, name: 'lzma', load: () => (require('./lzma') as typeof import('./lzma')).lzmaCodec },
-  { id: 3, name: 'lzo', load: () => (require('./lzo') as typeof import('./lzo')).lzoCodec },
-  { id: 4, name: 'xz', load: () => (require('./xz') as typeof import('./xz')).xzCodec },
-  { id: 5, name: 'lz4', load: () => (require('./lz4') as typeof import('./lz4')).lz4Codec },
-  { id: 6, name: 'zstd', load: () => (require('./zstd') as typeof import('./zstd')).zstdCodec },
+const table: ReadonlyArray<{ id: number; name: CodecName; load: () => Codec; into: boolean }> = [
+  // into: the codec has decompressInto (lazyCodecById must say so before the module is loaded).
+  { id: 1, name: 'gzip', load: () => (require('./gzip') as typeof import('./gzip')).gzipCodec, into: true },
+  { id: 2, name: 'lzma', load: () => (require('./lzma') as typeof import('./lzma')).lzmaCodec, into: false },
+  { id: 3, name: 'lzo', load: () => (require('./lzo') as typeof import('./lzo')).lzoCodec, into: false },
+  { id: 4, name: 'xz', load: () => (require('./xz') as typeof import('./xz')).xzCodec, into: false },
+  { id: 5, name: 'lz4', load: () => (require('./lz4') as typeof import('./lz4')).lz4Codec, into: true },
+  { id: 6, name: 'zstd', load: () => (require('./zstd') as typeof import('./zstd')).zstdCodec, into: true },
 ];
 const loaded = new Map<number, Codec>();
 function load(e: (typeof table)[number]): Codec {
@@ -64,6 +65,25 @@ export function codecById(id: number): Codec {
   const e = table.find((t) => t.id === id);
   if (!e) throw new SquashfsError('UNSUPPORTED', `compressor id ${id} (known: 1 gzip, 2 lzma, 3 lzo, 4 xz, 5 lz4, 6 zstd)`, 'superblock');
   return load(e);
+}
+
+/**
+ * The codec of an image, loaded when its first block is decompressed: an image stored
+ * uncompressed (mksquashfs -noI -noD -noF, `distri pack --comp none`) names gzip in its superblock
+ * but never needs it, and loading node:zlib brings Node's streams with it, some milliseconds of
+ * every short command's start-up.
+ */
+export function lazyCodecById(id: number): Codec {
+  const e = table.find((t) => t.id === id);
+  if (!e) return codecById(id); // the error
+  let codec: Codec | undefined;
+  const lazy: Codec = {
+    id: e.id,
+    name: e.name,
+    decompress: (input, maxOutput) => (codec ??= load(e)).decompress(input, maxOutput),
+  };
+  if (e.into) lazy.decompressInto = (input, out) => (codec ??= load(e)).decompressInto!(input, out);
+  return lazy;
 }
 
 export function codecByName(name: string): Codec {

@@ -8,7 +8,7 @@
  * lookup tables, so that opening is cheap (the store opens images lazily, on first access).
  */
 import { SquashfsError } from '../errors';
-import { codecById, type Codec } from '../codec';
+import { lazyCodecById, type Codec } from '../codec';
 import { u32 } from '../format/bytes';
 import { parseCompressorOptions, type CompressorOptions } from '../format/compressor-options';
 import { EXPORT_ENTRY_SIZE, FRAGMENT_ENTRY_SIZE, ID_ENTRY_SIZE, NO_INDEX, S_IFMT_BY_KIND, SUPERBLOCK_SIZE, XATTR_ID_ENTRY_SIZE, Flag, type FileKind } from '../format/constants';
@@ -100,7 +100,7 @@ export class Image {
     if (source.size < SUPERBLOCK_SIZE) throw new SquashfsError('BAD_MAGIC', `only ${source.size} bytes: too small for a SquashFS superblock`, 'superblock', 0);
     const sb = parseSuperblock(source.readAt(0, SUPERBLOCK_SIZE), source.size);
     this.superblock = sb;
-    this.codec = codecById(sb.compressionId);
+    this.codec = lazyCodecById(sb.compressionId);
     this.meta = new MetadataReader(source, this.codec, options.metadataCacheBytes ?? 8 << 20);
 
     if (sb.flags & Flag.COMPRESSOR_OPTIONS) {

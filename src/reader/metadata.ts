@@ -70,8 +70,15 @@ export class MetadataReader {
         throw e;
       }
     } else {
-      data = raw.slice(); // its own copy: a cached view would pin the whole read-ahead window
+      // Its own copy: a cached view would pin the whole read-ahead window (on a Buffer, slice()
+      // is a view; the Uint8Array constructor copies).
+      data = new Uint8Array(raw);
     }
+    // A plain Uint8Array, not a Buffer (zlib's output is one): cursors cut a block into many small
+    // views, one per name and inode header, and a Buffer's subarray() is Node's JavaScript making a
+    // Buffer each time, a large part of `distri ls` of a few hundred entries at start-up, where
+    // a typed array's subarray() is V8's own.
+    if (Buffer.isBuffer(data)) data = new Uint8Array(data.buffer, data.byteOffset, data.length);
     if (data.length <= 0) throw new SquashfsError('CORRUPT', 'metadata block decompressed to 0 bytes', region.structure, pos);
     const blk = { data, next: pos + 2 + size };
     this.cache.set(pos, blk);

@@ -1,49 +1,56 @@
 /** `distri cat IMAGE PATH…`: file contents, byte for byte, to stdout. */
-import { Command } from 'commander';
-import { DecompressPool, decodesAhead, parallelChunks } from '../../reader/decompress-pool';
+import type { Command } from 'commander';
+// Types only: the pool (worker threads) is loaded for a large file, not by every `distri cat`.
+import type { DecompressPool } from '../../reader/decompress-pool';
 import type { FileInode, Inode } from '../../format/inode';
-import { action, offsetOption, openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
+import { openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
+import { OFFSET, register as registerSpec, type CommandSpec } from '../spec';
 
 /** Files at least this large are decompressed ahead by a worker pool (start-up costs ~30 ms) where the codec is slow enough (decodesAhead). */
 const PARALLEL_MIN_BYTES = 4 << 20;
 
-export function register(program: Command): void {
-  program
-    .command('cat')
-    .description('write files from an image to stdout, byte for byte (symlinks inside the image are followed)')
-    .argument('<image>', 'a .squashfs file')
-    .argument('<paths...>', 'files inside the image')
-    .addOption(offsetOption())
-    .addHelpText('after', '\nExamples:\n  distri cat fixtures/demo.sqfs README\n  distri cat pkg.squashfs out/bin/tool > tool')
-    .action(
-      action(
-        (image: string) => image,
-        async (image: string, paths: string[], opts: { offset: number }) => {
-          const img = openImage(image, opts.offset);
-          let pool: DecompressPool | undefined;
-          try {
-            for (const p of paths) {
-              try {
-                const inode = regularFile(img, p);
-                if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES && decodesAhead(img)) {
-                  pool ??= new DecompressPool();
-                  for await (const chunk of parallelChunks(img, inode, pool)) await writeOut(chunk);
-                  continue;
-                }
-                // One sequential pass: runs of blocks read at once into a reused buffer, each group
-                // handed to stdout before the next is read (the views do not outlive that).
-                for (const group of img.data.stream(fileInode(inode))) await writeOutAll(group);
-              } catch (e) {
-                reportError(`${image}: ${p}`, e); // like cat: report, go on with the next path
-              }
+export const spec: CommandSpec = {
+  name: 'cat',
+  description: 'write files from an image to stdout, byte for byte (symlinks inside the image are followed)',
+  args: [
+    { name: '<image>', description: 'a .squashfs file' },
+    { name: '<paths...>', description: 'files inside the image' },
+  ],
+  options: [OFFSET],
+  helpAfter: '\nExamples:\n  distri cat fixtures/demo.sqfs README\n  distri cat pkg.squashfs out/bin/tool > tool',
+  context: (image: string) => image,
+  run: async (image: string, paths: string[], opts: { offset: number }) => {
+    const img = openImage(image, opts.offset);
+    let pool: DecompressPool | undefined;
+    try {
+      for (const p of paths) {
+        try {
+          const inode = regularFile(img, p);
+          if (inode.kind === 'file' && inode.fileSize >= PARALLEL_MIN_BYTES) {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const ahead = require('../../reader/decompress-pool') as typeof import('../../reader/decompress-pool');
+            if (ahead.decodesAhead(img)) {
+              pool ??= new ahead.DecompressPool();
+              for await (const chunk of ahead.parallelChunks(img, inode, pool)) await writeOut(chunk);
+              continue;
             }
-          } finally {
-            await pool?.close();
-            img.close();
           }
-        },
-      ),
-    );
+          // One sequential pass: runs of blocks read at once into a reused buffer, each group
+          // handed to stdout before the next is read (the views do not outlive that).
+          for (const group of img.data.stream(fileInode(inode))) await writeOutAll(group);
+        } catch (e) {
+          reportError(`${image}: ${p}`, e); // like cat: report, go on with the next path
+        }
+      }
+    } finally {
+      await pool?.close();
+      img.close();
+    }
+  },
+};
+
+export function register(program: Command): void {
+  registerSpec(program, spec);
 }
 
 /** regularFile() returned a regular file's inode; this says so to the type checker. */
