@@ -18,10 +18,9 @@
  * Loads node:child_process and two modules that load only node:fs and node:path.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../fuse/bundles';
-import { EARLY_ENV, READY_ENV, mark } from '../fuse/mount-env';
+import { EARLY_ENV, READY_ENV, mark, writeNotifyFailure } from '../fuse/mount-env';
 
 /** How long the command waits for the daemon to say it is mounted (as spawnDaemon). */
 const READY_WAIT_MS = 30_000;
@@ -74,18 +73,6 @@ export function notifyPipeIn(argv: readonly string[]): string | undefined {
   return found ? path.resolve(found) : undefined;
 }
 
-/** The daemon died before it could write 'f' to notify_pipe itself. Best effort, never blocks. */
-function writeFailure(fifo: string | undefined): void {
-  if (!fifo) return;
-  try {
-    const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-    fs.writeSync(fd, 'f');
-    fs.closeSync(fd);
-  } catch {
-    // no reader: nobody is waiting for the answer
-  }
-}
-
 /**
  * Spawns the daemon of `command` with this process's arguments and relays until it reports.
  * `cliMain` is the CLI's entry (main.js): `distri fuse`'s daemon is the CLI itself.
@@ -123,7 +110,7 @@ export function runDaemonFirst(command: 'mount' | 'fuse', cliMain: string): void
   const notifyPipe = notifyPipeIn(process.argv.slice(2));
   const timer = setTimeout(() => {
     child.kill('SIGTERM');
-    writeFailure(notifyPipe);
+    writeNotifyFailure(notifyPipe);
     finish(1, `the daemon did not report within ${READY_WAIT_MS / 1000} s`);
   }, READY_WAIT_MS);
   child.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
@@ -146,7 +133,7 @@ export function runDaemonFirst(command: 'mount' | 'fuse', cliMain: string): void
   const ended = (code: number | null, signal: NodeJS.Signals | null) => {
     clearTimeout(exited);
     if (done) return;
-    if (signal || code === 0) writeFailure(notifyPipe);
+    if (signal || code === 0) writeNotifyFailure(notifyPipe);
     if (signal) finish(1, `the daemon was killed (${signal}) before mounting`);
     else if (code === 0) finish(1, 'the daemon exited before mounting without a message');
     else finish(code ?? 1);
@@ -156,7 +143,7 @@ export function runDaemonFirst(command: 'mount' | 'fuse', cliMain: string): void
   });
   child.on('close', ended);
   child.on('error', (e) => {
-    writeFailure(notifyPipe);
+    writeNotifyFailure(notifyPipe);
     finish(1, `could not start the daemon: ${e.message}`);
   });
 }

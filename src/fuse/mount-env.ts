@@ -1,8 +1,9 @@
 /**
  * What both processes of a background `distri mount` agree on, in a module that loads nothing:
  * the command that spawns the daemon reads these without loading the daemon, the FUSE binding or
- * the image reader.
+ * the image reader (node:fs is part of Node's own start-up).
  */
+import * as fs from 'node:fs';
 
 /**
  * The data-block cache of a one-image mount, in MiB. FUSE asks for 4 KiB at a time on random reads
@@ -42,4 +43,22 @@ export function kernelTransportWanted(argv: readonly string[]): boolean {
 /** DISTRI_MOUNT_TIMING=1: start-up milestones on stderr, in ms since the process started. */
 export function mark(what: string): void {
   if (process.env.DISTRI_MOUNT_TIMING) process.stderr.write(`distri mount: timing: ${performance.now().toFixed(1)} ms ${what} (pid ${process.pid})\n`);
+}
+
+/**
+ * Writes squashfuse's failure byte 'f' to a notify_pipe FIFO for a daemon that died before it could
+ * write it itself. Best effort and never blocks: with no reader, nobody is waiting for the answer.
+ */
+export function writeNotifyFailure(fifo: string | undefined): void {
+  if (!fifo) return;
+  try {
+    const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try {
+      fs.writeSync(fd, 'f');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // no reader (ENXIO), or not a FIFO any more
+  }
 }

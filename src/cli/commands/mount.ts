@@ -4,14 +4,13 @@
  * mount is usable (or has failed), leaving the daemon in the background.
  */
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 // Only types from the daemon: the command that spawns a background daemon never loads it (nor the
 // FUSE binding); the foreground path and `unmount` require it when they run.
 import type { MountOptions, MountResult } from '../../fuse/daemon';
 import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../../fuse/bundles';
-import { DEFAULT_CACHE_MIB, EARLY_ENV, OPTIONS_ENV, READY_ENV as readyEnvName, mark } from '../../fuse/mount-env';
+import { DEFAULT_CACHE_MIB, EARLY_ENV, OPTIONS_ENV, READY_ENV as readyEnvName, mark, writeNotifyFailure } from '../../fuse/mount-env';
 
 type DaemonModule = typeof import('../../fuse/daemon');
 // Loaded on a failure only: ../common loads commander, which a daemon reading a plain command line
@@ -334,7 +333,7 @@ export function spawnDaemon(argv: string[], opts: Pick<MountOptions, 'notifyPipe
       // Give the readiness pipe a moment to deliver a report written just before exiting.
       setTimeout(() => {
         if (done) return;
-        if (opts.notifyPipe) void writeFailure(opts.notifyPipe);
+        writeNotifyFailure(opts.notifyPipe);
         finish({ ok: false, message: `the daemon exited (${signal ?? `status ${code}`}) before mounting${stderr ? '' : ' without a message'}` });
       }, 100);
     });
@@ -346,15 +345,4 @@ function withoutExtraCaCerts(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   delete out.NODE_EXTRA_CA_CERTS;
   return out;
-}
-
-/** The daemon died before it could write 'f' to notify_pipe itself. Best effort, never blocks. */
-async function writeFailure(fifo: string): Promise<void> {
-  try {
-    const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-    fs.writeSync(fd, 'f');
-    fs.closeSync(fd);
-  } catch {
-    // no reader yet: nobody is waiting for the answer
-  }
 }
