@@ -133,7 +133,9 @@ export class CompressPool {
   }
 
   private start(): void {
-    const w = new Worker(path.join(__dirname, 'compress-worker.js'), {
+    // Named from dist/src, not just __dirname: in the CLI bundle this module's __dirname is
+    // dist/src/cli.
+    const w = new Worker(path.join(__dirname, '..', 'writer', 'compress-worker.js'), {
       workerData: { codec: this.codec, options: this.options, shared: this.shared, ctl: this.ctl, slots: this.slots.length, blockSize: this.blockSize },
     });
     w.on('error', (e) => this.fail(e));
