@@ -117,6 +117,7 @@ export class CompressPool {
     const at = this.layout.state + slot.index;
     while (Atomics.load(this.ctl, at) !== SLOT_DONE) {
       if (this.failed) throw this.failed;
+      if (this.closing) throw new SquashfsError('IO', `${this.codec} compression pool closed while a block was being compressed`);
       const w = waitAsync(this.ctl, at, SLOT_QUEUED);
       if (w.async) await Promise.race([w.value, this.failure]);
     }
@@ -159,5 +160,7 @@ export class CompressPool {
     Atomics.notify(this.ctl, CTL.SUBMITTED);
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
+    // No wait of this thread stays pending on a slot no worker will finish (whenDone then throws).
+    for (let i = 0; i < this.slots.length; i++) Atomics.notify(this.ctl, this.layout.state + i);
   }
 }
