@@ -47,6 +47,7 @@ test('the bundled commands print what the modules print', () => {
     ['mount', '--help'],
     ['mount', demo],
     ['unmount', '--help'],
+    ['pack', '--help'],
     ['--help'],
   ];
   for (const args of cases) {
@@ -238,6 +239,29 @@ test('cat to a full non-blocking pipe still delivers every byte in order', { ski
   assert.equal(r.status, 0, r.stderr);
   const want = createHash('sha256').update(content).update(content).digest('hex');
   assert.equal(r.stdout.trim(), `0 ${2 * content.length} ${want}`);
+});
+
+test('the bundled pack writes the image the modules write, its compression workers included', () => {
+  const src = path.join(tmp, 'pack-src');
+  fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+  // Blocks (to the compression workers), a fragment, an empty file, a symlink.
+  fs.writeFileSync(path.join(src, 'big.txt'), 'the quick brown fox jumps over the lazy squashfs inode table\n'.repeat(8000));
+  fs.writeFileSync(path.join(src, 'sub', 'small'), 'small file\n');
+  fs.writeFileSync(path.join(src, 'empty'), '');
+  fs.symlinkSync('sub/small', path.join(src, 'link'));
+  for (const comp of ['lz4', 'gzip', 'none']) {
+    const images = ['bundled', 'modules'].map((how) => path.join(tmp, `${how}-${comp}.sqfs`));
+    const bundled = distri(['pack', src, images[0]!, '--comp', comp, '--mtime', '0', '--json']);
+    const modules = distri(['pack', src, images[1]!, '--comp', comp, '--mtime', '0', '--json'], { DISTRI_NO_BUNDLE: '1' });
+    assert.equal(bundled.status, 0, `bundled pack --comp ${comp}: ${bundled.stderr}`);
+    // The same report but for the image's name and the time taken.
+    const report = (r: { status: number | null; stdout: string; stderr: string }) => {
+      const { image: _image, seconds: _seconds, ...rest } = JSON.parse(r.stdout) as Record<string, unknown>;
+      return { status: r.status, stderr: r.stderr, report: rest };
+    };
+    assert.deepEqual(report(bundled), report(modules), `distri pack --comp ${comp}`);
+    assert.ok(fs.readFileSync(images[0]!).equals(fs.readFileSync(images[1]!)), `--comp ${comp}: the same image bytes`);
+  }
 });
 
 function kernelMountAvailable(): Availability {

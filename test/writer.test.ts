@@ -302,6 +302,27 @@ describe('pack a tree described in code', () => {
     const d = tree.dir({}) as DirNode;
     d.entries.push({ name: Buffer.from('self'), node: d });
     await assert.rejects(pack(d, out('cycle')), /cannot appear twice/);
+    // Each bad name, named with the path of its directory.
+    const nested = (name: Uint8Array) => tree.dir({ usr: tree.dir({ lib: tree.dir([{ name, node: tree.file('x') }]) }) }) as DirNode;
+    for (const [name, why] of [
+      [Buffer.from('a\0b'), 'contains NUL'],
+      [Buffer.from('.'), 'is . or ..'],
+      [Buffer.from('..'), 'is . or ..'],
+      [Buffer.alloc(0), 'is empty'],
+      [Buffer.alloc(300, 0x61), 'is longer than 256 bytes'],
+    ] as const) {
+      await assert.rejects(pack(nested(name), out('bad-name2')), (e: Error) => e.message.includes(`/usr/lib/: name `) && e.message.includes(why), `${why}`);
+    }
+    await assert.doesNotReject(pack(nested(Buffer.from('...')), out('dots')));
+    const twice = tree.dir({
+      usr: tree.dir([
+        { name: Buffer.from('x'), node: tree.file('1') },
+        { name: Buffer.from('x'), node: tree.file('2') },
+      ]),
+    }) as DirNode;
+    await assert.rejects(pack(twice, out('twice')), /\/usr\/: name "x" appears twice/);
+    const longLink = tree.dir({ usr: tree.dir({ l: tree.symlink('x'.repeat(70000)) }) }) as DirNode;
+    await assert.rejects(pack(longLink, out('long-link')), /\/usr\/l: symlink target of 70000 bytes/);
   });
 
   test('a file that shrinks or vanishes after the scan fails the pack with its name', async () => {

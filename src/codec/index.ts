@@ -38,6 +38,12 @@ export interface Codec {
   decompressInto?(input: Uint8Array, out: Uint8Array): number;
   /** For the writer: compress one block; null when the output would not be smaller than the input. */
   compress?(input: Uint8Array, options?: CompressOptions): Uint8Array | null;
+  /**
+   * For the writer, where a codec can: compress one block straight into `output` (at least as long
+   * as the input; either may lie in shared memory) and return the compressed length, or -1 when it
+   * would not be smaller. Saves the copies in and out of the codec's own buffers.
+   */
+  compressInto?(input: Buffer, output: Buffer, options?: CompressOptions): number;
 }
 
 /**

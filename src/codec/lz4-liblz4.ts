@@ -72,3 +72,17 @@ export function liblz4CompressBlock(input: Uint8Array): Uint8Array | null {
   // A copy of its own: callers may keep the block (metadata blocks are kept until the table is written).
   return Uint8Array.prototype.slice.call(scratch, 0, n);
 }
+
+/**
+ * One raw LZ4 block by liblz4 written into `output` (at least input.length bytes); its length, or
+ * -1 when not smaller. Both may be views of shared memory: the addon takes any Buffer's bytes.
+ */
+export function liblz4CompressInto(input: Buffer, output: Buffer): number {
+  const f = encodeBlock();
+  if (!f) throw new Error('liblz4 (the lz4 package) is not available');
+  if (input.length < 2) return -1;
+  // The end index bounds what liblz4 may write; the addon does not check it against the buffer.
+  if (output.length < input.length - 1) throw new Error('liblz4CompressInto: output shorter than the input');
+  const n = f(input, output, 0, input.length - 1);
+  return n > 0 ? n : -1;
+}

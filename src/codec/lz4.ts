@@ -14,7 +14,7 @@
  */
 import type { Codec, CompressOptions } from './index';
 import { lz4CompressHC } from './lz4-hc';
-import { liblz4Available, liblz4CompressBlock, liblz4DecodeInto, liblz4DecoderAvailable } from './lz4-liblz4';
+import { liblz4Available, liblz4CompressBlock, liblz4CompressInto, liblz4DecodeInto, liblz4DecoderAvailable } from './lz4-liblz4';
 import { checkArgs, corrupt, finish, optionalModule, wrapForeign } from './util';
 
 /** Our decoder into a fresh buffer of at most maxOutput bytes. */
@@ -309,6 +309,14 @@ export const lz4Codec: Codec = {
     if (options?.lz4HighCompression) return lz4CompressHC(input);
     const which = lz4EncoderName();
     return which === 'liblz4' ? liblz4CompressBlock(input) : which === 'native' ? lz4CompressNative(input) : lz4CompressBlock(input);
+  },
+  /** The same blocks as compress, without its copies where liblz4 is the encoder. */
+  compressInto: (input: Buffer, output: Buffer, options?: CompressOptions) => {
+    if (!options?.lz4HighCompression && lz4EncoderName() === 'liblz4') return liblz4CompressInto(input, output);
+    const out = lz4Codec.compress!(input, options);
+    if (!out) return -1;
+    output.set(out);
+    return out.length;
   },
 };
 

@@ -1,30 +1,71 @@
 /**
- * A compression worker: compresses the block in a slot of the pool's shared memory, leaves the
- * result in the slot's output half and answers with its length, or -1 when it is not smaller (the
- * block is then stored as it is). Started by CompressPool; one per CPU so that block compression,
- * the CPU-bound part of packing, runs beside the thread that reads files and writes the image.
+ * A compression worker: claims the next queued slot of the pool's shared memory, compresses its
+ * block into the slot's output half and marks the slot done, all through shared memory (the
+ * control words of compress-pool.ts); it sleeps in Atomics.wait while nothing is queued. Started by
+ * CompressPool, one per CPU at most, so that block compression, the CPU-bound part of packing, runs
+ * beside the thread that reads files and writes the image.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { codecByName, type CompressOptions } from '../codec';
+import { CTL, SLOT_DONE, ctlLayout } from './compress-pool';
 
-const { codec: name, options, shared, blockSize } = workerData as { codec: string; options: CompressOptions; shared: SharedArrayBuffer; blockSize: number };
+const {
+  codec: name,
+  options,
+  shared,
+  ctl,
+  slots,
+  blockSize,
+} = workerData as {
+  codec: string;
+  options: CompressOptions;
+  shared: SharedArrayBuffer;
+  ctl: Int32Array;
+  slots: number;
+  blockSize: number;
+};
 const codec = codecByName(name);
 if (!codec.compress) throw new Error(`codec ${name} cannot compress`);
 const compress = codec.compress.bind(codec);
-// The codecs get the block in ordinary memory: native bindings are not all known to accept
-// shared memory, and one copy of a block costs far less than compressing it.
+const compressInto = codec.compressInto?.bind(codec);
+const { ring, state, len: lens, result } = ctlLayout(slots);
+// Codecs without compressInto get the block in ordinary memory: native bindings are not all known
+// to accept shared memory, and one copy of a block costs far less than compressing it.
 const scratch = Buffer.allocUnsafeSlow(blockSize);
 
-parentPort!.on('message', (m: { id: number; slot: number; len: number }) => {
-  try {
-    const input = scratch.subarray(0, m.len);
-    input.set(new Uint8Array(shared, 2 * m.slot * blockSize, m.len));
-    const out = compress(input, options);
-    if (out && out.length < m.len) {
-      new Uint8Array(shared, (2 * m.slot + 1) * blockSize, out.length).set(out);
-      parentPort!.postMessage({ id: m.id, len: out.length });
-    } else parentPort!.postMessage({ id: m.id, len: -1 });
-  } catch (e) {
-    parentPort!.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) });
+function compressSlot(slot: number, len: number): number {
+  const input = Buffer.from(shared, 2 * slot * blockSize, len);
+  const output = Buffer.from(shared, (2 * slot + 1) * blockSize, blockSize);
+  if (compressInto) return compressInto(input, output, options);
+  scratch.set(input);
+  const out = compress(scratch.subarray(0, len), options);
+  if (!out || out.length >= len) return -1;
+  output.set(out);
+  return out.length;
+}
+
+for (;;) {
+  if (Atomics.load(ctl, CTL.STOP)) break;
+  const taken = Atomics.load(ctl, CTL.TAKEN);
+  const submitted = Atomics.load(ctl, CTL.SUBMITTED);
+  if (taken === submitted) {
+    Atomics.wait(ctl, CTL.SUBMITTED, submitted);
+    continue;
   }
-});
+  if (Atomics.compareExchange(ctl, CTL.TAKEN, taken, taken + 1) !== taken) continue; // another worker took it
+  const slot = Atomics.load(ctl, ring + (taken % slots));
+  const len = ctl[lens + slot]!;
+  let r: number;
+  try {
+    r = compressSlot(slot, len);
+    if (r >= len) r = -1;
+  } catch (e) {
+    // The message goes where the output would have gone; the pool turns it into the error.
+    const text = Buffer.from(e instanceof Error ? e.message : String(e), 'utf8').subarray(0, blockSize);
+    text.copy(Buffer.from(shared, (2 * slot + 1) * blockSize, blockSize));
+    r = -2 - text.length;
+  }
+  Atomics.store(ctl, result + slot, r);
+  Atomics.store(ctl, state + slot, SLOT_DONE);
+  Atomics.notify(ctl, state + slot);
+}

@@ -11,10 +11,9 @@
  *   - Duplicate files (same size and SHA-256) are stored once: the second
  *     file gets the first one's block list and fragment.
  *
- * Blocks are compressed out of order but written strictly in order: every block takes a slot in a
- * chain of promises, and the slot learns its position only when all earlier slots are written. So
- * the image is identical whatever the number of workers, and at most `maxInFlight` blocks are in
- * memory at once. Nothing here holds the image: blocks go to the file with positional writes.
+ * Blocks are compressed out of order but written strictly in order: every block takes its place in
+ * a queue, and learns its position only when all earlier ones are written. So the image is
+ * identical whatever the number of workers, and at most the pool's slots are in memory at once. Nothing here holds the image: blocks go to the file with positional writes.
  */
 import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
@@ -54,19 +53,21 @@ const MAX_WRITING = 4;
 /** Files up to this size that may be duplicates are read once, into memory. */
 const IN_MEMORY_HASH_LIMIT = 8 << 20;
 
-/** What goes to the image for one block; `release` frees the memory it lies in, once written. */
-type Written = { data: Uint8Array | null; compressed: boolean; release?: () => void };
+/**
+ * One output item, in image order: a block being compressed in a pool slot, or bytes (null: a
+ * hole) ready now. `onWritten` learns its position and stored length once it is written.
+ */
+type Item = { slot: Slot | null; data: Uint8Array | null; onWritten: (pos: number, stored: number, compressed: boolean) => void };
 
 export class DataWriter {
   /** Next free byte of the image (data starts after the superblock and compressor options). */
   pos: number;
   readonly fragmentTable: Array<{ start: number; sizeWord: number }> = [];
-  private chain: Promise<void> = Promise.resolve();
-  private inFlight: Array<Promise<void>> = [];
-  /** Queued slots not yet written. */
-  private pending = 0;
+  /** Items not yet written, oldest first from `head` (only ever non-empty with a pool). */
+  private queue: Item[] = [];
+  private head = 0;
   private readonly maxInFlight: number;
-  private frag: Uint8Array;
+  private readonly frag: Uint8Array;
   private fragFill = 0;
   private readonly zero: Uint8Array;
   /** Stored files that may have duplicates, by size and SHA-256. */
@@ -85,37 +86,74 @@ export class DataWriter {
     this.maxInFlight = opts.maxInFlight ?? Math.max(8, (opts.pool?.size ?? 1) * 8);
   }
 
-  /** Queues one output item; `onWritten` learns its position and stored length, in order. */
-  private async enqueue(result: Promise<Written> | Written, onWritten: (pos: number, stored: number, compressed: boolean) => void): Promise<void> {
-    if (this.pending === 0 && !(result instanceof Promise)) {
-      // Nothing is waiting to be written (always so without compression): write it now.
-      const pos = this.pos;
-      if (result.data) this.write(result.data);
-      result.release?.();
-      onWritten(pos, result.data ? result.data.length : 0, result.compressed);
+  /**
+   * Queues one output item and writes out every item at the head of the queue that is ready:
+   * blocks are compressed out of order but written in order, so the image does not depend on the
+   * number of workers. Synchronous: a finished compression is seen in shared memory (pool.done).
+   */
+  private enqueue(item: Item): void {
+    if (this.head === this.queue.length && item.slot === null) {
+      this.writeItem(item); // nothing waits to be written (always so without compression)
       return;
     }
-    this.pending++;
-    const prev = this.chain;
-    const slot = (async () => {
+    this.queue.push(item);
+    this.writeReady();
+  }
+
+  /** Writes the items at the head of the queue whose bytes are ready. */
+  private writeReady(): void {
+    const pool = this.opts.pool;
+    while (this.head < this.queue.length) {
+      const item = this.queue[this.head]!;
+      if (item.slot && !pool!.done(item.slot)) break;
+      this.head++;
+      this.writeItem(item);
+    }
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    }
+  }
+
+  private writeItem(item: Item): void {
+    const pos = this.pos;
+    if (item.slot) {
+      const pool = this.opts.pool!;
+      let r;
       try {
-        const r = await result;
-        await prev;
-        const pos = this.pos;
-        if (r.data) this.write(r.data);
-        r.release?.();
-        onWritten(pos, r.data ? r.data.length : 0, r.compressed);
+        r = pool.result(item.slot);
+        this.write(r.bytes);
       } finally {
-        this.pending--;
+        pool.release(item.slot);
       }
-    })();
-    slot.catch((e) => {
-      this.error ??= e;
-    });
-    this.chain = slot;
-    this.inFlight.push(slot);
-    while (this.inFlight.length > this.maxInFlight) await this.inFlight.shift();
-    if (this.error) throw this.error;
+      item.onWritten(pos, r.bytes.length, r.compressed);
+    } else {
+      if (item.data) this.write(item.data);
+      item.onWritten(pos, item.data ? item.data.length : 0, false);
+    }
+  }
+
+  /** Waits until the oldest queued item is written (its compression complete). */
+  private async writeOldest(): Promise<void> {
+    const item = this.queue[this.head];
+    if (!item) return;
+    if (item.slot) await this.opts.pool!.whenDone(item.slot);
+    this.writeReady();
+  }
+
+  /** A slot of the pool's shared memory for one block: while none is free, the oldest is written out. */
+  private async slot(pool: CompressPool): Promise<Slot> {
+    for (;;) {
+      const slot = pool.acquire();
+      if (slot) return slot;
+      // Every slot in use is in the queue, so the queue's oldest item frees one once written.
+      await this.writeOldest();
+    }
+  }
+
+  /** Items queued but not written, holes included, stay bounded. */
+  private async queueBelow(limit: number): Promise<void> {
+    while (this.queue.length - this.head > limit) await this.writeOldest();
   }
 
   /**
@@ -188,27 +226,6 @@ export class DataWriter {
   private hashBuf: Buffer = Buffer.alloc(0);
   private stageFill = 0;
 
-  /** A slot of the pool's shared memory for one block (waits while all are in use). */
-  private async slot(pool: CompressPool): Promise<Slot> {
-    for (;;) {
-      const slot = pool.acquire();
-      if (slot) return slot;
-      await pool.whenFree();
-      if (this.error) throw this.error;
-    }
-  }
-
-  /** The block in `slot` (its first `len` bytes), compressed by the pool; the slot is freed once written. */
-  private compress(pool: CompressPool, slot: Slot, len: number): Promise<Written> {
-    return pool.compress(slot, len).then(
-      (r) => ({ data: r.bytes, compressed: r.compressed, release: () => pool.release(slot) }),
-      (e) => {
-        pool.release(slot);
-        throw e;
-      },
-    );
-  }
-
   private isZero(b: Uint8Array): boolean {
     return Buffer.compare(b, this.zero.subarray(0, b.length)) === 0;
   }
@@ -255,30 +272,39 @@ export class DataWriter {
       for (let i = 0; i < fullBlocks; i++) {
         const len = Math.min(bs, size - i * bs);
         if (this.writing > MAX_WRITING) await this.writesBelow(MAX_WRITING);
-        if (!this.opts.pool && this.pending === 0) {
+        const pool = this.opts.pool;
+        if (!pool) {
           // Uncompressed: read straight into the staging buffer, where the block is stored.
           this.storeInPlace(content, i * bs, len, data, i);
           this.consumed += len;
           this.opts.progress?.(this.consumed);
           continue;
         }
-        const pool = this.opts.pool;
-        // Read into a slot of the pool's shared memory, or (without a pool, while earlier blocks
-        // wait to be written; not reached today) into a buffer of its own.
-        const slot = pool ? (pool.acquire() ?? (await this.slot(pool))) : undefined;
-        const buf = slot ? slot.input.subarray(0, len) : Buffer.allocUnsafe(len);
+        if (this.queue.length - this.head > this.maxInFlight) await this.queueBelow(this.maxInFlight);
+        // Read into a slot of the pool's shared memory, where a worker compresses it.
+        const slot = pool.acquire() ?? (await this.slot(pool));
+        const buf = slot.input.subarray(0, len);
         readFully(content, i * bs, buf);
         const first = i === 0;
         if (this.isZero(buf)) {
-          if (slot) pool!.release(slot);
+          pool.release(slot);
           data.sparse += len;
-          await this.enqueue({ data: null, compressed: false }, (pos) => {
-            if (first) data.blocksStart = pos;
+          this.enqueue({
+            slot: null,
+            data: null,
+            onWritten: (pos) => {
+              if (first) data.blocksStart = pos;
+            },
           });
         } else {
-          await this.enqueue(slot ? this.compress(pool!, slot, len) : { data: buf, compressed: false }, (pos, stored, compressed) => {
-            if (first) data.blocksStart = pos;
-            data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
+          pool.submit(slot, len);
+          this.enqueue({
+            slot,
+            data: null,
+            onWritten: (pos, stored, compressed) => {
+              if (first) data.blocksStart = pos;
+              data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
+            },
           });
         }
         this.consumed += len;
@@ -294,7 +320,7 @@ export class DataWriter {
           // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
           data.blockWords.push(0);
           data.sparse += len;
-          if (fullBlocks === 0) await this.enqueue({ data: null, compressed: false }, (pos) => (data.blocksStart = pos));
+          if (fullBlocks === 0) this.enqueue({ slot: null, data: null, onWritten: (pos) => (data.blocksStart = pos) });
         } else {
           if (!fits) {
             await this.sealFragment();
@@ -338,30 +364,25 @@ export class DataWriter {
     this.fragmentTable.push({ start: 0, sizeWord: 0 });
     const len = this.fragFill;
     const pool = this.opts.pool;
-    let out: Promise<Written> | Written;
+    const onWritten = (pos: number, stored: number, compressed: boolean) => {
+      this.fragmentTable[index] = { start: pos, sizeWord: (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0 };
+    };
+    this.fragFill = 0;
     if (pool) {
       // Copied into a slot, so that the fragment buffer is free again at once.
       const slot = pool.acquire() ?? (await this.slot(pool));
       slot.input.set(this.frag.subarray(0, len));
-      out = this.compress(pool, slot, len);
-    } else if (this.pending === 0) {
-      out = { data: this.frag.subarray(0, len), compressed: false }; // written (copied) right away
+      pool.submit(slot, len);
+      this.enqueue({ slot, data: null, onWritten });
     } else {
-      out = { data: this.frag.subarray(0, len), compressed: false };
-      this.frag = Buffer.allocUnsafe(this.opts.blockSize); // (not reached today: see addFile)
+      this.enqueue({ slot: null, data: this.frag.subarray(0, len), onWritten }); // written (copied) right away
     }
-    this.fragFill = 0;
-    await this.enqueue(out, (pos, stored, compressed) => {
-      this.fragmentTable[index] = { start: pos, sizeWord: (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0 };
-    });
   }
 
   /** Seals the last fragment block and waits for every block to be written. */
   async finish(): Promise<void> {
     await this.sealFragment();
-    await this.chain;
-    await Promise.all(this.inFlight);
-    if (this.error) throw this.error;
+    await this.queueBelow(0);
     this.flush();
     await this.writesBelow(0);
   }

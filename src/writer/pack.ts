@@ -118,6 +118,23 @@ interface NodeInfo {
   ref?: { block: number; offset: number };
 }
 
+/**
+ * Why a directory entry's name cannot be stored, or undefined. One pass over the bytes: this runs
+ * for every entry of the tree, and Buffer#indexOf costs a native call each time.
+ */
+function badName(name: Uint8Array): string | undefined {
+  const n = name.length;
+  if (n === 0) return 'is empty';
+  if (n > MAX_NAME_SIZE) return `is longer than ${MAX_NAME_SIZE} bytes`;
+  for (let i = 0; i < n; i++) {
+    const c = name[i]!;
+    if (c === 0x2f) return 'contains /';
+    if (c === 0) return 'contains NUL';
+  }
+  if (name[0] === 0x2e && (n === 1 || (n === 2 && name[1] === 0x2e))) return 'is . or ..';
+  return undefined;
+}
+
 function resolveOptions(o: PackOptions) {
   const compression = o.compression ?? 'gzip';
   if (!COMPRESSIONS.includes(compression)) throw new SquashfsError('UNSUPPORTED', `compression ${JSON.stringify(compression)} (choose one of ${COMPRESSIONS.join(', ')})`);
@@ -180,32 +197,28 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     sdeClamp = v;
   }
   // Pre-order needs each directory's entries numbered before the next sibling's subtree: walk
-  // with an explicit stack of (directory, next entry index).
-  const walk: Array<{ dir: DirNode; i: number; path: string }> = [];
-  const enter = (dir: DirNode, path: string) => {
+  // with an explicit stack of (directory, next entry index). A frame knows its parent frame and
+  // its name, so that a path is spelled out only for an error message.
+  type Frame = { dir: DirNode; i: number; parent: Frame | undefined; name: Uint8Array | undefined };
+  const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString();
+  const pathOf = (f: Frame | undefined, name?: Uint8Array): string => {
+    const parts: string[] = name ? [text(name)] : [];
+    for (let q = f; q?.name; q = q.parent) parts.unshift(text(q.name));
+    return parts.map((p) => `/${p}`).join('');
+  };
+  const walk: Frame[] = [];
+  const enter = (dir: DirNode, parent: Frame | undefined, dirName: Uint8Array | undefined) => {
     const sorted = sortEntries(dir.entries);
+    const frame: Frame = { dir, i: 0, parent, name: dirName };
     for (let i = 0; i < sorted.length; i++) {
       const name = sorted[i]!.name;
-      const bad =
-        name.length === 0
-          ? 'is empty'
-          : name.length > MAX_NAME_SIZE
-            ? `is longer than ${MAX_NAME_SIZE} bytes`
-            : name.indexOf(0x2f) >= 0
-              ? 'contains /'
-              : name.indexOf(0) >= 0
-                ? 'contains NUL'
-                : (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)
-                  ? 'is . or ..'
-                  : i > 0 && compareBytes(sorted[i - 1]!.name, name) === 0
-                    ? 'appears twice'
-                    : undefined;
-      if (bad) throw new SquashfsError('CORRUPT', `${path}/: name ${JSON.stringify(Buffer.from(name).toString())} ${bad}`, 'tree');
+      const bad = badName(name) ?? (i > 0 && compareBytes(sorted[i - 1]!.name, name) === 0 ? 'appears twice' : undefined);
+      if (bad) throw new SquashfsError('CORRUPT', `${pathOf(frame)}/: name ${JSON.stringify(text(name))} ${bad}`, 'tree');
     }
     info.get(dir)!.children = sorted;
-    walk.push({ dir, i: 0, path });
+    walk.push(frame);
   };
-  enter(root, '');
+  enter(root, undefined, undefined);
   while (walk.length) {
     const f = walk[walk.length - 1]!;
     const children = info.get(f.dir)!.children!;
@@ -214,10 +227,9 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       continue;
     }
     const { name, node } = children[f.i++]!;
-    const pathOf = () => `${f.path}/${Buffer.from(name).toString()}`;
     const seen = info.get(node);
     if (seen) {
-      if (node.kind === 'dir') throw new SquashfsError('LOOP', `${pathOf()}: a directory cannot appear twice in a tree (hard-linked directory or cycle)`, 'tree');
+      if (node.kind === 'dir') throw new SquashfsError('LOOP', `${pathOf(f, name)}: a directory cannot appear twice in a tree (hard-linked directory or cycle)`, 'tree');
       seen.nlink++;
       continue;
     }
@@ -225,13 +237,13 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     info.set(node, ni);
     order.push(node);
     if (node.kind === 'symlink' && (node.target.length === 0 || node.target.length > MAX_SYMLINK_SIZE)) {
-      throw new SquashfsError('UNSUPPORTED', `${pathOf()}: symlink target of ${node.target.length} bytes (1..${MAX_SYMLINK_SIZE})`);
+      throw new SquashfsError('UNSUPPORTED', `${pathOf(f, name)}: symlink target of ${node.target.length} bytes (1..${MAX_SYMLINK_SIZE})`);
     }
     if (node.kind === 'dir') {
       ni.nlink = 2;
       ni.parent = info.get(f.dir)!.number; // fixed for the root below
       info.get(f.dir)!.nlink++;
-      enter(node, pathOf());
+      enter(node, f, name);
     }
   }
   const inodeCount = order.length + 1;
