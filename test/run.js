@@ -2,7 +2,8 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's own test runner, one file
 // at a time (tests mount filesystems and loop devices; running files in parallel on a 2-core CI
 // machine only makes them race for the same kernel resources). Optional arguments filter by
-// substring: `node test/run.js superblock fuse`.
+// substring of the path below dist/test (not of the checkout's own path, which may hold any word):
+// `node test/run.js superblock fuse`.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -19,7 +20,7 @@ function walk(dir) {
 const filters = process.argv.slice(2);
 const files = walk(root)
   .sort()
-  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+  .filter((f) => filters.length === 0 || filters.some((s) => path.relative(root, f).includes(s)));
 if (files.length === 0) {
   console.error('no test files found under dist/test (did tsc run?)');
   process.exit(1);
