@@ -20,7 +20,7 @@ function walk(dir) {
 const filters = process.argv.slice(2);
 const files = walk(root)
   .sort()
-  .filter((f) => filters.length === 0 || filters.some((s) => path.relative(root, f).includes(s)));
+  .filter((f) => filters.length === 0 || filters.some((s) => `/${path.relative(root, f)}`.includes(s)));
 if (files.length === 0) {
   console.error('no test files found under dist/test (did tsc run?)');
   process.exit(1);

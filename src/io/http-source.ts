@@ -63,7 +63,9 @@ export class HttpClient {
     const seq = new SharedArrayBuffer(4);
     this.seq = new Int32Array(seq);
     const wd: HttpWorkerData = { reply: port2, seq, timeoutMs: this.timeoutMs, retries: options.retries ?? 2 };
-    this.worker = new Worker(path.join(__dirname, 'http-worker.js'), { workerData: wd, transferList: [port2] });
+    // Named from dist/src, not just __dirname: in the store's serving-thread bundle this module's
+    // __dirname is dist/src/fuse (src/fuse/bundles.ts).
+    this.worker = new Worker(path.join(__dirname, '..', 'io', 'http-worker.js'), { workerData: wd, transferList: [port2] });
     // Never the reason a process stays alive; its work is only for whoever is waiting.
     this.worker.unref();
   }
