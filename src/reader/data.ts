@@ -155,14 +155,18 @@ export class DataReader {
   }
 
   /**
-   * load() into a cache slot: a stored block is read straight into it; a compressed one is copied
-   * there from the codec's output (the codec returns a buffer of its own, which dies young).
+   * load() into a cache slot: a stored block is read straight into it; a compressed one is decoded
+   * into it where the codec can (decompressInto), else copied there from the codec's own buffer.
    */
   private loadInto(slot: Buffer, pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): number {
     if (!compressed) {
       this.checkBlock(pos, onDisk, structure);
       this.source.readInto(pos, slot.subarray(0, onDisk));
       return onDisk;
+    }
+    if (this.codec.decompressInto) {
+      this.checkBlock(pos, onDisk, structure);
+      return this.decodeInto(this.readRaw(pos, onDisk), slot.subarray(0, maxOut), structure, pos);
     }
     const out = this.load(pos, onDisk, compressed, maxOut, structure);
     slot.set(out);
@@ -177,16 +181,31 @@ export class DataReader {
   private load(pos: number, onDisk: number, compressed: boolean, maxOut: number, structure: string): Uint8Array {
     this.checkBlock(pos, onDisk, structure);
     if (!compressed) return this.source.readAt(pos, onDisk); // kept by the cache: its own buffer
-    // The compressed bytes only live until they are decompressed: one reused buffer for all of
-    // them (a fresh 128 KiB buffer per read costs page faults and garbage collection).
-    if (this.scratch.length < onDisk) this.scratch = Buffer.allocUnsafe(Math.max(onDisk, this.opts.blockSize));
-    const raw = this.scratch.subarray(0, onDisk);
-    this.source.readInto(pos, raw);
+    const raw = this.readRaw(pos, onDisk);
     try {
       return this.codec.decompress(raw, maxOut);
     } catch (e) {
-      if (e instanceof SquashfsError) throw new SquashfsError(e.code, e.message, structure, pos, { cause: e });
-      throw e;
+      throw blockError(e, structure, pos);
+    }
+  }
+
+  /**
+   * A compressed block's bytes, read into one reused buffer: they only live until they are
+   * decompressed (a fresh 128 KiB buffer per read costs page faults and garbage collection).
+   */
+  private readRaw(pos: number, onDisk: number): Buffer {
+    if (this.scratch.length < onDisk) this.scratch = Buffer.allocUnsafe(Math.max(onDisk, this.opts.blockSize));
+    const raw = this.scratch.subarray(0, onDisk);
+    this.source.readInto(pos, raw);
+    return raw;
+  }
+
+  /** One compressed block decoded into `out` (at most out.length bytes) by the codec's decompressInto. */
+  private decodeInto(raw: Uint8Array, out: Uint8Array, structure: string, pos: number): number {
+    try {
+      return this.codec.decompressInto!(raw, out);
+    } catch (e) {
+      throw blockError(e, structure, pos);
     }
   }
 
@@ -252,9 +271,8 @@ export class DataReader {
    * codec without decompressInto; tail() does what it always did then.
    */
   private streamFragment(start: number, sizeWord: number): Uint8Array | undefined {
-    const into = this.codec.decompressInto;
     const word = decodeBlockWord(sizeWord);
-    if (!into || !word.compressed || word.sparse) return undefined;
+    if (!this.codec.decompressInto || !word.compressed || word.sparse) return undefined;
     const ring = this.streamFrags;
     for (let k = 0; k < ring.length; k++) {
       const r = ring[k]!;
@@ -266,16 +284,7 @@ export class DataReader {
     const slot = ring.length < STREAM_FRAGMENT_SLOTS ? { start: -1, buf: Buffer.allocUnsafeSlow(this.opts.blockSize), data: EMPTY } : ring.pop()!;
     slot.start = -1; // not valid until decoded: a corrupt block must not leave a stale entry
     ring.unshift(slot);
-    if (this.scratch.length < word.onDiskSize) this.scratch = Buffer.allocUnsafe(Math.max(word.onDiskSize, this.opts.blockSize));
-    const raw = this.scratch.subarray(0, word.onDiskSize);
-    this.source.readInto(start, raw);
-    let n: number;
-    try {
-      n = into.call(this.codec, raw, slot.buf);
-    } catch (e) {
-      if (e instanceof SquashfsError) throw new SquashfsError(e.code, e.message, 'fragment block', start, { cause: e });
-      throw e;
-    }
+    const n = this.decodeInto(this.readRaw(start, word.onDiskSize), slot.buf, 'fragment block', start);
     slot.data = slot.buf.subarray(0, n);
     slot.start = start;
     return slot.data;
@@ -323,7 +332,7 @@ export class DataReader {
   *stream(inode: FileInode): Generator<Uint8Array[]> {
     const bs = this.opts.blockSize;
     const n = inode.blockSizes.length;
-    const into = this.codec.decompressInto;
+    const into = this.codec.decompressInto !== undefined;
     if (n > 0) {
       const positions = this.positions(inode);
       let i = 0;
@@ -355,16 +364,15 @@ export class DataReader {
           const disk = raw.subarray(positions[k]! - positions[i]!, positions[k + 1]! - positions[i]!);
           let data: Uint8Array;
           if (!word.compressed) data = disk;
-          else {
+          else if (into) {
+            // Into the slot of this block's place in the group (valid until the next group).
+            const slot = (this.streamOut[k - i] ??= Buffer.allocUnsafeSlow(bs));
+            data = slot.subarray(0, this.decodeInto(disk, slot.subarray(0, expected), 'data block', at));
+          } else {
             try {
-              if (into) {
-                // Into the slot of this block's place in the group (valid until the next group).
-                const slot = (this.streamOut[k - i] ??= Buffer.allocUnsafeSlow(bs));
-                data = slot.subarray(0, into.call(this.codec, disk, slot.subarray(0, expected)));
-              } else data = this.codec.decompress(disk, expected);
+              data = this.codec.decompress(disk, expected);
             } catch (e) {
-              if (e instanceof SquashfsError) throw new SquashfsError(e.code, e.message, 'data block', at, { cause: e });
-              throw e;
+              throw blockError(e, 'data block', at);
             }
           }
           if (data.length !== expected) throw new SquashfsError('CORRUPT', `block ${k} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', at);
@@ -389,4 +397,9 @@ export class DataReader {
     }
     return n;
   }
+}
+
+/** A codec's failure on one block, with the structure and position it was read from. */
+function blockError(e: unknown, structure: string, pos: number): unknown {
+  return e instanceof SquashfsError ? new SquashfsError(e.code, e.message, structure, pos, { cause: e }) : e;
 }
