@@ -13,7 +13,7 @@ import { decodeBlockWord } from '../format/data-block';
 import { Flag } from '../format/constants';
 import type { FileInode } from '../format/inode';
 import type { Image } from './image';
-import type { DecompressReply } from './decompress-worker';
+import type { DecompressReply, DecompressStop } from './decompress-worker';
 
 /**
  * Whether a whole-file pass over this image should decode its large files ahead in the pool: only
@@ -29,11 +29,15 @@ export function decodesAhead(img: Image, slowCodecs: readonly string[] = ['xz', 
 
 export class DecompressPool {
   private readonly workers: Worker[] = [];
+  /** One promise per worker: its exit code once it has exited. */
+  private readonly exited: Promise<number>[] = [];
   private readonly pending = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private rr = 0;
   /** Set when a worker failed or left: every request is refused from then on (never left hanging). */
   private broken: Error | undefined;
+  /** Called when the last pending request is settled (close waits for it). */
+  private drained: (() => void) | undefined;
 
   /**
    * `unref`: the workers do not keep the process alive (a FUSE daemon's read-ahead pool, which
@@ -44,12 +48,14 @@ export class DecompressPool {
       this.broken ??= e;
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
+      this.drained?.();
     };
     for (let i = 0; i < threads; i++) {
       // Named from dist/src, not just __dirname: in the CLI bundle this module's __dirname is
       // dist/src/cli, and the worker is always the unbundled dist/src/reader one.
       const w = new Worker(path.join(__dirname, '..', 'reader', 'decompress-worker.js'));
       if (opts.unref) w.unref();
+      this.exited.push(new Promise<number>((resolve) => w.once('exit', resolve)));
       w.on('exit', (code) => failAll(new SquashfsError('IO', `decompression worker exited (status ${code})`, 'data block')));
       w.on('message', (m: DecompressReply) => {
         const p = this.pending.get(m.id);
@@ -57,6 +63,7 @@ export class DecompressPool {
         this.pending.delete(m.id);
         if ('output' in m) p.resolve(m.output);
         else p.reject(new SquashfsError(m.code as ErrorCode, m.message, 'data block'));
+        if (this.pending.size === 0) this.drained?.();
       });
       w.on('error', failAll);
       this.workers.push(w);
@@ -80,9 +87,22 @@ export class DecompressPool {
     return this.pending.size;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Refuses new requests, waits for the answers to those already sent, then asks each worker to
+   * leave (never terminated: see decompress-worker.ts) and resolves to their exit codes (0: left
+   * by itself). A worker that leaves closes its port, and answers it had not yet delivered would
+   * be lost with it: hence the wait first.
+   */
+  close(): Promise<number[]> {
+    return (this.closed ??= this.stop());
+  }
+  private closed: Promise<number[]> | undefined;
+
+  private async stop(): Promise<number[]> {
     this.broken ??= new SquashfsError('IO', 'decompression pool closed', 'data block');
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    if (this.pending.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    for (const w of this.workers) w.postMessage({ stop: true } satisfies DecompressStop);
+    return Promise.all(this.exited);
   }
 }
 

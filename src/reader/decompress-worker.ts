@@ -14,7 +14,15 @@ export interface DecompressRequest {
 }
 export type DecompressReply = { id: number; output: Uint8Array } | { id: number; code: string; message: string };
 
-parentPort?.on('message', (req: DecompressRequest) => {
+export interface DecompressStop {
+  stop: true;
+}
+
+parentPort?.on('message', (req: DecompressRequest | DecompressStop) => {
+  // The pool asks the worker to leave rather than terminating it: Node aborts the process when a
+  // thread is terminated between creating a zlib stream and initialising it (inflateSync does both).
+  // Requests posted before the stop are answered first.
+  if ('stop' in req) return parentPort!.close();
   try {
     const out = codecById(req.codec).decompress(req.input, req.maxOutput);
     // Transfer only when the result owns its whole ArrayBuffer (else copy once into one that does).

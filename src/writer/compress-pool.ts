@@ -50,6 +50,8 @@ export const ctlLayout = (slots: number) => ({ ring: CTL.HEADER, state: CTL.HEAD
 
 export class CompressPool {
   private readonly workers: Worker[] = [];
+  /** One promise per worker started: its exit code once it has exited. */
+  private readonly exited: Promise<number>[] = [];
   private failed: Error | undefined;
   private readonly failure: Promise<never>;
   private onFailure!: (e: Error) => void;
@@ -95,6 +97,7 @@ export class CompressPool {
   /** Queues the first `len` bytes of the slot's input for compression (see done and result). */
   submit(slot: Slot, len: number): void {
     if (this.failed) throw this.failed;
+    if (this.closing) throw new SquashfsError('IO', `${this.codec} compression pool closed`);
     const { ring, state, len: lens } = this.layout;
     const ctl = this.ctl;
     ctl[lens + slot.index] = len;
@@ -140,6 +143,7 @@ export class CompressPool {
       workerData: { codec: this.codec, options: this.options, shared: this.shared, ctl: this.ctl, slots: this.slots.length, blockSize: this.blockSize },
     });
     w.on('error', (e) => this.fail(e));
+    this.exited.push(new Promise<number>((resolve) => w.once('exit', resolve)));
     w.on('exit', (code) => {
       if (code !== 0 && !this.closing) this.fail(new Error(`compression worker exited with code ${code}`));
     });
@@ -154,13 +158,23 @@ export class CompressPool {
     this.onFailure(this.failed);
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops the workers and waits until they have left. They are asked (STOP, then SUBMITTED changed
+   * so that none sleeps on the old count), never terminated: Node aborts the process when a thread
+   * is terminated between creating a zlib stream and initialising it, and a worker may be inside
+   * deflateSync when a pack fails. A worker in the middle of a block finishes that block first.
+   * Resolves to the workers' exit codes (0: left by itself).
+   */
+  async close(): Promise<number[]> {
     this.closing = true;
     Atomics.store(this.ctl, CTL.STOP, 1);
+    Atomics.add(this.ctl, CTL.SUBMITTED, 1);
     Atomics.notify(this.ctl, CTL.SUBMITTED);
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    const codes = await Promise.all(this.exited);
     this.workers.length = 0;
+    this.exited.length = 0;
     // No wait of this thread stays pending on a slot no worker will finish (whenDone then throws).
     for (let i = 0; i < this.slots.length; i++) Atomics.notify(this.ctl, this.layout.state + i);
+    return codes;
   }
 }

@@ -44,10 +44,14 @@ function compressSlot(slot: number, len: number): number {
   return out.length;
 }
 
+// The worker leaves by ending this loop, never by being terminated: Node aborts the whole process
+// when a thread is terminated between creating a zlib stream and initialising it (deflateSync does
+// both per block), which a pack that failed halfway used to hit. CompressPool.close raises STOP and
+// then changes SUBMITTED, so STOP is read after SUBMITTED: a worker that saw the change sees STOP.
 for (;;) {
-  if (Atomics.load(ctl, CTL.STOP)) break;
   const taken = Atomics.load(ctl, CTL.TAKEN);
   const submitted = Atomics.load(ctl, CTL.SUBMITTED);
+  if (Atomics.load(ctl, CTL.STOP)) break;
   if (taken === submitted) {
     Atomics.wait(ctl, CTL.SUBMITTED, submitted);
     continue;
