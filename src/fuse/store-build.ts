@@ -13,7 +13,11 @@ export interface StoreBuildArgs extends StoreDaemonOptions {
   ctlPath: string;
 }
 
-/** Builds the StoreFs (a quick first scan) and saves its index; runs on the serving thread. */
+/**
+ * Builds the StoreFs and saves its index; runs on the serving thread. The first snapshot comes
+ * from the saved index when the store directory is unchanged since (no scan before INIT), else
+ * from a quick scan; either way the daemon's full scan follows once the mount is ready.
+ */
 export function buildStoreFs(a: StoreBuildArgs, log: (s: string) => void): StoreFs {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { StoreFs } = require('../vfs/store-fs') as typeof import('../vfs/store-fs');
@@ -21,7 +25,7 @@ export function buildStoreFs(a: StoreBuildArgs, log: (s: string) => void): Store
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const remote = a.remote && new (require('../vfs/remote-packages') as typeof import('../vfs/remote-packages')).RemotePackages(a.store, { ...a.remote, log });
-    storeFs = new StoreFs(a.store, { pkgs: a.pkgs, overlays: a.overlays, maxOpenImages: a.maxOpenImages, cacheBytes: a.cacheBytes, ctlPath: a.ctlPath, log, remote });
+    storeFs = new StoreFs(a.store, { pkgs: a.pkgs, overlays: a.overlays, maxOpenImages: a.maxOpenImages, cacheBytes: a.cacheBytes, ctlPath: a.ctlPath, log, remote, firstFromIndex: true });
   } catch (e) {
     throw new Error(e instanceof SquashfsError ? e.describe() : (e as Error).message);
   }

@@ -88,11 +88,14 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
           rescan(why); // a failure is logged; the next event or poll tries again
         }, DEBOUNCE_MS);
       };
-      // Assemble the exchange dirs right away, off the path to readiness (a request that comes
-      // first simply builds them itself) -- but after the notify pipe has its 's', since this
-      // work would otherwise hold back the write that readiness waits for. The scan is the full
-      // check after the quick first scan (metas too); it assembles them.
-      void notified.finally(() => setImmediate(() => rescan('full check after the quick first scan')));
+      // Check the store right away, off the path to readiness -- but after the notify pipe has
+      // its 's', since this work would otherwise hold back the write that readiness waits for.
+      // The mount answered its first requests from the saved index (or a quick scan when the
+      // store directory changed since the index was saved); this full scan checks every image
+      // and meta against it and applies what differs as any rescan does: the kernel is told
+      // about each name of /ro that appeared, went or changed. It also assembles the exchange
+      // dirs (a request that comes first simply builds them itself).
+      void notified.finally(() => setImmediate(() => rescan('full check after the first listing')));
       void ctl.listen(async (req) => (await control(req as { op: string })) as Record<string, unknown>).catch((e: Error) => log(`control socket ${ctl.path}: ${e.message}`));
       process.on('SIGUSR1', () => soon('SIGUSR1'));
       try {

@@ -21,29 +21,46 @@
 import { SquashfsError } from '../errors';
 import { Image, type DirEntry, type ImageOptions, type Inode } from '../reader/image';
 import type { ImageEntry } from '../store/exchange';
-import type { PackageName } from '../store/package-name';
+import { parsePackageName, type PackageName } from '../store/package-name';
 import { ImageFs, NAME_MAX } from './image-fs';
 import type { NodeAttr } from './node-fs';
 import { decodeEntries, type IndexRecord, type StoreIndex } from './store-index';
 
-/** One package of the store as /ro knows it: name, image path and its index record. */
+/**
+ * One package of the store as /ro knows it: name, image path and its index record.
+ *
+ * The name may be given as the full name alone (a first listing served from the saved index, see
+ * StoreFs): it is parsed on first use, since listing /ro needs only the full name and parsing a
+ * thousand names cold cost that listing ~7-18 ms. A full name that does not parse (a foreign
+ * index file) stands for a package of its own: pkg = the full name, no version.
+ */
 export class StorePackage {
   private decoded: ImageEntry[] | undefined;
+  private parsed: PackageName | undefined;
+  readonly full: string;
   constructor(
-    readonly name: PackageName,
+    name: PackageName | string,
     readonly imagePath: string,
     readonly metaPath: string,
     readonly record: IndexRecord,
     private readonly index: StoreIndex,
-  ) {}
+  ) {
+    if (typeof name === 'string') this.full = name;
+    else {
+      this.full = name.full;
+      this.parsed = name;
+    }
+  }
+
+  get name(): PackageName {
+    if (this.parsed) return this.parsed;
+    const n = parsePackageName(this.full);
+    return (this.parsed = n !== null && n.full === this.full ? n : { pkg: this.full, arch: 'amd64', upstream: '', rev: 0, full: this.full });
+  }
 
   /** Exchange entries (for buildExchangeTree), from the index's entries file on first use. */
   get entries(): readonly ImageEntry[] {
     return (this.decoded ??= decodeEntries(this.index.entriesOf(this)));
-  }
-
-  get full(): string {
-    return this.name.full;
   }
 
   /** The image file's mtime in seconds: the package directory's mtime. */

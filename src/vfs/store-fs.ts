@@ -11,7 +11,9 @@
  * takes each package's exchange entries from the persisted index (src/vfs/store-index, building the
  * records of new or changed images), and rebuilds the exchange tree (cheap: per-package work is
  * cached by object, see exchange.ts). So neither mounting nor listing /ro or /ro/bin opens an
- * image; only a lookup below /ro/<full> does.
+ * image; only a lookup below /ro/<full> does. The daemon's first snapshot does not even read the
+ * store directory when the saved index still describes it (`firstFromIndex`): /ro is listed from
+ * the index until the full scan that follows the mount replaces it, telling the kernel what changed.
  *
  * Nodes. Every node but the root comes from one NodeTable, under a key that says what the node *is*,
  * so that something that changes on a rescan becomes a new node rather than a node that changes:
@@ -53,7 +55,7 @@ import { MODE_BY_BASIC_TYPE } from './image-fs';
 import { ROOT_NODE, type Invalidator, type NodeAttr, type NodeDirEntry, type NodeEntry, type NodeFs, type NodeStatfs } from './node-fs';
 import { NodeTable } from './node-table';
 import { firstSource, ImagePool, inodeAtPath, packageDirAttr, sourcesFor, StorePackage, unionReaddir, type OpenPackage, type UnionSource } from './package-dir';
-import { StoreIndex } from './store-index';
+import { StoreIndex, type IndexRecord } from './store-index';
 import { scanStore, type ScannedPackage } from './store-scan';
 
 export interface StoreFsOptions {
@@ -71,6 +73,13 @@ export interface StoreFsOptions {
   log?: (message: string) => void;
   /** Packages from a remote repository, shown besides the store's own (a local one of the same name wins). */
   remote?: { packages(local: ReadonlySet<string>, index: StoreIndex): Iterable<StorePackage> };
+  /**
+   * Take the first snapshot from the saved index, without reading the store directory, when the
+   * index still describes it (StoreIndex.matchesStore); else a quick scan as without. The caller
+   * must scan right after serving starts (the daemon does, after the mount is ready): that scan
+   * checks every image and meta against its record and applies what changed like any rescan.
+   */
+  firstFromIndex?: boolean;
 }
 
 /** One package image with its runtime_union contributors, as one scan saw them (immutable). */
@@ -230,8 +239,12 @@ export class StoreFs implements NodeFs {
   private inv: Invalidator | undefined;
   scans = 0;
   lastScanMs = 0;
-  /** The first scan (at construction), and the first assembly of the exchange dirs. */
+  /** The first snapshot (at construction: a quick scan, or the saved index), and the first assembly of the exchange dirs. */
   readonly firstScanMs: number;
+  /** Where the first snapshot came from. */
+  readonly firstSnapshot: 'index' | 'scan';
+  /** Whether a snapshot was made (the first scan makes one even of an empty store: the tops). */
+  private snapped = false;
   exchangeBuildMs = 0;
   /** Set when an opened image disagreed with its index record: the next scan rebuilds it. */
   rescanWanted = false;
@@ -255,10 +268,55 @@ export class StoreFs implements NodeFs {
     });
     const empty = buildExchangeTree([]);
     this.snap = { packages: new Map(), views: new Map(), rootNames: [], tops: new Set(), tree: empty, treeBuilt: true };
-    // Quick: images are checked against the index, metas only by presence; whoever serves this
-    // scans once more right after the mount is ready (store-source.ts does).
-    this.scan(true);
-    this.firstScanMs = this.lastScanMs;
+    if (options.firstFromIndex && this.index.matchesStore()) {
+      this.firstSnapshot = 'index';
+      this.firstScanMs = this.fromIndex();
+    } else {
+      // Quick: images are checked against the index, metas only by presence; whoever serves this
+      // scans once more right after the mount is ready (store-source.ts does).
+      this.firstSnapshot = 'scan';
+      this.scan(true);
+      this.firstScanMs = this.lastScanMs;
+    }
+  }
+
+  /**
+   * The first snapshot from the index alone: no readdir, no stat of an image, no name parsed. The
+   * directory has the stamp it had when a full scan last found the index complete, so the records
+   * are the packages it lists (an image rewritten in place, or replaced without the directory
+   * changing -- only possible through a symlink -- is what the full scan right after finds;
+   * opening one meanwhile serves what is there, as between two rescans). Returns the ms it took.
+   */
+  private fromIndex(): number {
+    const t0 = performance.now();
+    const packages = new Map<string, StorePackage>();
+    const skipped: SkippedPackage[] = [];
+    const warnings: SkippedPackage[] = [];
+    const matched = new Set<string>();
+    const store = this.store.endsWith('/') ? this.store : this.store + '/';
+    for (const [full, rec] of this.index.summaries()) {
+      // Never a path: the index is a file anyone with write access to the store could have written.
+      if (full === '' || full.startsWith('.') || full.includes('/') || full.includes('\0')) continue;
+      const pkg = new StorePackage(full, `${store}${full}.squashfs`, `${store}${full}.meta.textproto`, rec, this.index);
+      if (this.includePkg && !this.includePkg({ name: pkg.name } as ScannedPackage, matched)) continue;
+      if (this.admit(pkg.full, rec, skipped, warnings)) packages.set(full, pkg);
+    }
+    this.apply(packages, skipped, warnings, matched);
+    return performance.now() - t0;
+  }
+
+  /** Whether a package with this record is shown; if not, or with warnings, tells so (once). */
+  private admit(full: string, rec: IndexRecord, skipped: SkippedPackage[], warnings: SkippedPackage[]): boolean {
+    if (rec.error !== undefined) {
+      skipped.push({ pkg: full, why: rec.error });
+      this.logOnce(`bad:${full}:${rec.image.mtimeMs}:${rec.image.size}`, `skipping ${full}: ${rec.error}`);
+      return false;
+    }
+    for (const why of rec.misplaced ?? []) {
+      warnings.push({ pkg: full, why });
+      this.logOnce(`misplaced:${full}:${rec.image.mtimeMs}:${why}`, `${full}: ${why}`);
+    }
+    return true;
   }
 
   setInvalidator(inv: Invalidator): void {
@@ -313,23 +371,35 @@ export class StoreFs implements NodeFs {
         continue;
       }
       const rec = this.index.get(p);
-      if (rec.error !== undefined) {
-        skippedPackages.push({ pkg: p.name.full, why: rec.error });
-        this.logOnce(`bad:${p.name.full}:${p.image.mtimeMs}:${p.image.size}`, `skipping ${p.name.full}: ${rec.error}`);
-        continue;
-      }
-      for (const why of rec.misplaced ?? []) {
-        warnings.push({ pkg: p.name.full, why });
-        this.logOnce(`misplaced:${p.name.full}:${p.image.mtimeMs}:${why}`, `${p.name.full}: ${why}`);
-      }
+      if (!this.admit(p.name.full, rec, skippedPackages, warnings)) continue;
       const prev = old.packages.get(p.name.full);
       packages.set(p.name.full, prev && prev.record === rec ? prev : new StorePackage(p.name, p.imagePath, p.metaPath, rec, this.index));
     }
+    // Records are kept for complete packages only: a package whose meta went away loses its record
+    // (rebuilt when the meta is back), so that the records can stand for the store (stamp below).
+    const complete = new Set<string>();
+    for (const p of listing.packages.values()) if (p.hasMeta) complete.add(p.name.full);
+    this.index.retain(complete);
+    // The stamp says "the records are this listing", which a quick scan (metas unchecked) or one
+    // restricted by --pkgs (records only for what it shows) cannot say.
+    if (!quick) this.index.setStamp([...complete].every((full) => this.index.has(full)) ? listing.dir : undefined);
+    const { added, removed } = this.apply(packages, skippedPackages, warnings, matched);
+    this.scans++;
+    this.rescanWanted = false;
+    this.lastScanMs = performance.now() - t0;
+    return { known: packages.size, added, removed, skipped: skippedPackages.length, skippedPackages, unmatchedPkgs: this.unmatchedPkgs, warnings, ms: this.lastScanMs };
+  }
+
+  /**
+   * Adds the remote packages and makes `packages` the snapshot, telling the kernel what changed
+   * (a first snapshot, from a scan or from the index, is made even when nothing is there).
+   */
+  private apply(packages: Map<string, StorePackage>, skippedPackages: SkippedPackage[], warnings: SkippedPackage[], matched: Set<string>): { added: string[]; removed: string[] } {
+    const old = this.snap;
     for (const r of this.options.remote?.packages(new Set(packages.keys()), this.index) ?? []) {
       if (packages.has(r.full) || (this.includePkg && !this.includePkg({ name: r.name } as ScannedPackage, matched))) continue;
       packages.set(r.full, r);
     }
-    this.index.retain(new Set(listing.packages.keys()));
     const added: string[] = [];
     const removed: string[] = [];
     for (const [full, pkg] of packages) if (old.packages.get(full) !== pkg) added.push(full);
@@ -339,27 +409,25 @@ export class StoreFs implements NodeFs {
         this.retire(pkg);
       }
     }
-    // The first scan builds the first real snapshot even of an empty store (the tops).
-    if (added.length > 0 || removed.length > 0 || this.scans === 0) {
+    if (added.length > 0 || removed.length > 0 || !this.snapped) {
       this.snap = this.snapshot(packages, old);
+      this.snapped = true;
       this.invalidate(old, this.snap);
     }
-    this.scans++;
-    this.lastScanMs = performance.now() - t0;
-    this.rescanWanted = false;
     const unmatchedPkgs = (this.options.pkgs ?? []).map((n) => n.trim()).filter((n) => n !== '' && !matched.has(n));
     for (const n of unmatchedPkgs) this.logOnce(`nomatch:${n}`, `--pkgs ${n}: no package of ${this.store} has that name`);
     this.skippedPackages = skippedPackages;
     this.unmatchedPkgs = unmatchedPkgs;
     this.warnings = warnings;
-    return { known: packages.size, added, removed, skipped: skippedPackages.length, skippedPackages, unmatchedPkgs, warnings, ms: this.lastScanMs };
+    return { added, removed };
   }
 
   private snapshot(packages: ReadonlyMap<string, StorePackage>, old: Snapshot): Snapshot {
     const sorted = [...packages.values()].sort((a, b) => (a.full < b.full ? -1 : a.full > b.full ? 1 : 0));
     const unions = new Map<string, UnionSource[]>();
-    // Contributors in store order; several revisions of one contributor: newest first.
-    const byNewest = [...sorted].sort((a, b) => (pkgArch(a.name) === pkgArch(b.name) ? comparePackageVersions(b.name, a.name) : a.full < b.full ? -1 : 1));
+    // Contributors in store order; several revisions of one contributor: newest first. Only
+    // packages with a runtime_union take part (the others' names need not even be parsed).
+    const byNewest = sorted.filter((p) => p.record.runtimeUnion.length > 0).sort((a, b) => (pkgArch(a.name) === pkgArch(b.name) ? comparePackageVersions(b.name, a.name) : a.full < b.full ? -1 : 1));
     for (const from of byNewest) {
       for (const u of from.record.runtimeUnion) {
         const dir = u.dir.replace(/^\/+|\/+$/g, '');
@@ -548,6 +616,7 @@ export class StoreFs implements NodeFs {
       scans: this.scans,
       lastScanMs: Math.round(this.lastScanMs * 1000) / 1000,
       firstScanMs: Math.round(this.firstScanMs * 10) / 10,
+      firstSnapshot: this.firstSnapshot,
       exchangeBuildMs: Math.round(this.exchangeBuildMs * 10) / 10,
       rssBytes: process.memoryUsage().rss,
       index: { ...this.index.stats },

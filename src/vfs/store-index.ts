@@ -18,6 +18,12 @@
  *   ready (or by the first exchange-dir request, whichever comes first). An entries record whose
  *   image key differs from the summary's (a crash between the two writes) is rebuilt.
  *
+ * The summary also keeps the store directory's stamp (mtime, ctime, inode) from the last full scan
+ * that found a record for every complete package and none for anything else. While the directory
+ * still has that stamp, its records *are* the store's packages, and the daemon answers the mount's
+ * first requests from them without reading the directory (StoreFs firstFromIndex); its full scan
+ * after the mount is ready checks them against the files as below.
+ *
  * Never trusted blindly:
  * - a record is used only while the image's and the meta's (size, mtime, inode number) equal what
  *   is on disk now; anything else is rebuilt from the files;
@@ -40,7 +46,7 @@ import { Image } from '../reader/image';
 import { walk } from '../reader/walk';
 import { EXCHANGE_DIRS, type ImageEntry } from '../store/exchange';
 import { parseMeta, type RuntimeUnion } from '../store/meta';
-import { fileKey, sameKey, type FileKey, type ScannedPackage } from './store-scan';
+import { dirStamp, fileKey, sameKey, sameStamp, type DirStamp, type FileKey, type ScannedPackage } from './store-scan';
 
 export const INDEX_FORMAT = 'distri-store-index/1';
 const INDEX_DIR = '.distri-index';
@@ -212,24 +218,35 @@ function isEntries(v: unknown): v is EntriesRecord {
   return typeof r === 'object' && r !== null && isKey(r.image) && typeof r.entries === 'string';
 }
 
-function readDoc(file: string): Record<string, unknown> | undefined {
+interface Doc {
+  packages: Record<string, unknown>;
+  /** Summary only: the store directory's stamp when the records were last complete (StoreIndex.stamp). */
+  store?: unknown;
+}
+
+function readDoc(file: string): Doc | undefined {
   let doc: unknown;
   try {
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
     return undefined; // missing or unreadable: rebuilt as needed
   }
-  const d = doc as { format?: unknown; packages?: unknown };
+  const d = doc as { format?: unknown; packages?: unknown; store?: unknown };
   if (typeof d !== 'object' || d === null || d.format !== INDEX_FORMAT || typeof d.packages !== 'object' || d.packages === null) return undefined;
-  return d.packages as Record<string, unknown>;
+  return d as Doc;
 }
 
-function writeDoc(file: string, records: Map<string, unknown>): void {
+function isStamp(v: unknown): v is DirStamp {
+  const k = v as DirStamp;
+  return typeof k === 'object' && k !== null && Number.isFinite(k.mtimeMs) && Number.isFinite(k.ctimeMs) && Number.isFinite(k.ino);
+}
+
+function writeDoc(file: string, records: Map<string, unknown>, store?: DirStamp): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     const packages: Record<string, unknown> = {};
     for (const [k, v] of [...records].sort((a, b) => (a[0] < b[0] ? -1 : 1))) packages[k] = v;
-    fs.writeFileSync(tmp, JSON.stringify({ format: INDEX_FORMAT, packages }));
+    fs.writeFileSync(tmp, JSON.stringify({ format: INDEX_FORMAT, ...(store && { store }), packages }));
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
@@ -264,13 +281,57 @@ export class StoreIndex {
   private fresh = new Map<string, EntriesRecord>();
   private dirty = false;
   private entriesDirty = false;
+  private storeStamp: DirStamp | undefined;
   readonly stats: IndexStats;
 
   constructor(readonly store: string) {
     this.stats = { loaded: 0, hits: 0, built: 0, invalidated: 0, entriesBuilt: 0, entriesLoadMs: 0, dir: StoreIndex.locate(store) };
     const doc = readDoc(path.join(this.stats.dir, SUMMARY_FILE));
-    for (const [full, rec] of Object.entries(doc ?? {})) if (isRecord(rec)) this.records.set(full, rec);
+    let whole = true;
+    for (const [full, rec] of Object.entries(doc?.packages ?? {})) {
+      if (isRecord(rec)) this.records.set(full, rec);
+      else whole = false;
+    }
+    // A record dropped by the shape check leaves a hole: the records no longer describe the store.
+    if (whole && isStamp(doc?.store)) this.storeStamp = doc.store;
     this.stats.loaded = this.records.size;
+  }
+
+  /**
+   * The store directory's stamp when a full scan last found a record for every complete package
+   * it listed, and nothing else: while the directory still has that stamp, the records are the
+   * store's packages (each still to be checked against its files, as always). Undefined when
+   * unknown, or when a record has been dropped since.
+   */
+  get stamp(): DirStamp | undefined {
+    return this.storeStamp;
+  }
+
+  /** Set by a full scan (undefined when its records are not the whole store); saved with the summary. */
+  setStamp(stamp: DirStamp | undefined): void {
+    if (stamp === undefined ? this.storeStamp === undefined : sameStamp(stamp, this.storeStamp)) return;
+    this.storeStamp = stamp;
+    this.dirty = true;
+  }
+
+  /** Whether the store directory still has the saved stamp (one stat; false when unknown). */
+  matchesStore(): boolean {
+    if (this.storeStamp === undefined) return false;
+    try {
+      return sameStamp(dirStamp(fs.statSync(this.store)), this.storeStamp);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether there is a record for this full name (of a complete package, when the stamp is set). */
+  has(full: string): boolean {
+    return this.records.has(full);
+  }
+
+  /** Every summary record, by full name. */
+  summaries(): IterableIterator<[string, IndexRecord]> {
+    return this.records.entries();
   }
 
   /** The index directory: in the store when it is writable, else in the user's cache directory. */
@@ -328,7 +389,7 @@ export class StoreIndex {
     if (this.entries) return this.entries;
     const t0 = performance.now();
     const map = new Map<string, EntriesRecord>();
-    for (const [full, rec] of Object.entries(readDoc(path.join(this.stats.dir, ENTRIES_FILE)) ?? {})) if (isEntries(rec)) map.set(full, rec);
+    for (const [full, rec] of Object.entries(readDoc(path.join(this.stats.dir, ENTRIES_FILE))?.packages ?? {})) if (isEntries(rec)) map.set(full, rec);
     for (const [full, rec] of this.fresh) map.set(full, rec);
     this.fresh.clear();
     this.entries = map;
@@ -359,6 +420,7 @@ export class StoreIndex {
     if (this.records.delete(full)) {
       this.stats.invalidated++;
       this.dirty = true;
+      this.storeStamp = undefined; // the records no longer cover the store
     }
   }
 
@@ -392,7 +454,7 @@ export class StoreIndex {
         this.entriesDirty = false;
       }
       if (this.dirty) {
-        writeDoc(path.join(this.stats.dir, SUMMARY_FILE), this.records);
+        writeDoc(path.join(this.stats.dir, SUMMARY_FILE), this.records, this.storeStamp);
         this.dirty = false;
       }
       this.stats.writeError = undefined;

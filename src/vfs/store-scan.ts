@@ -33,7 +33,29 @@ export interface ScannedPackage {
   metaPath: string;
 }
 
+/**
+ * The store directory's own identity and times, taken before it is read: any name added, removed
+ * or renamed in it changes mtime and ctime (and setting the mtime back changes the ctime), so an
+ * equal stamp means the directory lists what it listed then (see StoreIndex.stamp).
+ */
+export interface DirStamp {
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+
+export function dirStamp(st: fs.Stats): DirStamp {
+  return { mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
+}
+
+export function sameStamp(a: DirStamp | undefined, b: DirStamp | undefined): boolean {
+  if (a === undefined || b === undefined) return false;
+  return a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+}
+
 export interface StoreScan {
+  /** The directory as it was just before it was read. */
+  dir: DirStamp;
   /** Complete or not, by full name. */
   packages: Map<string, ScannedPackage>;
   /** Milliseconds the scan took. */
@@ -55,6 +77,7 @@ export function sameKey(a: FileKey | undefined, b: FileKey | undefined): boolean
 /** Lists the packages of `store`. Throws (ENOENT, EACCES) when the directory cannot be read. */
 export function scanStore(store: string, quick = false): StoreScan {
   const t0 = performance.now();
+  const dir = dirStamp(fs.statSync(store));
   const names = fs.readdirSync(store);
   const metas = new Set<string>();
   const images: string[] = [];
@@ -88,5 +111,5 @@ export function scanStore(store: string, quick = false): StoreScan {
     }
     packages.set(full, { name, imagePath, image, hasMeta: metas.has(full), meta, metaPath });
   }
-  return { packages, ms: performance.now() - t0 };
+  return { dir, packages, ms: performance.now() - t0 };
 }
