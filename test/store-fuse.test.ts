@@ -3,6 +3,7 @@
 // without a signal, a corrupt image among good ones, and 16 parallel readers with checksums.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -44,6 +45,45 @@ async function linkBecomes(p: string, want: string | undefined, timeoutMs = 5000
 }
 
 const CAP = Buffer.from('0100000200100000000000000000000000000000', 'hex'); // 20 bytes, as in case 7
+
+interface WatchEvent {
+  dir: string;
+  events: string[];
+  name: string;
+}
+
+/** Opens and closes in some directories, in the order the kernel queued them (one inotify instance). */
+class EventLog {
+  readonly events: WatchEvent[] = [];
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(dirs: string[]): Promise<EventLog> {
+    const child = spawn('inotifywait', ['-m', '-e', 'open', '-e', 'close', '--format', '%w|%e|%f', ...dirs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = new EventLog(child);
+    let buffered = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const [dir, events, name] = line.split('|');
+        log.events.push({ dir: dir!.replace(/\/$/, ''), events: events!.split(','), name: name ?? '' });
+      }
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    // Without -q, inotifywait says on stderr when its watches are in place.
+    if (!(await waitFor(() => err.includes('Watches established'), 10_000))) {
+      child.kill();
+      throw new Error(`inotifywait: ${err}`);
+    }
+    return log;
+  }
+
+  stop(): void {
+    this.child.kill();
+  }
+}
 
 // Every test below runs on both FUSE transports: our own kernel-protocol code, and libfuse.
 forEachTransport((transport) => {
@@ -308,6 +348,92 @@ forEachTransport((transport) => {
         t.remove();
       }
     });
+  });
+
+  describe('distri fuse: the first listing comes from the saved index', { skip }, () => {
+    it('a package the saved index does not know appears after the full check that follows ready, one that left goes', { timeout: 60_000 }, async () => {
+      // Images that are symlinks into a subdirectory: completing or removing a target there
+      // changes nothing in the store directory itself, so the saved index still looks current
+      // and the second mount lists /ro from it. What changed must come with the full check the
+      // daemon runs once the mount is ready (a quick scan before ready would have seen it).
+      const t = tempStore();
+      let m: StoreMount | undefined;
+      try {
+        addPackage(t.store, { full: 'less-amd64-530', tree: { 'bin/less': 'a' } }, t.work);
+        const sub = path.join(t.store, 'sub');
+        fs.mkdirSync(sub);
+        fs.mkdirSync(path.join(t.store, '.distri-index'));
+        const image = (name: string, tree: Tree) => {
+          const src = fs.mkdtempSync(path.join(t.work, `${name}-`));
+          writeTree(src, tree);
+          mksquashfs(src, path.join(sub, '.tmp'));
+          fs.renameSync(path.join(sub, '.tmp'), path.join(sub, name));
+        };
+        image('gone.img', { 'bin/gone': 'gone' });
+        fs.symlinkSync('sub/gone.img', path.join(t.store, 'gone-amd64-1-1.squashfs'));
+        fs.writeFileSync(path.join(t.store, 'gone-amd64-1-1.meta.textproto'), 'source_pkg: "gone"\nversion: "1-1"\n');
+        fs.symlinkSync('sub/zsh.img', path.join(t.store, 'zsh-amd64-5-1.squashfs')); // dangling for now
+        fs.writeFileSync(path.join(t.store, 'zsh-amd64-5-1.meta.textproto'), 'source_pkg: "zsh"\nversion: "5-1"\n');
+        m = await spawnStoreMount(t.store);
+        await fusectl(m.dir, 'scan'); // the index is saved, complete, with the directory's stamp
+        await m.cleanup();
+        m = undefined;
+
+        image('zsh.img', { 'bin/zsh': 'zsh' });
+        fs.rmSync(path.join(sub, 'gone.img'));
+        m = await spawnStoreMount(t.store);
+        const mount = m;
+        const names = async () => new Set(await fs.promises.readdir(mount.dir));
+        assert.ok(await waitFor(async () => (await names()).has('zsh-amd64-5-1') && !(await names()).has('gone-amd64-1-1'), 10_000), `not applied; log:\n${mount.log()}`);
+        // The full check found both changes: the first listing had gone and lacked zsh.
+        assert.match(mount.log(), /rescan \(full check after the first listing\): 2 packages, \+1 -1/);
+        const s = (await storeStats(mount.dir)) as unknown as { firstSnapshot: string };
+        assert.equal(s.firstSnapshot, 'index', 'the first snapshot came from the index');
+        assert.ok((await linkBecomes(path.join(mount.dir, 'bin/zsh'), '../zsh-amd64-5-1/bin/zsh')) >= 0, 'bin/zsh links to it');
+        assert.ok((await linkBecomes(path.join(mount.dir, 'bin/gone'), undefined)) >= 0, 'bin/gone is gone');
+        assert.equal(await fs.promises.readFile(path.join(mount.dir, 'bin/zsh'), 'utf8'), 'zsh');
+      } finally {
+        await m?.cleanup();
+        t.remove();
+      }
+    });
+
+    it(
+      'ready does not wait for the store directory to be read: it is first read after the notify pipe has its s',
+      { timeout: 60_000, skip: skipUnless('ordering by inotify', openCounterAvailable()) },
+      async () => {
+        // One inotify watch on the store and on the FIFO's directory orders the daemon's first open
+        // of the store directory (the scan's readdir) against its close of the FIFO after writing
+        // 's'. Before this was done, the quick first scan read the directory before the mount.
+        const t = tempStore();
+        const fifoDir = path.join(t.work, 'fifo');
+        fs.mkdirSync(fifoDir);
+        let m: StoreMount | undefined;
+        let watch: EventLog | undefined;
+        try {
+          for (const p of ['less-amd64-530', 'ping-amd64-1-1']) addPackage(t.store, { full: p, tree: { [`bin/${p.split('-')[0]}`]: p } }, t.work);
+          fs.mkdirSync(path.join(t.store, '.distri-index'));
+          m = await spawnStoreMount(t.store);
+          await fusectl(m.dir, 'scan');
+          await m.cleanup();
+          m = undefined;
+          watch = await EventLog.start([t.store, fifoDir]);
+          m = await spawnStoreMount(t.store, [], {}, { fifoDir });
+          const w = watch;
+          const storeRead = (e: WatchEvent) => e.dir === t.store && e.name === '' && e.events.includes('OPEN');
+          const notified = (e: WatchEvent) => e.dir === fifoDir && e.name === 'notify' && e.events.includes('CLOSE_WRITE');
+          // The full check after ready reads the directory; wait for it to be seen.
+          assert.ok(await waitFor(() => w.events.some(storeRead) && w.events.some(notified), 10_000), `events: ${JSON.stringify(w.events)}`);
+          const firstRead = w.events.findIndex(storeRead);
+          const ready = w.events.findIndex(notified);
+          assert.ok(ready < firstRead, `the store directory was read before ready: ${JSON.stringify(w.events)}`);
+        } finally {
+          watch?.stop();
+          await m?.cleanup();
+          t.remove();
+        }
+      },
+    );
   });
 
   describe('distri fuse: bad packages, the index, bounds', { skip }, () => {

@@ -82,12 +82,14 @@ export interface StoreMount extends Mount {
 /**
  * `distri fuse --store STORE DIR -f --notify-pipe FIFO` as a child process: resolves once the
  * daemon reports 's' on the FIFO. cleanup() unmounts, stops the daemon and removes DIR.
+ * `fifoDir`: make the FIFO (`notify`) in this existing directory, and leave it there (a test
+ * watching the directory sees when 's' was written); default a temporary directory.
  */
-export async function spawnStoreMount(store: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<StoreMount> {
+export async function spawnStoreMount(store: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, opts: { fifoDir?: string } = {}): Promise<StoreMount> {
   const { spawn } = await import('node:child_process');
   const { readFifoByte } = await import('./mount');
   const dir = makeMountpoint();
-  const fifoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-fifo-'));
+  const fifoDir = opts.fifoDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'distri-fifo-'));
   const fifo = path.join(fifoDir, 'notify');
   const mk = spawnSync('mkfifo', [fifo]);
   if (mk.status !== 0) throw new Error(`mkfifo: ${mk.stderr}`);
@@ -99,7 +101,8 @@ export async function spawnStoreMount(store: string, extra: string[] = [], env: 
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const byte = await answer;
-  fs.rmSync(fifoDir, { recursive: true, force: true });
+  if (opts.fifoDir) fs.rmSync(fifo, { force: true });
+  else fs.rmSync(fifoDir, { recursive: true, force: true });
   const pid = child.pid!;
   const m: StoreMount = {
     dir,
