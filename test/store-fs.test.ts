@@ -364,6 +364,76 @@ describe('StoreFs: the /ro store as nodes', { skip }, () => {
     assert.equal(s.pool.retiredCount, 0);
   });
 
+  it('firstFromIndex: /ro is listed from the saved index while the store directory is as the last full scan saw it', () => {
+    const store = storeWith(...ALL);
+    // Made first: creating it changes the store directory (a full scan after that stamps it).
+    fs.mkdirSync(path.join(store, '.distri-index'));
+    storeFs(store).control({ op: 'scan' }); // a full scan; the index is saved with the directory's stamp
+    const s = storeFs(store, { firstFromIndex: true });
+    assert.equal(s.firstSnapshot, 'index');
+    assert.equal(s.scans, 0, 'the directory was not scanned');
+    const k = new Kernel(s);
+    assert.deepEqual(
+      k.names(ROOT_NODE).filter((n) => n.includes('-amd64-')),
+      [...ALL].sort(),
+    );
+    assert.equal(s.lookup(k.walk('bin'), 'less').attr.size, '../less-amd64-530-2/bin/less'.length);
+    assert.equal(s.readlink(k.walk('bin/less')), '../less-amd64-530-2/bin/less');
+    assert.equal(k.read(k.walk('less-amd64-530-2/bin/less')), 'less-2\n');
+    assert.deepEqual(k.names(k.walk('app-amd64-1-1/out/lib/app/modules')).sort(), ['core.so', 'extra.so', 'sub'], 'runtime_union from the index');
+    const rec = new Recorder();
+    s.setInvalidator(rec);
+    const r = s.scan();
+    assert.deepEqual([r.added, r.removed, rec.calls], [[], [], []], 'the full check after it found nothing to change');
+
+    // A package added since: the directory changed, so the first snapshot is a scan again.
+    copyPackage(LESS_3.full, store);
+    const s2 = storeFs(store, { firstFromIndex: true });
+    assert.equal(s2.firstSnapshot, 'scan');
+    assert.ok(new Kernel(s2).names(ROOT_NODE).includes(LESS_3.full));
+    s2.control({ op: 'scan' });
+    assert.equal(storeFs(store, { firstFromIndex: true }).firstSnapshot, 'index', 'the full scan saved the new stamp');
+    // A package whose meta went: its record goes with it, so the index never lists it.
+    fs.rmSync(path.join(store, `${LESS_3.full}.meta.textproto`));
+    s2.control({ op: 'scan' });
+    const s3 = storeFs(store, { firstFromIndex: true });
+    assert.equal(s3.firstSnapshot, 'index');
+    assert.equal(new Kernel(s3).names(ROOT_NODE).includes(LESS_3.full), false);
+  });
+
+  it('firstFromIndex: an image gone behind an unchanged directory is listed until the full check, which drops it and tells the kernel', () => {
+    const store = fs.mkdtempSync(path.join(root, 'store-'));
+    const sub = path.join(store, 'sub');
+    fs.mkdirSync(sub);
+    for (const full of ['less-amd64-530-1', 'less-amd64-530-2']) {
+      fs.copyFileSync(path.join(images, `${full}.squashfs`), path.join(sub, full));
+      fs.symlinkSync(`sub/${full}`, path.join(store, `${full}.squashfs`));
+      fs.copyFileSync(path.join(images, `${full}.meta.textproto`), path.join(store, `${full}.meta.textproto`));
+    }
+    fs.mkdirSync(path.join(store, '.distri-index'));
+    storeFs(store).control({ op: 'scan' });
+    fs.rmSync(path.join(sub, 'less-amd64-530-2'));
+    const s = storeFs(store, { firstFromIndex: true });
+    assert.equal(s.firstSnapshot, 'index');
+    const k = new Kernel(s);
+    const rec = new Recorder();
+    s.setInvalidator(rec);
+    assert.ok(k.names(ROOT_NODE).includes('less-amd64-530-2'), 'listed from the index');
+    assert.equal(s.readlink(k.walk('bin/less')), '../less-amd64-530-2/bin/less');
+    // Its directory is there (nothing opened); inside it, the image is missing: an error, not a crash.
+    const dir = k.walk('less-amd64-530-2');
+    assert.throws(
+      () => s.lookup(dir, 'bin'),
+      (e: unknown) => e instanceof SquashfsError,
+    );
+    const r = s.scan();
+    assert.deepEqual(r.removed, ['less-amd64-530-2']);
+    assert.ok(rec.calls.includes(`entry ${ROOT_NODE} less-amd64-530-2`) && rec.calls.includes(`inode ${ROOT_NODE}`), rec.calls.join(', '));
+    assert.ok(rec.calls.includes(`entry ${k.walk('bin')} less`), 'the moved link is told about');
+    throwsCode(() => s.lookup(ROOT_NODE, 'less-amd64-530-2'), 'NOT_FOUND');
+    assert.equal(s.readlink(k.walk('bin/less')), '../less-amd64-530-1/bin/less');
+  });
+
   it('logs a package without meta once, however often the store is scanned', () => {
     const store = storeWith(...ALL);
     fs.copyFileSync(path.join(images, `${LESS_3.full}.squashfs`), path.join(store, `${LESS_3.full}.squashfs`));

@@ -445,7 +445,12 @@ export class StoreIndex {
   save(): void {
     if (!this.needsSave) return;
     try {
-      fs.mkdirSync(this.stats.dir, { recursive: true });
+      // Creating the index directory in the store changes the store directory after the scan
+      // took its stamp: the next full scan stamps it again.
+      if (fs.mkdirSync(this.stats.dir, { recursive: true }) !== undefined && this.storeStamp) {
+        this.storeStamp = undefined;
+        this.dirty = true;
+      }
       if (this.entriesDirty) {
         // Merge with what is on disk before writing (entries may not have been loaded yet).
         const map = this.loadEntries();
