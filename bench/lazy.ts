@@ -10,7 +10,9 @@
  *
  *  - mount-to-ready: spawning `distri fuse -f` until it reports on its notify pipe (Node start-up
  *    included), with the persisted index in place (median of --rounds), and once with the index
- *    deleted (the one-time build); plus the daemon's own view: ready at T ms after its start;
+ *    deleted (the one-time build); plus the daemon's own view: ready at T ms after its start,
+ *    its CPU time (all threads) when ready, and where its first snapshot of the store came from
+ *    (the saved index, or a scan when the store directory changed since the index was saved);
  *  - first access of a package not yet opened: from a separate process, stat of a file in it
  *    (the lookups that open the image), open, first byte; and the same warm;
  *  - exchange dirs: /ro/bin/x resolved (realpath) and opened exec-style, first 4 bytes;
@@ -234,6 +236,8 @@ interface Mounted {
   dir: string;
   pid: number;
   readyMs: number;
+  /** CPU time (user + system, all threads) the daemon had used when its 's' was read. */
+  cpuAtReadyMs: number;
 }
 
 function mkfifo(dir: string): string {
@@ -276,8 +280,9 @@ async function mountStore(store: string, scratch: string): Promise<Mounted> {
   const child = spawn(process.execPath, [cli, 'fuse', '--store', store, dir, '-f', '--notify-pipe', fifo], { stdio: ['ignore', 'ignore', 'inherit'], detached: false });
   const byte = await answer;
   const readyMs = performance.now() - t0;
+  const cpuAtReadyMs = cpuOf(child.pid!);
   fs.rmSync(fifoDir, { recursive: true, force: true });
-  const m = { dir, pid: child.pid!, readyMs };
+  const m = { dir, pid: child.pid!, readyMs, cpuAtReadyMs };
   live.add(m);
   if (byte !== 's') {
     await unmountStore(m);
@@ -323,6 +328,22 @@ async function stats(m: Mounted): Promise<Record<string, number>> {
   return (await ctlRequest(sock, { op: 'stats' })).stats as Record<string, number>;
 }
 
+/** utime + stime of a process from /proc/PID/stat, in ms (NaN when it is gone). */
+function cpuOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return (ticks * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Clock ticks per second for /proc times (getconf CLK_TCK; 100 on Linux everywhere we run). */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
 function rssOf(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -339,8 +360,12 @@ interface Row {
   storeBytes: number;
   coldIndexReadyMs: number;
   readyMs: number[];
+  /** The daemon's CPU time when ready, per mount of readyMs. */
+  readyCpuMs: number[];
   daemonReadyAtMs: number;
   firstScanMs: number;
+  /** Where the measured mount's first snapshot came from: the saved index or a scan. */
+  firstSnapshot: string;
   exchangeBuildMs: number;
   nodeStartMs: number;
   first: ProbeResult[];
@@ -390,14 +415,17 @@ async function measureStore(work: string, scratch: string, pkgs: SyntheticPackag
     const imagesOpenedBuildingIndex = await opened();
     await unmountStore(m);
     const readyMs: number[] = [];
+    const readyCpuMs: number[] = [];
     for (let r = 0; r < rounds - 1; r++) {
       m = await mountStore(store, scratch);
       readyMs.push(m.readyMs);
+      readyCpuMs.push(m.cpuAtReadyMs);
       await unmountStore(m);
     }
     counter?.reset();
     m = await mountStore(store, scratch);
     readyMs.push(m.readyMs);
+    readyCpuMs.push(m.cpuAtReadyMs);
     try {
       const imagesOpenedAtReady = await opened();
       const idle = await stats(m);
@@ -425,14 +453,18 @@ async function measureStore(work: string, scratch: string, pkgs: SyntheticPackag
       const exchangeWarm = await probe('exchange', links);
       const after = await stats(m);
       const imagesOpenedAfterProbes = await opened();
-      log(`  N=${pkgs.length}: ready ${median(readyMs).toFixed(0)} ms, first byte ${median(first.map((x) => x.total)).toFixed(2)} ms, images opened ${imagesOpenedAfterProbes}`);
+      log(
+        `  N=${pkgs.length}: ready ${median(readyMs).toFixed(0)} ms (daemon CPU ${median(readyCpuMs).toFixed(0)} ms), first byte ${median(first.map((x) => x.total)).toFixed(2)} ms, images opened ${imagesOpenedAfterProbes}`,
+      );
       return {
         n: pkgs.length,
         storeBytes,
         coldIndexReadyMs,
         readyMs,
+        readyCpuMs,
         daemonReadyAtMs: idle.readyAtMs!,
         firstScanMs: idle.firstScanMs!,
+        firstSnapshot: String((idle as Record<string, unknown>).firstSnapshot ?? 'scan'),
         exchangeBuildMs: idle.exchangeBuildMs!,
         nodeStartMs: NaN,
         first,
@@ -670,8 +702,9 @@ export function register(bench: Command): void {
               'N',
               'store MiB',
               'ready ms (median)',
+              'daemon CPU at ready ms (median)',
               'in daemon ms',
-              'first scan ms',
+              'first snapshot ms (from)',
               'exchange build ms',
               'ready, no index ms',
               'N squashfuse mounts ms',
@@ -687,8 +720,9 @@ export function register(bench: Command): void {
               String(r.n),
               mib(r.storeBytes),
               f0(median(r.readyMs)),
+              f0(median(r.readyCpuMs)),
               f0(r.daemonReadyAtMs),
-              f2(r.firstScanMs),
+              `${f2(r.firstScanMs)} (${r.firstSnapshot})`,
               f2(r.exchangeBuildMs),
               f0(r.coldIndexReadyMs),
               f0(r.separateMountsMs ?? NaN),
