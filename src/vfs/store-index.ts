@@ -433,6 +433,7 @@ export class StoreIndex {
         this.entries?.delete(full);
         this.dirty = true;
         this.entriesDirty = true;
+        this.storeStamp = undefined; // the directory changed; the next full scan stamps it anew
       }
     }
   }
