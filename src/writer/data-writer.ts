@@ -86,6 +86,8 @@ export class DataWriter {
   private readonly maxInFlight: number;
   private readonly frag: Uint8Array;
   private fragFill = 0;
+  /** A tail that does not fit the fragment block is read here while that block is sealed. */
+  private tailBuf: Buffer | undefined;
   private readonly zero: Uint8Array;
   /** Stored files that may have duplicates, by size and SHA-256. */
   private readonly done = new Map<string, FileData>();
@@ -263,7 +265,8 @@ export class DataWriter {
       if (size <= IN_MEMORY_HASH_LIMIT) {
         // One buffer reused from file to file (addFile calls never overlap, and nothing read from
         // it outlives this call): a fresh one per file cost page faults and garbage collection.
-        if (this.hashBuf.length < size) this.hashBuf = Buffer.allocUnsafe(Math.max(size, 1 << 16));
+        // Grown by doubling: every new buffer costs page faults as it is first read into.
+        if (this.hashBuf.length < size) this.hashBuf = Buffer.allocUnsafe(Math.max(size, 2 * this.hashBuf.length, 1 << 16));
         const all = this.hashBuf.subarray(0, size);
         try {
           readFully(content, 0, all);
@@ -373,7 +376,8 @@ export class DataWriter {
         const len = size - fullBlocks * bs;
         // Read the tail where it goes, at the fill point of the fragment block, when it fits.
         const fits = this.fragFill + len <= bs;
-        const tail = fits ? this.frag.subarray(this.fragFill, this.fragFill + len) : Buffer.allocUnsafe(len);
+        // (Else into a buffer kept for that: it is copied into the next fragment block at once.)
+        const tail = fits ? this.frag.subarray(this.fragFill, this.fragFill + len) : (this.tailBuf ??= Buffer.allocUnsafe(bs)).subarray(0, len);
         readFully(content, fullBlocks * bs, tail);
         if (this.isZero(tail)) {
           // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
