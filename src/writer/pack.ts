@@ -20,7 +20,6 @@
  * creation time, which is now unless --mtime, --reproducible or mkfsTime fix it.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { SquashfsError } from '../errors';
 import { codecByName, type CompressOptions } from '../codec';
 import { Compressor, Flag, InodeType, MAX_BLOCK_SIZE, MAX_NAME_SIZE, MAX_SYMLINK_SIZE, MIN_BLOCK_SIZE, NO_INDEX, SUPERBLOCK_SIZE } from '../format/constants';
@@ -72,7 +71,7 @@ export interface PackOptions {
   reproducible?: boolean;
   /** Superblock creation time (overrides the above). */
   mkfsTime?: number;
-  /** Compression workers (default: one per CPU; for lz4 one fewer, see defaultWorkers). */
+  /** Compression workers (default: one per CPU). */
   workers?: number;
   /** Progress: bytes of file content packed and the total. */
   progress?: (done: number, total: number) => void;
@@ -278,7 +277,7 @@ export async function pack(source: string | DirNode, imagePath: string, options:
   let dw: DataWriter | undefined;
   let complete = false;
   try {
-    if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { ...opt.codecOptions, blockSize: opt.blockSize }, options.workers ?? defaultWorkers(opt.compression));
+    if (opt.compression !== 'none') pool = new CompressPool(opt.compression, { ...opt.codecOptions, blockSize: opt.blockSize }, options.workers);
     const dataStart = SUPERBLOCK_SIZE + (copts?.length ?? 0);
     const data = (dw = new DataWriter(fd, dataStart, {
       blockSize: opt.blockSize,
@@ -449,18 +448,6 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     if (complete) output.commit();
     else output.abort();
   }
-}
-
-/**
- * Compression workers when the caller does not say: one per CPU, except for lz4, whose workers
- * compress faster than the packing thread reads and queues the files. That thread is then always
- * runnable and is the critical path, so lz4 gets one CPU fewer: another worker would only take
- * turns with it on its core. Measured on two cores (the Debian rootfs, bench/PROFILE-pack.md):
- * one lz4 worker spent 0.1-0.15 s less CPU than two, at the same or a better wall time.
- */
-function defaultWorkers(compression: Compression): number {
-  const cpus = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
-  return compression === 'lz4' ? Math.max(1, cpus - 1) : cpus;
 }
 
 /**

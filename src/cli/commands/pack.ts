@@ -103,7 +103,7 @@ export function register(program: Command): void {
     .option('--all-root', 'make every file owned by root (uid 0, gid 0)')
     .option('--mtime <seconds>', 'set every timestamp (files and the image) to this time', parseInteger('--mtime', 0, 0xffffffff))
     .option('--reproducible', 'image time from $SOURCE_DATE_EPOCH (clamping newer files), else the newest file time')
-    .option('--processors <n>', 'compression worker threads (default: one per CPU; lz4: one fewer, at least one)', parseInteger('--processors', 1, 256))
+    .option('--processors <n>', 'compression worker threads (default: one per CPU)', parseInteger('--processors', 1, 256))
     .option('--quiet', 'no progress or summary on stderr')
     .option(
       '--json',
