@@ -325,8 +325,12 @@ describe('pack a tree described in code', () => {
     await assert.rejects(pack(longLink, out('long-link')), /\/usr\/l: symlink target of 70000 bytes/);
   });
 
-  test('a file that shrinks or vanishes after the scan fails the pack with its name', async () => {
-    // gzip: 'b' is read by the packing thread; lz4: its whole blocks are read by the workers.
+  test('a file that shrinks or vanishes after the scan fails the pack with its name, and leaves no file open', async () => {
+    // gzip: 'b' is read by the packing thread; lz4: its whole blocks are read by the workers, and
+    // the failed pack still has blocks of it queued: its descriptor is closed once they stopped.
+    const openFds = () => fs.readdirSync('/proc/self/fd').length;
+    // Warm up: the first pack with workers leaves the process's lasting descriptors (thread pool).
+    await pack(tree.dir({ f: tree.file(Buffer.alloc(300000, 3)) }) as DirNode, out('warm-up'), { compression: 'lz4' });
     for (const [compression, size] of [
       ['gzip', 70000],
       ['lz4', 300000],
@@ -338,12 +342,14 @@ describe('pack a tree described in code', () => {
         const root = scanDirectory(dir, { xattrs: false });
         if (change === 'shrink') fs.truncateSync(path.join(dir, 'b'), 1000);
         else fs.rmSync(path.join(dir, 'b'));
+        const fdsBefore = openFds();
         const expected = change === 'shrink' ? new RegExp(`/b: read 1000 bytes at 0, expected ${Math.min(size, 131072)} \\(did the file shrink`) : /ENOENT.*\/b/;
         await assert.rejects(pack(root, out(`changing-${compression}-${change}`), { compression }), (e: Error) => {
           assert.ok(e instanceof SquashfsError, `${compression} ${change}: ${e}`);
           assert.match(e.message, expected, `${compression} ${change}`);
           return true;
         });
+        assert.equal(openFds(), fdsBefore, `${compression} ${change}: descriptors left open`);
       }
     }
   });
