@@ -11,6 +11,11 @@
  *   - Duplicate files (same size and SHA-256) are stored once: the second
  *     file gets the first one's block list and fragment.
  *
+ * With readInWorkers, the whole blocks of a file on disk are read by the compression workers
+ * themselves (CompressPool.submitRead): the packing thread only opens the file and queues the
+ * blocks, and the file is closed once its last block is written. Tails, small files and files
+ * read into memory to be hashed are still read here.
+ *
  * Blocks are compressed out of order but written strictly in order: every block takes its place in
  * a queue, and learns its position only when all earlier ones are written. So the image is
  * identical whatever the number of workers, and at most the pool's slots are in memory at once. Nothing here holds the image: blocks go to the file with positional writes.
@@ -43,6 +48,11 @@ export interface DataWriterOptions {
   maxInFlight?: number;
   /** Called with the number of bytes of file content consumed so far. */
   progress?: (bytes: number) => void;
+  /**
+   * Whole blocks of files on disk are read by the pool's workers (pack.ts turns this on where the
+   * codec is fast enough that the workers wait for the reading thread, i.e. lz4).
+   */
+  readInWorkers?: boolean;
 }
 
 /** A staging buffer: what one write system call writes. */
@@ -57,7 +67,14 @@ const IN_MEMORY_HASH_LIMIT = 8 << 20;
  * One output item, in image order: a block being compressed in a pool slot, or bytes (null: a
  * hole) ready now. `onWritten` learns its position and stored length once it is written.
  */
-type Item = { slot: Slot | null; data: Uint8Array | null; onWritten: (pos: number, stored: number, compressed: boolean) => void };
+type Item = {
+  slot: Slot | null;
+  data: Uint8Array | null;
+  /** The file a worker read the slot's block from (for a failed read's message). */
+  origin?: string;
+  /** `hole`: a block a worker read and found all zeros; nothing was written. */
+  onWritten: (pos: number, stored: number, compressed: boolean, hole?: boolean) => void;
+};
 
 export class DataWriter {
   /** Next free byte of the image (data starts after the superblock and compressor options). */
@@ -69,11 +86,15 @@ export class DataWriter {
   private readonly maxInFlight: number;
   private readonly frag: Uint8Array;
   private fragFill = 0;
+  /** A tail that does not fit the fragment block is read here while that block is sealed. */
+  private tailBuf: Buffer | undefined;
   private readonly zero: Uint8Array;
   /** Stored files that may have duplicates, by size and SHA-256. */
   private readonly done = new Map<string, FileData>();
   private consumed = 0;
   private error: unknown;
+  /** Files whose blocks workers may still be reading (closed after their last block, or by closeFiles). */
+  private readonly reading = new Set<FileContent>();
 
   constructor(
     private readonly fd: number,
@@ -121,12 +142,12 @@ export class DataWriter {
       const pool = this.opts.pool!;
       let r;
       try {
-        r = pool.result(item.slot);
-        this.write(r.bytes);
+        r = pool.result(item.slot, item.origin);
+        if (!r.hole) this.write(r.bytes);
       } finally {
         pool.release(item.slot);
       }
-      item.onWritten(pos, r.bytes.length, r.compressed);
+      item.onWritten(pos, r.bytes.length, r.compressed, r.hole);
     } else {
       if (item.data) this.write(item.data);
       item.onWritten(pos, item.data ? item.data.length : 0, false);
@@ -244,7 +265,8 @@ export class DataWriter {
       if (size <= IN_MEMORY_HASH_LIMIT) {
         // One buffer reused from file to file (addFile calls never overlap, and nothing read from
         // it outlives this call): a fresh one per file cost page faults and garbage collection.
-        if (this.hashBuf.length < size) this.hashBuf = Buffer.allocUnsafe(Math.max(size, 1 << 16));
+        // Grown by doubling: every new buffer costs page faults as it is first read into.
+        if (this.hashBuf.length < size) this.hashBuf = Buffer.allocUnsafe(Math.max(size, 2 * this.hashBuf.length, 1 << 16));
         const all = this.hashBuf.subarray(0, size);
         try {
           readFully(content, 0, all);
@@ -268,11 +290,51 @@ export class DataWriter {
     const tailInFragment = this.opts.fragments !== 'none' && (size < bs || this.opts.fragments === 'always') && size % bs !== 0;
     const fullBlocks = tailInFragment ? Math.floor(size / bs) : Math.ceil(size / bs);
     const data: FileData = { blocksStart: 0, blockWords: new Array(fullBlocks).fill(0), fragIndex: NO_INDEX, fragOffset: 0, sparse: 0 };
+    const file = content;
+    // Whole blocks read by the workers: only from a file on disk read here from its start (a file
+    // read into memory to be hashed has no descriptor any more).
+    const workerFd = this.opts.pool && this.opts.readInWorkers && fullBlocks > 0 ? file.fd : undefined;
+    // This call holds the file open, and so does every block a worker is to read from it: the last
+    // to let go closes it and settles the file's sparse count (holes found by workers come late).
+    let held = 1;
+    let handedOver = false;
+    const letGo = () => {
+      if (--held > 0) return;
+      if (handedOver) this.reading.delete(file);
+      file.close?.();
+      // mksquashfs never records a file as entirely sparse (the kernel treats sparse == size oddly
+      // in old versions): one byte less.
+      if (data.sparse >= size) data.sparse = size - 1;
+    };
     try {
       for (let i = 0; i < fullBlocks; i++) {
         const len = Math.min(bs, size - i * bs);
         if (this.writing > MAX_WRITING) await this.writesBelow(MAX_WRITING);
         const pool = this.opts.pool;
+        if (pool && workerFd) {
+          const fd = workerFd.call(file);
+          if (this.queue.length - this.head > this.maxInFlight) await this.queueBelow(this.maxInFlight);
+          const slot = pool.acquire() ?? (await this.slot(pool));
+          if (!handedOver) this.reading.add(file);
+          handedOver = true;
+          held++;
+          pool.submitRead(slot, len, fd, i * bs);
+          const first = i === 0;
+          this.enqueue({
+            slot,
+            data: null,
+            origin: file.origin,
+            onWritten: (pos, stored, compressed, hole) => {
+              if (first) data.blocksStart = pos;
+              if (hole) data.sparse += len;
+              else data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
+              letGo();
+            },
+          });
+          this.consumed += len;
+          this.opts.progress?.(this.consumed);
+          continue;
+        }
         if (!pool) {
           // Uncompressed: read straight into the staging buffer, where the block is stored.
           this.storeInPlace(content, i * bs, len, data, i);
@@ -314,7 +376,8 @@ export class DataWriter {
         const len = size - fullBlocks * bs;
         // Read the tail where it goes, at the fill point of the fragment block, when it fits.
         const fits = this.fragFill + len <= bs;
-        const tail = fits ? this.frag.subarray(this.fragFill, this.fragFill + len) : Buffer.allocUnsafe(len);
+        // (Else into a buffer kept for that: it is copied into the next fragment block at once.)
+        const tail = fits ? this.frag.subarray(this.fragFill, this.fragFill + len) : (this.tailBuf ??= Buffer.allocUnsafe(bs)).subarray(0, len);
         readFully(content, fullBlocks * bs, tail);
         if (this.isZero(tail)) {
           // As mksquashfs: an all-zero tail is a hole block, not fragment bytes.
@@ -333,14 +396,23 @@ export class DataWriter {
         this.consumed += len;
         this.opts.progress?.(this.consumed);
       }
-    } finally {
-      content.close?.();
+    } catch (e) {
+      // A file a worker may still be reading stays open until the pool has stopped (closeFiles).
+      if (!handedOver) file.close?.();
+      throw e;
     }
-    // mksquashfs never records a file as entirely sparse (the kernel treats sparse == size oddly
-    // in old versions): one byte less.
-    if (data.sparse >= size) data.sparse = size - 1;
+    letGo();
     if (hash !== undefined && this.opts.duplicates) this.done.set(`${size}:${hash}`, data);
     return data;
+  }
+
+  /**
+   * Closes the files whose blocks workers were to read, after a failure: call it once the pool has
+   * stopped (no worker reads a descriptor any more, and none may be reused under one).
+   */
+  closeFiles(): void {
+    for (const f of this.reading) f.close?.();
+    this.reading.clear();
   }
 
   /** Block i of a file, uncompressed, read into the staging buffer and stored there (or a hole). */

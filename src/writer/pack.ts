@@ -284,6 +284,9 @@ export async function pack(source: string | DirNode, imagePath: string, options:
       fragments: opt.fragments,
       duplicates: opt.duplicates,
       pool,
+      // lz4 compresses faster than one thread reads: its workers wait for the packing thread, so
+      // they read their blocks themselves. Slower codecs keep the workers busy compressing.
+      readInWorkers: opt.compression === 'lz4',
       progress: options.progress ? (done) => options.progress!(done, total) : undefined,
     }));
     for (const f of files) info.get(f)!.data = await data.addFile(f.content, (bySize.get(f.content.size) ?? 0) > 1);
@@ -437,6 +440,8 @@ export async function pack(source: string | DirNode, imagePath: string, options:
     };
   } finally {
     await pool?.close();
+    // After a failure: files the stopped workers were to read from.
+    dw?.closeFiles();
     // Data writes run in the thread pool: none may be left when the descriptor is closed.
     await dw?.settled();
     fs.closeSync(fd);

@@ -35,6 +35,11 @@ export interface FileContent {
   read(position: number, buf: Uint8Array): number;
   /** Optional: called once the packer is done with the contents (closes a file descriptor). */
   close?(): void;
+  /**
+   * Optional, for contents in a file: its descriptor, opened on first use and valid until close(),
+   * so that other threads (the compression workers) can read blocks of it positionally.
+   */
+  fd?(): number;
   /** For messages: where the contents come from. */
   readonly origin?: string;
 }
@@ -95,15 +100,24 @@ export function generatedContent(size: number, fill: (position: number, buf: Uin
 /** Contents of a file on disk, opened lazily and read positionally. */
 export function fileContent(file: string | Buffer, size: number): FileContent {
   let fd: number | undefined;
+  const open = (): number => {
+    try {
+      return (fd ??= fs.openSync(file, 'r'));
+    } catch (e) {
+      // ENOENT (removed since the scan), EACCES: Node's message names the call and the path.
+      throw new SquashfsError('IO', (e as Error).message, undefined, undefined, { cause: e });
+    }
+  };
   return {
     size,
     origin: file.toString(),
+    fd: open,
     read(position, buf) {
       let done = 0;
+      if (fd === undefined) open();
       try {
-        if (fd === undefined) fd = fs.openSync(file, 'r');
         while (done < buf.length) {
-          const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+          const n = fs.readSync(fd!, buf, done, buf.length - done, position + done);
           if (n === 0) break;
           done += n;
         }
