@@ -187,6 +187,29 @@ forEachTransport((transport) => {
     });
   });
 
+  describe('distri fuse: the control socket', { skip }, () => {
+    it('listens before the mount is reported ready, so a caller can ask it at once', async () => {
+      // distri build asks /ro/ctl for mkdirall as soon as its background mount returns; the socket
+      // used to start listening just after readiness was reported, and a build on a busy machine
+      // once failed with `connect ENOENT`. The daemon's timing marks give the order.
+      const t = tempStore();
+      addPackage(t.store, { full: 'less-amd64-530', tree: { 'bin/less': 'a' } }, t.work);
+      const m = await spawnStoreMount(t.store, [], { DISTRI_MOUNT_TIMING: '1' });
+      try {
+        const marks = m.log().split('\n');
+        const listening = marks.findIndex((l) => /timing: .* control socket listening/.test(l));
+        const ready = marks.findIndex((l) => /timing: .* ready reported/.test(l));
+        assert.ok(listening >= 0 && ready >= 0, `both marks in the daemon's stderr:\n${m.log()}`);
+        assert.ok(listening < ready, `the socket listens before readiness is reported:\n${m.log()}`);
+        const target = await fs.promises.readlink(path.join(m.dir, 'ctl'));
+        assert.match(await fusectl(m.dir, 'ping'), /^ok/, target);
+      } finally {
+        await m.cleanup();
+        t.remove();
+      }
+    });
+  });
+
   describe('distri fuse: the store is live', { skip }, () => {
     let t: ReturnType<typeof tempStore>;
     let m: StoreMount;

@@ -102,6 +102,11 @@ export interface DaemonSource {
     /** Where the NodeFs's own asks for a control request go (Invalidator.ask); the source answers them. */
     onAsk: (handler: (req: { op: string; why: string }) => void) => void;
   }): void;
+  /**
+   * Settles once the source's own endpoints accept connections (the store's control socket): the
+   * mount is reported ready only after, so that whoever waits for readiness can use them at once.
+   */
+  listening?: Promise<void>;
   /** Counters of the source's own (main-thread) machinery, for the stats file. */
   stats?(): Record<string, unknown>;
   /** Releases what the source runs on this thread (sockets, watchers). */
@@ -456,6 +461,7 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
     }
   }
   const mine = (await mountsAt(mnt).catch(() => [])).filter((m) => m.fstype.startsWith('fuse')).pop();
+  await source.listening;
   mark('ready reported');
   report({ ok: true });
   if (background) {

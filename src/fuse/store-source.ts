@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CtlServer } from '../vfs/ctl';
 import type { DaemonSource } from './daemon';
+import { mark } from './mount-env';
 import type { StoreBuildArgs } from './store-build';
 
 /**
@@ -50,6 +51,22 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
   if (!st.isDirectory()) throw new Error(`store ${store} is not a directory`);
   const ctl = new CtlServer();
   const args: StoreBuildArgs = { ...o, store, ctlPath: ctl.path };
+  // The control socket listens from the start, while the mount is being made, and the daemon
+  // reports ready only once it does: a caller that waits for the mount (distri build, distri
+  // demo) asks it right away. Requests wait for the serving thread's control(), set once started.
+  let control: ((req: { op: string; [k: string]: unknown }) => Promise<unknown>) | undefined;
+  let gotControl!: () => void;
+  const haveControl = new Promise<void>((resolve) => (gotControl = resolve));
+  let listenError: Error | undefined;
+  const listening = ctl
+    .listen(async (req) => {
+      await haveControl;
+      return (await control!(req as { op: string })) as Record<string, unknown>;
+    })
+    .then(() => mark('control socket listening'))
+    .catch((e: Error) => {
+      listenError = e;
+    });
 
   let watcher: fs.FSWatcher | undefined;
   const timers: NodeJS.Timeout[] = [];
@@ -64,16 +81,19 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
     build: { module: path.join(__dirname, 'store-build.js'), exportName: 'buildStoreFs', args },
     cacheTimeout: UNNOTIFIED_TIMEOUT,
     useIno: false,
+    listening,
     started: ({ log, notified, control: toFs, onAsk }) => {
       /** Milliseconds from process start to the mount being ready (performance.now() at that moment). */
       const readyAtMs = performance.now();
-      const control = async (req: { op: string; [k: string]: unknown }): Promise<unknown> => {
+      control = async (req: { op: string; [k: string]: unknown }): Promise<unknown> => {
         const answer = (await toFs(req)) as Record<string, unknown>;
         if (req.op === 'stats' && answer.stats) (answer.stats as Record<string, unknown>).readyAtMs = Math.round(readyAtMs * 10) / 10;
         return answer;
       };
+      gotControl();
+      if (listenError) log(`control socket ${ctl.path}: ${listenError.message}`);
       const rescan = (why: string) => {
-        control({ op: 'scan', why }).catch((e: Error) => log(`rescan (${why}) failed: ${e.message}`));
+        control!({ op: 'scan', why }).catch((e: Error) => log(`rescan (${why}) failed: ${e.message}`));
       };
       // An opened image disagreed with its index (rewritten in place, same size and mtime): the
       // StoreFs asks, and only then is the serving thread disturbed.
@@ -96,7 +116,6 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
       // about each name of /ro that appeared, went or changed. It also assembles the exchange
       // dirs (a request that comes first simply builds them itself).
       void notified.finally(() => setImmediate(() => rescan('full check after the first listing')));
-      void ctl.listen(async (req) => (await control(req as { op: string })) as Record<string, unknown>).catch((e: Error) => log(`control socket ${ctl.path}: ${e.message}`));
       process.on('SIGUSR1', () => soon('SIGUSR1'));
       try {
         watcher = fs.watch(store, { persistent: false }, (_event, name) => {
