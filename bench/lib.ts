@@ -78,6 +78,15 @@ export function arg(name: string, fallback: string): string {
   return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
+/** Removes `name VALUE` from `args` and returns VALUE (or `fallback`): what is left are the operands. */
+export function takeFlag(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = args[i + 1] ?? fallback;
+  args.splice(i, 2);
+  return v;
+}
+
 /**
  * Counts the files opened in a directory, by anyone, as the kernel sees them: `inotifywait -m -e
  * open` on the store. Laziness is a claim about opens, and a daemon's own counter only counts the

@@ -15,16 +15,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { median } from './lib';
+import { median, takeFlag } from './lib';
 
 const args = process.argv.slice(2);
-const flag = (name: string, def: string) => {
-  const i = args.indexOf(name);
-  if (i < 0) return def;
-  const v = args[i + 1]!;
-  args.splice(i, 2);
-  return v;
-};
+const flag = (name: string, def: string) => takeFlag(args, name, def);
 const runs = Number(flag('--runs', '5'));
 const comps = flag('--comp', 'none,lz4').split(',');
 const before = flag('--before', '');

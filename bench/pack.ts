@@ -21,16 +21,10 @@ import * as path from 'node:path';
 import { lz4EncoderName } from '../src/codec/lz4';
 import { xzEncoderName } from '../src/codec/xz';
 import { zstdEncoderName } from '../src/codec/zstd';
-import { median } from './lib';
+import { median, takeFlag } from './lib';
 
 const args = process.argv.slice(2);
-const flag = (name: string, def: string) => {
-  const i = args.indexOf(name);
-  if (i < 0) return def;
-  const v = args[i + 1]!;
-  args.splice(i, 2);
-  return v;
-};
+const flag = (name: string, def: string) => takeFlag(args, name, def);
 const runs = Number(flag('--runs', '3'));
 const comps = flag('--comp', 'none,gzip,lz4,zstd,xz,lzo').split(',');
 const tree = args[0] ?? '/usr/share';

@@ -339,6 +339,12 @@ describe('zstd backends', () => {
 });
 
 describe('registry', () => {
+  test('gzip: the kept zlib context passes its self-check on this Node (its sample stream is valid)', () => {
+    // The check inflates a zlib stream kept as bytes in gzip.ts; were those bytes wrong, every
+    // whole-file gzip read would quietly fall back to inflateSync and a copy.
+    assert.equal(gzipIntoName(), 'handle');
+  });
+
   test('ids and names', () => {
     const expected: [number, string][] = [
       [1, 'gzip'],
