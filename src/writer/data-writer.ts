@@ -311,63 +311,53 @@ export class DataWriter {
         const len = Math.min(bs, size - i * bs);
         if (this.writing > MAX_WRITING) await this.writesBelow(MAX_WRITING);
         const pool = this.opts.pool;
-        if (pool && workerFd) {
-          const fd = workerFd.call(file);
-          if (this.queue.length - this.head > this.maxInFlight) await this.queueBelow(this.maxInFlight);
-          const slot = pool.acquire() ?? (await this.slot(pool));
-          if (!handedOver) this.reading.add(file);
-          handedOver = true;
-          held++;
-          pool.submitRead(slot, len, fd, i * bs);
-          const first = i === 0;
-          this.enqueue({
-            slot,
-            data: null,
-            origin: file.origin,
-            onWritten: (pos, stored, compressed, hole) => {
-              if (first) data.blocksStart = pos;
-              if (hole) data.sparse += len;
-              else data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
-              letGo();
-            },
-          });
-          this.consumed += len;
-          this.opts.progress?.(this.consumed);
-          continue;
-        }
         if (!pool) {
           // Uncompressed: read straight into the staging buffer, where the block is stored.
           this.storeInPlace(content, i * bs, len, data, i);
-          this.consumed += len;
-          this.opts.progress?.(this.consumed);
-          continue;
-        }
-        if (this.queue.length - this.head > this.maxInFlight) await this.queueBelow(this.maxInFlight);
-        // Read into a slot of the pool's shared memory, where a worker compresses it.
-        const slot = pool.acquire() ?? (await this.slot(pool));
-        const buf = slot.input.subarray(0, len);
-        readFully(content, i * bs, buf);
-        const first = i === 0;
-        if (this.isZero(buf)) {
-          pool.release(slot);
-          data.sparse += len;
-          this.enqueue({
-            slot: null,
-            data: null,
-            onWritten: (pos) => {
-              if (first) data.blocksStart = pos;
-            },
-          });
         } else {
-          pool.submit(slot, len);
-          this.enqueue({
-            slot,
-            data: null,
-            onWritten: (pos, stored, compressed) => {
-              if (first) data.blocksStart = pos;
-              data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
-            },
-          });
+          if (this.queue.length - this.head > this.maxInFlight) await this.queueBelow(this.maxInFlight);
+          const slot = pool.acquire() ?? (await this.slot(pool));
+          const first = i === 0;
+          /** Where the block went: its position, and its size word (or a hole a worker found). */
+          const placed = (pos: number, stored: number, compressed: boolean, hole?: boolean) => {
+            if (first) data.blocksStart = pos;
+            if (hole) data.sparse += len;
+            else data.blockWords[i] = (stored | (compressed ? 0 : DATA_BLOCK_UNCOMPRESSED)) >>> 0;
+          };
+          if (workerFd) {
+            // A worker reads the block into the slot (and tells a hole from data) itself.
+            if (!handedOver) this.reading.add(file);
+            handedOver = true;
+            held++;
+            pool.submitRead(slot, len, workerFd.call(file), i * bs);
+            this.enqueue({
+              slot,
+              data: null,
+              origin: file.origin,
+              onWritten: (pos, stored, compressed, hole) => {
+                placed(pos, stored, compressed, hole);
+                letGo();
+              },
+            });
+          } else {
+            // Read here into the slot of the pool's shared memory, where a worker compresses it.
+            const buf = slot.input.subarray(0, len);
+            readFully(content, i * bs, buf);
+            if (this.isZero(buf)) {
+              pool.release(slot);
+              data.sparse += len;
+              this.enqueue({
+                slot: null,
+                data: null,
+                onWritten: (pos) => {
+                  if (first) data.blocksStart = pos;
+                },
+              });
+            } else {
+              pool.submit(slot, len);
+              this.enqueue({ slot, data: null, onWritten: placed });
+            }
+          }
         }
         this.consumed += len;
         this.opts.progress?.(this.consumed);
