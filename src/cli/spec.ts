@@ -24,6 +24,9 @@ export interface OptionSpec {
   description: string;
 }
 
+/** The image every short command reads. */
+export const IMAGE: ArgSpec = { name: '<image>', description: 'a .squashfs file' };
+
 /** The one option with a value that the short commands have: common.ts's offsetOption(). */
 export const OFFSET: OptionSpec = { flags: '--offset <bytes>', description: '' };
 

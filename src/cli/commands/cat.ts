@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { DecompressPool } from '../../reader/decompress-pool';
 import type { FileInode, Inode } from '../../format/inode';
 import { openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
-import { OFFSET, register as registerSpec, type CommandSpec } from '../spec';
+import { IMAGE, OFFSET, register as registerSpec, type CommandSpec } from '../spec';
 
 /** Files at least this large are decompressed ahead by a worker pool (start-up costs ~30 ms) where the codec is slow enough (decodesAhead). */
 const PARALLEL_MIN_BYTES = 4 << 20;
@@ -12,10 +12,7 @@ const PARALLEL_MIN_BYTES = 4 << 20;
 export const spec: CommandSpec = {
   name: 'cat',
   description: 'write files from an image to stdout, byte for byte (symlinks inside the image are followed)',
-  args: [
-    { name: '<image>', description: 'a .squashfs file' },
-    { name: '<paths...>', description: 'files inside the image' },
-  ],
+  args: [IMAGE, { name: '<paths...>', description: 'files inside the image' }],
   options: [OFFSET],
   helpAfter: '\nExamples:\n  distri cat fixtures/demo.sqfs README\n  distri cat pkg.squashfs out/bin/tool > tool',
   context: (image: string) => image,

@@ -4,12 +4,12 @@ import type { CompressorOptions } from '../../format/compressor-options';
 import { Flag, flagNames } from '../../format/superblock';
 import { openImage, writeOut } from '../common';
 import { humanBytes, isoTime } from '../format';
-import { OFFSET, register as registerSpec, type CommandSpec } from '../spec';
+import { IMAGE, OFFSET, register as registerSpec, type CommandSpec } from '../spec';
 
 export const spec: CommandSpec = {
   name: 'info',
   description: 'show the superblock of a SquashFS image: compressor, block size, counts, flags, tables',
-  args: [{ name: '<image>', description: 'a .squashfs file' }],
+  args: [IMAGE],
   options: [OFFSET, { flags: '--json', description: 'print one JSON object (for scripts)' }],
   helpAfter: '\nExamples:\n  distri info fixtures/demo.sqfs\n  distri info --json pkg.squashfs | jq .compression',
   context: (image: string) => image,

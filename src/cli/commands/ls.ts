@@ -4,7 +4,7 @@ import { walk } from '../../reader/walk';
 import { atPath, openImage, resolvePath, writeOut } from '../common';
 import { formatTable, longColumns, record } from '../describe';
 import { IdNames } from '../format';
-import { OFFSET, register as registerSpec, type CommandSpec } from '../spec';
+import { IMAGE, OFFSET, register as registerSpec, type CommandSpec } from '../spec';
 
 interface Opts {
   offset: number;
@@ -17,10 +17,7 @@ interface Opts {
 export const spec: CommandSpec = {
   name: 'ls',
   description: 'list the entries of a directory inside an image',
-  args: [
-    { name: '<image>', description: 'a .squashfs file' },
-    { name: '[path]', description: 'directory (or file) inside the image', default: '/' },
-  ],
+  args: [IMAGE, { name: '[path]', description: 'directory (or file) inside the image', default: '/' }],
   options: [
     { flags: '-l, --long', description: 'type and mode, link count, owner, group, size (or major, minor), mtime (UTC), link target' },
     { flags: '-n, --numeric-ids', description: 'with -l: owners and groups as numbers (by default names from /etc/passwd and /etc/group where they resolve)' },

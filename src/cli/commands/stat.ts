@@ -3,15 +3,12 @@ import type { Command } from 'commander';
 import { openImage, resolvePath, writeOut } from '../common';
 import { record } from '../describe';
 import { isoTime, modeString, octal, xattrValue } from '../format';
-import { OFFSET, register as registerSpec, type CommandSpec } from '../spec';
+import { IMAGE, OFFSET, register as registerSpec, type CommandSpec } from '../spec';
 
 export const spec: CommandSpec = {
   name: 'stat',
   description: 'show one inode: type, mode, owner, size, mtime, links, inode number, target, device, xattrs',
-  args: [
-    { name: '<image>', description: 'a .squashfs file' },
-    { name: '<path>', description: 'path inside the image (a symlink itself is shown, not its target)' },
-  ],
+  args: [IMAGE, { name: '<path>', description: 'path inside the image (a symlink itself is shown, not its target)' }],
   options: [{ flags: '--json', description: 'one JSON object {type, mode, uid, gid, size, mtime, nlink, inode, target?, rdev?, xattrs?}' }, OFFSET],
   helpAfter: '\nExamples:\n  distri stat fixtures/demo.sqfs bin/hello\n  distri stat --json pkg.squashfs out/bin/ping | jq .xattrs',
   context: (image: string, path: string) => `${image}: ${path}`,
