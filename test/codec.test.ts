@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { allCodecs, codecById, codecByName, lazyCodecById, type Codec } from '../src/codec';
 import { _setLz4DecoderForTest, lz4DecoderName, lz4NativeDecoder } from '../src/codec/lz4';
 import { liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
-import { _setGzipIntoForTest, gzipIntoName } from '../src/codec/gzip';
+import { _setGzipIntoForTest, gzipHandleSource, gzipIntoName } from '../src/codec/gzip';
 import { _setXzDecoderForTest, xzDecoderName } from '../src/codec/xz';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
@@ -345,6 +345,11 @@ describe('registry', () => {
     assert.equal(gzipIntoName(), 'handle');
   });
 
+  test("gzip: on Node 20 to 22 the kept context comes from the zlib binding, not from node:zlib's streams", () => {
+    const major = Number(process.versions.node.split('.')[0]);
+    assert.equal(gzipHandleSource(), major >= 20 && major <= 22 ? 'binding' : 'stream');
+  });
+
   test('ids and names', () => {
     const expected: [number, string][] = [
       [1, 'gzip'],
@@ -462,6 +467,7 @@ function decoderChoices(codec: Codec): { label: string; use: () => void; reset: 
       return gzipIntoName() === 'handle'
         ? [
             { ...auto, label: 'gzip (zlib context)' },
+            { label: 'gzip (zlib context of a node:zlib stream)', use: () => _setGzipIntoForTest('stream-handle'), reset: () => _setGzipIntoForTest('auto') },
             { label: 'gzip (inflateSync)', use: () => _setGzipIntoForTest('inflateSync'), reset: () => _setGzipIntoForTest('auto') },
           ]
         : [auto];
