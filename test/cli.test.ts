@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readManifestFile, type Entry } from './oracle/manifest';
 import { repoRoot, requireTools } from './oracle/tools';
+import { isoTime } from '../src/cli/format';
 
 const readFileText = (f: string) => fs.readFileSync(f, 'utf8');
 
@@ -391,4 +392,23 @@ test('extract: a PATH not in the image leaves no DEST behind; a corrupt block na
   assert.match(r.err, new RegExp(`^distri: ${img}: a/big\\.txt: DECOMPRESS_FAILED`));
   assert.ok(!fs.existsSync(path.join(out, 'a', 'big.txt')), 'the partial file is removed');
   assert.equal(fs.statSync(path.join(out, 'a')).mode & 0o7777, 0o750, 'the directory has its final mode, not 0700');
+});
+
+test('printed times: isoTime gives what Date gives, over the whole range of SquashFS times', () => {
+  // stat, ls -l and info print times through isoTime, which does the calendar arithmetic itself
+  // (Date's first toISOString costs milliseconds of a short command's start-up).
+  const ref = (s: number) =>
+    new Date(s * 1000)
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, '');
+  const edges = [0, 1, 59, 60, 3599, 86399, 86400, 68169599, 68169600, 946684799, 946684800, 951782400, 951868799, 951868800, 4107542399, 4107542400, 4294967295];
+  let x = 0x9e3779b9;
+  const spread = Array.from({ length: 20000 }, () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  });
+  for (const s of [...edges, ...spread]) assert.equal(isoTime(s), ref(s), `isoTime(${s})`);
 });
