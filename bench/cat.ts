@@ -2,7 +2,7 @@
  * Decode throughput of one large file: `distri cat` against `unsquashfs -cat`, per compressor, in
  * one run, with ratios (below 1.00 means distri is faster).
  *
- *   npm run build && node dist/bench/cat.js [--size-mib 256] [--rounds 3] [--source DIR]
+ *   npm run build && node dist/bench/cat.js [--size-mib 256] [--rounds 3] [--source DIR] [--comp none,gzip,…]
  *
  * The file is a concatenation of real binaries and text (from --source, default /usr/lib and
  * /usr/share), so that every codec sees realistic data. Images are made with mksquashfs at its
@@ -16,6 +16,7 @@ import { arg, cli, compare, have, sh, table } from './lib';
 
 const sizeMiB = Number(arg('size-mib', '256'));
 const rounds = Number(arg('rounds', '3'));
+const comps = arg('comp', 'none,gzip,lz4,zstd,xz,lzo').split(',');
 const sources = arg('source', '/usr/lib/x86_64-linux-gnu,/usr/share/doc').split(',');
 
 function main(): void {
@@ -46,7 +47,7 @@ function main(): void {
     fs.closeSync(out);
     console.log(`file: ${(written / 1048576).toFixed(0)} MiB of ${sources.join(', ')}; ${rounds} rounds, median wall time; warm page cache\n`);
     const rows: string[][] = [];
-    for (const comp of ['none', 'gzip', 'lz4', 'zstd', 'xz', 'lzo']) {
+    for (const comp of comps) {
       const img = path.join(dir, `${comp}.sqfs`);
       const compArgs = comp === 'none' ? ['-noI', '-noD', '-noF', '-noX'] : ['-comp', comp];
       sh('mksquashfs', [src, img, '-noappend', '-no-progress', '-quiet', ...compArgs]);

@@ -13,6 +13,7 @@ import { allCodecs, codecById, codecByName, lazyCodecById, type Codec } from '..
 import { _setLz4DecoderForTest, lz4DecoderName, lz4NativeDecoder } from '../src/codec/lz4';
 import { liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
 import { _setGzipIntoForTest, gzipHandleSource, gzipIntoName } from '../src/codec/gzip';
+import { _setLzoDecoderForTest, lzoDecoderName } from '../src/codec/lzo';
 import { _setXzDecoderForTest, xzDecoderName } from '../src/codec/xz';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { SquashfsError } from '../src/errors';
@@ -393,7 +394,7 @@ describe('registry', () => {
         .filter((c) => lazyCodecById(c.id).decompressInto)
         .map((c) => c.name)
         .sort(),
-      ['gzip', 'lz4', 'zstd'],
+      ['gzip', 'lz4', 'lzo', 'zstd'],
     );
   });
 });
@@ -449,6 +450,13 @@ function decoderChoices(codec: Codec): { label: string; use: () => void; reset: 
           .filter((d) => d !== lz4DecoderName() && (d !== 'liblz4' || liblz4DecoderAvailable()) && (d !== 'lz4-napi' || lz4NativeDecoder()))
           .map((d) => ({ label: `lz4 (${d})`, use: () => _setLz4DecoderForTest(d), reset: () => _setLz4DecoderForTest('auto') })),
       ];
+    case 'lzo':
+      return lzoDecoderName() === 'liblzo'
+        ? [
+            { ...auto, label: 'lzo (liblzo)' },
+            { label: 'lzo (ours)', use: () => _setLzoDecoderForTest('builtin'), reset: () => _setLzoDecoderForTest('auto') },
+          ]
+        : [auto];
     case 'xz':
       return xzDecoderName() === 'liblzma'
         ? [

@@ -22,6 +22,8 @@ import { _setLz4DecoderForTest, lz4NativeDecoder } from '../src/codec/lz4';
 import { liblz4DecoderAvailable } from '../src/codec/lz4-liblz4';
 import { _setZstdBackendForTest, zstdBackend } from '../src/codec/zstd';
 import { _setGzipIntoForTest, gzipIntoName } from '../src/codec/gzip';
+import { _setLzoDecoderForTest } from '../src/codec/lzo';
+import { liblzoAvailable } from '../src/codec/lzo-liblzo';
 import { xorshift32 } from '../src/util/xorshift';
 import { skipUnless } from './oracle/tools';
 import { mksquashfs, tempDir } from './craft/image';
@@ -54,6 +56,11 @@ function variants(comp: string): Variant[] {
       r.push({ label: 'zstd (fzstd)', use: () => _setZstdBackendForTest('fzstd'), reset: () => _setZstdBackendForTest('auto'), lenient: true });
       return r;
     }
+    case 'lzo': {
+      const r: Variant[] = [{ label: 'lzo (ours)', use: () => _setLzoDecoderForTest('builtin'), reset: () => _setLzoDecoderForTest('auto') }];
+      if (liblzoAvailable()) r.push({ label: 'lzo (liblzo)', use: () => _setLzoDecoderForTest('liblzo'), reset: () => _setLzoDecoderForTest('auto') });
+      return r;
+    }
     case 'gzip': {
       const r: Variant[] = [{ label: `gzip (${gzipIntoName()})`, use: none, reset: none }];
       if (gzipIntoName() === 'handle') r.push({ label: 'gzip (inflateSync)', use: () => _setGzipIntoForTest('inflateSync'), reset: () => _setGzipIntoForTest('auto') });
@@ -64,7 +71,7 @@ function variants(comp: string): Variant[] {
   }
 }
 
-const COMPRESSORS = ['lz4', 'zstd', 'gzip'];
+const COMPRESSORS = ['lz4', 'zstd', 'gzip', 'lzo'];
 const ready = skipUnless('stream decoders against mksquashfs', 'mksquashfs');
 
 /**

@@ -55,7 +55,7 @@ const table: ReadonlyArray<{ id: number; name: CodecName; load: () => Codec; int
   // into: the codec has decompressInto (lazyCodecById must say so before the module is loaded).
   { id: 1, name: 'gzip', load: () => (require('./gzip') as typeof import('./gzip')).gzipCodec, into: true },
   { id: 2, name: 'lzma', load: () => (require('./lzma') as typeof import('./lzma')).lzmaCodec, into: false },
-  { id: 3, name: 'lzo', load: () => (require('./lzo') as typeof import('./lzo')).lzoCodec, into: false },
+  { id: 3, name: 'lzo', load: () => (require('./lzo') as typeof import('./lzo')).lzoCodec, into: true },
   { id: 4, name: 'xz', load: () => (require('./xz') as typeof import('./xz')).xzCodec, into: false },
   { id: 5, name: 'lz4', load: () => (require('./lz4') as typeof import('./lz4')).lz4Codec, into: true },
   { id: 6, name: 'zstd', load: () => (require('./zstd') as typeof import('./zstd')).zstdCodec, into: true },
@@ -90,6 +90,16 @@ export function lazyCodecById(id: number): Codec {
   };
   if (e.into) lazy.decompressInto = (input, out) => (codec ??= load(e)).decompressInto!(input, out);
   return lazy;
+}
+
+/**
+ * Whether this codec's blocks take a millisecond or more to decode here (decompress-pool.ts's
+ * decodesAhead): xz and legacy lzma always, lzo only where liblzo's decoder did not build.
+ */
+export function decodesSlowly(name: CodecName): boolean {
+  if (name === 'xz' || name === 'lzma') return true;
+  if (name === 'lzo') return (require('./lzo') as typeof import('./lzo')).lzoDecoderName() === 'builtin';
+  return false;
 }
 
 export function codecByName(name: string): Codec {

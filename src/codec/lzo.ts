@@ -22,6 +22,7 @@
  * A first byte above 17 is special: a literal run of (byte - 17) bytes, after which state is min(run, 4).
  */
 import type { Codec } from './index';
+import { liblzoAvailable, liblzoDecodeInto } from './lzo-liblzo';
 import { checkArgs, corrupt, finish } from './util';
 
 function truncated(what: string, ip: number, iend: number) {
@@ -305,9 +306,40 @@ export function lzo1xCompress(src: Uint8Array, depth = 16): Uint8Array | null {
   return op < n ? out.subarray(0, op) : null;
 }
 
+export type LzoDecoder = 'liblzo' | 'builtin';
+let decoder: 'auto' | LzoDecoder = 'auto';
+/** Forces one decoder (tests and benchmarks only). */
+export function _setLzoDecoderForTest(which: 'auto' | LzoDecoder): void {
+  decoder = which;
+}
+/** The decoder lzo blocks get: liblzo's safe decoder where the addon built (about 2x ours), else ours. */
+export function lzoDecoderName(): LzoDecoder {
+  if (decoder === 'auto') return liblzoAvailable() ? 'liblzo' : 'builtin';
+  return decoder;
+}
+
+/** Decodes with the chosen decoder into `out` (its length is the limit); returns the decoded length. */
+function lzoDecompressInto(src: Uint8Array, out: Uint8Array): number {
+  checkArgs('lzo', src, out.length);
+  if (lzoDecoderName() === 'builtin') {
+    const r = lzo1xDecompress(src, out.length);
+    out.set(r);
+    return r.length;
+  }
+  const n = liblzoDecodeInto(src, out);
+  if (typeof n === 'string') throw corrupt('lzo', `malformed block (liblzo: ${n}; output limit ${out.length})`);
+  return n;
+}
+
 export const lzoCodec: Codec = {
   id: 3,
   name: 'lzo',
-  decompress: lzo1xDecompress,
+  decompress(src: Uint8Array, maxOutput: number): Uint8Array {
+    if (lzoDecoderName() === 'builtin') return lzo1xDecompress(src, maxOutput);
+    checkArgs('lzo', src, maxOutput);
+    const out = Buffer.allocUnsafe(maxOutput);
+    return finish(out, lzoDecompressInto(src, out));
+  },
+  decompressInto: lzoDecompressInto,
   compress: (input: Uint8Array) => lzo1xCompress(input),
 };

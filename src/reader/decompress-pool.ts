@@ -8,6 +8,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { decodesSlowly } from '../codec';
 import { SquashfsError, type ErrorCode } from '../errors';
 import { decodeBlockWord } from '../format/data-block';
 import { Flag } from '../format/constants';
@@ -17,14 +18,15 @@ import type { DecompressReply, DecompressStop } from './decompress-worker';
 
 /**
  * Whether a whole-file pass over this image should decode its large files ahead in the pool: only
- * where decoding a block costs milliseconds (xz, legacy lzma, and lzo, whose decoder is ours in
- * JavaScript, ~1.3 ms a block). For gzip, lz4 and zstd, posting a block to a worker and back costs
- * more than decoding it on this thread into a reused buffer (DataReader.stream with the codec's
- * decompressInto): `distri cat` of a 64 MiB file took 10x the CPU time through the pool for lz4,
- * 5x for zstd, 2x for gzip, and more wall time too (bench/README-extract.md).
+ * where decoding a block costs milliseconds (xz, legacy lzma, and lzo where liblzo's decoder did not
+ * build and ours in JavaScript decodes it, ~1.3 ms a block). For gzip, lz4, zstd and liblzo's lzo,
+ * posting a block to a worker and back costs more than decoding it on this thread into a reused
+ * buffer (DataReader.stream with the codec's decompressInto): `distri cat` of a 64 MiB file took
+ * 10x the CPU time through the pool for lz4, 5x for zstd, 2x for gzip, and more wall time too
+ * (bench/README-extract.md).
  */
 export function decodesAhead(img: Image, slowCodecs: readonly string[] = ['xz', 'lzma', 'lzo']): boolean {
-  return !(img.superblock.flags & Flag.UNCOMPRESSED_DATA) && slowCodecs.includes(img.codec.name);
+  return !(img.superblock.flags & Flag.UNCOMPRESSED_DATA) && slowCodecs.includes(img.codec.name) && decodesSlowly(img.codec.name);
 }
 
 export class DecompressPool {
