@@ -37,7 +37,7 @@
  * unparsable meta becomes a record with `error` set, so that it is reported once and not re-read on
  * every mount until the file changes.
  */
-import * as crypto from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -348,6 +348,8 @@ export class StoreIndex {
         real = path.resolve(store);
       }
       const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+      // node:crypto only here: loading it costs the serving thread ~10 ms of its start-up.
+      const crypto = require('node:crypto') as typeof Crypto;
       return path.join(cache, 'distri', 'store-index', crypto.createHash('sha256').update(real).digest('hex'));
     }
   }
