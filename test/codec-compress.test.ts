@@ -134,7 +134,7 @@ test('without the native addons (an npm ci with no compiler) pack uses our encod
       assert.equal(quiet.stderr, '', '--quiet says nothing');
     }
     // The reader never needs an addon: cat of an xz image and of an lzo image (liblzo's decoder
-    // missing: ours, decoded ahead in the pool for a file this large) work from this install too.
+    // missing: ours decodes it) work from this install too.
     const lzo = path.join(work, 'lzo.sqfs');
     const packed = spawnSync(process.execPath, [cliWithout, 'pack', src, lzo, '--comp', 'lzo', '--quiet'], { encoding: 'utf8' });
     assert.equal(packed.status, 0, packed.stderr);
