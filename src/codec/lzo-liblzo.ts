@@ -1,9 +1,9 @@
 /**
  * LZO1X blocks decoded by liblzo's own safe decoder, lzo1x_decompress_safe (minilzo 2.09), through
  * the `lzo` npm package (0.4.11: an MIT binding around the minilzo it bundles, which is
- * GPL-2.0-or-later; built with node-gyp at install, like lz4 and zstd-napi). An optional dependency: where it did not
- * build, lzo blocks are decoded by our own decoder (lzo.ts), which gives the same bytes and the
- * same verdicts at about half the speed (bench/README-codecs.md).
+ * GPL-2.0-or-later; built with node-gyp at install, like lz4 and zstd-napi). An optional
+ * dependency: where it did not build, lzo blocks are decoded by our own decoder (lzo.ts), which
+ * gives the same bytes and the same verdicts at about half the speed (bench/README-codecs.md).
  *
  * lzo1x_decompress_safe checks every read of the input and every write and back-reference of the
  * output against the lengths it is given, as our decoder does, so hostile blocks are safe to hand
