@@ -88,6 +88,27 @@ describe('LruCache', () => {
     c.set(1, 'a');
     assert.equal(c.get(1), 'a');
   });
+
+  test('delete, evictOldest and values keep the recency order and the byte count (what BlockCache uses)', () => {
+    const c = new LruCache<number, string>(100, (v) => v.length);
+    for (const [k, v] of [
+      [1, 'a'],
+      [2, 'bb'],
+      [3, 'ccc'],
+      [4, 'dddd'],
+    ] as const)
+      c.set(k, v);
+    c.get(1); // order now 2, 3, 4, 1
+    assert.deepEqual([...c.values()], ['bb', 'ccc', 'dddd', 'a']);
+    assert.equal(c.delete(3), 'ccc');
+    assert.equal(c.delete(3), undefined);
+    assert.deepEqual(c.evictOldest(), [2, 'bb']);
+    assert.deepEqual([...c.values()], ['dddd', 'a']);
+    assert.equal(c.usedBytes, 5);
+    assert.deepEqual([c.evictOldest(), c.evictOldest(), c.evictOldest()], [[4, 'dddd'], [1, 'a'], undefined]);
+    assert.equal(c.size, 0);
+    assert.equal(c.usedBytes, 0);
+  });
 });
 
 describe('BlockCache', () => {
@@ -107,6 +128,15 @@ describe('BlockCache', () => {
     assert.equal(c.size, 3);
     assert.equal(c.usedBytes, 9);
     assert.equal(c.evictions, 1);
+    c.put(3, fill(7)); // the same key again: its old slot is freed and reused, nothing evicted
+    assert.deepEqual([...c.get(3)!], [7, 7, 7]);
+    assert.equal(c.evictions, 1);
+    assert.equal(c.size, 3);
+    c.clear();
+    assert.equal(c.size, 0);
+    assert.equal(c.usedBytes, 0);
+    c.put(5, fill(5));
+    assert.equal(c.allocatedBytes, 12, 'clear keeps the slots for reuse');
   });
 
   test('a fill that throws caches nothing and loses no slot', () => {

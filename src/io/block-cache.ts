@@ -12,10 +12,15 @@
  * The price is the zero-copy promise: a view of a cached block is valid only until the next block
  * is put into the cache (it may take that very slot). Callers copy out at once (readInto does);
  * whoever needs to keep bytes across reads uses the garbage-collected LruCache instead.
+ *
+ * Recency is LruCache's own (its linked list, from key to slot index): the two caches share one
+ * notion of "least recently used", and a hit relinks two pointers instead of re-inserting the key.
  */
+import { LruCache } from './lru';
+
 export class BlockCache {
-  /** key → slot index; Map order is recency (the first key is the least recently used). */
-  private readonly map = new Map<number, number>();
+  /** key → slot index, in LruCache's recency order; bounded by the slots, not by its own limit. */
+  private readonly map = new LruCache<number, number>(Infinity, () => 1);
   /** Each slot's full block-size buffer, and the view of its filled part. */
   private readonly slots: Buffer[] = [];
   private readonly views: Uint8Array[] = [];
@@ -45,8 +50,6 @@ export class BlockCache {
       return undefined;
     }
     this.hits++;
-    this.map.delete(key);
-    this.map.set(key, slot);
     return this.views[slot];
   }
 
@@ -56,11 +59,8 @@ export class BlockCache {
    * Returns a view of the filled part, valid until the next put.
    */
   put(key: number, fill: (slot: Buffer) => number): Uint8Array {
-    const old = this.map.get(key);
-    if (old !== undefined) {
-      this.map.delete(key);
-      this.release(old);
-    }
+    const old = this.map.delete(key);
+    if (old !== undefined) this.release(old);
     const slot = this.takeSlot();
     let n: number;
     try {
@@ -92,8 +92,7 @@ export class BlockCache {
       return this.slots.length - 1;
     }
     // Full: the least recently used block gives up its slot.
-    const [key, slot] = this.map.entries().next().value as [number, number];
-    this.map.delete(key);
+    const [, slot] = this.map.evictOldest()!;
     this.evictions++;
     this.bytes -= this.views[slot]!.length;
     this.views[slot] = EMPTY;

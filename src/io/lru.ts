@@ -67,6 +67,31 @@ export class LruCache<K, V> {
     }
   }
 
+  /** Removes `key`; returns its value, or undefined when it was not cached. */
+  delete(key: K): V | undefined {
+    const e = this.map.get(key);
+    if (e === undefined) return undefined;
+    this.map.delete(key);
+    this.unlink(e);
+    this.bytes -= e.cost;
+    return e.value;
+  }
+
+  /** Removes the least recently used entry and returns it (BlockCache reuses its slot). */
+  evictOldest(): [K, V] | undefined {
+    const e = this.oldest;
+    if (e === undefined) return undefined;
+    this.map.delete(e.key);
+    this.unlink(e);
+    this.bytes -= e.cost;
+    return [e.key, e.value];
+  }
+
+  /** The cached values, least recently used first. */
+  *values(): IterableIterator<V> {
+    for (let e = this.oldest; e; e = e.newer) yield e.value;
+  }
+
   /** get, or compute and insert. */
   getOrLoad(key: K, load: () => V): V {
     const v = this.get(key);
