@@ -18,6 +18,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, repoRoot, skipUnless, type Availability } from './oracle/tools';
 import { plainMountCommandLine } from '../src/cli/commands/mount';
+import { daemonFirstCommand, notifyPipeIn, servesHere } from '../src/cli/daemon-first';
+import { kernelTransportWanted } from '../src/fuse/mount-env';
+import { scanArgv } from '../src/util/argv-scan';
 import { buildProgram } from '../src/cli/main';
 
 const root = repoRoot();
@@ -428,5 +431,64 @@ test("the daemon's reading of a plain mount command line is commander's, and it 
     ['mount', 'a', 'b', '-o'],
   ]) {
     assert.equal(plainMountCommandLine(args), undefined, args.join(' '));
+  }
+});
+
+test('the look at argv before any parser: which runs start their daemon first, serve here, and what they name', () => {
+  // One reading of the words (src/util/argv-scan.ts) behind four questions asked before commander
+  // is loaded. Option values are never taken for options or operands, and `--` ends the options.
+  assert.deepEqual(scanArgv(['-v', 'mount', '-fo', 'uid=1', '--transport', 'kernel', '--pid-file=p', 'a', '--', '-x']), [
+    { kind: 'short', letters: 'v' },
+    { kind: 'operand', text: 'mount' },
+    { kind: 'short', letters: 'fo', value: 'uid=1' },
+    { kind: 'long', name: '--transport', value: 'kernel' },
+    { kind: 'long', name: '--pid-file', value: 'p' },
+    { kind: 'operand', text: 'a' },
+    { kind: 'end' },
+    { kind: 'operand', text: '-x' },
+  ]);
+  const none = {};
+  const first: Array<[string[], 'mount' | 'fuse' | undefined]> = [
+    [['mount', 'a.sqfs', 'mnt'], 'mount'],
+    [['-v', 'fuse', '--store', 's', 'ro'], 'fuse'],
+    [['mount', 'debug.sqfs', 'mnt'], 'mount'], // a name with "debug" in it is not -o debug
+    [['mount', '-o', 'ro,debug', 'a', 'b'], undefined],
+    [['mount', '-ffoo', 'a', 'b'], undefined],
+    [['mount', '-fd', 'a', 'b'], undefined],
+    [['fuse', '--foreground', 'ro'], undefined],
+    [['mount', '--help'], undefined],
+    [['mount', 'a', '--', 'b'], undefined],
+    [['fuse', '--store', 'mount', 'ro'], 'fuse'], // a value is not the command
+    [['info', 'a.sqfs'], undefined],
+  ];
+  for (const [argv, want] of first) assert.equal(daemonFirstCommand(argv, none), want, argv.join(' '));
+  assert.equal(daemonFirstCommand(['mount', 'a', 'b'], { DISTRI_NO_EARLY_DAEMON: '1' }), undefined);
+
+  const serves: Array<[string[], boolean]> = [
+    [['mount', '-f', 'a', 'b'], true],
+    [['fuse', '-d', 'ro'], true],
+    [['fuse', '--debug', 'ro'], true],
+    [['mount', 'a', 'b'], false],
+    [['mount', '-o', 'fd=3', 'a', 'b'], false], // -o's value is not -f -d
+    [['mount', '-fh'], false],
+    [['mount', '--', '-f', 'b'], false],
+  ];
+  for (const [argv, want] of serves) assert.equal(servesHere(argv, none), want, argv.join(' '));
+  assert.equal(servesHere(['mount', 'a', 'b'], { DISTRI_MOUNT_READY_FD: '3' }), true);
+
+  assert.equal(notifyPipeIn(['mount', '-o', 'ro,notify_pipe=rel/f', 'a', 'b']), path.resolve('rel/f'));
+  assert.equal(notifyPipeIn(['fuse', '--notify-pipe', '/abs/f', 'ro']), '/abs/f');
+  assert.equal(notifyPipeIn(['fuse', '--notify-pipe=x', 'ro']), path.resolve('x'));
+  assert.equal(notifyPipeIn(['mount', 'a', 'b']), undefined);
+
+  const before = process.env.DISTRI_TRANSPORT;
+  delete process.env.DISTRI_TRANSPORT;
+  try {
+    assert.equal(kernelTransportWanted(['mount', 'a', 'b']), true);
+    assert.equal(kernelTransportWanted(['mount', '--transport', 'libfuse', 'a', 'b']), false);
+    assert.equal(kernelTransportWanted(['mount', '--transport=libfuse', '--transport', 'kernel', 'a', 'b']), true);
+    assert.equal(kernelTransportWanted(['mount', '--', '--transport', 'libfuse']), true);
+  } finally {
+    if (before !== undefined) process.env.DISTRI_TRANSPORT = before;
   }
 });

@@ -21,6 +21,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../fuse/bundles';
 import { EARLY_ENV, READY_ENV, mark, writeNotifyFailure } from '../fuse/mount-env';
+import { hasLong, hasShort, lastLong, optionItems, scanArgv } from '../util/argv-scan';
 
 /** How long the command waits for the daemon to say it is mounted (as spawnDaemon). */
 const READY_WAIT_MS = 30_000;
@@ -33,16 +34,14 @@ const COMMAND_OWN = new Set(['help', 'version', 'foreground', 'debug']);
 /** The command whose daemon to start first (mount or fuse), or undefined to run the command line as usual. */
 export function daemonFirstCommand(argv: readonly string[], env: NodeJS.ProcessEnv): 'mount' | 'fuse' | undefined {
   if (env[READY_ENV] !== undefined || env.DISTRI_NO_EARLY_DAEMON) return undefined;
-  const first = argv.find((a) => !a.startsWith('-'));
-  if (first !== 'mount' && first !== 'fuse') return undefined;
-  for (const a of argv) {
-    if (a === '--') return undefined;
-    if (a.startsWith('--')) {
-      if (COMMAND_OWN.has(a.slice(2).split('=')[0]!)) return undefined;
-    } else if (a.startsWith('-') && !a.startsWith('-o') && /[fdhV]/.test(a.slice(1))) return undefined; // -f, -d, -h, clusters
-    if (a.includes('debug')) return undefined; // -o debug: libfuse's debug output, in the foreground
-  }
-  return first;
+  const words = scanArgv(argv);
+  const first = words.find((w) => w.kind === 'operand');
+  if (first?.kind !== 'operand' || (first.text !== 'mount' && first.text !== 'fuse')) return undefined;
+  if (words.some((w) => w.kind === 'end')) return undefined; // operands that look like options: the parser's call
+  if (words.some((w) => w.kind === 'long' && COMMAND_OWN.has(w.name.slice(2)))) return undefined;
+  if (hasShort(words, 'fdhV')) return undefined; // -f, -d, -h, in clusters too
+  if (optionItems(words).includes('debug')) return undefined; // -o debug: libfuse's debug output, in the foreground
+  return first.text;
 }
 
 /**
@@ -51,9 +50,10 @@ export function daemonFirstCommand(argv: readonly string[], env: NodeJS.ProcessE
  * parsed (prestartServingThread in ../fuse/kernel/transport.ts). --help never serves.
  */
 export function servesHere(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
-  if (argv.some((a) => a === '--help' || (/^-[^-]/.test(a) && !a.startsWith('-o') && a.includes('h')))) return false;
+  const words = scanArgv(argv);
+  if (hasLong(words, '--help') || hasShort(words, 'h')) return false;
   if (env[READY_ENV] !== undefined) return true;
-  return argv.some((a) => a === '--foreground' || a === '--debug' || (/^-[^-]/.test(a) && !a.startsWith('-o') && /[fd]/.test(a)));
+  return hasLong(words, '--foreground', '--debug') || hasShort(words, 'fd');
 }
 
 /**
@@ -61,15 +61,12 @@ export function servesHere(argv: readonly string[], env: NodeJS.ProcessEnv): boo
  * items; `--notify-pipe F` for fuse), resolved against this directory, as the daemon resolves it.
  */
 export function notifyPipeIn(argv: readonly string[]): string | undefined {
-  let found: string | undefined;
-  argv.forEach((a, i) => {
-    if (a === '--notify-pipe') found = argv[i + 1];
-    else if (a.startsWith('--notify-pipe=')) found = a.slice('--notify-pipe='.length);
-    else if (a === '-o' || (a.startsWith('-o') && !a.startsWith('--'))) {
-      const items = a === '-o' ? argv[i + 1] : a.slice(2);
-      for (const item of (items ?? '').split(',')) if (item.startsWith('notify_pipe=')) found = item.slice('notify_pipe='.length);
-    }
-  });
+  const words = scanArgv(argv);
+  const item = optionItems(words)
+    .filter((i) => i.startsWith('notify_pipe='))
+    .pop()
+    ?.slice('notify_pipe='.length);
+  const found = item ?? lastLong(words, '--notify-pipe');
   return found ? path.resolve(found) : undefined;
 }
 

@@ -4,6 +4,7 @@
  * the image reader (node:fs is part of Node's own start-up).
  */
 import * as fs from 'node:fs';
+import { lastLong, scanArgv } from '../util/argv-scan';
 
 /**
  * The data-block cache of a one-image mount, in MiB. FUSE asks for 4 KiB at a time on random reads
@@ -32,12 +33,7 @@ export const EARLY_ENV = 'DISTRI_MOUNT_EARLY';
  * that is dropped.
  */
 export function kernelTransportWanted(argv: readonly string[]): boolean {
-  let want = process.env.DISTRI_TRANSPORT ?? 'auto';
-  argv.forEach((a, i) => {
-    if (a === '--transport' && i + 1 < argv.length) want = argv[i + 1]!;
-    else if (a.startsWith('--transport=')) want = a.slice('--transport='.length);
-  });
-  return want !== 'libfuse';
+  return (lastLong(scanArgv(argv), '--transport') ?? process.env.DISTRI_TRANSPORT ?? 'auto') !== 'libfuse';
 }
 
 /** DISTRI_MOUNT_TIMING=1: start-up milestones on stderr, in ms since the process started. */

@@ -11,6 +11,7 @@ import { Command } from 'commander';
 import type { MountOptions, MountResult } from '../../fuse/daemon';
 import { DAEMON_BUNDLE, bundleOr, fuseDirOf } from '../../fuse/bundles';
 import { DEFAULT_CACHE_MIB, EARLY_ENV, OPTIONS_ENV, READY_ENV as readyEnvName, mark, writeNotifyFailure } from '../../fuse/mount-env';
+import { scanArgv } from '../../util/argv-scan';
 
 type DaemonModule = typeof import('../../fuse/daemon');
 // Loaded on a failure only: ../common loads commander, which a daemon reading a plain command line
@@ -247,22 +248,16 @@ export function plainMountCommandLine(args: readonly string[]): { image: string;
   if (args[0] !== 'mount') return undefined;
   const operands: string[] = [];
   const flags: MountFlags = { transport: process.env.DISTRI_TRANSPORT ?? 'auto', options: [] };
-  for (let i = 1; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('-')) {
-      operands.push(a);
+  for (const w of scanArgv(args.slice(1))) {
+    if (w.kind === 'operand') {
+      operands.push(w.text);
       continue;
     }
-    let name: string;
-    let value: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) [name, value] = [a.slice(0, eq), a.slice(eq + 1)];
-    else if (a.startsWith('-o') && a.length > 2) [name, value] = ['-o', a.slice(2)];
-    else [name, value] = [a, args[++i]];
-    if (value === undefined || value.startsWith('-')) return undefined;
-    if (name === '-o' || name === '--options') flags.options.push(value);
-    else if (name === '--pid-file') flags.pidFile = value;
-    else if (name === '--transport') flags.transport = value;
+    if (w.kind === 'end' || w.value === undefined || w.value.startsWith('-')) return undefined;
+    const name = w.kind === 'short' ? `-${w.letters}` : w.name;
+    if (name === '-o' || name === '--options') flags.options.push(w.value);
+    else if (name === '--pid-file') flags.pidFile = w.value;
+    else if (name === '--transport') flags.transport = w.value;
     else return undefined;
   }
   return operands.length === 2 ? { image: operands[0]!, mountpoint: operands[1]!, flags } : undefined;
