@@ -117,10 +117,18 @@ class DirChain {
   }
 }
 
+/** `/proc/self/fd/FD/` by descriptor number: the same bytes whatever FD holds, so kept. */
+const procDirs: Buffer[] = [];
+
 /** /proc/self/fd/FD/NAME as bytes: NAME resolved inside the directory that FD holds. */
 export function procPath(fd: number, name?: Uint8Array): Buffer {
-  const head = Buffer.from(`/proc/self/fd/${fd}`);
-  return name ? Buffer.concat([head, Buffer.of(SLASH), name]) : head;
+  const dir = (procDirs[fd] ??= Buffer.from(`/proc/self/fd/${fd}/`));
+  // One allocation per path (this runs several times per extracted entry).
+  if (!name) return dir.subarray(0, dir.length - 1);
+  const out = Buffer.allocUnsafe(dir.length + name.length);
+  dir.copy(out, 0);
+  out.set(name, dir.length);
+  return out;
 }
 
 /** The same for a child process, which must name our pid. */
@@ -259,7 +267,9 @@ export class SafeTree {
     const dir = comps.slice(0, -1);
     const name = comps[comps.length - 1]!;
     checkComponent(name, dir);
-    const key = Buffer.concat(comps.flatMap((c, i) => (i ? [Buffer.of(SLASH), c] : [c]))).toString('latin1');
+    // The path as a string of its bytes, one character per byte (names are at most 256 bytes).
+    let key = '';
+    for (let i = 0; i < comps.length; i++) key += (i ? '/' : '') + String.fromCharCode(...comps[i]!);
     if (this.created.has(key)) throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is extracted twice (duplicate names in the image)`, 'extraction');
     this.created.add(key);
     const parent = this.chain.fd(dir);
