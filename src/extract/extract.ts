@@ -32,6 +32,7 @@ import type { FileInode, Inode } from '../format/inode';
 import { DecompressPool, decodesAhead, parallelChunks } from '../reader/decompress-pool';
 import type { Image } from '../reader/image';
 import { walk } from '../reader/walk';
+import { isAllZero } from '../util/zero';
 import { SafeTree, type EntryKind } from './safe-tree';
 import { restoreXattrs, type XattrJob } from './xattr-restore';
 
@@ -203,7 +204,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
             const take = (group: readonly Uint8Array[]) => {
               for (const chunk of group) {
                 // All-zero blocks (holes in the image, or zeros) become holes; ftruncate sets the size.
-                if (isZero(chunk, zeros)) flush();
+                if (isAllZero(chunk, zeros)) flush();
                 else {
                   if (run.length === 0) runStart = pos;
                   run.push(chunk);
@@ -345,11 +346,6 @@ function writeAllv(fd: number, bufs: Uint8Array[], pos: number): void {
       break;
     }
   }
-}
-
-function isZero(chunk: Uint8Array, zeros: Uint8Array): boolean {
-  if (chunk.length > zeros.length) return false;
-  return Buffer.compare(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length), Buffer.from(zeros.buffer, 0, chunk.length)) === 0;
 }
 
 /**

@@ -35,6 +35,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
+import { preadFully } from '../io/pread';
 import { Image } from '../reader/image';
 import { EXCHANGE_DIRS } from '../store/exchange';
 import { parseMeta, type RuntimeUnion } from '../store/meta';
@@ -207,12 +208,7 @@ export function hashFile(file: string, chunkSize: number): { size: number; sha25
   try {
     for (;;) {
       // Fill the buffer completely (a short read is not the end of a regular file).
-      let got = 0;
-      while (got < chunkSize) {
-        const n = fs.readSync(fd, buf, got, chunkSize - got, size + got);
-        if (n === 0) break;
-        got += n;
-      }
+      const got = preadFully(fd, buf, size);
       if (got === 0) break;
       const piece = buf.subarray(0, got);
       whole.update(piece);

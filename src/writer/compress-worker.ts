@@ -7,10 +7,11 @@
  * CompressPool, one per CPU at most, so that block compression, the CPU-bound part of packing, runs
  * beside the thread that reads files and writes the image.
  */
-import * as fs from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import { codecByName, type CompressOptions } from '../codec';
 import { errnoWords } from '../io/errno';
+import { preadFully, shrankMessage } from '../io/pread';
+import { isAllZero } from '../util/zero';
 import { CTL, NO_FD, READ_FAILED, RESULT_ERROR, RESULT_HOLE, RESULT_NOT_SMALLER, SLOT_DONE, ctlLayout } from './compress-pool';
 
 const {
@@ -35,27 +36,23 @@ if (!codec.compress) throw new Error(`codec ${name} cannot compress`);
 const compress = codec.compress.bind(codec);
 const compressInto = codec.compressInto?.bind(codec);
 const { ring, state, len: lens, result, fd: fds } = ctlLayout(slots);
-const zero = Buffer.alloc(blockSize);
+const zero = new Uint8Array(blockSize);
 
 /** A failed read of a job's block: its words are the message the pool hands on with the file's name. */
 class ReadFailure extends Error {}
 
 /** Reads the slot's block from the file; true when it is all zeros (a hole, as the packing thread decides). */
 function readSlot(slot: number, len: number, fd: number): boolean {
-  const input = Buffer.from(shared, 2 * slot * blockSize, len);
+  const input = new Uint8Array(shared, 2 * slot * blockSize, len);
   const position = positions[slot]!;
-  let done = 0;
+  let done: number;
   try {
-    while (done < len) {
-      const n = fs.readSync(fd, input, done, len - done, position + done);
-      if (n === 0) break;
-      done += n;
-    }
+    done = preadFully(fd, input, position);
   } catch (e) {
     throw new ReadFailure(`cannot read: ${errnoWords(e)}`);
   }
-  if (done !== len) throw new ReadFailure(`read ${done} bytes at ${position}, expected ${len} (did the file shrink while packing?)`);
-  return input.equals(zero.subarray(0, len));
+  if (done !== len) throw new ReadFailure(shrankMessage(done, position, len));
+  return isAllZero(input, zero);
 }
 // Codecs without compressInto get the block in ordinary memory: native bindings are not all known
 // to accept shared memory, and one copy of a block costs far less than compressing it.

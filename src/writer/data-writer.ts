@@ -25,9 +25,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { SquashfsError } from '../errors';
 import { errnoWords } from '../io/errno';
+import { shrankMessage } from '../io/pread';
 import { DATA_BLOCK_UNCOMPRESSED, NO_INDEX } from '../format/constants';
 import type { CompressPool, Slot } from './compress-pool';
 import type { FileContent } from './tree';
+import { isAllZero } from '../util/zero';
 
 export interface FileData {
   /** Absolute position of the first block (0 for a file without blocks). */
@@ -248,7 +250,7 @@ export class DataWriter {
   private stageFill = 0;
 
   private isZero(b: Uint8Array): boolean {
-    return Buffer.compare(b, this.zero.subarray(0, b.length)) === 0;
+    return isAllZero(b, this.zero);
   }
 
   /** Stores one file's contents; the result's fields are final once finish() has resolved. */
@@ -458,7 +460,7 @@ function writeAll(fd: number, data: Uint8Array, pos: number): void {
 function readFully(content: FileContent, position: number, buf: Uint8Array): void {
   const n = content.read(position, buf);
   if (n !== buf.length) {
-    throw new SquashfsError('IO', `${content.origin ?? 'file'}: read ${n} bytes at ${position}, expected ${buf.length} (did the file shrink while packing?)`);
+    throw new SquashfsError('IO', `${content.origin ?? 'file'}: ${shrankMessage(n, position, buf.length)}`);
   }
 }
 

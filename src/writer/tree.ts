@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
+import { preadFully } from '../io/pread';
 import { compareBytes } from '../format/directory';
 
 export interface Xattr {
@@ -113,19 +114,13 @@ export function fileContent(file: string | Buffer, size: number): FileContent {
     origin: file.toString(),
     fd: open,
     read(position, buf) {
-      let done = 0;
-      if (fd === undefined) open();
+      const at = open();
       try {
-        while (done < buf.length) {
-          const n = fs.readSync(fd!, buf, done, buf.length - done, position + done);
-          if (n === 0) break;
-          done += n;
-        }
+        return preadFully(at, buf, position);
       } catch (e) {
         // ENOENT (removed since the scan), EACCES, EIO: Node's message names the call and the path.
         throw new SquashfsError('IO', (e as Error).message, undefined, undefined, { cause: e });
       }
-      return done;
     },
     close() {
       if (fd !== undefined) fs.closeSync(fd);
