@@ -23,10 +23,11 @@ import type { DecompressReply, DecompressStop } from './decompress-worker';
  * posting a block to a worker and back costs more than decoding it on this thread into a reused
  * buffer (DataReader.stream with the codec's decompressInto): `distri cat` of a 64 MiB file took
  * 10x the CPU time through the pool for lz4, 5x for zstd, 2x for gzip, and more wall time too
- * (bench/README-extract.md).
+ * (bench/README-extract.md). `only`: the codecs a caller has measured the pool to pay for (extract:
+ * xz and lzma); by default every codec that decodes slowly here (decodesSlowly).
  */
-export function decodesAhead(img: Image, slowCodecs: readonly string[] = ['xz', 'lzma', 'lzo']): boolean {
-  return !(img.superblock.flags & Flag.UNCOMPRESSED_DATA) && slowCodecs.includes(img.codec.name) && decodesSlowly(img.codec.name);
+export function decodesAhead(img: Image, only?: readonly string[]): boolean {
+  return !(img.superblock.flags & Flag.UNCOMPRESSED_DATA) && (only?.includes(img.codec.name) ?? true) && decodesSlowly(img.codec.name);
 }
 
 export class DecompressPool {
