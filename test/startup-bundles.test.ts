@@ -195,6 +195,26 @@ test('the fast path loads only what the command uses', () => {
   }
 });
 
+test("an xz image loads liblzma's addon alone, not lzma-native's stream classes", () => {
+  // lzma-native's index builds Node streams on the addon (readable-stream and its dependencies):
+  // 20-30 ms of every process's and every decoding worker's first xz block, for nothing we call.
+  const tree = path.join(tmp, 'xz-tree');
+  fs.mkdirSync(path.join(tree, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'sub', 'a.txt'), 'a small file\n'.repeat(100));
+  const img = path.join(tmp, 'small-xz.sqfs');
+  const packed = distri(['pack', '--comp', 'xz', tree, img]);
+  assert.equal(packed.status, 0, packed.stderr);
+  const { files, out } = loaded(['cat', img, 'sub/a.txt']);
+  assert.equal(out.status, 0, out.stderr);
+  assert.equal(out.stdout, 'a small file\n'.repeat(100));
+  const lzma = files.filter((f) => f.includes(`${path.sep}lzma-native${path.sep}`) || f.includes('readable-stream'));
+  assert.deepEqual(
+    lzma.map((f) => path.relative(path.join(root, 'node_modules'), f)),
+    [path.join('lzma-native', 'build', 'Release', 'lzma_native.node')],
+    'the addon built at install, and nothing else of the package',
+  );
+});
+
 /** An image with one 3 MiB file (more than a pipe holds), made once. */
 let big: { img: string; content: Buffer } | undefined;
 function bigImage(): { img: string; content: Buffer } {

@@ -28,9 +28,20 @@ interface LzmaNative {
   MF_BT4: number;
 }
 
-/** The native module, or null when it is not installed, does not load here, or lacks the API. */
+/**
+ * The native module, or null when it is not installed, does not load here, or lacks the API. The
+ * addon alone, as postinstall built it: the package's index adds stream classes on top, and loading
+ * them (readable-stream and its dependencies) took 20-30 ms of every isolate's first xz block (the
+ * CLI's, and each decoding worker's). Everything used here (Stream and the constants) is the addon's
+ * own. Where postinstall could not build it, the index finds the prebuilt binary.
+ */
 export const liblzma = optionalModule((): LzmaNative => {
-  const m = require('lzma-native') as LzmaNative;
+  let m: LzmaNative;
+  try {
+    m = require('lzma-native/build/Release/lzma_native.node') as LzmaNative;
+  } catch {
+    m = require('lzma-native') as LzmaNative;
+  }
   if (typeof m.Stream !== 'function' || typeof new m.Stream().streamEncoder_ !== 'function') throw new Error('unexpected lzma-native API');
   return m;
 });
@@ -59,16 +70,25 @@ export function xzCompressLiblzma(input: Uint8Array, dictSize: number, bcj?: str
   return r.length < input.length ? r : null;
 }
 
-/** Feeds a whole input through a native stream synchronously and returns everything it produced. */
+/**
+ * Feeds a whole input through a native stream synchronously and returns everything it produced.
+ * The addon reports the end of the stream as a call with neither output nor error (and resets
+ * itself); a decoder that saw its stream's footer in the input has nothing left to finish, so the
+ * finishing call (which allocates and clears an output buffer of the stream's buffer size) is made
+ * only when the end was not seen: always for an encoder, and for a truncated or corrupt block, where
+ * it yields liblzma's error.
+ */
 function codeAll(s: Pick<NativeDecodeStream, 'bufferHandler' | 'code'>, input: Uint8Array): Buffer {
   const out: Buffer[] = [];
   let error: Error | null | undefined;
-  s.bufferHandler = (buf, _n, e) => {
+  let ended = false;
+  s.bufferHandler = (buf, n, e) => {
     if (e) error = e;
     else if (buf) out.push(buf);
+    else if (buf === null && n === undefined) ended = true;
   };
   s.code(Buffer.from(input.buffer, input.byteOffset, input.byteLength), false);
-  s.code(null, false);
+  if (!ended && !error) s.code(null, false);
   if (error) throw error;
   return out.length === 1 ? out[0]! : Buffer.concat(out);
 }
