@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readManifestFile, type Entry } from './oracle/manifest';
-import { repoRoot, requireTools } from './oracle/tools';
+import { isRoot, repoRoot, requireTools } from './oracle/tools';
 import { isoTime } from '../src/cli/format';
 
 const readFileText = (f: string) => fs.readFileSync(f, 'utf8');
@@ -223,6 +223,22 @@ test("a missing image or a directory is said in our words, not Node's", (t) => {
   assert.match(onto.err, new RegExp(`^distri: .*: ${out} is a directory, not an image`));
   assert.deepEqual(fs.readdirSync(out), [], 'no temporary file left in it');
   for (const r of [dir, absent, onto]) assert.doesNotMatch(r.err, /ENOENT|EISDIR|illegal operation|open '/);
+});
+
+test('pack names a file it may not read, in our words', (t) => {
+  // Root reads every file: the pack runs as nobody, on a tree with one file only root may read.
+  if (!requireTools(t, 'setpriv', isRoot())) return;
+  const d = tmpdir(t);
+  fs.chmodSync(d, 0o777);
+  const src = path.join(d, 'src');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'open'), 'x');
+  fs.writeFileSync(path.join(src, 'secret'), 'y', { mode: 0o600 });
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliPath, 'pack', '--quiet', src, path.join(d, 'o.sqfs')], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`^distri: pack ${src}: IO: ${path.join(src, 'secret')}: cannot open: permission denied\n$`));
+  assert.doesNotMatch(r.stderr, /EACCES|open '/);
+  assert.ok(!fs.existsSync(path.join(d, 'o.sqfs')), 'no image left behind');
 });
 
 test('every error line starts "distri:", usage errors included', () => {

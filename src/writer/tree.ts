@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SquashfsError } from '../errors';
 import { preadFully } from '../io/pread';
+import { errnoWords } from '../io/errno';
 import { compareBytes } from '../format/directory';
 
 export interface Xattr {
@@ -105,8 +106,9 @@ export function fileContent(file: string | Buffer, size: number): FileContent {
     try {
       return (fd ??= fs.openSync(file, 'r'));
     } catch (e) {
-      // ENOENT (removed since the scan), EACCES: Node's message names the call and the path.
-      throw new SquashfsError('IO', (e as Error).message, undefined, undefined, { cause: e });
+      // ENOENT (removed since the scan), EACCES: in our words, naming the file (as the compression
+      // workers' reads do).
+      throw new SquashfsError('IO', `${file.toString()}: cannot open: ${errnoWords(e)}`, undefined, undefined, { cause: e });
     }
   };
   return {
@@ -118,8 +120,7 @@ export function fileContent(file: string | Buffer, size: number): FileContent {
       try {
         return preadFully(at, buf, position);
       } catch (e) {
-        // ENOENT (removed since the scan), EACCES, EIO: Node's message names the call and the path.
-        throw new SquashfsError('IO', (e as Error).message, undefined, undefined, { cause: e });
+        throw new SquashfsError('IO', `${file.toString()}: cannot read: ${errnoWords(e)}`, undefined, undefined, { cause: e });
       }
     },
     close() {
