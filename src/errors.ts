@@ -45,6 +45,21 @@ export class SquashfsError extends Error {
   }
 }
 
+/**
+ * The codes that say a path someone asked for is missing or of the wrong type: the caller's mistake,
+ * not the image's (the CLI exits 2 for them and says them without the code).
+ */
+export const PATH_MISTAKES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['NOT_FOUND', 'NOT_A_DIRECTORY', 'IS_A_DIRECTORY', 'NOT_A_FILE', 'NOT_A_SYMLINK']);
+
+/**
+ * A SquashfsError whose code is one of PATH_MISTAKES. Known by its name, not by instanceof: a
+ * bundle (the mount daemon's) carries its own copy of the class, and the image it mounts may be
+ * opened by the unbundled modules.
+ */
+export function isPathMistake(e: unknown): e is SquashfsError {
+  return e instanceof Error && e.name === 'SquashfsError' && PATH_MISTAKES.has((e as SquashfsError).code);
+}
+
 export function isSquashfsError(e: unknown): e is SquashfsError {
   return e instanceof SquashfsError;
 }

@@ -241,6 +241,26 @@ test('pack names a file it may not read, in our words', (t) => {
   assert.ok(!fs.existsSync(path.join(d, 'o.sqfs')), 'no image left behind');
 });
 
+test('unmount says in our words what is wrong with its path, and touches no mount that is not FUSE', (t) => {
+  const d = tmpdir(t);
+  const missing = distri('unmount', path.join(d, 'nope'));
+  assert.deepEqual([missing.status, missing.err], [2, `distri: unmount ${path.join(d, 'nope')}: no such file or directory\n`]);
+  const plain = distri('unmount', d);
+  assert.deepEqual([plain.status, plain.err], [2, `distri: unmount ${d}: not mounted\n`]);
+  // As root, umount(8) would end any mount: distri unmount leaves a tmpfs alone.
+  if (!requireTools(t, 'mount', 'umount', 'findmnt', isRoot())) return;
+  const mnt = path.join(d, 'tmpfs');
+  fs.mkdirSync(mnt);
+  assert.equal(spawnSync('mount', ['-t', 'tmpfs', 'none', mnt]).status, 0);
+  try {
+    const other = distri('unmount', mnt);
+    assert.deepEqual([other.status, other.err], [2, `distri: unmount ${mnt}: not a FUSE mount (tmpfs); distri unmount ends only FUSE mounts\n`]);
+    assert.equal(spawnSync('findmnt', [mnt]).status, 0, 'the tmpfs is still mounted');
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+});
+
 test('every error line starts "distri:", usage errors included', () => {
   for (const args of [['ls'], ['bogus'], ['info', '--bogus', small], ['ls', small, 'a', 'b'], ['pack', '--comp', 'brotli', 'a', 'b']]) {
     const r = distri(...args);

@@ -7,6 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -189,14 +190,22 @@ forEachTransport((transport) => {
       });
     });
 
-    test('subdir= naming a file or nothing fails clearly', { skip: fuseSkip() }, async () => {
+    test('subdir= naming a file or nothing fails clearly, with the status of a missing path (2)', { skip: fuseSkip() }, async () => {
       const dir = makeMountpoint();
+      const img = images.get('gzip')!;
       try {
-        for (const sub of ['big.bin', 'nope']) {
-          const r = await run(process.execPath, [cliPath(), 'mount', '-o', `subdir=${sub}`, images.get('gzip')!, dir], { timeoutMs: 30_000 });
-          assert.equal(r.status, 1);
-          assert.match(r.stderr, sub === 'nope' ? /NOT_FOUND/ : /not a directory/);
-          assert.equal(mountedAt(dir), false);
+        // In the background (the daemon started first, or after parsing) and in the foreground.
+        for (const how of [[], ['-f']]) {
+          for (const env of [{}, { DISTRI_NO_EARLY_DAEMON: '1' }]) {
+            for (const sub of ['big.bin', 'nope']) {
+              const r = await run(process.execPath, [cliPath(), 'mount', ...how, '-o', `subdir=${sub}`, img, dir], { timeoutMs: 30_000, env: { ...process.env, ...env } });
+              const what = `mount ${how.join(' ')} subdir=${sub} ${JSON.stringify(env)}`;
+              assert.equal(r.status, 2, `${what}: ${r.stderr}`);
+              const why = sub === 'nope' ? 'no such directory in the image' : 'is a file, not a directory';
+              assert.equal(r.stderr, `distri: mount ${img} on ${dir}: subdir=${sub}: ${why}\n`, what);
+              assert.equal(mountedAt(dir), false);
+            }
+          }
         }
       } finally {
         assert.deepEqual(await forceCleanup(dir, undefined), []);
@@ -308,6 +317,24 @@ forEachTransport((transport) => {
       } finally {
         await second?.cleanup();
         await first.cleanup();
+      }
+    });
+
+    test('distri unmount of a busy mount says so and leaves it; --lazy detaches it', { skip: fuseSkip() }, async () => {
+      const m = await spawnMount(images.get('gzip')!);
+      // A shell whose working directory is inside the mount keeps it busy.
+      const holder = spawn('sh', ['-c', 'read x'], { cwd: m.dir, stdio: ['pipe', 'ignore', 'ignore'] });
+      try {
+        const r = await run(process.execPath, [cliPath(), 'unmount', m.dir], { timeoutMs: 20_000 });
+        assert.equal(r.status, 1);
+        assert.equal(r.stderr, `distri: unmount ${m.dir}: busy: a process is using it (--lazy detaches it now, and it goes away once no longer used)\n`);
+        assert.equal(mountedAt(m.dir), true);
+        const lazy = await run(process.execPath, [cliPath(), 'unmount', '--lazy', m.dir], { timeoutMs: 20_000 });
+        assert.equal(lazy.status, 0, lazy.stderr);
+        assert.equal(mountedAt(m.dir), false);
+      } finally {
+        holder.kill();
+        await m.cleanup();
       }
     });
 

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 // Types only: the short commands' fast path (./short.ts) runs without commander.
 import type { Command, Option } from 'commander';
-import { SquashfsError, type ErrorCode } from '../errors';
+import { PATH_MISTAKES, SquashfsError, type ErrorCode } from '../errors';
 import type { FileKind } from '../format/constants';
 import type { Inode } from '../format/inode';
 import { errnoWords, isSystemError } from '../io/errno';
@@ -107,11 +107,7 @@ export function setVerbose(v: boolean): void {
  * error.
  */
 const CALLER_MISTAKES: Partial<Record<ErrorCode, number>> = {
-  NOT_FOUND: 2,
-  NOT_A_DIRECTORY: 2,
-  IS_A_DIRECTORY: 2,
-  NOT_A_FILE: 2,
-  NOT_A_SYMLINK: 2,
+  ...Object.fromEntries([...PATH_MISTAKES].map((code) => [code, 2])),
   INVALID_ARGUMENT: 1,
   BAD_HANDLE: 1,
 };

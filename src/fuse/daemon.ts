@@ -29,7 +29,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SquashfsError } from '../errors';
+import { SquashfsError, isPathMistake } from '../errors';
 import type { NodeFs } from '../vfs/node-fs';
 import type { FuseServer } from './adapter';
 import type { ImageSourceArgs } from './image-source';
@@ -140,6 +140,8 @@ interface Served {
 export interface MountResult {
   ok: boolean;
   message?: string;
+  /** The exit status a failure asks for (2: a path missing or of the wrong type; else 1). */
+  status?: number;
 }
 
 const STATS_ENV = 'DISTRI_FUSE_STATS';
@@ -167,23 +169,39 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /**
- * Unmounts `mountpoint`: plainly first; when that fails (busy) and `lazy`, detaches it lazily so
- * that it vanishes from the namespace now and goes away once the last user lets go. fusermount
- * first (works for non-root users too), then umount. Returns the last error, or undefined.
+ * Unmounts the FUSE mount at `mountpoint`: plainly first; when that fails (busy) and `lazy`,
+ * detaches it lazily so that it vanishes from the namespace now and goes away once the last user
+ * lets go. fusermount first (works for non-root users too), then umount. Undefined when it is
+ * unmounted; else what went wrong, in our words, with the exit status: 2 for a path that is not
+ * there or is no FUSE mount (nothing is tried then: as root, umount would end any mount), 1 when
+ * unmounting failed.
  */
-export async function unmount(mountpoint: string, lazy: boolean): Promise<string | undefined> {
+export async function unmount(mountpoint: string, lazy: boolean): Promise<{ message: string; status: number } | undefined> {
+  let mnt = path.resolve(mountpoint);
+  try {
+    mnt = fs.realpathSync.native(mnt); // mountinfo names the real path
+  } catch (e) {
+    // A mount whose daemon died answers ENOTCONN: still a mount to end. Only a missing path is not.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { message: 'no such file or directory', status: 2 };
+  }
+  const top = (await mountsAt(mnt)).pop();
+  if (!top) return { message: 'not mounted', status: 2 };
+  if (!top.fstype.startsWith('fuse')) return { message: `not a FUSE mount (${top.fstype}); distri unmount ends only FUSE mounts`, status: 2 };
   const attempts: Array<[string, string[]]> = [
-    ['fusermount', ['-u', mountpoint]],
-    ['umount', [mountpoint]],
+    ['fusermount', ['-u', mnt]],
+    ['umount', [mnt]],
   ];
-  if (lazy) attempts.push(['fusermount', ['-uz', mountpoint]], ['umount', ['-l', mountpoint]]);
+  if (lazy) attempts.push(['fusermount', ['-uz', mnt]], ['umount', ['-l', mnt]]);
+  let busy = false;
   let last = '';
   for (const [cmd, args] of attempts) {
     const r = await run(cmd, args);
     if (r.ok) return undefined;
-    last = `${cmd} ${args.join(' ')}: ${r.out}`;
+    busy ||= /busy/i.test(r.out);
+    last = r.out;
   }
-  return last;
+  if (busy && !lazy) return { message: 'busy: a process is using it (--lazy detaches it now, and it goes away once no longer used)', status: 1 };
+  return { message: `could not unmount: ${last.replace(/^(fusermount|umount): /, '')}`, status: 1 };
 }
 
 /** A mount in /proc/self/mountinfo: its device (major:minor), mountpoint and type. */
@@ -437,20 +455,25 @@ export async function runDaemon(o: MountOptions, makeSource?: (log: (s: string) 
         served = await mountLibfuse(o, mnt, source, log, ask);
       }
     } catch (e) {
-      if (e instanceof MountpointError) throw e;
+      if (e instanceof MountpointError || isPathMistake(e)) throw e;
       const m = describe(e);
       throw new Error(m.startsWith('cannot open image') || m.startsWith(o.image) ? m : `cannot mount on ${mnt}: ${m}`);
     }
     mark('mounted (FUSE_INIT)');
   } catch (e) {
     source?.close?.();
-    const message = describe(e);
-    if (!background) log(message);
-    // In the background the parent prints the report, unless it left that to the daemon.
-    else if (o.failurePrefix !== undefined && stderrOpen) process.stderr.write(`${o.failurePrefix}${message}\n`);
+    // A path that is not there or of the wrong type (subdir=) is said plainly and exits 2, like
+    // the other commands' caller mistakes; anything else is a failure to mount (1).
+    const mistake = isPathMistake(e);
+    const message = mistake ? e.message : describe(e);
+    const status = mistake ? 2 : 1;
+    // In the foreground the failure line is the command's; in the background the parent prints
+    // the report, unless it left that to the daemon.
+    if (o.failurePrefix !== undefined && stderrOpen) process.stderr.write(`${o.failurePrefix}${message}\n`);
+    else if (!background) log(message);
     if (o.notifyPipe) await notify(o.notifyPipe, 'f', log);
-    report({ ok: false, message });
-    return 1;
+    report({ ok: false, message, status });
+    return status;
   }
 
   if (o.pidFile) {

@@ -4,7 +4,7 @@
  * loads only the reader: no FUSE binding, nothing a worker thread cannot load.
  */
 import * as path from 'node:path';
-import { SquashfsError } from '../errors';
+import { SquashfsError, isPathMistake } from '../errors';
 import { Image } from '../reader/image';
 import { ImageFs } from '../vfs/image-fs';
 
@@ -36,6 +36,12 @@ export function buildImageFs(a: ImageSourceArgs): ImageFs {
     return new ImageFs(image, { subdir: a.subdir, uid: a.uid, gid: a.gid, attributesOnEveryPage: a.readdirplus !== 'auto' });
   } catch (e) {
     image.close();
+    // A subdir that is not there, or not a directory, is the caller's mistake: said plainly, and
+    // with its code kept (the command exits 2, as for any path of the wrong type).
+    if (isPathMistake(e)) {
+      const why = e.code === 'NOT_FOUND' ? 'no such directory in the image' : e.message.replace(/^subdir "[^"]*" /, '');
+      throw new SquashfsError(e.code, `subdir=${a.subdir}: ${why}`, e.structure);
+    }
     throw new Error(`${a.image}: subdir=${a.subdir}: ${describe(e)}`);
   }
 }

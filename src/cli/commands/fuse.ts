@@ -126,6 +126,7 @@ export function register(program: Command): void {
         process.exitCode = 1;
         return;
       }
+      const here = flags.foreground || flags.debug || process.env[readyEnvName] !== undefined;
       const opts: MountOptions = {
         image: store.store,
         mountpoint: path.resolve(mountpoint),
@@ -138,16 +139,17 @@ export function register(program: Command): void {
         debug: flags.debug,
         logName: 'distri fuse',
         transport: flags.transport as MountOptions['transport'],
-        failurePrefix: startedFirst() ? `distri: fuse ${store.store} on ${mountpoint}: ` : undefined,
+        // The failure line, where the daemon prints it itself (see mount.ts).
+        failurePrefix: here || startedFirst() ? `distri: fuse ${store.store} on ${mountpoint}: ` : undefined,
       };
-      if (flags.foreground || flags.debug || process.env[readyEnvName] !== undefined) {
+      if (here) {
         const code = await runDaemon(opts, () => storeSource(store));
         process.exit(code); // the native FUSE thread keeps the loop alive after unmounting
       }
       const r = await spawnDaemon(process.argv.slice(1), opts);
       if (!r.ok) {
         process.stderr.write(`distri: fuse ${store.store} on ${mountpoint}: ${r.message ?? 'failed'}\n`);
-        process.exitCode = 1;
+        process.exitCode = r.status ?? 1;
       }
     });
 }

@@ -183,10 +183,10 @@ export function register(program: Command): void {
     .option('-l, --lazy', 'detach now even if busy; it goes away when no longer used')
     .addHelpText('after', '\nExamples:\n  distri unmount /mnt/app\n  distri unmount -l /mnt/app     (a shell is still inside it)')
     .action(async (mountpoint: string, opts: { lazy?: boolean }) => {
-      const problem = await daemonModule().unmount(path.resolve(mountpoint), Boolean(opts.lazy));
+      const problem = await daemonModule().unmount(mountpoint, Boolean(opts.lazy));
       if (problem) {
-        process.stderr.write(`distri: unmount ${mountpoint}: ${problem}${opts.lazy ? '' : ' (busy? try --lazy)'}\n`);
-        process.exitCode = 1;
+        process.stderr.write(`distri: unmount ${mountpoint}: ${problem.message}\n`);
+        process.exitCode = problem.status;
       }
     });
 }
@@ -214,8 +214,11 @@ export async function mountAction(image: string, mountpoint: string, flags: Moun
     transport: flags.transport as MountOptions['transport'],
   };
   if (flags.debug) opts.debug = true;
-  if (startedFirst()) opts.failurePrefix = `distri: mount ${image} on ${mountpoint}: `;
-  if (flags.foreground || opts.debug || process.env[readyEnvName] !== undefined) {
+  const here = flags.foreground || opts.debug || process.env[readyEnvName] !== undefined;
+  // The failure line, where the daemon prints it itself: in the foreground, and when the command
+  // started it before parsing anything (it cannot name the image then).
+  if (here || startedFirst()) opts.failurePrefix = `distri: mount ${image} on ${mountpoint}: `;
+  if (here) {
     const code = await daemonModule().runDaemon(opts);
     // The native FUSE thread holds the event loop open after unmounting; this is the process
     // edge, so end it here with the daemon's status.
@@ -231,7 +234,7 @@ export async function mountAction(image: string, mountpoint: string, flags: Moun
   mark('daemon reported');
   if (!r.ok) {
     process.stderr.write(`distri: mount ${image} on ${mountpoint}: ${r.message ?? 'failed'}\n`);
-    process.exitCode = 1;
+    process.exitCode = r.status ?? 1;
   }
 }
 

@@ -20,6 +20,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { ErrorCode } from '../../errors';
 import type { NodeFs } from '../../vfs/node-fs';
 import { REQUEST_BUFFER_SIZE, Session } from './session';
 import { DAEMON_STATS, daemonStats, type ControlAnswer, type ControlRequest, type FsBuilder, type ServeWorkerData, type WorkerEvent } from './worker-api';
@@ -106,7 +107,10 @@ function main(d: ServeWorkerData, build: FsBuilder): void {
     const m = (BUILT_IN[path.basename(build.module)]?.() ?? require(build.module)) as Record<string, (args: unknown, log: (s: string) => void) => NodeFs>;
     fsys = m[build.exportName]!(build.args, log);
   } catch (e) {
-    post({ type: 'build-failed', message: e instanceof Error ? e.message : String(e) });
+    // A SquashfsError's code crosses with its message (the main thread tells a missing subdir, a
+    // caller's mistake, from a broken image by it); by name, since the builder may be a bundle's copy.
+    const code = e instanceof Error && e.name === 'SquashfsError' ? (e as Error & { code: ErrorCode }).code : undefined;
+    post({ type: 'build-failed', message: e instanceof Error ? e.message : String(e), code });
     return;
   }
   fsys.setInvalidator?.({

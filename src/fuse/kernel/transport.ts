@@ -17,6 +17,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SquashfsError } from '../../errors';
 import { mark } from '../mount-env';
 import { encodeInvalEntry, encodeInvalInode, opName } from './protocol';
 import { WAKE_NAME, WAKE_SLOT } from './session';
@@ -161,7 +162,7 @@ export class KernelMount {
           onBuilt?.();
           break;
         case 'build-failed':
-          onBuilt?.(new Error(e.message));
+          onBuilt?.(e.code ? new SquashfsError(e.code, e.message) : new Error(e.message));
           break;
         case 'init':
           onInit?.();

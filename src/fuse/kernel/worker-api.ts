@@ -4,6 +4,7 @@
  * entry module, which starts serving as soon as it is loaded.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { ErrorCode } from '../../errors';
 import type { NodeFs } from '../../vfs/node-fs';
 
 /** How the worker builds its NodeFs: `require(module)[exportName](args, log)`. */
@@ -31,7 +32,8 @@ export interface ServeWorkerData {
 }
 
 /** Messages this thread posts to the main thread (parentPort). */
-export type WorkerEvent = { type: 'built' } | { type: 'build-failed'; message: string } | { type: 'init' } | { type: 'log'; message: string } | { type: 'ended'; why: string; stats?: unknown };
+export type WorkerEvent =
+  { type: 'built' } | { type: 'build-failed'; message: string; code?: ErrorCode } | { type: 'init' } | { type: 'log'; message: string } | { type: 'ended'; why: string; stats?: unknown };
 
 /** A control request from the main thread, and its answer on the same port. */
 export interface ControlRequest {
