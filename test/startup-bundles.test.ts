@@ -344,23 +344,24 @@ test('a daemon started before the command parsed anything reports its failures a
   const junk = path.join(tmp, 'junk.sqfs');
   fs.writeFileSync(junk, Buffer.alloc(4096, 7));
   const missing = path.join(tmp, 'no-such-dir');
-  const cases: Array<[string[], RegExp]> = [
+  const cases: Array<[string[], RegExp, number?]> = [
     [['mount', demo], /^distri: missing required argument 'mountpoint'$/m],
     [['mount', '-o', 'bogus', demo, mnt], /^distri: mount: unknown -o option "bogus"/m],
     [['mount', '--bogus', demo, mnt], /^distri: unknown option '--bogus'$/m],
     [['mount', demo, missing], new RegExp(`^distri: mount ${demo} on ${missing}: mountpoint ${missing} does not exist$`, 'm')],
     [['mount', junk, mnt], /^distri: mount .*junk\.sqfs on .*: cannot open image .*junk\.sqfs: BAD_MAGIC/m],
+    [['mount', '-o', 'subdir=nope', demo, mnt], /^distri: mount .* on .*: subdir=nope: no such directory in the image$/m, 2],
     [['fuse', '--max-open', 'x', mnt], /^distri: fuse: --max-open needs a positive integer, got "x"$/m],
-    [['fuse', '--store', path.join(tmp, 'no-such-store'), mnt], /^distri: fuse .*no-such-store on .*: store .*no-such-store: /m],
+    [['fuse', '--store', path.join(tmp, 'no-such-store'), mnt], /^distri: fuse .*no-such-store on .*: store .*no-such-store: no such directory$/m, 2],
   ];
   const timing = /^distri mount: timing: .*\n/gm;
   try {
-    for (const [args, want] of cases) {
+    for (const [args, want, status = 1] of cases) {
       const early = distri(args, { DISTRI_MOUNT_TIMING: '1' });
       // The daemon ran, and it was the one that found the problem: the command spawns before parsing.
       assert.match(early.stderr, /timing: .* daemon entry \(pid/, `distri ${args.join(' ')}: the daemon started`);
       const asBefore = distri(args, { DISTRI_NO_EARLY_DAEMON: '1' });
-      assert.equal(early.status, 1, `distri ${args.join(' ')}: ${early.stderr}`);
+      assert.equal(early.status, status, `distri ${args.join(' ')}: ${early.stderr}`);
       assert.match(early.stderr, want);
       assert.deepEqual({ status: early.status, stderr: early.stderr.replace(timing, '') }, { status: asBefore.status, stderr: asBefore.stderr }, `distri ${args.join(' ')}`);
       assert.ok(!mountedAt(mnt), `nothing mounted on ${mnt}`);

@@ -15,6 +15,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SquashfsError } from '../errors';
+import { errnoWords } from '../io/errno';
 import { CtlServer } from '../vfs/ctl';
 import type { DaemonSource } from './daemon';
 import { mark } from './mount-env';
@@ -46,9 +48,11 @@ export function storeSource(o: StoreDaemonOptions): DaemonSource {
   try {
     st = fs.statSync(store);
   } catch (e) {
-    throw new Error(`store ${store}: ${(e as Error).message}`);
+    // A store that is not there is a missing path (exit 2), like a missing image for `distri mount`.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new SquashfsError('NOT_FOUND', `store ${store}: no such directory`);
+    throw new Error(`store ${store}: ${errnoWords(e)}`);
   }
-  if (!st.isDirectory()) throw new Error(`store ${store} is not a directory`);
+  if (!st.isDirectory()) throw new SquashfsError('NOT_A_DIRECTORY', `store ${store} is not a directory`);
   const ctl = new CtlServer();
   const args: StoreBuildArgs = { ...o, store, ctlPath: ctl.path };
   // The control socket listens from the start, while the mount is being made, and the daemon

@@ -126,7 +126,7 @@ export function register(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      const here = flags.foreground || flags.debug || process.env[readyEnvName] !== undefined;
+      const foreground = flags.foreground || flags.debug;
       const opts: MountOptions = {
         image: store.store,
         mountpoint: path.resolve(mountpoint),
@@ -140,9 +140,9 @@ export function register(program: Command): void {
         logName: 'distri fuse',
         transport: flags.transport as MountOptions['transport'],
         // The failure line, where the daemon prints it itself (see mount.ts).
-        failurePrefix: here || startedFirst() ? `distri: fuse ${store.store} on ${mountpoint}: ` : undefined,
+        failurePrefix: foreground || startedFirst() ? `distri: fuse ${store.store} on ${mountpoint}: ` : undefined,
       };
-      if (here) {
+      if (foreground || process.env[readyEnvName] !== undefined) {
         const code = await runDaemon(opts, () => storeSource(store));
         process.exit(code); // the native FUSE thread keeps the loop alive after unmounting
       }

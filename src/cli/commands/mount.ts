@@ -214,11 +214,12 @@ export async function mountAction(image: string, mountpoint: string, flags: Moun
     transport: flags.transport as MountOptions['transport'],
   };
   if (flags.debug) opts.debug = true;
-  const here = flags.foreground || opts.debug || process.env[readyEnvName] !== undefined;
+  const foreground = flags.foreground || opts.debug;
   // The failure line, where the daemon prints it itself: in the foreground, and when the command
-  // started it before parsing anything (it cannot name the image then).
-  if (here || startedFirst()) opts.failurePrefix = `distri: mount ${image} on ${mountpoint}: `;
-  if (here) {
+  // started it before parsing anything (it cannot name the image then). Otherwise the command
+  // prints the daemon's report.
+  if (foreground || startedFirst()) opts.failurePrefix = `distri: mount ${image} on ${mountpoint}: `;
+  if (foreground || process.env[readyEnvName] !== undefined) {
     const code = await daemonModule().runDaemon(opts);
     // The native FUSE thread holds the event loop open after unmounting; this is the process
     // edge, so end it here with the daemon's status.
