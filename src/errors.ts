@@ -51,13 +51,9 @@ export class SquashfsError extends Error {
  */
 export const PATH_MISTAKES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['NOT_FOUND', 'NOT_A_DIRECTORY', 'IS_A_DIRECTORY', 'NOT_A_FILE', 'NOT_A_SYMLINK']);
 
-/**
- * A SquashfsError whose code is one of PATH_MISTAKES. Known by its name, not by instanceof: a
- * bundle (the mount daemon's) carries its own copy of the class, and the image it mounts may be
- * opened by the unbundled modules.
- */
+/** A SquashfsError whose code is one of PATH_MISTAKES. */
 export function isPathMistake(e: unknown): e is SquashfsError {
-  return e instanceof Error && e.name === 'SquashfsError' && PATH_MISTAKES.has((e as SquashfsError).code);
+  return e instanceof SquashfsError && PATH_MISTAKES.has(e.code);
 }
 
 export function isSquashfsError(e: unknown): e is SquashfsError {

@@ -67,9 +67,8 @@ const cliOutsideDaemon: Plugin = {
  * The short commands' bundle (./short.ts) leaves the codecs out, so that V8 does not read and
  * compile five codecs (~60 KiB, the xz encoder among them) at every start for an image that uses
  * one: codec/index.ts loads the image's codec on first use, here from tsc's output beside the
- * bundle. The error class goes out with them, so that the bundle and the codecs share one
- * SquashfsError (`instanceof` decides how a failure is reported). The bundle sits in
- * dist/src/cli, so both are named from there.
+ * bundle (which sits in dist/src/cli, so they are named from there). The error class goes out
+ * with them (errorsOutside).
  */
 const codecsOutside: Plugin = {
   name: 'codecs-outside',
@@ -77,6 +76,19 @@ const codecsOutside: Plugin = {
     build.onResolve({ filter: /^\.\/(gzip|lzma|lzo|xz|lz4|zstd)$/ }, (args) =>
       args.importer.endsWith(`${path.sep}codec${path.sep}index.js`) ? { path: `../codec/${args.path.slice(2)}`, external: true } : undefined,
     );
+  },
+};
+
+/**
+ * The error class stays out of a bundle, in tsc's output beside it (dist/src/errors.js, named
+ * '../errors' from dist/src/cli and from dist/src/fuse alike), so that the bundle and the modules it
+ * leaves out (the codecs; the mount daemon's image reader for the libfuse transport, and its
+ * adapter) share one SquashfsError: `instanceof` decides how a failure is reported and its exit
+ * status.
+ */
+const errorsOutside: Plugin = {
+  name: 'errors-outside',
+  setup(build) {
     build.onResolve({ filter: /(^|\/)errors$/ }, (args) => (path.resolve(args.resolveDir, args.path) === path.resolve(__dirname, '..', 'errors') ? { path: '../errors', external: true } : undefined));
   },
 };
@@ -118,7 +130,7 @@ async function main(): Promise<void> {
   await bundle(path.join(cliDir, 'bundle-entry.js'), out, otherCommands, [lazyChildProcessForCommander, fuseDaemonOutside]);
 
   // The short commands' fast path: commander stays out (its command lines go to the bundle above).
-  const shortInputs = await bundle(path.join(cliDir, 'short-entry.js'), path.join(cliDir, SHORT_BUNDLE_FILE), ['commander', ...otherCommands], [codecsOutside]);
+  const shortInputs = await bundle(path.join(cliDir, 'short-entry.js'), path.join(cliDir, SHORT_BUNDLE_FILE), ['commander', ...otherCommands], [codecsOutside, errorsOutside]);
   const stray = shortInputs.filter((f) => /node_modules|\/codec\/(?!index\.js)|\/program\.js$/.test(f));
   if (stray.length) throw new Error(`${SHORT_BUNDLE_FILE} holds what the short commands do not use: ${stray.join(', ')}`);
 
@@ -127,7 +139,7 @@ async function main(): Promise<void> {
   const fuseDir = path.join(srcDir, 'fuse');
   // The daemon reads `distri mount`'s command line itself when the command started it first
   // (daemon-first.ts): it holds the mount command's action, not the CLI's parser (cliOutsideDaemon).
-  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter', '../cli/program'], [cliOutsideDaemon]);
+  await bundle(path.join(fuseDir, 'mount-daemon.js'), path.join(fuseDir, DAEMON_BUNDLE), ['./adapter', '../cli/program'], [cliOutsideDaemon, errorsOutside]);
   // Never required by the thread that serves the other kind of mount (serve-worker.ts BUILT_IN).
   await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_WORKER_BUNDLE), ['../store-build']);
   await bundle(path.join(fuseDir, 'kernel', 'serve-worker.js'), path.join(fuseDir, SERVE_STORE_WORKER_BUNDLE), ['../image-source']);
