@@ -138,6 +138,9 @@ export async function extract(image: Image, dest: string, options: ExtractOption
   // to a worker costs more than decoding it here). lzo, which `cat` decodes ahead, was not
   // measured here and stays on this thread as before.
   const decodeAhead = decodesAhead(image, ['xz', 'lzma']);
+  // The bits the umask clears from a new file's mode (read by setting it and setting it back).
+  const umask = process.umask(0o022);
+  process.umask(umask);
   let pool: DecompressPool | undefined;
 
   /** The permission bits to set: setuid/setgid only when running as root. */
@@ -159,6 +162,22 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       return false;
     });
 
+  /**
+   * Device nodes and fifos being made by mknod(1) in NodeMaker's shell: not awaited one by one (a
+   * round trip to another process each, ~9 ms), but before anything needs them to exist (a hard
+   * link to one, the xattrs, the last phase). Their owner and inode number are taken then.
+   */
+  const nodesUnderway: Array<{ made: Promise<void>; comps: Uint8Array[]; owner?: { uid: number; gid: number }; pending: Pending }> = [];
+  const nodesMade = async () => {
+    while (nodesUnderway.length > 0) {
+      const n = nodesUnderway[0]!;
+      await n.made;
+      nodesUnderway.shift();
+      if (n.owner) tree.lchown(n.comps, n.owner.uid, n.owner.gid);
+      n.pending.ino = tree.lstat(n.comps).ino;
+    }
+  };
+
   // A path that is not in the image fails here, before DEST is created.
   for (const p of options.paths ?? []) lookupPath(image, pathParts(p));
   const tree = SafeTree.open(dest, { force: options.force });
@@ -170,6 +189,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       if (kind !== 'dir') {
         const first = firstName.get(inode.inodeNumber);
         if (first) {
+          if (nodesUnderway.length > 0 && kind !== 'symlink') await nodesMade(); // the first name may be a node still being made
           tree.link(first, comps, kind);
           counts.hardlinks++;
           continue;
@@ -187,7 +207,14 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           counts.dirs++;
           break;
         case 'file': {
-          const fd = tree.createFile(comps);
+          // Finished through its descriptor (below) unless a later phase still needs it writable.
+          const finishNow = root || xattrs.length === 0;
+          const mode = fileMode(inode.permissions);
+          // Created with its final permission bits where open() can give them (no setuid, setgid
+          // or sticky bit, nothing the umask takes away): one fchmod less per file. Nobody else
+          // can reach it meanwhile: every directory stays 0700 until the last phase.
+          const modeAtOpen = finishNow && (mode & ~0o777 & 0o7777) === 0 && (mode & umask) === 0;
+          const fd = tree.createFile(comps, modeAtOpen ? mode : 0o600);
           let finished = false;
           let written = false;
           try {
@@ -228,8 +255,8 @@ export async function extract(image: Image, dest: string, options: ExtractOption
             // Finish the file through the descriptor we hold (no path is resolved again) unless a
             // later phase still needs it writable: an unprivileged user cannot add user.* xattrs
             // to a file whose mode denies writing. chown came first, since it clears setuid bits.
-            if (root || xattrs.length === 0) {
-              fs.fchmodSync(fd, fileMode(inode.permissions));
+            if (finishNow) {
+              if (!modeAtOpen) fs.fchmodSync(fd, mode);
               fs.futimesSync(fd, inode.mtime, inode.mtime);
               finished = true;
             } else {
@@ -256,17 +283,21 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           break;
         case 'blockdev':
         case 'chardev':
-          if (!root) {
+        case 'fifo': {
+          if (kind === 'fifo') counts.fifos++;
+          else if (!root) {
             skipped.devices++;
             continue;
-          }
-          await tree.mknod(comps, kind, inode.major, inode.minor);
-          counts.devices++;
-          break;
-        case 'fifo':
-          await tree.mknod(comps, 'fifo');
-          counts.fifos++;
-          break;
+          } else counts.devices++;
+          const made = inode.kind === 'blockdev' || inode.kind === 'chardev' ? tree.mknod(comps, inode.kind, inode.major, inode.minor) : tree.mknod(comps, 'fifo');
+          made.catch(() => {}); // (awaited by nodesMade, which reports the failure)
+          const p: Pending = { comps, kind, ino: -1, mode: fileMode(inode.permissions), mtime: inode.mtime };
+          nodesUnderway.push({ made, comps, owner: ownIt ? { uid: st.uid, gid: st.gid } : undefined, pending: p });
+          firstName.set(inode.inodeNumber, comps);
+          pending.push(p);
+          if (xattrs.length) jobs.push({ comps, xattrs });
+          continue;
+        }
         case 'socket':
           await tree.socket(comps);
           counts.sockets++;
@@ -280,6 +311,8 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       if (kind !== 'file' && xattrs.length) jobs.push({ comps, xattrs });
     }
 
+    await nodesMade();
+
     // ---- phase 2: xattrs --------------------------------------------------------------------
     const xattrErrors = restoreXattrs(tree.rootFd, jobs);
 
@@ -291,6 +324,9 @@ export async function extract(image: Image, dest: string, options: ExtractOption
     ok = true;
     return { counts, skipped, xattrErrors, root };
   } finally {
+    // Failed with nodes still being made: they name our directory descriptors through /proc, so
+    // they end before the descriptors are closed (a number reused meanwhile would be another place).
+    for (const n of nodesUnderway) await n.made.catch(() => {});
     if (!ok) {
       // Failed part-way: what was created so far gets its final owners, modes and times (phase 3),
       // rather than staying 0700 directories; a destination this run created and left empty goes.

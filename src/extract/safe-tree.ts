@@ -37,6 +37,11 @@ export type EntryKind = 'dir' | 'file' | 'symlink' | 'blockdev' | 'chardev' | 'f
 const SLASH = 0x2f;
 const DOT = 0x2e;
 
+/** Bytes as a string, one character per byte. */
+function latin1(b: Uint8Array): string {
+  return (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('latin1');
+}
+
 /** A readable rendering of raw path bytes for messages. */
 export function showPath(comps: readonly Uint8Array[]): string {
   return JSON.stringify(comps.length ? comps.map((c) => Buffer.from(c).toString('utf8')).join('/') : '.');
@@ -89,7 +94,14 @@ function destError(what: string, comps: readonly Uint8Array[], e: unknown): Erro
 class DirChain {
   private readonly names: Buffer[] = [];
   private readonly fds: number[] = [];
+  /** The path of each directory in the chain as a string of its bytes (latin1), for `created`. */
+  private readonly keys: string[] = [];
   constructor(private readonly root: number) {}
+
+  /** The latin1 key of the directory the last fd() call returned ('' for the root). */
+  key(depth: number): string {
+    return depth === 0 ? '' : this.keys[depth - 1]!;
+  }
 
   fd(dir: readonly Uint8Array[]): number {
     let common = 0;
@@ -103,7 +115,9 @@ class DirChain {
       } catch (e) {
         throw destError('opening directory', dir.slice(0, i + 1), e);
       }
-      this.names.push(Buffer.from(dir[i]!));
+      const name = Buffer.from(dir[i]!);
+      this.keys.push(i === 0 ? name.toString('latin1') : `${this.keys[i - 1]}/${name.toString('latin1')}`);
+      this.names.push(name);
       this.fds.push(fd);
     }
     return dir.length === 0 ? this.root : this.fds[dir.length - 1]!;
@@ -113,6 +127,7 @@ class DirChain {
     while (this.fds.length > n) {
       fs.closeSync(this.fds.pop()!);
       this.names.pop();
+      this.keys.pop();
     }
   }
 }
@@ -267,12 +282,12 @@ export class SafeTree {
     const dir = comps.slice(0, -1);
     const name = comps[comps.length - 1]!;
     checkComponent(name, dir);
-    // The path as a string of its bytes, one character per byte (names are at most 256 bytes).
-    let key = '';
-    for (let i = 0; i < comps.length; i++) key += (i ? '/' : '') + String.fromCharCode(...comps[i]!);
+    const parent = this.chain.fd(dir);
+    // The path as a string of its bytes, one character per byte: the parent's key is kept by the
+    // chain, so only the last name is converted here (this runs for every entry).
+    const key = `${this.chain.key(dir.length)}/${latin1(name)}`;
     if (this.created.has(key)) throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is extracted twice (duplicate names in the image)`, 'extraction');
     this.created.add(key);
-    const parent = this.chain.fd(dir);
     const at = procPath(parent, name);
     // Without --force the destination started empty, and every creation call below fails on an
     // existing name (EEXIST), so only --force needs to look first.
@@ -322,11 +337,14 @@ export class SafeTree {
     this.chain.fd(comps);
   }
 
-  /** Creates a new regular file (mode 0600) and returns a descriptor open for writing. */
-  createFile(comps: readonly Uint8Array[]): number {
+  /**
+   * Creates a new regular file (mode 0600, or the `mode` given, less the umask) and returns a
+   * descriptor open for writing (whatever the mode: it is open already).
+   */
+  createFile(comps: readonly Uint8Array[], mode = 0o600): number {
     const { at } = this.prepare(comps, 'file');
     try {
-      return fs.openSync(at, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+      return fs.openSync(at, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
     } catch (e) {
       throw destError('creating file', comps, e);
     }
@@ -350,14 +368,24 @@ export class SafeTree {
    */
   async mknod(comps: readonly Uint8Array[], kind: 'blockdev' | 'chardev' | 'fifo', major = 0, minor = 0): Promise<void> {
     const { parent, name } = this.prepare(comps, kind);
-    // The child resolves our descriptor through /proc/<our pid>/fd (same user, so allowed).
-    const target = procPathFor(process.pid, parent, name);
+    // The child resolves a descriptor of the parent through /proc/<our pid>/fd (same user, so
+    // allowed): one of its own, held until mknod has run, since the chain's descriptors close as
+    // the caller goes on to other directories (and a number reused meanwhile would name another).
+    let held: number;
+    try {
+      held = fs.openSync(procPath(parent), O_PATH | O_DIRECTORY);
+    } catch (e) {
+      throw destError('opening directory', comps.slice(0, -1), e);
+    }
+    const target = procPathFor(process.pid, held, name);
     this.nodes ??= new NodeMaker();
     let r;
     try {
       r = await this.nodes.make(target, kind === 'fifo' ? 'p' : kind === 'blockdev' ? 'b' : 'c', major, minor);
     } catch (e) {
       throw new Error(`creating ${kind} ${showPath(comps)}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      fs.closeSync(held);
     }
     if (r.status !== 0) throw new Error(`creating ${kind} ${showPath(comps)}: ${r.output || `mknod exited with status ${r.status}`}`);
   }
