@@ -32,9 +32,11 @@ import type { FileInode, Inode } from '../format/inode';
 import { DecompressPool, decodesAhead, parallelChunks } from '../reader/decompress-pool';
 import type { Image } from '../reader/image';
 import { walk } from '../reader/walk';
-import { isAllZero } from '../util/zero';
+import { ContentWriter, ExtractEntryError, displayPath, finishFile, writeFile, type FileJob } from './file-contents';
 import { SafeTree, type EntryKind } from './safe-tree';
 import { restoreXattrs, type XattrJob } from './xattr-restore';
+
+export { ExtractEntryError } from './file-contents';
 
 export interface ExtractOptions {
   /** Extract into a non-empty destination and replace what is in the way (see SafeTree). */
@@ -81,21 +83,6 @@ export interface ExtractReport {
   /** setfattr's complaints, one per attribute it could not set. */
   xattrErrors: string[];
   root: boolean;
-}
-
-/**
- * A failure while extracting one entry (a corrupt block of a file): the entry is named, the cause
- * kept. The CLI reports it as `distri: IMAGE: PATH: <cause>`, as `cat` does.
- */
-export class ExtractEntryError extends Error {
-  override readonly name = 'ExtractEntryError';
-  constructor(
-    /** The entry's path inside the image (and DEST). */
-    readonly entry: string,
-    readonly reason: unknown,
-  ) {
-    super(`${entry}: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
-  }
 }
 
 /** xz/lzma files at least this large are decoded ahead by a worker pool (its start costs ~30 ms). */
@@ -181,6 +168,10 @@ export async function extract(image: Image, dest: string, options: ExtractOption
   // A path that is not in the image fails here, before DEST is created.
   for (const p of options.paths ?? []) lookupPath(image, pathParts(p));
   const tree = SafeTree.open(dest, { force: options.force });
+  const onBytes = (n: number) => {
+    counts.bytes += n;
+    if (n >= 65536) options.onProgress?.(counts); // (during a large file too)
+  };
   let ok = false;
   try {
     // ---- phase 1: create --------------------------------------------------------------------
@@ -207,74 +198,33 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           counts.dirs++;
           break;
         case 'file': {
-          // Finished through its descriptor (below) unless a later phase still needs it writable.
+          const file = asFile(inode);
+          // Finished through its descriptor unless a later phase still needs it writable.
           const finishNow = root || xattrs.length === 0;
           const mode = fileMode(inode.permissions);
-          // Created with its final permission bits where open() can give them (no setuid, setgid
-          // or sticky bit, nothing the umask takes away): one fchmod less per file. Nobody else
-          // can reach it meanwhile: every directory stays 0700 until the last phase.
-          const modeAtOpen = finishNow && (mode & ~0o777 & 0o7777) === 0 && (mode & umask) === 0;
-          const fd = tree.createFile(comps, modeAtOpen ? mode : 0o600);
-          let finished = false;
-          let written = false;
-          try {
-            let pos = 0;
-            let end = 0; // where the last byte written ends
-            const run: Uint8Array[] = []; // consecutive non-zero blocks, written with one writev
-            let runStart = 0;
-            const flush = () => {
-              if (run.length === 0) return;
-              writeAllv(fd, run, runStart);
-              end = pos;
-              run.length = 0;
-            };
-            const take = (group: readonly Uint8Array[]) => {
-              for (const chunk of group) {
-                // All-zero blocks (holes in the image, or zeros) become holes; ftruncate sets the size.
-                if (isAllZero(chunk, zeros)) flush();
-                else {
-                  if (run.length === 0) runStart = pos;
-                  run.push(chunk);
-                }
-                pos += chunk.length;
-                counts.bytes += chunk.length;
-              }
-              flush(); // the group's views are only valid until the next group is read
-              if (pos >= 65536) options.onProgress?.(counts);
-            };
-            const file = asFile(inode);
-            if (decodeAhead && file.fileSize >= PARALLEL_MIN_BYTES) {
-              // Large xz files: blocks decoded ahead on the other cores while this thread writes
-              // (the same pool and checks as `distri cat`).
-              for await (const chunk of parallelChunks(image, file, (pool ??= new DecompressPool()))) take([chunk]);
-            } else {
-              for (const group of image.data.stream(file)) take(group);
-            }
-            if (end !== inode.fileSize) fs.ftruncateSync(fd, inode.fileSize); // a trailing hole
-            if (ownIt) fs.fchownSync(fd, st.uid, st.gid);
-            // Finish the file through the descriptor we hold (no path is resolved again) unless a
-            // later phase still needs it writable: an unprivileged user cannot add user.* xattrs
-            // to a file whose mode denies writing. chown came first, since it clears setuid bits.
-            if (finishNow) {
-              if (!modeAtOpen) fs.fchmodSync(fd, mode);
-              fs.futimesSync(fd, inode.mtime, inode.mtime);
-              finished = true;
-            } else {
-              ino = fs.fstatSync(fd).ino;
-            }
-            written = true;
-          } catch (e) {
-            throw new ExtractEntryError(displayPath(comps), e);
-          } finally {
-            fs.closeSync(fd);
-            // A file cut short by a corrupt block is not left behind looking whole.
-            if (!written) tree.removeFile(comps);
-          }
+          const job: FileJob = {
+            comps,
+            mode,
+            // Created with its final permission bits where open() can give them (no setuid,
+            // setgid or sticky bit, nothing the umask takes away): one fchmod less per file.
+            // Nobody else can reach it meanwhile: every directory stays 0700 until the last phase.
+            modeAtOpen: finishNow && (mode & ~0o777 & 0o7777) === 0 && (mode & umask) === 0,
+            owner: ownIt ? { uid: st.uid, gid: st.gid } : undefined,
+            mtime: inode.mtime,
+            finishNow,
+          };
           counts.files++;
-          options.onProgress?.(counts);
           firstName.set(inode.inodeNumber, comps);
           if (xattrs.length) jobs.push({ comps, xattrs });
-          if (finished) continue;
+          if (decodeAhead && file.fileSize >= PARALLEL_MIN_BYTES) {
+            // Large xz files: blocks decoded ahead on the other cores while this thread writes
+            // (the same pool and checks as `distri cat`).
+            ino = await writeFileAhead(image, tree, file, job, zeros, (pool ??= new DecompressPool()), onBytes);
+          } else {
+            ino = writeFile(image, tree, file, job, zeros, onBytes);
+          }
+          options.onProgress?.(counts);
+          if (finishNow) continue;
           break;
         }
         case 'symlink':
@@ -345,11 +295,6 @@ export async function extract(image: Image, dest: string, options: ExtractOption
   }
 }
 
-/** A path below DEST for messages: its components as UTF-8, '/'-joined. */
-function displayPath(comps: readonly Uint8Array[]): string {
-  return comps.map((c) => Buffer.from(c).toString('utf8')).join('/');
-}
-
 function hasSetfattr(): boolean {
   for (const dir of (process.env.PATH ?? '').split(':')) {
     if (dir && fs.existsSync(`${dir}/setfattr`)) return true;
@@ -357,31 +302,35 @@ function hasSetfattr(): boolean {
   return false;
 }
 
+/**
+ * writeFile (./file-contents.ts) for a large file of a slowly decoded image (xz): its blocks are
+ * decoded ahead in the worker pool while this thread writes.
+ */
+async function writeFileAhead(image: Image, tree: SafeTree, inode: FileInode, job: FileJob, zeros: Uint8Array, pool: DecompressPool, onBytes: (n: number) => void): Promise<number | undefined> {
+  const fd = tree.createFile(job.comps, job.modeAtOpen ? job.mode : 0o600);
+  let written = false;
+  try {
+    const out = new ContentWriter(fd, zeros);
+    for await (const chunk of parallelChunks(image, inode, pool)) {
+      out.take([chunk]);
+      onBytes(chunk.length);
+    }
+    out.done(inode.fileSize);
+    const ino = finishFile(fd, job);
+    written = true;
+    return ino;
+  } catch (e) {
+    throw new ExtractEntryError(displayPath(job.comps), e);
+  } finally {
+    fs.closeSync(fd);
+    if (!written) tree.removeFile(job.comps);
+  }
+}
+
 /** A regular file's inode (the walk gave its kind; this is for the type checker). */
 function asFile(inode: Inode): FileInode {
   if (inode.kind !== 'file') throw new SquashfsError('NOT_A_FILE', `inode ${inode.inodeNumber} is a ${inode.kind}, not a regular file`, 'inode table');
   return inode;
-}
-
-/** writev of all of `bufs` at `pos`, continuing after short writes. */
-function writeAllv(fd: number, bufs: Uint8Array[], pos: number): void {
-  let total = 0;
-  for (const b of bufs) total += b.length;
-  let done = bufs.length === 1 ? fs.writeSync(fd, bufs[0]!, 0, total, pos) : fs.writevSync(fd, bufs, pos);
-  while (done < total) {
-    // Short write (rare: a signal, a full disk about to fail): the rest, one buffer at a time.
-    let skip = done;
-    for (const b of bufs) {
-      if (skip >= b.length) {
-        skip -= b.length;
-        continue;
-      }
-      const n = fs.writeSync(fd, b, skip, b.length - skip, pos + done);
-      if (n === 0) throw new Error(`write returned 0 at ${pos + done}`);
-      done += n;
-      break;
-    }
-  }
 }
 
 /**
