@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { readManifestFile, type Entry } from './oracle/manifest';
 import { isRoot, repoRoot, requireTools } from './oracle/tools';
 import { isoTime } from '../src/cli/format';
+import { Image } from '../src/reader/image';
 
 const readFileText = (f: string) => fs.readFileSync(f, 'utf8');
 
@@ -428,6 +429,70 @@ test('extract: a PATH not in the image leaves no DEST behind; a corrupt block na
   assert.match(r.err, new RegExp(`^distri: ${img}: a/big\\.txt: DECOMPRESS_FAILED`));
   assert.ok(!fs.existsSync(path.join(out, 'a', 'big.txt')), 'the partial file is removed');
   assert.equal(fs.statSync(path.join(out, 'a')).mode & 0o7777, 0o750, 'the directory has its final mode, not 0700');
+});
+
+// A large file's blocks decoded by a second thread (src/reader/split-decode.ts): the worker
+// reopens the image, decodes groups of blocks into shared memory, and its failures come back
+// through it. DISTRI_SPLIT=worker makes the worker decode every group (this thread none), so its
+// bytes and its errors are what is compared with the one-thread pass (DISTRI_SPLIT=off).
+test('cat of a large file with a second decoding thread: the same bytes, and the same error at a corrupt block, as one thread', (t) => {
+  if (!requireTools(t, 'mksquashfs')) return;
+  const d = tmpdir(t);
+  const src = path.join(d, 'src');
+  fs.mkdirSync(src);
+  // 6 MiB: text, and bytes from a xorshift generator (incompressible), in runs.
+  const big = Buffer.alloc(6 << 20);
+  let x = 0x2545f491;
+  for (let off = 0; off < big.length; off += 65536) {
+    if ((off >> 16) % 3 === 0) big.write(`line ${off} of the big file\n`.repeat(2600).slice(0, 65536), off, 'latin1');
+    else
+      for (let i = off; i < off + 65536; i += 4) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        big.writeUInt32LE(x >>> 0, i);
+      }
+  }
+  fs.writeFileSync(path.join(src, 'big'), big);
+  const env = (mode: string) => ({ ...process.env, DISTRI_SPLIT: mode });
+  const cat = (img: string, mode: string) => {
+    const r = spawnSync(process.execPath, [cliPath, 'cat', img, 'big'], { env: env(mode), encoding: 'buffer', maxBuffer: 1 << 28, timeout: 60_000 });
+    return { status: r.status, stdout: r.stdout, err: r.stderr.toString('utf8') };
+  };
+  for (const comp of ['gzip', 'zstd', 'lz4', 'lzo']) {
+    const img = path.join(d, `${comp}.sqfs`);
+    const made = spawnSync('mksquashfs', [src, img, '-noappend', '-no-progress', '-quiet', '-comp', comp, '-no-fragments'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    for (const mode of ['worker', 'always', 'off']) {
+      const r = cat(img, mode);
+      assert.equal(r.status, 0, `${comp} ${mode}: ${r.err}`);
+      assert.ok(r.stdout.equals(big), `${comp} ${mode}: the bytes differ`);
+    }
+    // Spoil block 21 of 48, half text, so compressed (its first bytes: every codec's header or
+    // first token; a block stored as is would only change the bytes).
+    const image = Image.open(img);
+    const inode = image.entryInode(image.lookup(image.root(), 'big')!);
+    image.close();
+    assert.equal(inode.kind, 'file');
+    if (inode.kind !== 'file') return;
+    assert.equal(inode.blockSizes[21]! & (1 << 24), 0, `${comp}: block 21 is compressed`);
+    let at = inode.blocksStart;
+    for (let i = 0; i < 21; i++) at += inode.blockSizes[i]! & 0xffffff;
+    const fd = fs.openSync(img, 'r+');
+    fs.writeSync(fd, Buffer.alloc(16, 0xff), 0, 16, at);
+    fs.closeSync(fd);
+    const one = cat(img, 'off');
+    const two = cat(img, 'worker');
+    assert.equal(one.status, 1, `${comp}: ${one.err}`);
+    assert.equal(two.status, 1, `${comp}: ${two.err}`);
+    assert.match(one.err, new RegExp(`^distri: ${img}: big: (DECOMPRESS_FAILED|CORRUPT) in data block at 0x${at.toString(16)}\\b`));
+    assert.equal(two.err, one.err, `${comp}: the worker's error is reported as this thread's`);
+    // Output stops before the corrupt block (one thread: right before it; two: at its group's start).
+    for (const r of [one, two]) {
+      assert.ok(r.stdout.length <= 21 * 131072, `${comp}: ${r.stdout.length} bytes written`);
+      assert.ok(r.stdout.equals(big.subarray(0, r.stdout.length)), `${comp}: what was written is the file's start`);
+    }
+  }
 });
 
 test('printed times: isoTime gives what Date gives, over the whole range of SquashFS times', () => {

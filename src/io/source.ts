@@ -90,14 +90,20 @@ export class FileSource implements ByteSource {
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
   }
+  /** Device and inode number of the open file (which file the path named when it was opened). */
+  identity(): { dev: number; ino: number } {
+    if (this.fd === undefined) throw new SquashfsError('IO', `${this.path}: read after close`, 'image');
+    const st = fs.fstatSync(this.fd);
+    return { dev: st.dev, ino: st.ino };
+  }
 }
 
 /** A window [base, base + size) of another source: an image embedded in a larger file. */
 export class OffsetSource implements ByteSource {
   readonly size: number;
   constructor(
-    private readonly inner: ByteSource,
-    private readonly base: number,
+    readonly inner: ByteSource,
+    readonly base: number,
   ) {
     if (!Number.isSafeInteger(base) || base < 0 || base > inner.size) {
       throw new SquashfsError('OUT_OF_BOUNDS', `offset ${base} is outside the file (${inner.size} bytes)`, 'image', base);

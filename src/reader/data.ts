@@ -388,6 +388,56 @@ export class DataReader {
     }
   }
 
+  /**
+   * Data blocks [from, to) of the file decoded into `out` back to back, each at its full length
+   * (a hole as zeros), with stream()'s checks; returns the bytes written. One positional read for
+   * the run. For a pass split between threads (./split-decode.ts), where `out` is shared memory.
+   */
+  blocksInto(inode: FileInode, from: number, to: number, out: Uint8Array): number {
+    const bs = this.opts.blockSize;
+    const positions = this.positions(inode);
+    const start = inode.blocksStart + positions[from]!;
+    const bytes = positions[to]! - positions[from]!;
+    if (bytes > bs * (to - from)) throw new SquashfsError('CORRUPT', `data blocks ${from}..${to - 1} of inode ${inode.inodeNumber} are larger on disk than the block size allows`, 'data block', start);
+    if (start + bytes > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${start} (${bytes} bytes) runs past the data area (${this.opts.dataEnd})`, 'data block', start);
+    if (this.streamBuf.length < bytes) this.streamBuf = Buffer.allocUnsafe(Math.max(bytes, STREAM_BATCH));
+    const raw = this.streamBuf.subarray(0, bytes);
+    this.source.readInto(start, raw);
+    let off = 0;
+    for (let k = from; k < to; k++) {
+      const expected = this.blockLength(inode, k);
+      const word = decodeBlockWord(inode.blockSizes[k]!);
+      const at = inode.blocksStart + positions[k]!;
+      const place = out.subarray(off, off + expected);
+      if (place.length !== expected) throw new RangeError(`blocksInto: ${out.length} bytes are too few for blocks ${from}..${to - 1}`);
+      off += expected;
+      if (word.sparse) {
+        place.fill(0);
+        continue;
+      }
+      if (word.onDiskSize > bs) throw new SquashfsError('CORRUPT', `on-disk length ${word.onDiskSize} exceeds the block size ${bs}`, 'data block', at);
+      const disk = raw.subarray(positions[k]! - positions[from]!, positions[k + 1]! - positions[from]!);
+      let n: number;
+      if (!word.compressed) {
+        place.set(disk.subarray(0, expected));
+        n = disk.length;
+      } else if (this.codec.decompressInto) {
+        n = this.decodeInto(disk, place, 'data block', at);
+      } else {
+        let data: Uint8Array;
+        try {
+          data = this.codec.decompress(disk, expected);
+        } catch (e) {
+          throw blockError(e, 'data block', at);
+        }
+        place.set(data.subarray(0, expected));
+        n = data.length;
+      }
+      if (n !== expected) throw new SquashfsError('CORRUPT', `block ${k} of inode ${inode.inodeNumber} decompressed to ${n} bytes, expected ${expected}`, 'data block', at);
+    }
+    return off;
+  }
+
   /** Copies up to target.length bytes at `offset` into target; returns the count (0 at EOF). */
   readInto(inode: FileInode, offset: number, target: Uint8Array): number {
     let n = 0;

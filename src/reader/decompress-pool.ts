@@ -30,6 +30,30 @@ export function decodesAhead(img: Image, only?: readonly string[]): boolean {
   return !(img.superblock.flags & Flag.UNCOMPRESSED_DATA) && (only?.includes(img.codec.name) ?? true) && decodesSlowly(img.codec.name);
 }
 
+/**
+ * DISTRI_SPLIT: how a whole-file pass uses a second decoding thread (./split-decode.ts). Unset:
+ * `auto`, by the file's size and the speed of its first blocks. `off`: never (benchmarks compare).
+ * `always`: from the first block, whatever the size. `worker`: as always, and this thread decodes
+ * nothing itself, so that every group comes from the worker (tests).
+ */
+export function splitMode(): 'auto' | 'off' | 'always' | 'worker' {
+  const v = process.env.DISTRI_SPLIT;
+  return v === 'off' || v === 'always' || v === 'worker' ? v : 'auto';
+}
+
+/**
+ * From what file size a whole-file pass over this image may take a second thread decoding beside
+ * this one (./split-decode.ts, which then decides by the speed of the file's first blocks), or
+ * undefined where it never does: uncompressed data, codecs the pool takes (decodesAhead), one
+ * core, DISTRI_SPLIT=off.
+ */
+export function splitFrom(img: Image): number | undefined {
+  const mode = splitMode();
+  if (mode === 'off' || img.superblock.flags & Flag.UNCOMPRESSED_DATA || decodesSlowly(img.codec.name)) return undefined;
+  if (mode !== 'auto') return 0;
+  return os.availableParallelism() > 1 ? 16 << 20 : undefined;
+}
+
 export class DecompressPool {
   private readonly workers: Worker[] = [];
   /** One promise per worker: its exit code once it has exited. */

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 // Types only: the pool (worker threads) is loaded for a large file, not by every `distri cat`.
 import type { DecompressPool } from '../../reader/decompress-pool';
+import type { SplitDecoder } from '../../reader/split-decode';
 import type { FileInode, Inode } from '../../format/inode';
 import { openImage, regularFile, reportError, writeOut, writeOutAll } from '../common';
 import { IMAGE, OFFSET, register as registerSpec, type CommandSpec } from '../spec';
@@ -19,6 +20,7 @@ export const spec: CommandSpec = {
   run: async (image: string, paths: string[], opts: { offset: number }) => {
     const img = openImage(image, opts.offset);
     let pool: DecompressPool | undefined;
+    let split: SplitDecoder | undefined | null;
     try {
       for (const p of paths) {
         try {
@@ -31,6 +33,15 @@ export const spec: CommandSpec = {
               for await (const chunk of ahead.parallelChunks(img, inode, pool)) await writeOut(chunk);
               continue;
             }
+            // Codecs fast enough for this thread: from some size on, a second thread decodes too.
+            if (inode.fileSize >= (ahead.splitFrom(img) ?? Infinity)) {
+              // eslint-disable-next-line @typescript-eslint/no-require-imports
+              if (split === undefined) split = (require('../../reader/split-decode') as typeof import('../../reader/split-decode')).SplitDecoder.for(img) ?? null;
+              if (split) {
+                for await (const chunk of split.file(inode)) await writeOut(chunk);
+                continue;
+              }
+            }
           }
           // One sequential pass: runs of blocks read at once into a reused buffer, each group
           // handed to stdout before the next is read (the views do not outlive that).
@@ -41,6 +52,7 @@ export const spec: CommandSpec = {
       }
     } finally {
       await pool?.close();
+      await split?.close();
       img.close();
     }
   },
