@@ -125,9 +125,15 @@ export async function extract(image: Image, dest: string, options: ExtractOption
   // to a worker costs more than decoding it here). lzo, which `cat` decodes ahead, was not
   // measured here and stays on this thread as before.
   const decodeAhead = decodesAhead(image, ['xz', 'lzma']);
-  // The bits the umask clears from a new file's mode (read by setting it and setting it back).
-  const umask = process.umask(0o022);
-  process.umask(umask);
+  // The bits the umask clears from a new file's mode (read by setting it and setting it back;
+  // a worker thread may not set it: then every file gets its mode by fchmod, as before).
+  let umask = 0o7777;
+  try {
+    umask = process.umask(0o022);
+    process.umask(umask);
+  } catch {
+    // (not allowed here)
+  }
   let pool: DecompressPool | undefined;
 
   /** The permission bits to set: setuid/setgid only when running as root. */
@@ -274,8 +280,8 @@ export async function extract(image: Image, dest: string, options: ExtractOption
     ok = true;
     return { counts, skipped, xattrErrors, root };
   } finally {
-    // Failed with nodes still being made: they name our directory descriptors through /proc, so
-    // they end before the descriptors are closed (a number reused meanwhile would be another place).
+    // Failed with nodes still being made: they are made (or fail) before the last phase's
+    // modes are set on what was created and before the shell and the descriptors are closed.
     for (const n of nodesUnderway) await n.made.catch(() => {});
     if (!ok) {
       // Failed part-way: what was created so far gets its final owners, modes and times (phase 3),

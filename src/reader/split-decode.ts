@@ -90,6 +90,8 @@ export class SplitDecoder {
   private worker: Worker | undefined;
   private exited: Promise<number> | undefined;
   private workerError: Error | undefined;
+  /** close() has asked the worker to leave. */
+  private closing = false;
 
   /** A decoder for `image`, or undefined when it was not opened from a file (the worker reopens it). */
   static for(image: Image): SplitDecoder | undefined {
@@ -109,6 +111,10 @@ export class SplitDecoder {
     const w = (this.worker = new Worker(path.join(__dirname, '..', 'reader', 'split-decode-worker.js'), { workerData: this.init }));
     this.exited = new Promise((resolve) => w.once('exit', resolve));
     w.on('error', (e) => (this.workerError ??= e));
+    // It leaves only when close() asks; leaving earlier is a failure (a group it claimed would never come).
+    w.once('exit', (code) => {
+      if (!this.closing) this.workerError ??= new Error(`exited with status ${code}`);
+    });
     return w;
   }
 
@@ -193,8 +199,9 @@ export class SplitDecoder {
           continue;
         }
         if (this.workerError) throw new SquashfsError('IO', `the decoding thread failed: ${this.workerError.message}`, 'data block');
-        // Bounded, so that a worker that died without a word (workerError) is noticed too.
-        Atomics.wait(ctl, DONE + k, 0, 200);
+        // Bounded: after a long wait the event loop turns once, so that a worker that died
+        // (its 'error' or 'exit' event, workerError) is noticed rather than waited for forever.
+        if (Atomics.wait(ctl, DONE + k, 0, 200) === 'timed-out') await new Promise((resolve) => setImmediate(resolve));
       }
       finished = true;
     } finally {
@@ -210,6 +217,7 @@ export class SplitDecoder {
   /** Lets the worker (if one started) finish what it was given and leave; resolves when it has exited. */
   async close(): Promise<void> {
     if (!this.worker) return;
+    this.closing = true;
     this.worker.postMessage({ stop: true } satisfies SplitMessage);
     await this.exited;
   }
