@@ -32,7 +32,7 @@ import type { FileInode, Inode } from '../format/inode';
 import { DecompressPool, decodesAhead, parallelChunks } from '../reader/decompress-pool';
 import type { Image } from '../reader/image';
 import { walk } from '../reader/walk';
-import { ContentWriter, ExtractEntryError, displayPath, finishFile, writeFile, type FileJob } from './file-contents';
+import { NewFile, writeFile, type FileJob } from './file-contents';
 import { SafeTree, type EntryKind } from './safe-tree';
 import { restoreXattrs, type XattrJob } from './xattr-restore';
 
@@ -313,23 +313,14 @@ function hasSetfattr(): boolean {
  * decoded ahead in the worker pool while this thread writes.
  */
 async function writeFileAhead(image: Image, tree: SafeTree, inode: FileInode, job: FileJob, zeros: Uint8Array, pool: DecompressPool, onBytes: (n: number) => void): Promise<number | undefined> {
-  const fd = tree.createFile(job.comps, job.modeAtOpen ? job.mode : 0o600);
-  let written = false;
+  const file = new NewFile(tree, job, zeros);
   try {
-    const out = new ContentWriter(fd, zeros);
-    for await (const chunk of parallelChunks(image, inode, pool)) {
-      out.take([chunk]);
-      onBytes(chunk.length);
-    }
-    out.done(inode.fileSize);
-    const ino = finishFile(fd, job);
-    written = true;
-    return ino;
+    for await (const chunk of parallelChunks(image, inode, pool)) onBytes(file.take([chunk]));
+    return file.end(inode.fileSize);
   } catch (e) {
-    throw new ExtractEntryError(displayPath(job.comps), e);
+    throw file.failure(e);
   } finally {
-    fs.closeSync(fd);
-    if (!written) tree.removeFile(job.comps);
+    file.close();
   }
 }
 

@@ -96,7 +96,7 @@ export class ContentWriter {
  * descriptor: no path is resolved again. Returns the inode number when the file is not finished
  * now (the last phase checks it before setting the mode by path).
  */
-export function finishFile(fd: number, job: FileJob): number | undefined {
+function finishFile(fd: number, job: FileJob): number | undefined {
   if (job.owner) fs.fchownSync(fd, job.owner.uid, job.owner.gid);
   if (!job.finishNow) return fs.fstatSync(fd).ino;
   if (!job.modeAtOpen) fs.fchmodSync(fd, job.mode);
@@ -105,29 +105,63 @@ export function finishFile(fd: number, job: FileJob): number | undefined {
 }
 
 /**
- * The whole of one regular file, contents read by `image`'s own (synchronous) path. A file cut
- * short by an error is removed, not left behind looking whole; the error names the entry.
+ * A regular file being extracted: created through SafeTree, filled group by group, then ended
+ * (size, owner, mode, times) or, cut short by an error, removed when closed rather than left
+ * behind looking whole.
+ */
+export class NewFile {
+  private readonly fd: number;
+  private readonly out: ContentWriter;
+  private ended = false;
+
+  constructor(
+    private readonly tree: SafeTree,
+    private readonly job: FileJob,
+    zeros: Uint8Array,
+  ) {
+    this.fd = tree.createFile(job.comps, job.modeAtOpen ? job.mode : 0o600);
+    this.out = new ContentWriter(this.fd, zeros);
+  }
+
+  /** Writes one group of views (valid only until the next is read); returns its byte count. */
+  take(group: readonly Uint8Array[]): number {
+    const before = this.out.bytes;
+    this.out.take(group);
+    return this.out.bytes - before;
+  }
+
+  /** The contents are complete: returns the inode number when a later phase still finishes it. */
+  end(size: number): number | undefined {
+    this.out.done(size);
+    const ino = finishFile(this.fd, this.job);
+    this.ended = true;
+    return ino;
+  }
+
+  /** The error that stopped it, naming the entry. */
+  failure(e: unknown): ExtractEntryError {
+    return new ExtractEntryError(displayPath(this.job.comps), e);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+    if (!this.ended) this.tree.removeFile(this.job.comps);
+  }
+}
+
+/**
+ * The whole of one regular file, its blocks read in order by `image`'s own (synchronous) pass.
  * `onBytes` hears how much was written, as it goes (progress).
  */
 export function writeFile(image: Image, tree: SafeTree, inode: FileInode, job: FileJob, zeros: Uint8Array, onBytes?: (n: number) => void): number | undefined {
-  const fd = tree.createFile(job.comps, job.modeAtOpen ? job.mode : 0o600);
-  let written = false;
+  const file = new NewFile(tree, job, zeros);
   try {
-    const out = new ContentWriter(fd, zeros);
-    for (const group of image.data.stream(inode)) {
-      const before = out.bytes;
-      out.take(group);
-      onBytes?.(out.bytes - before);
-    }
-    out.done(inode.fileSize);
-    const ino = finishFile(fd, job);
-    written = true;
-    return ino;
+    for (const group of image.data.stream(inode)) onBytes?.(file.take(group));
+    return file.end(inode.fileSize);
   } catch (e) {
-    throw new ExtractEntryError(displayPath(job.comps), e);
+    throw file.failure(e);
   } finally {
-    fs.closeSync(fd);
-    if (!written) tree.removeFile(job.comps);
+    file.close();
   }
 }
 
