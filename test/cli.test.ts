@@ -493,6 +493,27 @@ test('cat of a large file with a second decoding thread: the same bytes, and the
       assert.ok(r.stdout.equals(big.subarray(0, r.stdout.length)), `${comp}: what was written is the file's start`);
     }
   }
+  // xz decodes a large file ahead in its worker pool (cat and extract): a failed block is named
+  // with its position there too.
+  const img = path.join(d, 'xz.sqfs');
+  const made = spawnSync('mksquashfs', [src, img, '-noappend', '-no-progress', '-quiet', '-comp', 'xz', '-no-fragments'], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const image = Image.open(img);
+  const inode = image.entryInode(image.lookup(image.root(), 'big')!);
+  image.close();
+  if (inode.kind !== 'file') return assert.fail('big is a file');
+  let at = inode.blocksStart;
+  for (let i = 0; i < 21; i++) at += inode.blockSizes[i]! & 0xffffff;
+  const fd = fs.openSync(img, 'r+');
+  fs.writeSync(fd, Buffer.alloc(16, 0xff), 0, 16, at);
+  fs.closeSync(fd);
+  const line = new RegExp(`^distri: ${img}: big: DECOMPRESS_FAILED in data block at 0x${at.toString(16)}: `);
+  const c = cat(img, 'auto');
+  assert.equal(c.status, 1);
+  assert.match(c.err, line);
+  const ex = distri('extract', '--no-xattrs', img, '-d', path.join(d, 'xz-out'));
+  assert.equal(ex.status, 1);
+  assert.match(ex.err, line);
 });
 
 test('printed times: isoTime gives what Date gives, over the whole range of SquashFS times', () => {

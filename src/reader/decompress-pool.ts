@@ -156,10 +156,17 @@ export async function* parallelChunks(img: Image, inode: FileInode, pool: Decomp
       return Promise.resolve().then(() => img.data.block(inode, i)); // let the checked path raise the error
     }
     const raw = img.source.readAt(positions[i]!, w.onDiskSize);
-    return pool.decompress(img.superblock.compressionId, raw, expected).then((out) => {
-      if (out.length !== expected) throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${out.length} bytes, expected ${expected}`, 'data block', positions[i]);
-      return out;
-    });
+    return pool.decompress(img.superblock.compressionId, raw, expected).then(
+      (out) => {
+        if (out.length !== expected)
+          throw new SquashfsError('CORRUPT', `block ${i} of inode ${inode.inodeNumber} decompressed to ${out.length} bytes, expected ${expected}`, 'data block', positions[i]);
+        return out;
+      },
+      (e: unknown) => {
+        // The worker's error, with the block's position, as the one-thread path reports it.
+        throw e instanceof SquashfsError && e.offset === undefined ? new SquashfsError(e.code, e.message, e.structure, positions[i], { cause: e }) : e;
+      },
+    );
   };
   let next = 0;
   for (let i = 0; i < n; i++) {
