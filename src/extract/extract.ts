@@ -160,14 +160,14 @@ export async function extract(image: Image, dest: string, options: ExtractOption
    * round trip to another process each, ~9 ms), but before anything needs them to exist (a hard
    * link to one, the xattrs, the last phase). Their owner and inode number are taken then.
    */
-  const nodesUnderway: Array<{ made: Promise<void>; comps: Uint8Array[]; owner?: { uid: number; gid: number }; pending: Pending }> = [];
+  const nodesUnderway: Array<{ made: Promise<void>; owner?: { uid: number; gid: number }; pending: Pending }> = [];
   const nodesMade = async () => {
     while (nodesUnderway.length > 0) {
       const n = nodesUnderway[0]!;
       await n.made;
       nodesUnderway.shift();
-      if (n.owner) tree.lchown(n.comps, n.owner.uid, n.owner.gid);
-      n.pending.ino = tree.lstat(n.comps).ino;
+      if (n.owner) tree.lchown(n.pending.comps, n.owner.uid, n.owner.gid);
+      n.pending.ino = tree.lstat(n.pending.comps).ino;
     }
   };
 
@@ -248,7 +248,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           const made = inode.kind === 'blockdev' || inode.kind === 'chardev' ? tree.mknod(comps, inode.kind, inode.major, inode.minor) : tree.mknod(comps, 'fifo');
           made.catch(() => {}); // (awaited by nodesMade, which reports the failure)
           const p: Pending = { comps, kind, ino: -1, mode: fileMode(inode.permissions), mtime: inode.mtime };
-          nodesUnderway.push({ made, comps, owner: ownIt ? { uid: st.uid, gid: st.gid } : undefined, pending: p });
+          nodesUnderway.push({ made, owner: ownIt ? { uid: st.uid, gid: st.gid } : undefined, pending: p });
           firstName.set(inode.inodeNumber, comps);
           pending.push(p);
           if (xattrs.length) jobs.push({ comps, xattrs });

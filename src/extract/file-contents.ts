@@ -48,7 +48,7 @@ export interface FileJob {
 }
 
 /** Writes a file's contents as they come, group by group; the views of a group die after take(). */
-export class ContentWriter {
+class ContentWriter {
   private pos = 0;
   /** Where the last byte written ends. */
   private end = 0;
@@ -166,7 +166,7 @@ export function writeFile(image: Image, tree: SafeTree, inode: FileInode, job: F
 }
 
 /** A path below DEST for messages: its components as UTF-8, '/'-joined. */
-export function displayPath(comps: readonly Uint8Array[]): string {
+function displayPath(comps: readonly Uint8Array[]): string {
   return comps.map((c) => Buffer.from(c).toString('utf8')).join('/');
 }
 

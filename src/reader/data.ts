@@ -343,41 +343,11 @@ export class DataReader {
         const maxBlocks = Math.max(1, Math.floor(STREAM_BATCH / bs));
         let j = i + 1;
         while (j < n && j - i < maxBlocks && positions[j + 1]! - positions[i]! <= STREAM_BATCH) j++;
-        const start = inode.blocksStart + positions[i]!;
-        const bytes = positions[j]! - positions[i]!;
-        if (bytes > this.opts.blockSize * (j - i))
-          throw new SquashfsError('CORRUPT', `data blocks ${i}..${j - 1} of inode ${inode.inodeNumber} are larger on disk than the block size allows`, 'data block', start);
-        if (start + bytes > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${start} (${bytes} bytes) runs past the data area (${this.opts.dataEnd})`, 'data block', start);
-        if (this.streamBuf.length < bytes) this.streamBuf = Buffer.allocUnsafe(Math.max(bytes, STREAM_BATCH));
-        const raw = this.streamBuf.subarray(0, bytes);
-        this.source.readInto(start, raw);
+        const raw = this.readRun(inode, positions, i, j);
+        // A compressed block goes into the slot of its place in the group (valid until the next group).
+        const slot = into ? (k: number) => (this.streamOut[k - i] ??= Buffer.allocUnsafeSlow(bs)) : undefined;
         const group: Uint8Array[] = [];
-        for (let k = i; k < j; k++) {
-          const expected = this.blockLength(inode, k);
-          const word = decodeBlockWord(inode.blockSizes[k]!);
-          const at = inode.blocksStart + positions[k]!;
-          if (word.sparse) {
-            group.push(this.zeros.subarray(0, expected));
-            continue;
-          }
-          if (word.onDiskSize > bs) throw new SquashfsError('CORRUPT', `on-disk length ${word.onDiskSize} exceeds the block size ${bs}`, 'data block', at);
-          const disk = raw.subarray(positions[k]! - positions[i]!, positions[k + 1]! - positions[i]!);
-          let data: Uint8Array;
-          if (!word.compressed) data = disk;
-          else if (into) {
-            // Into the slot of this block's place in the group (valid until the next group).
-            const slot = (this.streamOut[k - i] ??= Buffer.allocUnsafeSlow(bs));
-            data = slot.subarray(0, this.decodeInto(disk, slot.subarray(0, expected), 'data block', at));
-          } else {
-            try {
-              data = this.codec.decompress(disk, expected);
-            } catch (e) {
-              throw blockError(e, 'data block', at);
-            }
-          }
-          if (data.length !== expected) throw new SquashfsError('CORRUPT', `block ${k} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', at);
-          group.push(data);
-        }
+        for (let k = i; k < j; k++) group.push(this.runBlock(inode, positions, raw, i, k, slot));
         yield group;
         i = j;
       }
@@ -394,48 +364,63 @@ export class DataReader {
    * the run. For a pass split between threads (./split-decode.ts), where `out` is shared memory.
    */
   blocksInto(inode: FileInode, from: number, to: number, out: Uint8Array): number {
-    const bs = this.opts.blockSize;
     const positions = this.positions(inode);
-    const start = inode.blocksStart + positions[from]!;
-    const bytes = positions[to]! - positions[from]!;
-    if (bytes > bs * (to - from)) throw new SquashfsError('CORRUPT', `data blocks ${from}..${to - 1} of inode ${inode.inodeNumber} are larger on disk than the block size allows`, 'data block', start);
+    const raw = this.readRun(inode, positions, from, to);
+    let off = 0;
+    for (let k = from; k < to; k++) {
+      const expected = this.blockLength(inode, k);
+      const place = out.subarray(off, off + expected);
+      if (place.length !== expected) throw new RangeError(`blocksInto: ${out.length} bytes are too few for blocks ${from}..${to - 1}`);
+      const data = this.runBlock(inode, positions, raw, from, k, () => place);
+      if (data.buffer !== place.buffer || data.byteOffset !== place.byteOffset) place.set(data); // a hole, a stored block
+      off += expected;
+    }
+    return off;
+  }
+
+  /**
+   * Data blocks [i, j) of the file as they lie on disk, with one positional read into a buffer
+   * reused from run to run (valid until the next run is read), their extent checked first.
+   */
+  private readRun(inode: FileInode, positions: Float64Array, i: number, j: number): Buffer {
+    const start = inode.blocksStart + positions[i]!;
+    const bytes = positions[j]! - positions[i]!;
+    if (bytes > this.opts.blockSize * (j - i))
+      throw new SquashfsError('CORRUPT', `data blocks ${i}..${j - 1} of inode ${inode.inodeNumber} are larger on disk than the block size allows`, 'data block', start);
     if (start + bytes > this.opts.dataEnd) throw new SquashfsError('OUT_OF_BOUNDS', `block at ${start} (${bytes} bytes) runs past the data area (${this.opts.dataEnd})`, 'data block', start);
     if (this.streamBuf.length < bytes) this.streamBuf = Buffer.allocUnsafe(Math.max(bytes, STREAM_BATCH));
     const raw = this.streamBuf.subarray(0, bytes);
     this.source.readInto(start, raw);
-    let off = 0;
-    for (let k = from; k < to; k++) {
-      const expected = this.blockLength(inode, k);
-      const word = decodeBlockWord(inode.blockSizes[k]!);
-      const at = inode.blocksStart + positions[k]!;
-      const place = out.subarray(off, off + expected);
-      if (place.length !== expected) throw new RangeError(`blocksInto: ${out.length} bytes are too few for blocks ${from}..${to - 1}`);
-      off += expected;
-      if (word.sparse) {
-        place.fill(0);
-        continue;
+    return raw;
+  }
+
+  /**
+   * Block k of a run that readRun read from block i: a hole as zeros, a stored block as a view of
+   * the run, a compressed one decoded into slot(k) where the codec can (else into its own
+   * buffer); its length checked.
+   */
+  private runBlock(inode: FileInode, positions: Float64Array, raw: Buffer, i: number, k: number, slot: ((k: number) => Uint8Array) | undefined): Uint8Array {
+    const bs = this.opts.blockSize;
+    const expected = this.blockLength(inode, k);
+    const word = decodeBlockWord(inode.blockSizes[k]!);
+    const at = inode.blocksStart + positions[k]!;
+    if (word.sparse) return this.zeros.subarray(0, expected);
+    if (word.onDiskSize > bs) throw new SquashfsError('CORRUPT', `on-disk length ${word.onDiskSize} exceeds the block size ${bs}`, 'data block', at);
+    const disk = raw.subarray(positions[k]! - positions[i]!, positions[k + 1]! - positions[i]!);
+    let data: Uint8Array;
+    if (!word.compressed) data = disk;
+    else if (slot && this.codec.decompressInto) {
+      const into = slot(k);
+      data = into.subarray(0, this.decodeInto(disk, into.subarray(0, expected), 'data block', at));
+    } else {
+      try {
+        data = this.codec.decompress(disk, expected);
+      } catch (e) {
+        throw blockError(e, 'data block', at);
       }
-      if (word.onDiskSize > bs) throw new SquashfsError('CORRUPT', `on-disk length ${word.onDiskSize} exceeds the block size ${bs}`, 'data block', at);
-      const disk = raw.subarray(positions[k]! - positions[from]!, positions[k + 1]! - positions[from]!);
-      let n: number;
-      if (!word.compressed) {
-        place.set(disk.subarray(0, expected));
-        n = disk.length;
-      } else if (this.codec.decompressInto) {
-        n = this.decodeInto(disk, place, 'data block', at);
-      } else {
-        let data: Uint8Array;
-        try {
-          data = this.codec.decompress(disk, expected);
-        } catch (e) {
-          throw blockError(e, 'data block', at);
-        }
-        place.set(data.subarray(0, expected));
-        n = data.length;
-      }
-      if (n !== expected) throw new SquashfsError('CORRUPT', `block ${k} of inode ${inode.inodeNumber} decompressed to ${n} bytes, expected ${expected}`, 'data block', at);
     }
-    return off;
+    if (data.length !== expected) throw new SquashfsError('CORRUPT', `block ${k} of inode ${inode.inodeNumber} decompressed to ${data.length} bytes, expected ${expected}`, 'data block', at);
+    return data;
   }
 
   /** Copies up to target.length bytes at `offset` into target; returns the count (0 at EOF). */
@@ -450,6 +435,6 @@ export class DataReader {
 }
 
 /** A codec's failure on one block, with the structure and position it was read from. */
-function blockError(e: unknown, structure: string, pos: number): unknown {
+export function blockError(e: unknown, structure: string, pos: number): unknown {
   return e instanceof SquashfsError ? new SquashfsError(e.code, e.message, structure, pos, { cause: e }) : e;
 }

@@ -13,6 +13,7 @@ import { SquashfsError, type ErrorCode } from '../errors';
 import { decodeBlockWord } from '../format/data-block';
 import { Flag } from '../format/constants';
 import type { FileInode } from '../format/inode';
+import { blockError } from './data';
 import type { Image } from './image';
 import type { DecompressReply, DecompressStop } from './decompress-worker';
 
@@ -164,7 +165,7 @@ export async function* parallelChunks(img: Image, inode: FileInode, pool: Decomp
       },
       (e: unknown) => {
         // The worker's error, with the block's position, as the one-thread path reports it.
-        throw e instanceof SquashfsError && e.offset === undefined ? new SquashfsError(e.code, e.message, e.structure, positions[i], { cause: e }) : e;
+        throw blockError(e, 'data block', positions[i]!);
       },
     );
   };
