@@ -6,7 +6,8 @@
  *
  *   npm run build && node dist/bench/cli.js [--rounds 21] [--source /usr/include/linux] [--against DIST]
  *
- * distri runs three ways: as `distri` runs (info, ls, stat and cat from their fast path), with
+ * distri runs four ways: as `distri` runs (info, ls, stat and cat from their fast path and its V8
+ * code cache), with DISTRI_CODE_CACHE=off (the same bundle compiled at every start), with
  * DISTRI_NO_FAST_PATH=1 (the full bundle, commander included) and with DISTRI_NO_BUNDLE=1 (the
  * modules as tsc emitted them). --against DIST adds the same commands from another build's dist/
  * (a copy made before a change; it needs node_modules beside it for its unbundled paths), in the
@@ -67,6 +68,7 @@ function main(): void {
     const withCa: NodeJS.ProcessEnv = { ...noCa, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt' };
     const unbundled: NodeJS.ProcessEnv = { ...noCa, DISTRI_NO_BUNDLE: '1' };
     const noFast: NodeJS.ProcessEnv = { ...noCa, DISTRI_NO_FAST_PATH: '1' };
+    const noCache: NodeJS.ProcessEnv = { ...noCa, DISTRI_CODE_CACHE: 'off' };
     const otherCli = against ? path.resolve(against, 'src/cli/main.js') : '';
     if (against && !fs.existsSync(otherCli)) throw new Error(`--against ${against}: no src/cli/main.js there`);
     const cmds: Array<{ what: string; distri: string[]; unsquashfs: string[] }> = [
@@ -82,6 +84,7 @@ function main(): void {
     for (const c of cmds) {
       rows.push({ name: `distri ${c.what}`, cmd: ['node', cli, ...c.distri], env: noCa });
       if (otherCli) rows.push({ name: `distri ${c.what} (--against)`, cmd: ['node', otherCli, ...c.distri], env: noCa });
+      rows.push({ name: `distri ${c.what} (no code cache)`, cmd: ['node', cli, ...c.distri], env: noCache });
       rows.push({ name: `distri ${c.what} (full bundle)`, cmd: ['node', cli, ...c.distri], env: noFast });
       rows.push({ name: `distri ${c.what} (unbundled)`, cmd: ['node', cli, ...c.distri], env: unbundled });
       rows.push({ name: `unsquashfs ${c.what}`, cmd: ['unsquashfs', ...c.unsquashfs], env: noCa });

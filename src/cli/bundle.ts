@@ -14,10 +14,12 @@
  * (the bundled program never loads them, since a run loads only the command it was given), and
  * every npm package except commander (native addons, and WASM decoders that read their own files).
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { DAEMON_BUNDLE, SERVE_STORE_WORKER_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
+import { cacheFileOf } from './code-cache';
 import { BUNDLE_FILE, BUNDLED_COMMANDS, SHORT_BUNDLE_FILE } from './main';
 
 /**
@@ -93,6 +95,31 @@ const errorsOutside: Plugin = {
   },
 };
 
+/**
+ * The short commands' V8 code cache (./code-cache.ts): their bundle runs each command once on the
+ * demo image, in a child process with Node's default flags (V8 refuses a cache made under other
+ * flags), and writes the cache as it leaves.
+ */
+function trainCodeCache(shortBundle: string, image: string): void {
+  const cache = cacheFileOf(shortBundle);
+  fs.rmSync(cache, { force: true });
+  const lines = [
+    ['info', image],
+    ['ls', '-l', image],
+    ['stat', image, 'README.md'],
+    ['cat', image, 'README.md'],
+  ];
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'code-cache.js'), '--train', shortBundle, path.join(__dirname, 'main.js'), ...lines.map((l) => JSON.stringify(l))], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    env,
+  });
+  if (r.status !== 0 || !fs.existsSync(cache)) throw new Error(`the code cache of ${path.basename(shortBundle)} was not made (status ${r.status}): ${r.stderr}`);
+  console.log(`${path.relative(path.resolve(__dirname, '..', '..', '..'), cache)}: ${(fs.statSync(cache).size / 1024).toFixed(0)} KiB`);
+}
+
 async function main(): Promise<void> {
   const cliDir = __dirname; // dist/src/cli
   const srcDir = path.resolve(cliDir, '..'); // dist/src
@@ -133,6 +160,7 @@ async function main(): Promise<void> {
   const shortInputs = await bundle(path.join(cliDir, 'short-entry.js'), path.join(cliDir, SHORT_BUNDLE_FILE), ['commander', ...otherCommands], [codecsOutside, errorsOutside]);
   const stray = shortInputs.filter((f) => /node_modules|\/codec\/(?!index\.js)|\/program\.js$/.test(f));
   if (stray.length) throw new Error(`${SHORT_BUNDLE_FILE} holds what the short commands do not use: ${stray.join(', ')}`);
+  trainCodeCache(path.join(cliDir, SHORT_BUNDLE_FILE), path.join(root, 'fixtures', 'demo.sqfs'));
 
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
   // they sit and why). The libfuse adapter stays out: it is in the same directory either way.

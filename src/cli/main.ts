@@ -17,6 +17,8 @@
  * a small argument parser instead of commander, and only the code these commands use); what its
  * parser does not take (--help, usage errors) goes on to the full bundle.
  *
+ * cli-short.bundle.js runs from a V8 code cache that `npm run build` makes (./code-cache.ts).
+ *
  * This module loads nothing else before deciding, so that the choice itself costs nothing.
  * DISTRI_NO_BUNDLE=1 turns the bundles off, DISTRI_NO_FAST_PATH=1 only the short commands' one
  * (benchmarks and tests compare them).
@@ -70,12 +72,11 @@ if (require.main === module) {
     // Serving the mount in this process (the daemon of `distri fuse` is this CLI; -f): the serving
     // thread starts before anything else loads.
     if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount' ? 'image-source.js' : 'store-build.js');
-    const bundle =
-      first === undefined
-        ? undefined
-        : ((SHORT_BUNDLED_COMMANDS.includes(first) && !process.env.DISTRI_NO_FAST_PATH ? freshBundle(SHORT_BUNDLE_FILE) : undefined) ??
-          (BUNDLED_COMMANDS.includes(first) ? freshBundle(BUNDLE_FILE) : undefined));
-    if (bundle) require(bundle);
+    const short = first !== undefined && SHORT_BUNDLED_COMMANDS.includes(first) && !process.env.DISTRI_NO_FAST_PATH ? freshBundle(SHORT_BUNDLE_FILE) : undefined;
+    const full = !short && first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle(BUNDLE_FILE) : undefined;
+    // The short commands' bundle runs from its V8 code cache (./code-cache.ts).
+    if (short) (require('./code-cache') as typeof import('./code-cache')).runBundle(short);
+    else if (full) require(full);
     else (require('./program') as typeof import('./program')).run();
   }
 }
