@@ -19,8 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { DAEMON_BUNDLE, SERVE_STORE_WORKER_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
-import { cacheFileOf } from './code-cache';
-import { BUNDLE_FILE, BUNDLED_COMMANDS, SHORT_BUNDLE_FILE } from './main';
+import { BUNDLE_FILE, BUNDLED_COMMANDS, codeCacheFileOf, SHORT_BUNDLE_FILE } from './main';
 
 /**
  * commander requires node:child_process at load time for a feature distri never uses (commands
@@ -71,8 +70,8 @@ const cliOutsideDaemon: Plugin = {
  * uses one: codec/index.ts loads the image's codec on first use, here from tsc's output beside the
  * bundle (which sits in dist/src/cli, so they are named from there). gzip, mksquashfs's default
  * and the one codec Node itself provides, is in the bundle and in its code cache
- * (./code-cache.ts): loading it as three modules of its own cost 3–4 ms of `stat` and `cat` on a
- * gzip image. The error class stays out (errorsOutside).
+ * (./code-cache.ts): loading it as modules of its own cost 3–4 ms of `stat` and `cat` on a gzip
+ * image. The error class stays out (errorsOutside).
  */
 const codecsOutside: Plugin = {
   name: 'codecs-outside',
@@ -103,7 +102,7 @@ const errorsOutside: Plugin = {
  * flags), and writes the cache as it leaves.
  */
 function trainCodeCache(shortBundle: string, image: string): void {
-  const cache = cacheFileOf(shortBundle);
+  const cache = codeCacheFileOf(shortBundle);
   fs.rmSync(cache, { force: true });
   const lines = [
     ['info', image],
@@ -160,7 +159,7 @@ async function main(): Promise<void> {
 
   // The short commands' fast path: commander stays out (its command lines go to the bundle above).
   const shortInputs = await bundle(path.join(cliDir, 'short-entry.js'), path.join(cliDir, SHORT_BUNDLE_FILE), ['commander', ...otherCommands], [codecsOutside, errorsOutside]);
-  const stray = shortInputs.filter((f) => /node_modules|\/codec\/(?!index\.js|gzip\.js|util\.js|zlib-binding\.js)|\/program\.js$/.test(f));
+  const stray = shortInputs.filter((f) => /node_modules|\/codec\/(?!index\.js|gzip\.js|util\.js)|\/program\.js$/.test(f));
   if (stray.length) throw new Error(`${SHORT_BUNDLE_FILE} holds what the short commands do not use: ${stray.join(', ')}`);
   trainCodeCache(path.join(cliDir, SHORT_BUNDLE_FILE), path.join(root, 'fixtures', 'demo.sqfs'));
 

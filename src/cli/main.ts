@@ -17,7 +17,9 @@
  * a small argument parser instead of commander, and only the code these commands use); what its
  * parser does not take (--help, usage errors) goes on to the full bundle.
  *
- * cli-short.bundle.js runs from a V8 code cache that `npm run build` makes (./code-cache.ts).
+ * cli-short.bundle.js runs from a V8 code cache that `npm run build` makes (./code-cache.ts); it is
+ * read here (runShortBundle), in the module every command loads anyway: as a module of its own,
+ * the reader cost 1.5–3 ms of the 7–12 ms the cache saves.
  *
  * This module loads nothing else before deciding, so that the choice itself costs nothing.
  * DISTRI_NO_BUNDLE=1 turns the bundles off, DISTRI_NO_FAST_PATH=1 only the short commands' one
@@ -25,6 +27,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type * as Vm from 'node:vm';
 
 /** The commands the bundle holds (bundle.ts keeps every other command out of it). */
 export const BUNDLED_COMMANDS: readonly string[] = ['info', 'ls', 'stat', 'cat', 'xattrs', 'mount', 'unmount', 'umount', 'pack'];
@@ -48,6 +51,95 @@ function freshBundle(file: string): string | undefined {
     // no bundle (tsc alone): the modules
   }
   return undefined;
+}
+
+/**
+ * The code cache's file, beside its bundle (`.js` replaced by `.cache`). V8 checks its own version,
+ * its flags and the *length* of the source, but not the source itself, and damaged bytes in its
+ * data crash Node inside the deserializer (seen: status 133, or a segmentation fault). So the file
+ * carries a header of ours, a copy of the bundle it was made from, and V8's data twice:
+ *
+ *     offset     size  field
+ *          0        8  "distriCC"
+ *          8        4  format version, u32 LE
+ *         12        4  S, the length of the bundle's copy, u32 LE
+ *         16        4  D, the length of V8's data, u32 LE
+ *         20        S  the bundle the cache was made from: used only while the bundle is the same
+ *       20+S        D  V8's data
+ *     20+S+D        D  V8's data again: damage to either copy shows as a difference
+ *
+ * Both comparisons are memcmp in native code (Buffer.equals), a fraction of a millisecond; a
+ * checksum would need node:crypto or zlib, each more to load than the whole check costs. The
+ * bundle is compared byte for byte rather than by mtime, which copies and package managers change.
+ */
+export const CODE_CACHE = { magic: 'distriCC', version: 3, headerSize: 20 } as const;
+
+export function codeCacheFileOf(bundle: string): string {
+  return bundle.replace(/\.js$/, '') + '.cache';
+}
+
+/** V8's data from the code cache of BUNDLE if it is whole and was made from SOURCE; else why not. */
+export function readCodeCache(bundle: string, source: Buffer): Buffer | string {
+  let raw: Buffer;
+  try {
+    raw = fs.readFileSync(codeCacheFileOf(bundle));
+  } catch {
+    return 'no cache file';
+  }
+  const { magic, version, headerSize } = CODE_CACHE;
+  if (raw.length < headerSize || raw.toString('latin1', 0, magic.length) !== magic || raw.readUInt32LE(8) !== version) return 'not a cache of this format';
+  const s = raw.readUInt32LE(12);
+  const d = raw.readUInt32LE(16);
+  if (raw.length !== headerSize + s + 2 * d) return 'damaged (not of the length its header says)';
+  if (s !== source.length || !raw.subarray(headerSize, headerSize + s).equals(source)) return 'made from another build of the bundle';
+  const data = raw.subarray(headerSize + s, headerSize + s + d);
+  if (!data.equals(raw.subarray(headerSize + s + d))) return "damaged (the two copies of V8's data differ)";
+  return data;
+}
+
+/**
+ * BUNDLE compiled as Node's CommonJS loader would wrap it, the wrapper on a line of its own
+ * (lineOffset -1 keeps the bundle's line numbers in stack traces), with V8's cached data if any.
+ */
+export function compileBundle(bundle: string, source: Buffer, cachedData: Buffer | undefined): Vm.Script {
+  const vm = require('node:vm') as typeof Vm;
+  const wrapped = `(function (exports, require, module, __filename, __dirname) {\n${source.toString('utf8')}\n})`;
+  return new vm.Script(wrapped, { filename: bundle, lineOffset: -1, cachedData });
+}
+
+/** Runs a compiled bundle (beside this file) as the module it is: its own `module` and `require`. */
+export function runCompiledBundle(script: Vm.Script, bundle: string): void {
+  // Node's Module class, reached without loading node:module.
+  const Module = module.constructor as new (id: string, parent: NodeModule) => NodeModule;
+  const m = new Module(bundle, module);
+  m.filename = bundle;
+  m.paths = module.paths; // the same directory's node_modules chain
+  m.loaded = true;
+  require.cache[bundle] = m;
+  const fn = script.runInThisContext() as (exports: unknown, require: (id: string) => unknown, module: NodeModule, filename: string, dirname: string) => void;
+  fn.call(m.exports, m.exports, (id: string) => m.require(id), m, bundle, path.dirname(bundle));
+}
+
+/**
+ * Runs the short commands' bundle from its code cache when there is a good one, else as `require`
+ * would. DISTRI_CODE_CACHE=off runs it without (benchmarks); =report says on stderr what became
+ * of the cache (tests).
+ */
+function runShortBundle(bundle: string): void {
+  const say = (what: string) => {
+    if (process.env.DISTRI_CODE_CACHE === 'report') fs.writeSync(2, `distri: code cache: ${what}\n`);
+  };
+  const source = process.env.DISTRI_CODE_CACHE === 'off' ? undefined : fs.readFileSync(bundle);
+  const data = source ? readCodeCache(bundle, source) : 'switched off';
+  if (typeof data === 'string') {
+    say(`not used: ${data}`);
+    require(bundle);
+    return;
+  }
+  const script = compileBundle(bundle, source!, data);
+  // A cache V8 refuses (another Node, other V8 flags) costs the compile it would have saved.
+  say(script.cachedDataRejected ? 'rejected by V8 (another Node or other V8 flags)' : 'used');
+  runCompiledBundle(script, bundle);
 }
 
 /** See KernelMount.prestart: a new isolate loads its code while this one parses the command line. */
@@ -74,8 +166,7 @@ if (require.main === module) {
     if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount' ? 'image-source.js' : 'store-build.js');
     const short = first !== undefined && SHORT_BUNDLED_COMMANDS.includes(first) && !process.env.DISTRI_NO_FAST_PATH ? freshBundle(SHORT_BUNDLE_FILE) : undefined;
     const full = !short && first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle(BUNDLE_FILE) : undefined;
-    // The short commands' bundle runs from its V8 code cache (./code-cache.ts).
-    if (short) (require('./code-cache') as typeof import('./code-cache')).runBundle(short);
+    if (short) runShortBundle(short);
     else if (full) require(full);
     else (require('./program') as typeof import('./program')).run();
   }

@@ -13,7 +13,7 @@
  * inflateSync on a real stream before it is trusted, and anything missing or different falls back to
  * inflateSync and a copy, so a Node release that changes these internals costs speed, not correctness.
  *
- * The context comes from Node's zlib binding itself (./zlib-binding.ts) where that is known to take the same arguments
+ * The context comes from Node's zlib binding itself where that is known to take the same arguments
  * (Node 20 to 22), not from node:zlib: loading node:zlib loads Node's ~20 stream modules with it, 4 to
  * 5 ms of every short command on a gzip image (`distri ls`, `stat`, `cat`) and of every worker that
  * inflates. node:zlib is loaded only to compress, and for the fallbacks.
@@ -22,11 +22,13 @@ import type * as Zlib from 'node:zlib';
 import { SquashfsError } from '../errors';
 import type { Codec, CompressOptions } from './index';
 import { checkArgs, corrupt, optionalModule, wrapForeign } from './util';
-import { bindingInflateHandle, Z_FINISH, type ZlibHandle } from './zlib-binding';
 
 /** node:zlib, loaded on first use (compression and the fallbacks only). */
 let zlibModule: typeof Zlib | undefined;
 const nodeZlib = (): typeof Zlib => (zlibModule ??= require('node:zlib') as typeof Zlib);
+
+/** zlib.h's flush value for "this is all the input": the same number in every zlib. */
+const Z_FINISH = 4;
 
 function inflateFresh(input: Uint8Array, maxOutput: number): Buffer {
   checkArgs('gzip', input, maxOutput);
@@ -41,6 +43,14 @@ function inflateFresh(input: Uint8Array, maxOutput: number): Buffer {
   return out;
 }
 
+/** The parts of node:zlib's binding handle that inflateSync uses. */
+interface ZlibHandle {
+  writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+  reset(): void;
+  close(): void;
+  onerror: (message: string, errno: number) => void;
+}
+
 /** One reusable inflate context: the handle, its result words [avail_out, avail_in], its last error. */
 interface Inflater {
   handle: ZlibHandle;
@@ -48,6 +58,36 @@ interface Inflater {
   error: string | undefined;
   /** Made from Node's zlib binding (not from a node:zlib stream). */
   fromBinding: boolean;
+}
+
+/** What Node's zlib binding offers (`process.binding('zlib')`, the object node:zlib is built on). */
+interface ZlibBinding {
+  Zlib: new (mode: number) => ZlibHandle & {
+    init(windowBits: number, level: number, memLevel: number, strategy: number, writeState: Uint32Array, onWrite: () => void, dictionary: undefined): void;
+  };
+}
+
+/**
+ * A handle straight from the binding, set up as node:zlib's Inflate sets up its own (zlib's defaults:
+ * a 32 KiB window, header and Adler-32 checked), or null where that is not known to be safe. The
+ * binding checks its arguments with assertions that end the process, not with exceptions, so this
+ * runs only on the Node releases whose `init` is known (20 to 22). process.binding warns under
+ * --pending-deprecation; such a process takes node:zlib's way.
+ */
+function bindingHandle(): { handle: ZlibHandle; state: Uint32Array } | null {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 20 || major > 22) return null;
+  const flags = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`;
+  if (flags.includes('--pending-deprecation') || process.env.NODE_PENDING_DEPRECATION === '1') return null;
+  const bind = (process as unknown as { binding(name: string): unknown }).binding;
+  const zlib = bind('zlib') as Partial<ZlibBinding>;
+  const modes = (bind('constants') as { zlib?: { INFLATE?: unknown } }).zlib;
+  if (typeof zlib.Zlib !== 'function' || typeof modes?.INFLATE !== 'number') return null;
+  const handle = new zlib.Zlib(modes.INFLATE);
+  const state = new Uint32Array(2);
+  // windowBits 15, level and memLevel as node:zlib passes them for inflate (unused by it), default strategy.
+  handle.init(15, -1, 8, 0, state, () => {}, undefined);
+  return { handle, state };
 }
 
 /** The same handle from a node:zlib Inflate stream (any Node release that still has these fields). */
@@ -59,7 +99,7 @@ function streamHandle(): { handle?: ZlibHandle; state?: Uint32Array } {
 function newInflater(): Inflater {
   let made: { handle?: ZlibHandle; state?: Uint32Array } | null = null;
   try {
-    made = useBinding ? bindingInflateHandle() : null;
+    made = useBinding ? bindingHandle() : null;
   } catch {
     made = null;
   }
