@@ -16,6 +16,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { DAEMON_BUNDLE, SERVE_STORE_WORKER_BUNDLE, SERVE_WORKER_BUNDLE } from '../fuse/bundles';
@@ -97,27 +98,21 @@ const errorsOutside: Plugin = {
 };
 
 /**
- * The short commands' V8 code cache (./code-cache.ts): their bundle runs each command once on the
- * demo image, in a child process with Node's default flags (V8 refuses a cache made under other
- * flags), and writes the cache as it leaves.
+ * A bundle's V8 code cache (./code-cache.ts): the bundle runs each command line once, in a child
+ * process with Node's default flags (V8 refuses a cache made under other flags), and writes the
+ * cache as it leaves.
  */
-function trainCodeCache(shortBundle: string, image: string): void {
-  const cache = codeCacheFileOf(shortBundle);
+function trainCodeCache(bundle: string, lines: string[][]): void {
+  const cache = codeCacheFileOf(bundle);
   fs.rmSync(cache, { force: true });
-  const lines = [
-    ['info', image],
-    ['ls', '-l', image],
-    ['stat', image, 'README.md'],
-    ['cat', image, 'README.md'],
-  ];
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'code-cache.js'), '--train', shortBundle, path.join(__dirname, 'main.js'), ...lines.map((l) => JSON.stringify(l))], {
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'code-cache.js'), '--train', bundle, path.join(__dirname, 'main.js'), ...lines.map((l) => JSON.stringify(l))], {
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
     env,
   });
-  if (r.status !== 0 || !fs.existsSync(cache)) throw new Error(`the code cache of ${path.basename(shortBundle)} was not made (status ${r.status}): ${r.stderr}`);
+  if (r.status !== 0 || !fs.existsSync(cache)) throw new Error(`the code cache of ${path.basename(bundle)} was not made (status ${r.status}): ${r.stderr}`);
   console.log(`${path.relative(path.resolve(__dirname, '..', '..', '..'), cache)}: ${(fs.statSync(cache).size / 1024).toFixed(0)} KiB`);
 }
 
@@ -161,7 +156,28 @@ async function main(): Promise<void> {
   const shortInputs = await bundle(path.join(cliDir, 'short-entry.js'), path.join(cliDir, SHORT_BUNDLE_FILE), ['commander', ...otherCommands], [codecsOutside, errorsOutside]);
   const stray = shortInputs.filter((f) => /node_modules|\/codec\/(?!index\.js|gzip\.js|util\.js)|\/program\.js$/.test(f));
   if (stray.length) throw new Error(`${SHORT_BUNDLE_FILE} holds what the short commands do not use: ${stray.join(', ')}`);
-  trainCodeCache(path.join(cliDir, SHORT_BUNDLE_FILE), path.join(root, 'fixtures', 'demo.sqfs'));
+  const demo = path.join(root, 'fixtures', 'demo.sqfs');
+  trainCodeCache(path.join(cliDir, SHORT_BUNDLE_FILE), [
+    ['info', demo],
+    ['ls', '-l', demo],
+    ['stat', demo, 'README.md'],
+    ['cat', demo, 'README.md'],
+  ]);
+  // The whole program's bundle: mostly `pack` (a small tree of this build, both ways it writes
+  // data), and the read commands as commander runs them.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-bundle-'));
+  try {
+    trainCodeCache(out, [
+      ['pack', path.join(srcDir, 'format'), path.join(scratch, 'gzip.sqfs')],
+      ['pack', '--comp', 'none', path.join(srcDir, 'format'), path.join(scratch, 'none.sqfs')],
+      ['info', '--json', demo],
+      ['ls', '-lR', demo],
+      ['xattrs', demo, 'README.md'],
+      ['cat', demo, 'README.md'],
+    ]);
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
 
   // The background daemon of `distri mount` and its serving thread (src/fuse/bundles.ts says where
   // they sit and why). The libfuse adapter stays out: it is in the same directory either way.

@@ -17,9 +17,9 @@
  * a small argument parser instead of commander, and only the code these commands use); what its
  * parser does not take (--help, usage errors) goes on to the full bundle.
  *
- * cli-short.bundle.js runs from a V8 code cache that `npm run build` makes (./code-cache.ts); it is
- * read here (runShortBundle), in the module every command loads anyway: as a module of its own,
- * the reader cost 1.5–3 ms of the 7–12 ms the cache saves.
+ * Both bundles run from V8 code caches that `npm run build` makes (./code-cache.ts); they are read
+ * here (runCachedBundle), in the module every command loads anyway: as a module of its own, the
+ * reader cost 1.5–3 ms of the 7–12 ms the cache saves a short command.
  *
  * This module loads nothing else before deciding, so that the choice itself costs nothing.
  * DISTRI_NO_BUNDLE=1 turns the bundles off, DISTRI_NO_FAST_PATH=1 only the short commands' one
@@ -107,25 +107,27 @@ export function compileBundle(bundle: string, source: Buffer, cachedData: Buffer
   return new vm.Script(wrapped, { filename: bundle, lineOffset: -1, cachedData });
 }
 
-/** Runs a compiled bundle (beside this file) as the module it is: its own `module` and `require`. */
+/**
+ * Runs a compiled bundle as the module it is. Its `require` is this module's: the bundle sits
+ * beside this file, so every name resolves the same, and require.resolve and the rest come with it.
+ */
 export function runCompiledBundle(script: Vm.Script, bundle: string): void {
   // Node's Module class, reached without loading node:module.
   const Module = module.constructor as new (id: string, parent: NodeModule) => NodeModule;
   const m = new Module(bundle, module);
   m.filename = bundle;
-  m.paths = module.paths; // the same directory's node_modules chain
+  m.paths = module.paths;
   m.loaded = true;
   require.cache[bundle] = m;
-  const fn = script.runInThisContext() as (exports: unknown, require: (id: string) => unknown, module: NodeModule, filename: string, dirname: string) => void;
-  fn.call(m.exports, m.exports, (id: string) => m.require(id), m, bundle, path.dirname(bundle));
+  const fn = script.runInThisContext() as (exports: unknown, require: NodeRequire, module: NodeModule, filename: string, dirname: string) => void;
+  fn.call(m.exports, m.exports, require, m, bundle, path.dirname(bundle));
 }
 
 /**
- * Runs the short commands' bundle from its code cache when there is a good one, else as `require`
- * would. DISTRI_CODE_CACHE=off runs it without (benchmarks); =report says on stderr what became
+ * Runs a bundle from its code cache when there is a good one, else as `require` would. DISTRI_CODE_CACHE=off runs it without (benchmarks); =report says on stderr what became
  * of the cache (tests).
  */
-function runShortBundle(bundle: string): void {
+function runCachedBundle(bundle: string): void {
   const say = (what: string) => {
     if (process.env.DISTRI_CODE_CACHE === 'report') fs.writeSync(2, `distri: code cache: ${what}\n`);
   };
@@ -166,8 +168,8 @@ if (require.main === module) {
     if (daemonFirst?.servesHere(process.argv.slice(2), process.env)) startServingThreadFirst(first === 'mount' ? 'image-source.js' : 'store-build.js');
     const short = first !== undefined && SHORT_BUNDLED_COMMANDS.includes(first) && !process.env.DISTRI_NO_FAST_PATH ? freshBundle(SHORT_BUNDLE_FILE) : undefined;
     const full = !short && first !== undefined && BUNDLED_COMMANDS.includes(first) ? freshBundle(BUNDLE_FILE) : undefined;
-    if (short) runShortBundle(short);
-    else if (full) require(full);
+    const bundle = short ?? full;
+    if (bundle) runCachedBundle(bundle);
     else (require('./program') as typeof import('./program')).run();
   }
 }
