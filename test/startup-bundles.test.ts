@@ -37,6 +37,10 @@ function distri(args: string[], env: NodeJS.ProcessEnv = {}) {
 test('the bundled commands print what the modules print', () => {
   const bundle = path.join(root, 'dist/src/cli/cli.bundle.js');
   assert.ok(fs.existsSync(bundle) && fs.statSync(bundle).mtimeMs >= fs.statSync(path.join(root, 'dist/src/cli/program.js')).mtimeMs, 'npm run build makes a fresh bundle');
+  // A destination that is not empty: extract refuses it, both ways, in the same words.
+  const full = path.join(tmp, 'not-empty');
+  fs.mkdirSync(full, { recursive: true });
+  fs.writeFileSync(path.join(full, 'a'), 'a\n');
   const cases = [
     ['info', demo],
     ['info', '--json', demo],
@@ -51,6 +55,8 @@ test('the bundled commands print what the modules print', () => {
     ['mount', demo],
     ['unmount', '--help'],
     ['pack', '--help'],
+    ['extract', '--help'],
+    ['extract', demo, '-d', full],
     ['--help'],
   ];
   for (const args of cases) {

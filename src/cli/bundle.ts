@@ -174,6 +174,7 @@ async function main(): Promise<void> {
       ['ls', '-lR', demo],
       ['xattrs', demo, 'README.md'],
       ['cat', demo, 'README.md'],
+      ['extract', demo, '-d', path.join(scratch, 'extracted')],
     ]);
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });

@@ -30,7 +30,7 @@ import * as path from 'node:path';
 import type * as Vm from 'node:vm';
 
 /** The commands the bundle holds (bundle.ts keeps every other command out of it). */
-export const BUNDLED_COMMANDS: readonly string[] = ['info', 'ls', 'stat', 'cat', 'xattrs', 'mount', 'unmount', 'umount', 'pack'];
+export const BUNDLED_COMMANDS: readonly string[] = ['info', 'ls', 'stat', 'cat', 'xattrs', 'mount', 'unmount', 'umount', 'pack', 'extract'];
 
 export const BUNDLE_FILE = 'cli.bundle.js';
 
