@@ -1,10 +1,11 @@
 /**
- * Makes the V8 code cache of the short commands' bundle (cli-short.bundle.js, ./short.ts): the
- * bytecode of its top level and of every function that `info`, `ls`, `stat` and `cat` reach, as V8
- * serialised it after running them. Compiling the bundle and then, lazily, each function a command
- * reaches was 7–12 ms of such a command's ~20 ms over Node's own start-up (bench/README-cli.md);
- * reading the cache back costs about 1 ms. Node 20 has no `module.enableCompileCache` (Node 22
- * does), so this is the same done by hand with node:vm.
+ * Makes the V8 code caches of the CLI's bundles (./bundle.ts): the bytecode of a bundle's top level
+ * and of every function its commands reach, as V8 serialised it after running them. For the short
+ * commands (cli-short.bundle.js, ./short.ts), compiling the bundle and then, lazily, each function
+ * a command reaches was 7–12 ms of such a command's ~20 ms over Node's own start-up; for `pack`,
+ * `extract` and `xattrs` from the whole program's bundle, ~25–45 ms (bench/README-cli.md). Reading
+ * a cache back costs about 1 ms. Node 20 has no `module.enableCompileCache` (Node 22 does), so
+ * this is the same done by hand with node:vm.
  *
  * ./main.ts reads and checks the cache (the file's layout and why it is so are there), and runs
  * the bundle from it. `npm run build` (./bundle.ts) runs this module in a child process with Node's

@@ -124,8 +124,9 @@ export function runCompiledBundle(script: Vm.Script, bundle: string): void {
 }
 
 /**
- * Runs a bundle from its code cache when there is a good one, else as `require` would. DISTRI_CODE_CACHE=off runs it without (benchmarks); =report says on stderr what became
- * of the cache (tests).
+ * Runs a bundle from its code cache when there is a good one, else as `require` would.
+ * DISTRI_CODE_CACHE=off runs it without (benchmarks); =report says on stderr what became of the
+ * cache (tests).
  */
 function runCachedBundle(bundle: string): void {
   const say = (what: string) => {
