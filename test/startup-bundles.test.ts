@@ -264,7 +264,7 @@ function checkCodeCache(main: string, bundle: string, cache: string, lines: stri
   // dies there (status 133; at other places a segmentation fault, or the command runs wrong code,
   // all seen). Then the same in the second copy.
   const [s, d] = [good.readUInt32LE(12), good.readUInt32LE(16)];
-  for (const at of [20 + s + Math.floor(d / 2), 20 + s + d + Math.floor(d / 2)]) {
+  for (const at of [52 + s + Math.floor(d / 2), 52 + s + d + Math.floor(d / 2)]) {
     const damaged = Buffer.from(good);
     for (let i = at; i < at + 64; i++) damaged[i] = damaged[i]! ^ 0x5a;
     fs.writeFileSync(cache, damaged);
@@ -276,6 +276,11 @@ function checkCodeCache(main: string, bundle: string, cache: string, lines: stri
   check('grown', /^not used: damaged/);
   fs.writeFileSync(cache, good.subarray(0, 12));
   check('only part of a header', /^not used: not a cache of this format/);
+  // Made by another V8 (a Node upgraded since the build): not even offered to V8.
+  const otherV8 = Buffer.from(good);
+  otherV8.fill(0, 20, 52).write('9.9.999.9', 20, 'latin1');
+  fs.writeFileSync(cache, otherV8);
+  check('made by another V8', /^not used: made by another V8 \(9\.9\.999\.9; this is /);
   fs.writeFileSync(cache, good);
   // Another build of the bundle: one of the same length (which V8 would take the cache for), and a longer one.
   const code = fs.readFileSync(bundle, 'utf8');

@@ -35,6 +35,7 @@ function train(bundle: string, main: string, lines: string[][]): void {
     header.writeUInt32LE(CODE_CACHE.version, 8);
     header.writeUInt32LE(source.length, 12);
     header.writeUInt32LE(data.length, 16);
+    header.write(process.versions.v8.slice(0, CODE_CACHE.v8Size), CODE_CACHE.v8At, 'latin1');
     const file = codeCacheFileOf(bundle);
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, Buffer.concat([header, source, data, data]));

@@ -64,15 +64,18 @@ function freshBundle(file: string): string | undefined {
  *          8        4  format version, u32 LE
  *         12        4  S, the length of the bundle's copy, u32 LE
  *         16        4  D, the length of V8's data, u32 LE
- *         20        S  the bundle the cache was made from: used only while the bundle is the same
- *       20+S        D  V8's data
- *     20+S+D        D  V8's data again: damage to either copy shows as a difference
+ *         20       32  the V8 that made the cache (process.versions.v8, NUL-padded): after an
+ *                      upgrade of Node the cache is not even offered to V8, which would refuse
+ *                      it only after costing ~5 ms more than a plain `require`
+ *         52        S  the bundle the cache was made from: used only while the bundle is the same
+ *       52+S        D  V8's data
+ *     52+S+D        D  V8's data again: damage to either copy shows as a difference
  *
  * Both comparisons are memcmp in native code (Buffer.equals), a fraction of a millisecond; a
  * checksum would need node:crypto or zlib, each more to load than the whole check costs. The
  * bundle is compared byte for byte rather than by mtime, which copies and package managers change.
  */
-export const CODE_CACHE = { magic: 'distriCC', version: 3, headerSize: 20 } as const;
+export const CODE_CACHE = { magic: 'distriCC', version: 4, headerSize: 52, v8At: 20, v8Size: 32 } as const;
 
 export function codeCacheFileOf(bundle: string): string {
   return bundle.replace(/\.js$/, '') + '.cache';
@@ -86,8 +89,10 @@ export function readCodeCache(bundle: string, source: Buffer): Buffer | string {
   } catch {
     return 'no cache file';
   }
-  const { magic, version, headerSize } = CODE_CACHE;
+  const { magic, version, headerSize, v8At, v8Size } = CODE_CACHE;
   if (raw.length < headerSize || raw.toString('latin1', 0, magic.length) !== magic || raw.readUInt32LE(8) !== version) return 'not a cache of this format';
+  const madeBy = raw.toString('latin1', v8At, v8At + v8Size).replace(/\0+$/, '');
+  if (madeBy !== process.versions.v8) return `made by another V8 (${madeBy}; this is ${process.versions.v8})`;
   const s = raw.readUInt32LE(12);
   const d = raw.readUInt32LE(16);
   if (raw.length !== headerSize + s + 2 * d) return 'damaged (not of the length its header says)';
