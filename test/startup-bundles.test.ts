@@ -21,7 +21,7 @@ import { plainMountCommandLine } from '../src/cli/commands/mount';
 import { daemonFirstCommand, notifyPipeIn, servesHere } from '../src/cli/daemon-first';
 import { kernelTransportWanted } from '../src/fuse/mount-env';
 import { scanArgv } from '../src/util/argv-scan';
-import { buildProgram } from '../src/cli/main';
+import { buildProgram, CODE_CACHE } from '../src/cli/main';
 
 const root = repoRoot();
 const cli = path.join(root, 'dist/src/cli/main.js');
@@ -208,11 +208,11 @@ test('the fast path loads only what the command uses', () => {
 });
 
 /**
- * The short commands' V8 code cache (src/cli/code-cache.ts) is only ever a faster way to run the
- * same bundle. One with damaged bytes in V8's data, cut short or grown, made for another build of
- * the bundle, or refused by V8 (other V8 flags) is not used, and every command prints what it
- * prints without one. V8 alone checks none of the first three: handed the damaged data, Node dies
- * in V8's deserializer.
+ * The bundles' V8 code caches (made by src/cli/code-cache.ts, read by src/cli/main.ts) are only ever
+ * a faster way to run the same bundle. One with damaged bytes in V8's data, cut short or grown,
+ * made for another build of the bundle or by another V8, or refused by V8 (other V8 flags) is not
+ * used, and every command prints what it prints without one. V8 alone checks none of the first
+ * three: handed the damaged data, Node dies in V8's deserializer.
  */
 test('a damaged, cut, grown or foreign code cache is not used, and the commands print the same', () => {
   // A copy of the build, timestamps kept (main.js runs bundles only when newer than the program).
@@ -263,8 +263,8 @@ function checkCodeCache(main: string, bundle: string, cache: string, lines: stri
   // 64 bytes in the middle of the first copy of V8's data (the one V8 is given): V8 handed them
   // dies there (status 133; at other places a segmentation fault, or the command runs wrong code,
   // all seen). Then the same in the second copy.
-  const [s, d] = [good.readUInt32LE(12), good.readUInt32LE(16)];
-  for (const at of [52 + s + Math.floor(d / 2), 52 + s + d + Math.floor(d / 2)]) {
+  const [h, s, d] = [CODE_CACHE.headerSize, good.readUInt32LE(12), good.readUInt32LE(16)];
+  for (const at of [h + s + Math.floor(d / 2), h + s + d + Math.floor(d / 2)]) {
     const damaged = Buffer.from(good);
     for (let i = at; i < at + 64; i++) damaged[i] = damaged[i]! ^ 0x5a;
     fs.writeFileSync(cache, damaged);
@@ -278,7 +278,7 @@ function checkCodeCache(main: string, bundle: string, cache: string, lines: stri
   check('only part of a header', /^not used: not a cache of this format/);
   // Made by another V8 (a Node upgraded since the build): not even offered to V8.
   const otherV8 = Buffer.from(good);
-  otherV8.fill(0, 20, 52).write('9.9.999.9', 20, 'latin1');
+  otherV8.fill(0, CODE_CACHE.v8At, CODE_CACHE.v8At + CODE_CACHE.v8Size).write('9.9.999.9', CODE_CACHE.v8At, 'latin1');
   fs.writeFileSync(cache, otherV8);
   check('made by another V8', /^not used: made by another V8 \(9\.9\.999\.9; this is /);
   fs.writeFileSync(cache, good);
