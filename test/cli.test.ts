@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { readManifestFile, type Entry } from './oracle/manifest';
 import { isRoot, repoRoot, requireTools } from './oracle/tools';
 import { isoTime } from '../src/cli/format';
+import { decodeBlockWord } from '../src/format/data-block';
 import { Image } from '../src/reader/image';
 
 const readFileText = (f: string) => fs.readFileSync(f, 'utf8');
@@ -477,7 +478,7 @@ test('cat of a large file with a second decoding thread: the same bytes, and the
     if (inode.kind !== 'file') return;
     assert.equal(inode.blockSizes[21]! & (1 << 24), 0, `${comp}: block 21 is compressed`);
     let at = inode.blocksStart;
-    for (let i = 0; i < 21; i++) at += inode.blockSizes[i]! & 0xffffff;
+    for (let i = 0; i < 21; i++) at += decodeBlockWord(inode.blockSizes[i]!).onDiskSize;
     const fd = fs.openSync(img, 'r+');
     fs.writeSync(fd, Buffer.alloc(16, 0xff), 0, 16, at);
     fs.closeSync(fd);
@@ -503,7 +504,7 @@ test('cat of a large file with a second decoding thread: the same bytes, and the
   image.close();
   if (inode.kind !== 'file') return assert.fail('big is a file');
   let at = inode.blocksStart;
-  for (let i = 0; i < 21; i++) at += inode.blockSizes[i]! & 0xffffff;
+  for (let i = 0; i < 21; i++) at += decodeBlockWord(inode.blockSizes[i]!).onDiskSize;
   const fd = fs.openSync(img, 'r+');
   fs.writeSync(fd, Buffer.alloc(16, 0xff), 0, 16, at);
   fs.closeSync(fd);

@@ -103,7 +103,7 @@ const errorsOutside: Plugin = {
  * cache as it leaves. A cache that could not be made is said loudly and left out: the bundle runs
  * without it (and test/startup-bundles.test.ts fails on a build without one).
  */
-function trainCodeCache(bundle: string, lines: string[][]): void {
+function trainCodeCache(bundle: string, lines: string[][], root: string): void {
   const cache = codeCacheFileOf(bundle);
   fs.rmSync(cache, { force: true });
   const env = { ...process.env };
@@ -117,7 +117,7 @@ function trainCodeCache(bundle: string, lines: string[][]): void {
     console.error(`bundle: WARNING: the code cache of ${path.basename(bundle)} was not made (status ${r.status}); the bundle runs without it:\n${r.stderr}`);
     return;
   }
-  console.log(`${path.relative(path.resolve(__dirname, '..', '..', '..'), cache)}: ${(fs.statSync(cache).size / 1024).toFixed(0)} KiB`);
+  console.log(`${path.relative(root, cache)}: ${(fs.statSync(cache).size / 1024).toFixed(0)} KiB`);
 }
 
 async function main(): Promise<void> {
@@ -161,25 +161,33 @@ async function main(): Promise<void> {
   const stray = shortInputs.filter((f) => /node_modules|\/codec\/(?!index\.js|gzip\.js|util\.js)|\/program\.js$/.test(f));
   if (stray.length) throw new Error(`${SHORT_BUNDLE_FILE} holds what the short commands do not use: ${stray.join(', ')}`);
   const demo = path.join(root, 'fixtures', 'demo.sqfs');
-  trainCodeCache(path.join(cliDir, SHORT_BUNDLE_FILE), [
-    ['info', demo],
-    ['ls', '-l', demo],
-    ['stat', demo, 'README.md'],
-    ['cat', demo, 'README.md'],
-  ]);
+  trainCodeCache(
+    path.join(cliDir, SHORT_BUNDLE_FILE),
+    [
+      ['info', demo],
+      ['ls', '-l', demo],
+      ['stat', demo, 'README.md'],
+      ['cat', demo, 'README.md'],
+    ],
+    root,
+  );
   // The whole program's bundle: mostly `pack` (a small tree of this build, both ways it writes
   // data), and the read commands as commander runs them.
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'distri-bundle-'));
   try {
-    trainCodeCache(out, [
-      ['pack', path.join(srcDir, 'format'), path.join(scratch, 'gzip.sqfs')],
-      ['pack', '--comp', 'none', path.join(srcDir, 'format'), path.join(scratch, 'none.sqfs')],
-      ['info', '--json', demo],
-      ['ls', '-lR', demo],
-      ['xattrs', demo, 'README.md'],
-      ['cat', demo, 'README.md'],
-      ['extract', demo, '-d', path.join(scratch, 'extracted')],
-    ]);
+    trainCodeCache(
+      out,
+      [
+        ['pack', path.join(srcDir, 'format'), path.join(scratch, 'gzip.sqfs')],
+        ['pack', '--comp', 'none', path.join(srcDir, 'format'), path.join(scratch, 'none.sqfs')],
+        ['info', '--json', demo],
+        ['ls', '-lR', demo],
+        ['xattrs', demo, 'README.md'],
+        ['cat', demo, 'README.md'],
+        ['extract', demo, '-d', path.join(scratch, 'extracted')],
+      ],
+      root,
+    );
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }

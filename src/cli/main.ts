@@ -75,7 +75,9 @@ function freshBundle(file: string): string | undefined {
  * checksum would need node:crypto or zlib, each more to load than the whole check costs. The
  * bundle is compared byte for byte rather than by mtime, which copies and package managers change.
  */
-export const CODE_CACHE = { magic: 'distriCC', version: 4, headerSize: 52, v8At: 20, v8Size: 32 } as const;
+const V8_AT = 20;
+const V8_SIZE = 32;
+export const CODE_CACHE = { magic: 'distriCC', version: 4, v8At: V8_AT, v8Size: V8_SIZE, headerSize: V8_AT + V8_SIZE } as const;
 
 export function codeCacheFileOf(bundle: string): string {
   return bundle.replace(/\.js$/, '') + '.cache';
