@@ -31,7 +31,7 @@ import type { DirEntry } from '../format/directory';
 import type { FileInode, Inode } from '../format/inode';
 import { DecompressPool, decodesAhead, parallelChunks } from '../reader/decompress-pool';
 import type { Image } from '../reader/image';
-import { walk } from '../reader/walk';
+import { walkTree } from '../reader/walk';
 import { NewFile, writeFile, type FileJob } from './file-contents';
 import { SafeTree, type EntryKind } from './safe-tree';
 import { restoreXattrs, type XattrJob } from './xattr-restore';
@@ -390,13 +390,13 @@ function lookupPath(image: Image, parts: string[]): Inode {
 /** The walk below `start`, with each item's components (base + the names the walk went through). */
 function* subtree(image: Image, start: Inode, base: Uint8Array[]): Generator<Item> {
   const names: Uint8Array[] = [];
-  for (const it of walk(image, start)) {
+  for (const it of walkTree(image, start)) {
     if (it.depth === 0) {
       yield { inode: it.inode, comps: base.slice() };
       continue;
     }
     names.length = it.depth - 1;
     names.push(it.entry!.nameBytes);
-    yield { inode: it.inode, comps: [...base, ...names], entry: it.entry };
+    yield { inode: it.inode, comps: base.concat(names), entry: it.entry };
   }
 }

@@ -50,7 +50,7 @@ export function encodeDirEntry(offset: number, inodeNumber: number, baseInodeNum
 }
 
 export interface DirEntry {
-  name: string;
+  readonly name: string;
   /** The name's bytes as stored (names need not be UTF-8; extraction uses these). */
   nameBytes: Uint8Array;
   /** Basic inode type recorded in the entry (1..7). */
@@ -62,6 +62,27 @@ export interface DirEntry {
 
 const S = 'directory table';
 const utf8 = new TextDecoder('utf-8');
+
+/**
+ * An entry as parseListing decodes it. The name is made a string only when first asked for: an
+ * extraction or a walk by inode never needs it (it writes the bytes), and decoding every name of a
+ * large tree was a share of the walk.
+ */
+class ListedEntry implements DirEntry {
+  private text: string | undefined;
+  readonly kind: FileKind;
+  constructor(
+    readonly nameBytes: Uint8Array,
+    readonly type: number,
+    readonly inodeRef: InodeRef,
+    readonly inodeNumber: number,
+  ) {
+    this.kind = KIND_BY_BASIC_TYPE[type]!;
+  }
+  get name(): string {
+    return (this.text ??= utf8.decode(this.nameBytes));
+  }
+}
 
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
@@ -132,15 +153,7 @@ export function parseListing(cur: ByteCursor, size: number, ctx: ListingContext,
           );
       }
       prev = nameBytes;
-      const entry: DirEntry = {
-        name: utf8.decode(nameBytes),
-        nameBytes,
-        type,
-        kind: KIND_BY_BASIC_TYPE[type]!,
-        inodeRef: inodeRef(start, offset),
-        inodeNumber,
-      };
-      if (visit(entry) === false) return;
+      if (visit(new ListedEntry(nameBytes, type, inodeRef(start, offset), inodeNumber)) === false) return;
     }
   }
 }

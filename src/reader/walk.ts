@@ -12,30 +12,35 @@ import type { Image } from './image';
 
 export const MAX_DEPTH = 2048;
 
-export interface WalkItem {
-  /** Path relative to the start directory, '/'-separated; '' for the start itself. */
-  path: string;
-  /** Path as raw name bytes joined with '/', for writing names that are not UTF-8. */
-  pathBytes: Uint8Array;
+/** One entry of the walk: its inode, the entry that named it, how deep below the start. */
+export interface TreeItem {
   inode: Inode;
   /** The entry that named it (undefined for the start directory). */
   entry?: DirEntry;
+  /** 0 for the start, 1 for its entries, and so on. */
   depth: number;
 }
 
-const SLASH = Uint8Array.of(0x2f);
+export interface WalkItem extends TreeItem {
+  /** Path relative to the start directory, '/'-separated; '' for the start itself. */
+  path: string;
+}
 
-/** Pre-order walk: a directory is yielded before its children, children in sorted order. */
-export function* walk(image: Image, start: Inode = image.root(), startPath = ''): Generator<WalkItem> {
-  const startBytes = Buffer.from(startPath, 'utf8');
-  yield { path: startPath, pathBytes: startBytes, inode: start, depth: 0 };
+/**
+ * Pre-order walk: a directory is yielded before its children, children in sorted order. No paths
+ * are built (an extraction keeps names as bytes, one per depth): `walk` adds them.
+ */
+export function* walkTree(image: Image, start: Inode = image.root()): Generator<TreeItem> {
+  yield { inode: start, depth: 0 };
   if (start.kind !== 'dir') return;
-  // Each frame: a directory, its entries, the next index, and the chain of ancestor refs.
+  // Each frame: a directory, its entries, the next index, its ref and the entry that named it.
   // One set of the directories on the current path: added on push, removed on pop (copying it per
   // level would make deep trees quadratic).
-  type Frame = { path: string; pathBytes: Uint8Array; entries: DirEntry[]; next: number; ref: number };
+  type Frame = { entries: DirEntry[]; next: number; ref: number; entry?: DirEntry };
   const onPath = new Set<number>([start.ref]);
-  const stack: Frame[] = [{ path: startPath, pathBytes: startBytes, entries: image.readdir(start), next: 0, ref: start.ref }];
+  const stack: Frame[] = [{ entries: image.readdir(start), next: 0, ref: start.ref }];
+  /** The path of `e` below the start, for messages only. */
+  const pathOf = (e: DirEntry) => [...stack.slice(1).map((f) => f.entry!.name), e.name].join('/');
   while (stack.length) {
     const f = stack[stack.length - 1]!;
     if (f.next >= f.entries.length) {
@@ -45,14 +50,28 @@ export function* walk(image: Image, start: Inode = image.root(), startPath = '')
     }
     const e = f.entries[f.next++]!;
     const inode = image.entryInode(e);
-    const path = f.path ? `${f.path}/${e.name}` : e.name;
-    const pathBytes = f.pathBytes.length ? Buffer.concat([f.pathBytes, SLASH, e.nameBytes]) : e.nameBytes;
-    yield { path, pathBytes, inode, entry: e, depth: stack.length };
+    yield { inode, entry: e, depth: stack.length };
     if (inode.kind === 'dir') {
-      if (onPath.has(inode.ref)) throw new SquashfsError('LOOP', `directory "${path}" is its own ancestor`, 'directory table');
-      if (stack.length >= MAX_DEPTH) throw new SquashfsError('CORRUPT', `directories nested deeper than ${MAX_DEPTH} levels at "${path.slice(0, 200)}…"`, 'directory table');
+      if (onPath.has(inode.ref)) throw new SquashfsError('LOOP', `directory "${pathOf(e)}" is its own ancestor`, 'directory table');
+      if (stack.length >= MAX_DEPTH) throw new SquashfsError('CORRUPT', `directories nested deeper than ${MAX_DEPTH} levels at "${pathOf(e).slice(0, 200)}…"`, 'directory table');
       onPath.add(inode.ref);
-      stack.push({ path, pathBytes, entries: image.readdir(inode), next: 0, ref: inode.ref });
+      stack.push({ entries: image.readdir(inode), next: 0, ref: inode.ref, entry: e });
     }
+  }
+}
+
+/** walkTree with each item's path (`startPath` for the start, then '/'-joined names below it). */
+export function* walk(image: Image, start: Inode = image.root(), startPath = ''): Generator<WalkItem> {
+  /** The path of the directory at each depth on the current branch. */
+  const dirs: string[] = [startPath];
+  for (const it of walkTree(image, start)) {
+    if (it.depth === 0) {
+      yield { ...it, path: startPath };
+      continue;
+    }
+    const parent = dirs[it.depth - 1]!;
+    const path = parent ? `${parent}/${it.entry!.name}` : it.entry!.name;
+    if (it.inode.kind === 'dir') dirs[it.depth] = path;
+    yield { ...it, path };
   }
 }
