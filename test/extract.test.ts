@@ -314,6 +314,26 @@ describe('extract: nothing is written outside DEST', () => {
     assertUntouched();
   });
 
+  test('SafeTree refuses to create one path twice, with and without --force', { skip: ready }, () => {
+    // Without force the destination started empty, so the kernel's EEXIST is the check; with force
+    // SafeTree's own record of what it made is (clearWay would otherwise replace the first file).
+    for (const force of [false, true]) {
+      const dest = freshDest();
+      const tree = SafeTree.open(dest, { force });
+      try {
+        fs.closeSync(tree.createFile([Buffer.from('f')]));
+        tree.mkdir([Buffer.from('d')]);
+        for (const again of [() => fs.closeSync(tree.createFile([Buffer.from('f')])), () => tree.mkdir([Buffer.from('d')]), () => tree.symlink([Buffer.from('f')], Buffer.from('x'))]) {
+          assert.throws(again, (e: unknown) => e instanceof SquashfsError && e.code === 'UNSAFE_PATH' && /extracted twice/.test(e.message), `force=${force}`);
+        }
+      } finally {
+        tree.close();
+      }
+      assert.deepEqual(fs.readdirSync(dest).sort(), ['d', 'f']);
+      fs.rmSync(dest, { recursive: true });
+    }
+  });
+
   test('DEST that is a symlink to the canary: refused, with and without --force', { skip: ready }, () => {
     const dest = freshDest();
     fs.symlinkSync(canary, dest);

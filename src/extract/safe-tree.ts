@@ -90,13 +90,28 @@ function destError(what: string, comps: readonly Uint8Array[], e: unknown): Erro
   return new Error(`${what} ${showPath(comps)}: ${(e as Error).message}`, { cause: e });
 }
 
-/** Directory descriptors along one path, reused while consecutive operations share a prefix. */
+/** The image names one path twice (the decoder rejects duplicates within one listing already). */
+function duplicate(comps: readonly Uint8Array[], cause?: unknown): SquashfsError {
+  return new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is extracted twice (duplicate names in the image)`, 'extraction', undefined, { cause });
+}
+
+/**
+ * Directory descriptors along one path, reused while consecutive operations share a prefix. A
+ * component is matched first by identity (an extraction passes the same name objects for every
+ * entry of a directory, and never changes them), then by its bytes.
+ */
 class DirChain {
+  /** Each component as given, and a copy of its bytes. */
+  private readonly given: Uint8Array[] = [];
   private readonly names: Buffer[] = [];
   private readonly fds: number[] = [];
   /** The path of each directory in the chain as a string of its bytes (latin1), for `created`. */
   private readonly keys: string[] = [];
-  constructor(private readonly root: number) {}
+  constructor(
+    private readonly root: number,
+    /** Keep `keys` (only a SafeTree that records what it created needs them). */
+    private readonly keyed: boolean,
+  ) {}
 
   /** The latin1 key of the directory the last fd() call returned ('' for the root). */
   key(depth: number): string {
@@ -105,7 +120,7 @@ class DirChain {
 
   fd(dir: readonly Uint8Array[]): number {
     let common = 0;
-    while (common < this.names.length && common < dir.length && this.names[common]!.equals(dir[common]!)) common++;
+    while (common < this.names.length && common < dir.length && (this.given[common] === dir[common] || this.names[common]!.equals(dir[common]!))) common++;
     this.truncate(common);
     for (let i = common; i < dir.length; i++) {
       const parent = i === 0 ? this.root : this.fds[i - 1]!;
@@ -116,7 +131,8 @@ class DirChain {
         throw destError('opening directory', dir.slice(0, i + 1), e);
       }
       const name = Buffer.from(dir[i]!);
-      this.keys.push(i === 0 ? name.toString('latin1') : `${this.keys[i - 1]}/${name.toString('latin1')}`);
+      if (this.keyed) this.keys.push(i === 0 ? name.toString('latin1') : `${this.keys[i - 1]}/${name.toString('latin1')}`);
+      this.given.push(dir[i]!);
       this.names.push(name);
       this.fds.push(fd);
     }
@@ -126,8 +142,9 @@ class DirChain {
   truncate(n: number): void {
     while (this.fds.length > n) {
       fs.closeSync(this.fds.pop()!);
+      this.given.pop();
       this.names.pop();
-      this.keys.pop();
+      if (this.keyed) this.keys.pop();
     }
   }
 }
@@ -159,7 +176,11 @@ export interface SafeTreeOptions {
 export class SafeTree {
   private readonly chain: DirChain;
   private readonly linkChain: DirChain;
-  /** Every path created in this run (latin1 of the '/'-joined bytes): a second one is a duplicate. */
+  /**
+   * With force, every path created in this run (latin1 of the '/'-joined bytes): a second one is a
+   * duplicate, which clearWay would otherwise replace. Without force the destination started
+   * empty and every creation fails on an existing name, so the kernel's EEXIST is the check.
+   */
   private readonly created = new Set<string>();
   private closed = false;
   /** The shell that makes device nodes and fifos, started on the first one. */
@@ -174,8 +195,8 @@ export class SafeTree {
     readonly dest: string,
     readonly force: boolean,
   ) {
-    this.chain = new DirChain(rootFd);
-    this.linkChain = new DirChain(rootFd);
+    this.chain = new DirChain(rootFd, force);
+    this.linkChain = new DirChain(rootFd, false);
   }
 
   /**
@@ -283,15 +304,18 @@ export class SafeTree {
     const name = comps[comps.length - 1]!;
     checkComponent(name, dir);
     const parent = this.chain.fd(dir);
-    // The path as a string of its bytes, one character per byte: the parent's key is kept by the
-    // chain, so only the last name is converted here (this runs for every entry).
-    const key = `${this.chain.key(dir.length)}/${latin1(name)}`;
-    if (this.created.has(key)) throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is extracted twice (duplicate names in the image)`, 'extraction');
-    this.created.add(key);
     const at = procPath(parent, name);
     // Without --force the destination started empty, and every creation call below fails on an
-    // existing name (EEXIST), so only --force needs to look first.
-    if (this.force) this.clearWay(at, comps, kind);
+    // existing name (EEXIST, reported by createError as a duplicate), so only --force needs to
+    // record and to look first.
+    if (this.force) {
+      // The path as a string of its bytes, one character per byte: the parent's key is kept by
+      // the chain, so only the last name is converted here.
+      const key = `${this.chain.key(dir.length)}/${latin1(name)}`;
+      if (this.created.has(key)) throw duplicate(comps);
+      this.created.add(key);
+      this.clearWay(at, comps, kind);
+    }
     return { parent, at, name };
   }
 
@@ -325,13 +349,19 @@ export class SafeTree {
     fs.unlinkSync(at);
   }
 
+  /** A creation call failed: on an existing name without force, the image named it twice. */
+  private createError(what: string, comps: readonly Uint8Array[], e: unknown): Error {
+    const code = errno(e);
+    return !this.force && (code === 'EEXIST' || code === 'EADDRINUSE') ? duplicate(comps, e) : destError(what, comps, e);
+  }
+
   /** mkdir mode 0700 (the final mode is set by `finish` once the contents are in). */
   mkdir(comps: readonly Uint8Array[]): void {
     const { at } = this.prepare(comps, 'dir');
     try {
       fs.mkdirSync(at, 0o700);
     } catch (e) {
-      if (!(errno(e) === 'EEXIST' && this.force)) throw destError('creating directory', comps, e);
+      if (!(errno(e) === 'EEXIST' && this.force)) throw this.createError('creating directory', comps, e);
     }
     // Opening it now proves it is a directory and not a link (clearWay kept an existing one).
     this.chain.fd(comps);
@@ -346,7 +376,7 @@ export class SafeTree {
     try {
       return fs.openSync(at, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
     } catch (e) {
-      throw destError('creating file', comps, e);
+      throw this.createError('creating file', comps, e);
     }
   }
 
@@ -358,7 +388,7 @@ export class SafeTree {
     try {
       fs.symlinkSync(Buffer.from(target), at);
     } catch (e) {
-      throw destError('creating symlink', comps, e);
+      throw this.createError('creating symlink', comps, e);
     }
   }
 
@@ -404,12 +434,12 @@ export class SafeTree {
       server.once('error', reject);
       server.listen(tmp.toString('latin1'), () => resolve());
     }).catch((e: unknown) => {
-      throw destError('creating socket', comps, e);
+      throw this.createError('creating socket', comps, e);
     });
     try {
       fs.linkSync(tmp, at);
     } catch (e) {
-      throw destError('creating socket', comps, e);
+      throw this.createError('creating socket', comps, e);
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       try {
@@ -427,7 +457,7 @@ export class SafeTree {
     try {
       fs.linkSync(src, at);
     } catch (e) {
-      throw destError('creating hard link', comps, e);
+      throw this.createError('creating hard link', comps, e);
     }
   }
 
