@@ -20,7 +20,7 @@ import { FILE_INODE, INODE_HEADER, LFILE_INODE, SYMLINK_INODE, inodeRef, splitIn
 import { FRAGMENT_ENTRY, XATTR_ID_ENTRY, XATTR_TABLE_HEADER } from '../src/format/tables';
 import { XATTR_KEY, XATTR_VALUE_OOL } from '../src/format/xattr';
 import { Image } from '../src/reader/image';
-import { MAX_DEPTH, walk } from '../src/reader/walk';
+import { MAX_DEPTH, walk, walkTree } from '../src/reader/walk';
 import { repoRoot, requireTools, skipUnless } from './oracle/tools';
 import { expectError, expectReads, exercise, noWork } from './craft/exercise';
 import { Layout, SB, UNCOMPRESSED, inodeFields, mksquashfs, r64, renameEntry, sh, tempDir, u16, u32, w16, w32, w64 } from './craft/image';
@@ -435,6 +435,22 @@ cases('loops', [
   ['a directory entry pointing at an ancestor', 'u', (b, l) => pointEntryAt(b, l, 'd/e', 'f', 'd'), 'LOOP'],
   ['a directory entry pointing at the root', 'u', (b, l) => pointEntryAt(b, l, 'd', 'e', ''), 'LOOP'],
 ]);
+
+describe('loops: the message names the entry', () => {
+  test('walk and walkTree name the looping entry by its path (below the start given to walk)', { skip: ready }, () => {
+    const img = Image.fromBuffer(patch(seeds.u, (b, l) => pointEntryAt(b, l, 'd/e', 'f', 'd')));
+    try {
+      const loops = (run: () => void, want: string) =>
+        assert.throws(run, (e: unknown) => e instanceof SquashfsError && e.code === 'LOOP' && e.message.includes(`directory "${want}" is its own ancestor`));
+      loops(() => [...walkTree(img)], 'd/e/f');
+      loops(() => [...walk(img)], 'd/e/f');
+      const d = img.entryInode(img.lookup(img.root(), 'd')!);
+      loops(() => [...walk(img, d, 'top/d')], 'top/d/e/f');
+    } finally {
+      img.close();
+    }
+  });
+});
 
 /** Makes entry `name` of `dir` point at the directory inode at `target` (offset, number, type). */
 function pointEntryAt(b: Buffer, l: Layout, dir: string, name: string, target: string): void {

@@ -28,9 +28,10 @@ export interface WalkItem extends TreeItem {
 
 /**
  * Pre-order walk: a directory is yielded before its children, children in sorted order. No paths
- * are built (an extraction keeps names as bytes, one per depth): `walk` adds them.
+ * are built (an extraction keeps names as bytes, one per depth): `walk` adds them. `startPath`
+ * names the start in error messages.
  */
-export function* walkTree(image: Image, start: Inode = image.root()): Generator<TreeItem> {
+export function* walkTree(image: Image, start: Inode = image.root(), startPath = ''): Generator<TreeItem> {
   yield { inode: start, depth: 0 };
   if (start.kind !== 'dir') return;
   // Each frame: a directory, its entries, the next index, its ref and the entry that named it.
@@ -40,7 +41,7 @@ export function* walkTree(image: Image, start: Inode = image.root()): Generator<
   const onPath = new Set<number>([start.ref]);
   const stack: Frame[] = [{ entries: image.readdir(start), next: 0, ref: start.ref }];
   /** The path of `e` below the start, for messages only. */
-  const pathOf = (e: DirEntry) => [...stack.slice(1).map((f) => f.entry!.name), e.name].join('/');
+  const pathOf = (e: DirEntry) => [...(startPath ? [startPath] : []), ...stack.slice(1).map((f) => f.entry!.name), e.name].join('/');
   while (stack.length) {
     const f = stack[stack.length - 1]!;
     if (f.next >= f.entries.length) {
@@ -64,7 +65,7 @@ export function* walkTree(image: Image, start: Inode = image.root()): Generator<
 export function* walk(image: Image, start: Inode = image.root(), startPath = ''): Generator<WalkItem> {
   /** The path of the directory at each depth on the current branch. */
   const dirs: string[] = [startPath];
-  for (const it of walkTree(image, start)) {
+  for (const it of walkTree(image, start, startPath)) {
     if (it.depth === 0) {
       yield { ...it, path: startPath };
       continue;
