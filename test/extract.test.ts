@@ -423,6 +423,34 @@ describe('extract: nothing is written outside DEST', () => {
 // ---- not root ---------------------------------------------------------------------------------
 
 describe('extract as an unprivileged user', () => {
+  test('--force merges into a directory of its own it may not read (mode 0300) and gives it the image mode', async (t) => {
+    // The last phase opens a directory for reading to set its owner, mode and times through the
+    // descriptor; one its user may not read is set through an O_PATH descriptor instead.
+    if (!requireTools(t, 'setpriv', 'mksquashfs', isRoot())) return;
+    const tmp = tempDir('distri-nobody-');
+    try {
+      fs.chmodSync(tmp.dir, 0o755);
+      const src = path.join(tmp.dir, 'src');
+      fs.mkdirSync(path.join(src, 'd'), { recursive: true });
+      fs.writeFileSync(path.join(src, 'd', 'f'), 'hi\n');
+      fs.chmodSync(path.join(src, 'd'), 0o751);
+      const image = path.join(tmp.dir, 'image.sqfs');
+      mksquashfs(src, image, UNCOMPRESSED);
+      fs.chmodSync(image, 0o644);
+      const dest = path.join(tmp.dir, 'dest');
+      fs.mkdirSync(path.join(dest, 'd'), { recursive: true });
+      fs.chownSync(dest, 65534, 65534);
+      fs.chownSync(path.join(dest, 'd'), 65534, 65534);
+      fs.chmodSync(path.join(dest, 'd'), 0o300);
+      const r = runCliAsNobody(['extract', image, '-d', dest, '--force']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(fs.statSync(path.join(dest, 'd')).mode & 0o7777, 0o751);
+      assert.equal(fs.readFileSync(path.join(dest, 'd', 'f'), 'utf8'), 'hi\n');
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   test('skips owners, devices, setuid bits and trusted./security. xattrs, and says so once', async (t) => {
     if (!requireTools(t, 'setpriv', 'setfattr', 'getfattr', isRoot())) return;
     const im = fixtureImages().find((i) => i.expected && /uncompressed|gzip/.test(i.name));

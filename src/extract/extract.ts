@@ -5,15 +5,15 @@
  *
  * Three phases, because some attributes undo or block others:
  *  1. create, in walk order (parents first): directories mode 0700, files mode 0600 with their
- *     contents, symlinks, devices, fifos, sockets, hard links (same inode number → link()). As root
- *     non-directories are chowned right away: chown clears security.capability and setuid bits, so
- *     it must come before both.
+ *     contents, symlinks (with their owner and mtime at once: nothing later changes them), devices,
+ *     fifos, sockets, hard links (same inode number → link()). As root non-directories are chowned
+ *     right away: chown clears security.capability and setuid bits, so it must come before both.
  *  2. xattrs, all at once with `setfattr -h --restore` (./xattr-restore.ts). Files are still 0600
  *     and directories 0700, so even a non-root user may add user.* attributes to what will end up
  *     read-only.
  *  3. in reverse walk order (so a directory comes after everything inside it): directory owners,
- *     modes, mtimes (symlinks: lutimes). Until then every directory is 0700, which also keeps other
- *     users out of the tree while it is being written.
+ *     modes, mtimes. Until then every directory is 0700, which also keeps other users out of the
+ *     tree while it is being written.
  *
  * Safety comes from two independent layers: the decoder rejects names that are empty, `.`, `..`,
  * contain `/` or NUL, duplicates and unsorted listings (CORRUPT), and the walker rejects loops and
@@ -200,7 +200,7 @@ export async function extract(image: Image, dest: string, options: ExtractOption
       let ino: number | undefined;
       switch (kind) {
         case 'dir':
-          if (comps.length > 0) tree.mkdir(comps);
+          if (comps.length > 0) ino = tree.mkdir(comps);
           counts.dirs++;
           break;
         case 'file': {
@@ -234,9 +234,13 @@ export async function extract(image: Image, dest: string, options: ExtractOption
           break;
         }
         case 'symlink':
+          // Finished at once: owner and mtime (see SafeTree.finishSymlink).
           tree.symlink(comps, inode.target);
+          tree.finishSymlink(comps, ownIt ? { uid: st.uid, gid: st.gid } : undefined, inode.mtime);
           counts.symlinks++;
-          break;
+          firstName.set(inode.inodeNumber, comps);
+          if (xattrs.length) jobs.push({ comps, xattrs });
+          continue;
         case 'blockdev':
         case 'chardev':
         case 'fifo': {

@@ -30,7 +30,7 @@ import { NodeMaker } from './node-maker';
 
 /** Not in Node's fs.constants; the asm-generic value, also x86-64's. */
 export const O_PATH = 0o10000000;
-const { O_DIRECTORY, O_NOFOLLOW, O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
+const { O_DIRECTORY, O_NOFOLLOW, O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } = fs.constants;
 
 export type EntryKind = 'dir' | 'file' | 'symlink' | 'blockdev' | 'chardev' | 'fifo' | 'socket';
 
@@ -355,8 +355,11 @@ export class SafeTree {
     return !this.force && (code === 'EEXIST' || code === 'EADDRINUSE') ? duplicate(comps, e) : destError(what, comps, e);
   }
 
-  /** mkdir mode 0700 (the final mode is set by `finish` once the contents are in). */
-  mkdir(comps: readonly Uint8Array[]): void {
+  /**
+   * mkdir mode 0700 (the final mode is set by `finish` once the contents are in). Returns its
+   * inode number (for finish's check), from the descriptor the chain opens on it.
+   */
+  mkdir(comps: readonly Uint8Array[]): number {
     const { at } = this.prepare(comps, 'dir');
     try {
       fs.mkdirSync(at, 0o700);
@@ -364,7 +367,7 @@ export class SafeTree {
       if (!(errno(e) === 'EEXIST' && this.force)) throw this.createError('creating directory', comps, e);
     }
     // Opening it now proves it is a directory and not a link (clearWay kept an existing one).
-    this.chain.fd(comps);
+    return fs.fstatSync(this.chain.fd(comps)).ino;
   }
 
   /**
@@ -477,10 +480,26 @@ export class SafeTree {
   }
 
   /**
+   * Owner (when given) and mtime of a symlink just created at `comps` (lchown and lutimes, which
+   * never follow). Nothing done later in an extraction changes them (xattrs change its ctime
+   * only), so a symlink is finished as it is made, not checked and changed again in the last phase.
+   */
+  finishSymlink(comps: readonly Uint8Array[], owner: { uid: number; gid: number } | undefined, mtime: number): void {
+    const at = procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!);
+    try {
+      if (owner) fs.lchownSync(at, owner.uid, owner.gid);
+      fs.lutimesSync(at, mtime, mtime);
+    } catch (e) {
+      throw destError('setting attributes of', comps, e);
+    }
+  }
+
+  /**
    * Sets owner (when uid is given), mode and mtime of an extracted entry without following a
-   * symlink: a symlink gets lchown + lutimes (its mode is always 0777 on Linux); anything else is
-   * opened O_PATH | O_NOFOLLOW, checked to be the same inode of the expected kind, and changed
-   * through its descriptor. `ino` is what lstat said right after creation.
+   * symlink: a symlink gets lchown + lutimes (its mode is always 0777 on Linux); a directory is
+   * opened O_RDONLY | O_DIRECTORY | O_NOFOLLOW and anything else O_PATH | O_NOFOLLOW, checked to
+   * be the same inode of the expected kind, and changed through its descriptor. `ino` is what
+   * lstat said right after creation.
    */
   finish(comps: readonly Uint8Array[], kind: EntryKind, ino: number, meta: { uid?: number; gid?: number; mode: number; mtime: number }): void {
     if (kind === 'symlink') {
@@ -498,11 +517,25 @@ export class SafeTree {
     }
     let fd: number;
     let own = false;
+    /** fd is open for reading (a directory): f-calls on it, no path to resolve. */
+    let readable = false;
     if (comps.length === 0) {
       fd = this.rootFd;
     } else {
+      const at = procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!);
       try {
-        fd = fs.openSync(procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!), O_PATH | O_NOFOLLOW);
+        fd = -1;
+        if (kind === 'dir') {
+          // Opening a directory for reading has no side effect; it fails (ELOOP, ENOTDIR) on
+          // anything else standing there, which destError reports as UNSAFE_PATH.
+          try {
+            fd = fs.openSync(at, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+            readable = true;
+          } catch (e) {
+            if (errno(e) !== 'EACCES') throw e; // (one this user may not read, that --force merged into)
+          }
+        }
+        if (fd < 0) fd = fs.openSync(at, O_PATH | O_NOFOLLOW);
         own = true;
       } catch (e) {
         throw destError('opening', comps, e);
@@ -513,10 +546,16 @@ export class SafeTree {
       if (kindOf(st) !== kind || st.ino !== ino) {
         throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} is now a ${kindOf(st)} (inode ${st.ino}), not the ${kind} (inode ${ino}) extracted there`, 'extraction');
       }
-      const self = procPath(fd);
-      if (meta.uid !== undefined) fs.chownSync(self, meta.uid, meta.gid!);
-      fs.chmodSync(self, meta.mode);
-      fs.utimesSync(self, meta.mtime, meta.mtime);
+      if (readable) {
+        if (meta.uid !== undefined) fs.fchownSync(fd, meta.uid, meta.gid!);
+        fs.fchmodSync(fd, meta.mode);
+        fs.futimesSync(fd, meta.mtime, meta.mtime);
+      } else {
+        const self = procPath(fd);
+        if (meta.uid !== undefined) fs.chownSync(self, meta.uid, meta.gid!);
+        fs.chmodSync(self, meta.mode);
+        fs.utimesSync(self, meta.mtime, meta.mtime);
+      }
     } catch (e) {
       if (e instanceof SquashfsError) throw e;
       throw destError('setting attributes of', comps, e);
