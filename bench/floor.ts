@@ -23,7 +23,9 @@
  *  - mksquashfs of the tree to an uncompressed image, and `distri pack --comp none`;
  *  - read, one thread: what a pack must do at least: readdir + lstat of every entry, readlink,
  *    open + read + close of every file into one reused buffer, its bytes appended to one output
- *    file through a 1 MiB staging buffer.
+ *    file through a 1 MiB staging buffer;
+ *  - read, two threads: the scan first, then the files split between the main thread and a worker
+ *    thread, each writing its files' bytes at their places in the output.
  *
  * The loops take the list of entries from a JSON file the parent writes (parsed in a few ms); each
  * prints the time of its loop alone, shown beside its process's wall time. Root is needed for the
@@ -239,6 +241,58 @@ function readTree(root: string, out: string): void {
   fs.closeSync(o);
 }
 
+/** Reads the files at `files` (path, size, offset in the output) and writes their bytes there. */
+function readInto(files: Array<[string, number, number]>, out: number): void {
+  let buf = Buffer.allocUnsafe(1 << 20);
+  for (const [p, size, at] of files) {
+    if (buf.length < size) buf = Buffer.allocUnsafe(size);
+    const fd = fs.openSync(p, 'r');
+    let got = 0;
+    while (got < size) {
+      const n = fs.readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    fs.closeSync(fd);
+    if (got) fs.writeSync(out, buf, 0, got, at);
+  }
+}
+
+/**
+ * The pack's floor on two threads: the scan (readdir, lstat, readlink) first, on this thread; then
+ * the files split between this thread (the even ones) and a worker thread that runs only
+ * readInto (the odd ones), each writing its files' bytes at their places in the output.
+ */
+async function readTwo(root: string, out: string): Promise<void> {
+  const files: Array<[string, number, number]> = [];
+  let end = 0;
+  const visit = (abs: string) => {
+    for (const n of fs.readdirSync(abs)) {
+      const p = `${abs}/${n}`;
+      const st = fs.lstatSync(p);
+      if (st.isDirectory()) visit(p);
+      else if (st.isSymbolicLink()) fs.readlinkSync(p);
+      else if (st.isFile()) {
+        files.push([p, st.size, end]);
+        end += st.size;
+      }
+    }
+  };
+  visit(root);
+  const o = fs.openSync(out, 'w');
+  const worker = new Worker(__filename, { workerData: { read: files.filter((_, i) => i % 2 === 1), out } });
+  const finished = new Promise<void>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+  });
+  readInto(
+    files.filter((_, i) => i % 2 === 0),
+    o,
+  );
+  await finished;
+  fs.closeSync(o);
+}
+
 /** In a child process: one loop, its time on stdout. */
 async function child(argv: string[]): Promise<void> {
   const [what, listFile, a, b] = argv as [string, string, string, string];
@@ -248,6 +302,7 @@ async function child(argv: string[]): Promise<void> {
   else if (what === 'write-two') await writeTwo(entries, a, b);
   else if (what === 'write-pool') await writePool(entries, a, b);
   else if (what === 'read') readTree(a, b);
+  else if (what === 'read-two') await readTwo(a, b);
   else throw new Error(`unknown loop ${what}`);
   process.stdout.write(`${Number(process.hrtime.bigint() - t0) / 1e9}\n`);
 }
@@ -293,6 +348,7 @@ function main(): void {
       ['mksquashfs', 'mksquashfs', [source, packOut, '-noI', '-noD', '-noF', '-noX', '-quiet', '-no-progress', '-noappend']],
       ['distri pack', process.execPath, [cli, 'pack', source, packOut, '--comp', 'none', '--mtime', '0', '--quiet']],
       ['read, one thread', process.execPath, [me, '--child', 'read', listFile, source, packOut]],
+      ['read, two threads', process.execPath, [me, '--child', 'read-two', listFile, source, packOut]],
     ];
     const walls = new Map<string, number[]>(contenders.map(([n]) => [n, []]));
     const loops = new Map<string, number[]>(contenders.map(([n]) => [n, []]));
@@ -312,6 +368,7 @@ function main(): void {
       'write, libuv pool': `extract target: ${(1.5 * m('unsquashfs -d')).toFixed(2)} s`,
       'distri pack': `pack target: ${m('mksquashfs').toFixed(2)} s`,
       'read, one thread': `pack target: ${m('mksquashfs').toFixed(2)} s`,
+      'read, two threads': `pack target: ${m('mksquashfs').toFixed(2)} s`,
     };
     const rows = contenders.map(([n]) => {
       const l = loops.get(n)!;
@@ -324,7 +381,12 @@ function main(): void {
 }
 
 if (!isMainThread) {
-  writeTwoWorker(workerData as { files: Entry[]; dest: string; image: string });
+  const d = workerData as { files: Entry[]; dest: string; image: string } | { read: Array<[string, number, number]>; out: string };
+  if ('read' in d) {
+    const o = fs.openSync(d.out, 'r+');
+    readInto(d.read, o);
+    fs.closeSync(o);
+  } else writeTwoWorker(d);
 } else if (process.argv[2] === '--child') {
   child(process.argv.slice(3)).catch((e: unknown) => {
     console.error(e);
