@@ -200,6 +200,30 @@ async function writePool(entries: Entry[], dest: string, image: string): Promise
   fs.closeSync(img);
 }
 
+/** readdir and lstat of every entry below `root`, readlink of each symlink; `file` for each regular file. */
+function scan(root: string, file: (path: string, size: number) => void): void {
+  for (const n of fs.readdirSync(root)) {
+    const p = `${root}/${n}`;
+    const st = fs.lstatSync(p);
+    if (st.isDirectory()) scan(p, file);
+    else if (st.isSymbolicLink()) fs.readlinkSync(p);
+    else if (st.isFile()) file(p, st.size);
+  }
+}
+
+/** open, read until `size` bytes (or the end), close: the bytes read into `buf`. */
+function readWhole(p: string, size: number, buf: Buffer): number {
+  const fd = fs.openSync(p, 'r');
+  let got = 0;
+  while (got < size) {
+    const n = fs.readSync(fd, buf, got, size - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  fs.closeSync(fd);
+  return got;
+}
+
 /** The pack's floor: see the header. */
 function readTree(root: string, out: string): void {
   const staging = Buffer.allocUnsafe(1 << 20);
@@ -210,33 +234,17 @@ function readTree(root: string, out: string): void {
     used = 0;
   };
   let buf = Buffer.allocUnsafe(1 << 20);
-  const visit = (abs: string) => {
-    for (const n of fs.readdirSync(abs)) {
-      const p = `${abs}/${n}`;
-      const st = fs.lstatSync(p);
-      if (st.isDirectory()) visit(p);
-      else if (st.isSymbolicLink()) fs.readlinkSync(p);
-      else if (st.isFile()) {
-        if (buf.length < st.size) buf = Buffer.allocUnsafe(st.size);
-        const fd = fs.openSync(p, 'r');
-        let got = 0;
-        while (got < st.size) {
-          const n = fs.readSync(fd, buf, got, st.size - got, got);
-          if (n === 0) break;
-          got += n;
-        }
-        fs.closeSync(fd);
-        for (let off = 0; off < got;) {
-          const take = Math.min(got - off, staging.length - used);
-          buf.copy(staging, used, off, off + take);
-          used += take;
-          off += take;
-          if (used === staging.length) flush();
-        }
-      }
+  scan(root, (p, size) => {
+    if (buf.length < size) buf = Buffer.allocUnsafe(size);
+    const got = readWhole(p, size, buf);
+    for (let off = 0; off < got;) {
+      const take = Math.min(got - off, staging.length - used);
+      buf.copy(staging, used, off, off + take);
+      used += take;
+      off += take;
+      if (used === staging.length) flush();
     }
-  };
-  visit(root);
+  });
   flush();
   fs.closeSync(o);
 }
@@ -246,14 +254,7 @@ function readInto(files: Array<[string, number, number]>, out: number): void {
   let buf = Buffer.allocUnsafe(1 << 20);
   for (const [p, size, at] of files) {
     if (buf.length < size) buf = Buffer.allocUnsafe(size);
-    const fd = fs.openSync(p, 'r');
-    let got = 0;
-    while (got < size) {
-      const n = fs.readSync(fd, buf, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    fs.closeSync(fd);
+    const got = readWhole(p, size, buf);
     if (got) fs.writeSync(out, buf, 0, got, at);
   }
 }
@@ -266,19 +267,10 @@ function readInto(files: Array<[string, number, number]>, out: number): void {
 async function readTwo(root: string, out: string): Promise<void> {
   const files: Array<[string, number, number]> = [];
   let end = 0;
-  const visit = (abs: string) => {
-    for (const n of fs.readdirSync(abs)) {
-      const p = `${abs}/${n}`;
-      const st = fs.lstatSync(p);
-      if (st.isDirectory()) visit(p);
-      else if (st.isSymbolicLink()) fs.readlinkSync(p);
-      else if (st.isFile()) {
-        files.push([p, st.size, end]);
-        end += st.size;
-      }
-    }
-  };
-  visit(root);
+  scan(root, (p, size) => {
+    files.push([p, size, end]);
+    end += size;
+  });
   const o = fs.openSync(out, 'w');
   const worker = new Worker(__filename, { workerData: { read: files.filter((_, i) => i % 2 === 1), out } });
   const finished = new Promise<void>((resolve, reject) => {
