@@ -90,7 +90,8 @@ const PARALLEL_MIN_BYTES = 1 << 20;
 
 interface Pending {
   comps: Uint8Array[];
-  kind: EntryKind;
+  /** (Symlinks are finished as they are made, never in the last phase.) */
+  kind: Exclude<EntryKind, 'symlink'>;
   ino: number;
   mode: number;
   mtime: number;

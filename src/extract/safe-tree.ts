@@ -96,14 +96,13 @@ function duplicate(comps: readonly Uint8Array[], cause?: unknown): SquashfsError
 }
 
 /**
- * Directory descriptors along one path, reused while consecutive operations share a prefix. A
- * component is matched first by identity (an extraction passes the same name objects for every
- * entry of a directory, and never changes them), then by its bytes.
+ * Directory descriptors along one path, reused while consecutive operations share a prefix. The
+ * components are kept as given (callers never change a name after passing it) and matched first
+ * by identity (an extraction passes the same name objects for every entry of a directory), then by
+ * their bytes.
  */
 class DirChain {
-  /** Each component as given, and a copy of its bytes. */
-  private readonly given: Uint8Array[] = [];
-  private readonly names: Buffer[] = [];
+  private readonly names: Uint8Array[] = [];
   private readonly fds: number[] = [];
   /** The path of each directory in the chain as a string of its bytes (latin1), for `created`. */
   private readonly keys: string[] = [];
@@ -120,7 +119,7 @@ class DirChain {
 
   fd(dir: readonly Uint8Array[]): number {
     let common = 0;
-    while (common < this.names.length && common < dir.length && (this.given[common] === dir[common] || this.names[common]!.equals(dir[common]!))) common++;
+    while (common < this.names.length && common < dir.length && (this.names[common] === dir[common] || Buffer.compare(this.names[common]!, dir[common]!) === 0)) common++;
     this.truncate(common);
     for (let i = common; i < dir.length; i++) {
       const parent = i === 0 ? this.root : this.fds[i - 1]!;
@@ -130,9 +129,8 @@ class DirChain {
       } catch (e) {
         throw destError('opening directory', dir.slice(0, i + 1), e);
       }
-      const name = Buffer.from(dir[i]!);
-      if (this.keyed) this.keys.push(i === 0 ? name.toString('latin1') : `${this.keys[i - 1]}/${name.toString('latin1')}`);
-      this.given.push(dir[i]!);
+      const name = dir[i]!;
+      if (this.keyed) this.keys.push(i === 0 ? latin1(name) : `${this.keys[i - 1]}/${latin1(name)}`);
       this.names.push(name);
       this.fds.push(fd);
     }
@@ -142,7 +140,6 @@ class DirChain {
   truncate(n: number): void {
     while (this.fds.length > n) {
       fs.closeSync(this.fds.pop()!);
-      this.given.pop();
       this.names.pop();
       if (this.keyed) this.keys.pop();
     }
@@ -495,26 +492,13 @@ export class SafeTree {
   }
 
   /**
-   * Sets owner (when uid is given), mode and mtime of an extracted entry without following a
-   * symlink: a symlink gets lchown + lutimes (its mode is always 0777 on Linux); a directory is
-   * opened O_RDONLY | O_DIRECTORY | O_NOFOLLOW and anything else O_PATH | O_NOFOLLOW, checked to
-   * be the same inode of the expected kind, and changed through its descriptor. `ino` is what
-   * lstat said right after creation.
+   * Sets owner (when uid is given), mode and mtime of an extracted entry other than a symlink
+   * (finishSymlink does those) without following one: a directory is opened O_RDONLY |
+   * O_DIRECTORY | O_NOFOLLOW and anything else O_PATH | O_NOFOLLOW, checked to be the same inode of
+   * the expected kind, and changed through its descriptor. `ino` is what lstat said right after
+   * creation.
    */
-  finish(comps: readonly Uint8Array[], kind: EntryKind, ino: number, meta: { uid?: number; gid?: number; mode: number; mtime: number }): void {
-    if (kind === 'symlink') {
-      const at = procPath(this.chain.fd(comps.slice(0, -1)), comps[comps.length - 1]!);
-      try {
-        const st = fs.lstatSync(at);
-        if (!st.isSymbolicLink() || st.ino !== ino) throw new SquashfsError('UNSAFE_PATH', `${showPath(comps)} was replaced during extraction`, 'extraction');
-        if (meta.uid !== undefined) fs.lchownSync(at, meta.uid, meta.gid!);
-        fs.lutimesSync(at, meta.mtime, meta.mtime);
-      } catch (e) {
-        if (e instanceof SquashfsError) throw e;
-        throw destError('setting attributes of', comps, e);
-      }
-      return;
-    }
+  finish(comps: readonly Uint8Array[], kind: Exclude<EntryKind, 'symlink'>, ino: number, meta: { uid?: number; gid?: number; mode: number; mtime: number }): void {
     let fd: number;
     let own = false;
     /** fd is open for reading (a directory): f-calls on it, no path to resolve. */
