@@ -69,27 +69,22 @@ function writeSync(entries: Entry[], dest: string, image: string): void {
   const biggest = Math.max(0, ...entries.map((e) => e[2]));
   const buf = Buffer.allocUnsafe(biggest);
   let at = 0;
-  for (const [kind, rel, size, mode, uid, gid, mtime, target] of entries) {
-    const p = rel ? `${dest}/${rel}` : dest;
-    if (kind === 'd') {
-      fs.mkdirSync(p, 0o700);
-    } else if (kind === 'f') {
-      if (at + size > imgSize) at = 0;
-      fs.readSync(img, buf, 0, size, at);
-      at += size;
-      const fd = fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL, mode & 0o777);
-      if (size) fs.writeSync(fd, buf, 0, size, 0);
-      fs.fchownSync(fd, uid, gid);
-      fs.futimesSync(fd, mtime, mtime);
-      fs.closeSync(fd);
-    } else if (kind === 'l') {
-      fs.symlinkSync(target!, p);
-      fs.lchownSync(p, uid, gid);
-      fs.lutimesSync(p, mtime, mtime);
-    }
+  for (const e of entries) {
+    if (e[0] === 'd') fs.mkdirSync(e[1] ? `${dest}/${e[1]}` : dest, 0o700);
+    else if (e[0] === 'f') at = writeOne(img, imgSize, buf, at, e, dest);
+    else if (e[0] === 'l') makeSymlink(e, dest);
   }
   finishDirs(entries, dest);
   fs.closeSync(img);
+}
+
+/** symlink, lchown, lutimes. */
+function makeSymlink(e: Entry, dest: string): void {
+  const [, rel, , , uid, gid, mtime, target] = e;
+  const p = `${dest}/${rel}`;
+  fs.symlinkSync(target!, p);
+  fs.lchownSync(p, uid, gid);
+  fs.lutimesSync(p, mtime, mtime);
 }
 
 function finishDirs(entries: Entry[], dest: string): void {
@@ -134,13 +129,7 @@ async function writeTwo(entries: Entry[], dest: string, image: string): Promise<
   const buf = Buffer.allocUnsafe(Math.max(0, ...files.map((e) => e[2])));
   let at = 0;
   for (let i = 0; i < files.length; i += 2) at = writeOne(img, imgSize, buf, at, files[i]!, dest);
-  for (const [kind, rel, , , uid, gid, mtime, target] of entries) {
-    if (kind !== 'l') continue;
-    const p = `${dest}/${rel}`;
-    fs.symlinkSync(target!, p);
-    fs.lchownSync(p, uid, gid);
-    fs.lutimesSync(p, mtime, mtime);
-  }
+  for (const e of entries) if (e[0] === 'l') makeSymlink(e, dest);
   fs.closeSync(img);
   await finished;
   finishDirs(entries, dest);
@@ -168,7 +157,8 @@ async function writePool(entries: Entry[], dest: string, image: string): Promise
     wake?.();
   };
   const failures: unknown[] = [];
-  for (const [kind, rel, size, mode, uid, gid, mtime, target] of entries) {
+  for (const e of entries) {
+    const [kind, rel, size, mode, uid, gid, mtime] = e;
     const p = rel ? `${dest}/${rel}` : dest;
     if (kind === 'd') {
       fs.mkdirSync(p, 0o700);
@@ -188,11 +178,7 @@ async function writePool(entries: Entry[], dest: string, image: string): Promise
       })()
         .catch((e: unknown) => failures.push(e))
         .finally(done);
-    } else if (kind === 'l') {
-      fs.symlinkSync(target!, p);
-      fs.lchownSync(p, uid, gid);
-      fs.lutimesSync(p, mtime, mtime);
-    }
+    } else if (kind === 'l') makeSymlink(e, dest);
   }
   while (inFlight > 0) await new Promise<void>((r) => (wake = r));
   if (failures.length) throw failures[0];
